@@ -1,0 +1,56 @@
+# The two commands a newcomer needs: `make run` and `make test`. Each sets up what it needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/build.mjs
+
+.PHONY: run test setup test-setup build lint format chromium bench clean
+
+run: setup build
+	$(BIN)/tandem serve
+
+test: test-setup build chromium
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+setup: $(VENV)/.installed
+
+test-setup: $(VENV)/.installed-test node_modules/.installed
+
+build: web/dist/.built
+
+$(VENV)/.installed: pyproject.toml
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+web/dist/.built: node_modules/.installed $(WEB_SOURCES)
+	npm run --silent build
+	touch $@
+
+# Debian's Chromium for the browser tests (Playwright cannot download its own here).
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check crdt persistence server tests bench
+	$(BIN)/ruff format --check crdt persistence server tests bench
+
+format: $(VENV)/.installed-test
+	$(BIN)/ruff format crdt persistence server tests bench
+	$(BIN)/ruff check --fix crdt persistence server tests bench
+
+bench: test-setup build
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) node_modules web/dist

@@ -1,0 +1,33 @@
+"""Every table, through SQLAlchemy. CRDT state is opaque bytes here. Depends on SQLAlchemy only."""
+
+from .accounts import DuplicateEmail as DuplicateEmail
+from .accounts import count_users as count_users
+from .accounts import create_session as create_session
+from .accounts import create_token as create_token
+from .accounts import create_user as create_user
+from .accounts import find_user as find_user
+from .accounts import get_user as get_user
+from .accounts import list_tokens as list_tokens
+from .accounts import revoke_session as revoke_session
+from .accounts import revoke_token as revoke_token
+from .accounts import session_user as session_user
+from .accounts import set_password_hash as set_password_hash
+from .accounts import token_secret as token_secret
+from .accounts import touch_token as touch_token
+from .accounts import users_by_id as users_by_id
+from .db import make_engine as make_engine
+from .db import make_sessionmaker as make_sessionmaker
+from .db import transaction as transaction
+from .db import upgrade as upgrade
+from .log import append_updates as append_updates
+from .log import count_updates as count_updates
+from .log import load_history as load_history
+from .log import log_entries as log_entries
+from .log import save_checkpoint as save_checkpoint
+from .plans import create_plan as create_plan
+from .plans import get_plan as get_plan
+from .plans import list_plans as list_plans
+from .records import PlanHistory as PlanHistory
+from .records import PlanRecord as PlanRecord
+from .records import TokenRecord as TokenRecord
+from .records import UserRecord as UserRecord

@@ -1,0 +1,187 @@
+"""The ``tandem`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+
+import persistence
+
+from .settings import Settings
+
+log = logging.getLogger("tandem")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _store(settings: Settings):  # type: ignore[no-untyped-def]
+    from .store import Store
+
+    engine = persistence.make_engine(settings.database_url)
+    return Store(persistence.make_sessionmaker(engine), sqlite=engine.dialect.name == "sqlite")
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+
+    persistence.upgrade(settings.database_url)
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    log.info("serving on http://%s:%d (database: %s)", host, port, settings.database_url.split("://")[0])
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=settings.log_level,
+        # Frames up to our own limit reach the room (which closes 4413 past it); uvicorn's
+        # cap only stops absurd frames before they are buffered whole.
+        ws_max_size=settings.max_frame_bytes * 2,
+        workers=1,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
+    persistence.upgrade(settings.database_url)
+    print("database is at the newest schema")
+    return 0
+
+
+def _read_password(prompt: str) -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(prompt)
+    if getpass.getpass("Again: ") != first:
+        raise SystemExit("the two passwords differ")
+    return first
+
+
+def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
+    from .auth import hash_password
+
+    persistence.upgrade(settings.database_url)
+    password = _read_password("Password: ")
+    if len(password) < 8:
+        print("error: the password must have at least 8 characters", file=sys.stderr)
+        return 2
+    store = _store(settings)
+
+    def create(s):  # type: ignore[no-untyped-def]
+        first = persistence.count_users(session=s) == 0
+        return persistence.create_user(
+            session=s,
+            email=args.email,
+            name=args.name,
+            password_hash=hash_password(password),
+            is_owner=first,
+        )
+
+    try:
+        user = asyncio.run(store.run(create))
+    except persistence.DuplicateEmail:
+        print(f"error: a user with email {args.email} already exists", file=sys.stderr)
+        return 1
+    print(f"created user {user.id} <{user.email}>" + (" (workspace owner)" if user.is_owner else ""))
+    return 0
+
+
+def _user_id(store, email: str) -> int | None:  # type: ignore[no-untyped-def]
+    found = asyncio.run(store.run(lambda s: persistence.find_user(session=s, email=email)))
+    return found[0].id if found else None
+
+
+def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> int:
+    from .auth import Auth
+
+    persistence.upgrade(settings.database_url)
+    store = _store(settings)
+    user_id = _user_id(store, args.email)
+    if user_id is None:
+        print(f"error: no user with email {args.email}", file=sys.stderr)
+        return 1
+    auth = Auth(settings.secret_key, store, session_days=settings.session_days)
+    token, record = asyncio.run(auth.create_token(user_id, label=args.label, days=args.days))
+    print(token)
+    print(f"token id {record.id}; revoke with: tandem tokens revoke {record.id}", file=sys.stderr)
+    return 0
+
+
+def cmd_tokens_list(settings: Settings, args: argparse.Namespace) -> int:
+    store = _store(settings)
+    user_id = _user_id(store, args.email)
+    if user_id is None:
+        print(f"error: no user with email {args.email}", file=sys.stderr)
+        return 1
+    tokens = asyncio.run(store.run(lambda s: persistence.list_tokens(session=s, user_id=user_id)))
+    for t in tokens:
+        state = "revoked" if t.revoked_at else "active"
+        expiry = t.expires_at.isoformat() if t.expires_at else "never"
+        used = t.last_used_at.isoformat() if t.last_used_at else "never"
+        print(f"{t.id}\t{state}\texpires {expiry}\tlast used {used}\t{t.label or ''}")
+    return 0
+
+
+def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    store = _store(settings)
+    if asyncio.run(store.run(lambda s: persistence.revoke_token(session=s, token_id=args.token_id))):
+        print(f"revoked {args.token_id}")
+        return 0
+    print(f"error: no active token {args.token_id}", file=sys.stderr)
+    return 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tandem", description="Live editor for Mutual Success Plans")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the web server")
+    serve.add_argument("--host", help="address to bind (default TANDEM_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default TANDEM_PORT or 8000)")
+    serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db", required=True)
+    db.add_parser("upgrade", help="apply schema migrations").set_defaults(func=cmd_db_upgrade)
+
+    users = sub.add_parser("users", help="manage people").add_subparsers(dest="users", required=True)
+    uc = users.add_parser("create", help="create a user (password from stdin if not a terminal)")
+    uc.add_argument("email")
+    uc.add_argument("--name", required=True)
+    uc.set_defaults(func=cmd_users_create)
+
+    tokens = sub.add_parser("tokens", help="personal API tokens").add_subparsers(
+        dest="tokens", required=True
+    )
+    tc = tokens.add_parser("create", help="print a new API token for EMAIL on stdout")
+    tc.add_argument("email")
+    tc.add_argument("--label", help="what the token is for")
+    tc.add_argument("--days", type=int, default=365, help="days until it expires (default 365)")
+    tc.set_defaults(func=cmd_tokens_create)
+    tl = tokens.add_parser("list", help="list EMAIL's tokens")
+    tl.add_argument("email")
+    tl.set_defaults(func=cmd_tokens_list)
+    tr = tokens.add_parser("revoke", help="revoke a token by id")
+    tr.add_argument("token_id")
+    tr.set_defaults(func=cmd_tokens_revoke)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings.from_env()
+    _setup_logging(settings.log_level)
+    return int(args.func(settings, args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,366 @@
+"""Rooms: one live document per plan, shared by its connections.
+
+Order of events for an update a client sends (the reason this is not pycrdt-websocket's YRoom):
+
+1. it is queued for the room's writer, which takes everything queued as one batch;
+2. each update is applied to the document; the document reports the *effective* update
+   (what was new), so resent or duplicate content is neither logged nor forwarded;
+3. the batch is appended to the SQL update log in one transaction (a group commit);
+4. only then is each update sent to the other connections.
+
+So no client ever sees an edit that a crash could lose. Answers to sync-step-1 take the same
+lock, so a joining client is never handed state that is not yet durable either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+
+from pycrdt import merge_updates
+
+import crdt
+
+from .channel import Connection, Identity
+from .protocol import (
+    MSG_AUTH,
+    MSG_AWARENESS,
+    MSG_QUERY_AWARENESS,
+    MSG_SYNC,
+    SYNC_STEP1,
+    SYNC_STEP2,
+    SYNC_UPDATE,
+    Close,
+    FrameError,
+    awareness_frame,
+    parse_awareness,
+    parse_sync,
+    sync_frame,
+)
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+# Updates a room holds before the connections sending them have to wait for the writer.
+MAX_PENDING_BYTES = 16 * 1024 * 1024
+
+
+def _is_fatal(exc: BaseException) -> bool:
+    return isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit))
+
+
+class Room:
+    def __init__(
+        self, plan_id: str, store: Store, history, *, checkpoint_every: int  # noqa: ANN001
+    ) -> None:
+        self.plan_id = plan_id
+        self.store = store
+        self.checkpoint_every = checkpoint_every
+        self.doc = crdt.doc_from_updates(history.updates, base=history.checkpoint)
+        self.last_id: int = history.last_id
+        self.since_checkpoint = len(history.updates)
+        self.connections: set[Connection] = set()
+        self.failed = False
+        self._lock = asyncio.Lock()
+        self._pending: list[tuple[Connection, bytes]] = []
+        self._pending_bytes = 0
+        self._drained = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._captured: list[bytes] = []
+        self._subscription = self.doc.observe(lambda event: self._captured.append(event.update))
+        self._awareness: dict[int, tuple[int, str, Connection]] = {}
+        self._writer: asyncio.Task[None] | None = None
+        self._unload: asyncio.TimerHandle | None = None
+        self._on_reset: Callable[[Room], None] | None = None
+
+    # Lifecycle
+
+    def start(self, on_reset: Callable[[Room], None]) -> None:
+        self._on_reset = on_reset
+        self._writer = asyncio.create_task(self._write_loop(), name=f"room-writer-{self.plan_id}")
+
+    async def stop(self) -> None:
+        """Write what is pending and a checkpoint, then stop the writer."""
+        self._stopping = True
+        self._wake.set()
+        if self._writer is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        if not self.failed and self.since_checkpoint:
+            async with self._lock:
+                await self._checkpoint()
+
+    def schedule_unload(self, delay: float, callback: Callable[[], object]) -> None:
+        self.cancel_unload()
+        loop = asyncio.get_running_loop()
+        self._unload = loop.call_later(delay, lambda: asyncio.ensure_future(callback()))  # type: ignore[arg-type]
+
+    def cancel_unload(self) -> None:
+        if self._unload is not None:
+            self._unload.cancel()
+            self._unload = None
+
+    # Connections
+
+    async def add(self, conn: Connection) -> None:
+        async with self._lock:
+            self.connections.add(conn)
+            conn.send(sync_frame(SYNC_STEP1, self.doc.get_state()))
+        if self._awareness:
+            conn.send(awareness_frame([(c, clock, st) for c, (clock, st, _) in self._awareness.items()]))
+
+    def remove(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        gone = []
+        for client in conn.awareness_clients:
+            known = self._awareness.get(client)
+            if known is not None and known[2] is conn:
+                del self._awareness[client]
+                gone.append((client, known[0] + 1, "null"))
+        if gone:
+            self._broadcast(awareness_frame(gone), exclude=conn)
+
+    def present(self) -> list[Identity]:
+        seen: dict[str, Identity] = {}
+        for conn in self.connections:
+            key = f"{conn.identity.via}:{conn.identity.user_id}:{conn.identity.name}"
+            seen.setdefault(key, conn.identity)
+        return sorted(seen.values(), key=lambda i: i.name.lower())
+
+    def _broadcast(self, frame: bytes, *, exclude: Connection | None) -> None:
+        for conn in self.connections:
+            if conn is not exclude:
+                conn.send(frame)
+
+    def reset(self, reason: str) -> None:
+        """Give up on this room's in-memory state; clients reconnect to a fresh load."""
+        if self.failed:
+            return
+        self.failed = True
+        log.error("room %s reset: %s", self.plan_id, reason)
+        for conn in list(self.connections):
+            conn.close(Close.ROOM_RESET, "room reloading, reconnect")
+        self._stopping = True
+        self._wake.set()
+        if self._on_reset is not None:
+            self._on_reset(self)
+
+    # Frames
+
+    async def receive(self, conn: Connection, frame: bytes) -> None:
+        """Handle one frame from ``conn``. Raises FrameError for a frame that breaks protocol."""
+        if not frame:
+            raise FrameError("empty frame")
+        kind = frame[0]
+        if kind == MSG_SYNC:
+            sub, payload = parse_sync(frame)
+            if sub == SYNC_STEP1:
+                await self._answer_step1(conn, payload)
+            elif conn.identity.read_only:
+                # Viewers still sync and see live edits; their changes are dropped here.
+                if payload != b"\x00\x00":
+                    log.info("dropped a change from read-only %r", conn)
+            else:
+                await self._enqueue(conn, payload)
+        elif kind == MSG_AWARENESS:
+            self._on_awareness(conn, frame)
+        elif kind == MSG_QUERY_AWARENESS:
+            if self._awareness:
+                conn.send(awareness_frame([(c, k, s) for c, (k, s, _) in self._awareness.items()]))
+        elif kind == MSG_AUTH:
+            pass  # y-protocols' auth message: we authenticate at connect time instead
+        else:
+            raise FrameError(f"unknown message type {kind}")
+
+    async def _answer_step1(self, conn: Connection, state_vector: bytes) -> None:
+        async with self._lock:
+            try:
+                update = self.doc.get_update(state_vector)
+            except Exception as exc:
+                raise FrameError(f"bad state vector: {exc}") from None
+        conn.send(sync_frame(SYNC_STEP2, update))
+
+    async def _enqueue(self, conn: Connection, update: bytes) -> None:
+        if update == b"\x00\x00":  # an empty update: nothing to apply, log or forward
+            return
+        while self._pending_bytes > MAX_PENDING_BYTES and not self.failed:
+            self._drained.clear()
+            await self._drained.wait()
+        self._pending.append((conn, update))
+        self._pending_bytes += len(update)
+        self._wake.set()
+
+    def _on_awareness(self, conn: Connection, frame: bytes) -> None:
+        forward = []
+        for client, clock, state in parse_awareness(frame):
+            known = self._awareness.get(client)
+            if known is not None:
+                if known[2] is not conn and known[2] in self.connections:
+                    continue  # another live connection's presence: not this one's to change
+                if clock < known[0] or (clock == known[0] and state != "null"):
+                    continue  # stale or repeated
+            if state == "null":
+                if known is None:
+                    continue
+                del self._awareness[client]
+                conn.awareness_clients.discard(client)
+            else:
+                state = self._stamp(conn, state)
+                self._awareness[client] = (clock, state, conn)
+                conn.awareness_clients.add(client)
+            forward.append((client, clock, state))
+        if forward:
+            self._broadcast(awareness_frame(forward), exclude=conn)
+
+    @staticmethod
+    def _stamp(conn: Connection, state: str) -> str:
+        """Presence carries the server-known name, whatever the client claimed."""
+        try:
+            value = json.loads(state)
+        except ValueError:
+            raise FrameError("awareness state is not JSON") from None
+        if not isinstance(value, dict):
+            raise FrameError("awareness state is not an object")
+        user = value.get("user")
+        value["user"] = {**(user if isinstance(user, dict) else {}), "name": conn.identity.name}
+        return json.dumps(value, separators=(",", ":"))
+
+    # The writer
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._pending and not self.failed:
+                batch, self._pending = self._pending, []
+                self._pending_bytes = 0
+                self._drained.set()
+                try:
+                    await self._commit(batch)
+                except BaseException as exc:
+                    if _is_fatal(exc):
+                        raise
+                    self.reset(f"{type(exc).__name__}: {exc}")
+            if self._stopping and (not self._pending or self.failed):
+                self._drained.set()
+                return
+
+    async def _commit(self, batch: list[tuple[Connection, bytes]]) -> None:
+        async with self._lock:
+            accepted: list[tuple[Connection, bytes]] = []
+            for conn, update in batch:
+                self._captured.clear()
+                try:
+                    self.doc.apply_update(update)
+                except Exception as exc:
+                    log.warning("closing %r: update could not be applied (%s)", conn, exc)
+                    conn.close(Close.BAD_FRAME, "update could not be applied")
+                    continue
+                if self._captured:
+                    effective = (
+                        self._captured[0]
+                        if len(self._captured) == 1
+                        else merge_updates(*self._captured)
+                    )
+                    accepted.append((conn, effective))
+            if not accepted:
+                return
+            ids = await self.store.append(
+                self.plan_id, [(conn.identity.user_id, update) for conn, update in accepted]
+            )
+            self.last_id = ids[-1]
+            self.since_checkpoint += len(ids)
+            for conn, update in accepted:
+                self._broadcast(sync_frame(SYNC_UPDATE, update), exclude=conn)
+            if self.since_checkpoint >= self.checkpoint_every:
+                await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
+        """Caller holds the lock, so the state matches ``last_id`` exactly."""
+        if not self.last_id:
+            return
+        await self.store.checkpoint(self.plan_id, self.last_id, self.doc.get_update())
+        self.since_checkpoint = 0
+
+    async def snapshot(self) -> bytes:
+        """The document's durable state as one update."""
+        async with self._lock:
+            return self.doc.get_update()
+
+
+class RoomManager:
+    """Creates, loads and unloads rooms; an async context manager entered in the lifespan."""
+
+    def __init__(self, store: Store, *, idle_seconds: float, checkpoint_every: int) -> None:
+        self.store = store
+        self.idle_seconds = idle_seconds
+        self.checkpoint_every = checkpoint_every
+        self._rooms: dict[str, Room] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def __aenter__(self) -> RoomManager:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for room in list(self._rooms.values()):
+            for conn in list(room.connections):
+                conn.close(Close.SERVER_SHUTDOWN, "server restarting")
+            room.cancel_unload()
+            await room.stop()
+        self._rooms.clear()
+
+    def _lock(self, plan_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(plan_id, asyncio.Lock())
+
+    async def join(self, plan_id: str, conn: Connection) -> Room:
+        """The plan's room, loaded and started under the plan's lock, with ``conn`` in it."""
+        async with self._lock(plan_id):
+            room = self._rooms.get(plan_id)
+            if room is None:
+                history = await self.store.load(plan_id)
+                room = Room(plan_id, self.store, history, checkpoint_every=self.checkpoint_every)
+                room.start(self._forget)
+                self._rooms[plan_id] = room
+                log.info("room %s loaded (%d updates replayed)", plan_id, len(history.updates))
+            room.cancel_unload()
+            await room.add(conn)
+            return room
+
+    def leave(self, room: Room, conn: Connection) -> None:
+        room.remove(conn)
+        if not room.connections and not room.failed:
+            room.schedule_unload(self.idle_seconds, lambda: self._unload(room))
+
+    async def _unload(self, room: Room) -> None:
+        async with self._lock(room.plan_id):
+            if room.connections or self._rooms.get(room.plan_id) is not room:
+                return
+            del self._rooms[room.plan_id]
+            await room.stop()
+            log.info("room %s unloaded", room.plan_id)
+
+    def _forget(self, room: Room) -> None:
+        if self._rooms.get(room.plan_id) is room:
+            del self._rooms[room.plan_id]
+
+    def room(self, plan_id: str) -> Room | None:
+        return self._rooms.get(plan_id)
+
+    def present(self, plan_id: str) -> list[Identity]:
+        room = self._rooms.get(plan_id)
+        return room.present() if room else []
+
+    def connections(self) -> list[Connection]:
+        return [c for room in self._rooms.values() for c in room.connections]
+
+    async def snapshot(self, plan_id: str) -> bytes:
+        """The plan's durable state: from its live room, or replayed from the log."""
+        room = self._rooms.get(plan_id)
+        if room is not None and not room.failed:
+            return await room.snapshot()
+        history = await self.store.load(plan_id)
+        return crdt.doc_from_updates(history.updates, base=history.checkpoint).get_update()

@@ -1,0 +1,79 @@
+"""Settings, read once from ``TANDEM_*`` environment variables into a frozen dataclass."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+# Every variable, its default and what it does; the README's settings table is this list.
+DOCUMENTED = {
+    "TANDEM_DATA_DIR": ("./data", "Where the SQLite database and the generated secret key live."),
+    "TANDEM_DATABASE_URL": (
+        "sqlite:///<data dir>/tandem.db",
+        "SQLAlchemy URL; postgresql://user@host/db for PostgreSQL.",
+    ),
+    "TANDEM_SECRET_KEY": (
+        "generated once into <data dir>/secret_key",
+        "Signs cookies and tokens. Changing it signs everyone out and voids every token.",
+    ),
+    "TANDEM_HOST": ("127.0.0.1", "Address `tandem serve` binds to."),
+    "TANDEM_PORT": ("8000", "Port `tandem serve` listens on."),
+    "TANDEM_MAX_FRAME_BYTES": ("8388608", "Largest websocket frame accepted (close 4413 beyond)."),
+    "TANDEM_MAX_REQUEST_BYTES": ("1048576", "Largest HTTP request body accepted (413 beyond)."),
+    "TANDEM_ROOM_IDLE_SECONDS": ("30", "How long an empty room stays loaded before it is unloaded."),
+    "TANDEM_CHECKPOINT_EVERY": ("500", "Write a checkpoint after this many logged updates."),
+    "TANDEM_SESSION_DAYS": ("14", "How long a sign-in lasts."),
+    "TANDEM_SECURE_COOKIES": ("false", "Mark cookies Secure (set true behind HTTPS)."),
+    "TANDEM_LOG_LEVEL": ("info", "Python log level."),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    secret_key: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_frame_bytes: int = 8 * 1024 * 1024
+    max_request_bytes: int = 1024 * 1024
+    room_idle_seconds: float = 30.0
+    checkpoint_every: int = 500
+    session_days: int = 14
+    secure_cookies: bool = False
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(env.get("TANDEM_DATA_DIR", "./data")).resolve()
+        url = env.get("TANDEM_DATABASE_URL") or f"sqlite:///{data_dir / 'tandem.db'}"
+        return cls(
+            data_dir=data_dir,
+            database_url=url,
+            secret_key=env.get("TANDEM_SECRET_KEY") or _stored_secret(data_dir),
+            host=env.get("TANDEM_HOST", "127.0.0.1"),
+            port=int(env.get("TANDEM_PORT", "8000")),
+            max_frame_bytes=int(env.get("TANDEM_MAX_FRAME_BYTES", str(8 * 1024 * 1024))),
+            max_request_bytes=int(env.get("TANDEM_MAX_REQUEST_BYTES", str(1024 * 1024))),
+            room_idle_seconds=float(env.get("TANDEM_ROOM_IDLE_SECONDS", "30")),
+            checkpoint_every=int(env.get("TANDEM_CHECKPOINT_EVERY", "500")),
+            session_days=int(env.get("TANDEM_SESSION_DAYS", "14")),
+            secure_cookies=env.get("TANDEM_SECURE_COOKIES", "false").lower() in ("1", "true", "yes"),
+            log_level=env.get("TANDEM_LOG_LEVEL", "info").lower(),
+        )
+
+
+def _stored_secret(data_dir: Path) -> str:
+    """The data directory's own secret, made on first use and readable by its owner only."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    return key

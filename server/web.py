@@ -1,0 +1,127 @@
+"""Shared helpers for HTTP routes: who is asking, JSON errors, bodies with limits, templates."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from .auth import SESSION_COOKIE, Credentials
+from .channel import Identity
+
+TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).resolve().parent.parent / "web" / "dist"
+
+# Colours for people's carets and avatars: distinct, readable on white.
+PALETTE = ["#d9480f", "#1971c2", "#2f9e44", "#9c36b5", "#e8590c", "#0c8599", "#c2255c", "#5f3dc4"]
+
+
+def colour_for(identity: Identity) -> str:
+    key = f"{identity.via}:{identity.user_id}:{identity.name}".encode()
+    return PALETTE[hashlib.sha256(key).digest()[0] % len(PALETTE)]
+
+
+class ApiError(HTTPException):
+    """A 4xx answered as JSON: ``{"error": message, "field": field}``."""
+
+    def __init__(self, status: int, message: str, *, field: str | None = None) -> None:
+        super().__init__(status, message)
+        self.field = field
+
+
+def api_error_response(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    body: dict[str, Any] = {"error": exc.detail}
+    if exc.field:
+        body["field"] = exc.field
+    return JSONResponse(body, status_code=exc.status_code)
+
+
+def credentials(conn: HTTPConnection, *, allow_query_token: bool = False) -> Credentials:
+    header = conn.headers.get("authorization", "")
+    bearer = header[7:].strip() if header.lower().startswith("bearer ") else None
+    return Credentials(
+        bearer=bearer or None,
+        query_token=conn.query_params.get("token") if allow_query_token else None,
+        cookie=conn.cookies.get(SESSION_COOKIE),
+    )
+
+
+def services(conn: HTTPConnection):  # type: ignore[no-untyped-def]
+    return conn.app.state.services
+
+
+async def api_caller(request: Request) -> Identity:
+    """The caller of a JSON route; cookie callers of unsafe methods must send the CSRF header."""
+    svc = services(request)
+    creds = credentials(request)
+    identity = await svc.auth.identify(creds)
+    if identity is None:
+        raise ApiError(401, "authentication required: sign in or send Authorization: Bearer <token>")
+    if identity.via == "session" and request.method not in ("GET", "HEAD", "OPTIONS"):
+        if not svc.auth.check_csrf(creds.cookie, request.headers.get("x-csrf-token")):
+            raise ApiError(403, "missing or wrong X-CSRF-Token header")
+    return identity
+
+
+async def page_caller(request: Request) -> Identity | None:
+    return await services(request).auth.identify(credentials(request))
+
+
+def login_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    limit = services(request).settings.max_request_bytes
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, f"request body is larger than {limit} bytes")
+    try:
+        value = json.loads(body or b"null")
+    except ValueError:
+        raise ApiError(400, "request body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    return value
+
+
+def text_field(data: dict[str, Any], name: str, *, max_len: int = 200, required: bool = True) -> str:
+    value = data.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise ApiError(400, f"{name} is required and must be a string", field=name)
+    value = value.strip()
+    if required and not value:
+        raise ApiError(400, f"{name} must not be empty", field=name)
+    if len(value) > max_len:
+        raise ApiError(400, f"{name} must be at most {max_len} characters", field=name)
+    if any(ord(c) < 32 for c in value):
+        raise ApiError(400, f"{name} must not contain control characters", field=name)
+    return value
+
+
+def make_templates() -> Jinja2Templates:
+    # Autoescaping on for every template: user text (titles, names) is always escaped.
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
+    templates = Jinja2Templates(env=env)
+
+    def static_url(name: str) -> str:
+        path = STATIC / name
+        version = int(path.stat().st_mtime) if path.exists() else 0
+        return f"/static/{name}?v={version}"
+
+    templates.env.globals["static_url"] = static_url
+    return templates

@@ -1,0 +1,150 @@
+"""A real Tandem server in a subprocess on a free port, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+PG_ADMIN = os.environ.get("TANDEM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Database:
+    """A fresh database for one test: a SQLite file, or a new PostgreSQL database."""
+
+    def __init__(self, backend: str, tmp: Path) -> None:
+        self.backend = backend
+        if backend == "sqlite":
+            self.url = f"sqlite:///{tmp / 'tandem.db'}"
+            self._name = None
+        else:
+            import psycopg
+
+            self._name = f"tandem_test_{uuid.uuid4().hex[:12]}"
+            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{self._name}"')
+            self.url = PG_ADMIN.rsplit("/", 1)[0] + "/" + self._name
+
+    def drop(self) -> None:
+        if self._name:
+            import psycopg
+
+            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self._name}" WITH (FORCE)')
+
+
+@dataclass
+class Server:
+    data_dir: Path
+    database_url: str
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/plans"
+
+    def env(self) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "TANDEM_DATA_DIR": str(self.data_dir),
+            "TANDEM_DATABASE_URL": self.database_url,
+            "TANDEM_SECRET_KEY": "test-secret-key-not-for-production",
+            "TANDEM_LOG_LEVEL": "info",
+            **self.extra_env,
+        }
+        return env
+
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "server", *args],
+            env=self.env(),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+        )
+
+    def start(self) -> Server:
+        self.log_path = self.data_dir / f"server-{self.port}.log"
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "server", "serve", "--port", str(self.port)],
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.http}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start:\n{self.log()}")
+
+    def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    # Fixtures of the product itself, made the way a user makes them.
+
+    def create_user(self, email: str, name: str, password: str = "correct horse battery") -> None:
+        done = self.cli("users", "create", email, "--name", name, stdin=password + "\n")
+        assert done.returncode == 0, done.stderr
+
+    def create_token(self, email: str) -> str:
+        done = self.cli("tokens", "create", email)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def create_plan(self, token: str, title: str = "Joint success plan", customer: str = "Acme") -> str:
+        r = httpx.post(
+            f"{self.http}/api/plans",
+            json={"title": title, "customer": customer},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
