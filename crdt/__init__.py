@@ -1,0 +1,10 @@
+"""The plan as a pycrdt document and pure functions over it. Depends on pycrdt only."""
+
+from .markdown import markdown_from_prosemirror as markdown_from_prosemirror
+from .markdown import to_markdown as to_markdown
+from .prosemirror import to_prosemirror as to_prosemirror
+from .prosemirror import write_prosemirror as write_prosemirror
+from .schema import FRAGMENT as FRAGMENT
+from .schema import doc_from_updates as doc_from_updates
+from .schema import fragment as fragment
+from .schema import new_doc as new_doc
