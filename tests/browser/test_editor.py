@@ -1,0 +1,116 @@
+"""Two people in two browsers editing one plan: live text, named carets, offline and reload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.browser.conftest import sign_in
+from tests.support.proxy import CuttableProxy
+from tests.support.servers import Server
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def create_plan_in_ui(page: Page, base: str, title: str, customer: str) -> str:
+    page.goto(f"{base}/")
+    page.fill("#title", title)
+    page.fill("#customer", customer)
+    page.click("form.form button[type=submit]")
+    page.wait_for_url(f"{base}/plans/*")
+    return page.url.rsplit("/", 1)[1]
+
+
+def open_plan(page: Page, base: str, plan_id: str) -> None:
+    page.goto(f"{base}/plans/{plan_id}")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
+    expect(page.locator("#editor")).to_have_attribute("data-synced", "true")
+
+
+def type_at_end(page: Page, text: str) -> None:
+    editor = page.locator("#editor .ProseMirror")
+    editor.click()
+    page.keyboard.press("Control+End")
+    page.keyboard.press("Enter")
+    page.keyboard.type(text, delay=10)
+
+
+def editor_json(page: Page) -> object:
+    # The document itself, not the DOM: remote carets are rendered inside the editor.
+    return page.evaluate("window.tandem.editor.getJSON()")
+
+
+def test_two_people_see_each_others_text_and_named_caret(browser: Browser, web_server: Server) -> None:
+    base = web_server.http
+    casey = sign_in(browser, base, "casey@vendor.example").new_page()
+    robin = sign_in(browser, base, "robin@customer.example").new_page()
+    plan_id = create_plan_in_ui(casey, base, "Onboarding plan", "Robin's Co")
+    open_plan(casey, base, plan_id)
+    open_plan(robin, base, plan_id)
+
+    type_at_end(casey, "Kick-off call on Monday")
+    type_at_end(robin, "We will invite our IT lead")
+
+    for page in (casey, robin):
+        expect(page.locator("#editor .ProseMirror")).to_contain_text("Kick-off call on Monday")
+        expect(page.locator("#editor .ProseMirror")).to_contain_text("We will invite our IT lead")
+    # Each sees the other's caret, labelled with the other's (server-known) name.
+    expect(casey.locator(".collaboration-carets__label", has_text="Robin Customer")).to_be_visible()
+    expect(robin.locator(".collaboration-carets__label", has_text="Casey Vendor")).to_be_visible()
+    # And each is listed in the other's presence strip.
+    expect(casey.locator("#presence")).to_contain_text("Robin Customer")
+    expect(robin.locator("#presence")).to_contain_text("Casey Vendor")
+    ARTIFACTS.mkdir(exist_ok=True)
+    casey.screenshot(path=str(ARTIFACTS / "two-people-casey.png"))
+
+
+def test_offline_edits_merge_when_the_connection_returns(
+    browser: Browser, web_server: Server
+) -> None:
+    base = web_server.http
+    proxy = CuttableProxy(web_server.port)
+    try:
+        casey = sign_in(browser, base, "casey@vendor.example").new_page()
+        # Robin reaches the server through a link the test can cut: a real network outage.
+        robin = sign_in(browser, proxy.http, "robin@customer.example").new_page()
+        plan_id = create_plan_in_ui(casey, base, "Renewal plan", "Robin's Co")
+        open_plan(casey, base, plan_id)
+        open_plan(robin, proxy.http, plan_id)
+        type_at_end(casey, "Shared before the outage")
+        expect(robin.locator("#editor .ProseMirror")).to_contain_text("Shared before the outage")
+
+        proxy.cut()
+        expect(robin.locator("#connection")).not_to_have_attribute("data-state", "connected")
+        type_at_end(robin, "Written while offline")
+        expect(robin.locator("#connection")).to_contain_text("unsent")
+        type_at_end(casey, "Written online meanwhile")
+        expect(casey.locator("#editor .ProseMirror")).not_to_contain_text("Written while offline")
+
+        proxy.restore()
+        expect(robin.locator("#connection")).to_have_attribute(
+            "data-state", "connected", timeout=15_000
+        )
+        for page in (casey, robin):
+            expect(page.locator("#editor .ProseMirror")).to_contain_text("Written while offline")
+            expect(page.locator("#editor .ProseMirror")).to_contain_text("Written online meanwhile")
+        assert editor_json(casey) == editor_json(robin)
+    finally:
+        proxy.close()
+
+
+def test_reload_shows_the_saved_content(browser: Browser, web_server: Server) -> None:
+    base = web_server.http
+    page = sign_in(browser, base, "casey@vendor.example").new_page()
+    plan_id = create_plan_in_ui(page, base, "QBR plan", "Acme")
+    open_plan(page, base, plan_id)
+    type_at_end(page, "Agreed: 90-day plan with owners")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
+    page.reload()
+    open_plan(page, base, plan_id)
+    expect(page.locator("#editor .ProseMirror")).to_contain_text("Agreed: 90-day plan with owners")
+    # The server agrees: the saved document, as Markdown.
+    md = page.request.get(f"{base}/api/plans/{plan_id}/document?format=markdown").text()
+    assert "Agreed: 90-day plan with owners" in md

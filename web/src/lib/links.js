@@ -1,0 +1,33 @@
+// Which link targets Tandem accepts: http(s) and mailto only.
+
+const ALLOWED = /^(https?:\/\/|mailto:)/i
+const EMAIL = /^[^\s@<>()"]+@[^\s@<>()"]+\.[^\s@<>()"]+$/
+const HOSTISH = /^(localhost|[\w-]+(\.[\w-]+)+)(:\d+)?([/?#]\S*)?$/i
+
+/** True when `href` is an absolute http(s) or mailto URL. */
+export function isAllowedHref (href) {
+  if (typeof href !== 'string') return false
+  const s = href.trim()
+  if (!ALLOWED.test(s)) return false
+  try {
+    const url = new URL(s)
+    if (url.protocol === 'mailto:') return s.length > 'mailto:'.length
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== ''
+  } catch {
+    return false
+  }
+}
+
+/**
+ * What a person typed into the link prompt, as a safe href, or null if it is not
+ * an http(s)/mailto link. "example.com/x" becomes "https://example.com/x" and
+ * "ada@example.com" becomes "mailto:ada@example.com".
+ */
+export function normalizeHref (input) {
+  const s = String(input || '').trim()
+  if (!s || /\s/.test(s)) return null
+  if (isAllowedHref(s)) return s
+  if (EMAIL.test(s) && !s.includes('/')) return 'mailto:' + s
+  if (HOSTISH.test(s) && isAllowedHref('https://' + s)) return 'https://' + s
+  return null
+}

@@ -1,0 +1,83 @@
+// The presence strip (#presence): who has this plan open right now.
+//
+// One entry per awareness client (a browser tab) that has announced a user:
+//   <li class="presence-person" data-client-id="…" data-name="…" data-color="#rrggbb"
+//       data-self="true|false">
+//     <span class="presence-avatar">AL</span><span class="presence-name">Ada</span>
+//     <span class="presence-you">you</span>            (only on your own entry)
+//   </li>
+// Your own entry comes first; the others are sorted by name.
+import { displayName, initials, safeColor, textColorOn } from './people.js'
+
+export class Presence {
+  /**
+   * @param {import('y-protocols/awareness').Awareness} awareness
+   * @param {HTMLElement} el the #presence list
+   */
+  constructor (awareness, el) {
+    this.awareness = awareness
+    this.el = el
+    this._signature = ''
+    this._onChange = () => this.render()
+    awareness.on('change', this._onChange)
+    this.render()
+  }
+
+  people () {
+    const self = this.awareness.clientID
+    const seen = new Map()
+    for (const [clientId, state] of this.awareness.getStates()) {
+      const user = state && state.user
+      if (!user || seen.has(clientId)) continue
+      seen.set(clientId, {
+        clientId,
+        name: displayName(user.name),
+        color: safeColor(user.color),
+        self: clientId === self,
+      })
+    }
+    return [...seen.values()].sort((a, b) =>
+      (b.self - a.self) || a.name.localeCompare(b.name) || a.clientId - b.clientId)
+  }
+
+  render () {
+    const people = this.people()
+    const signature = JSON.stringify(people)
+    if (signature === this._signature) return
+    this._signature = signature
+    const items = people.map((p) => {
+      const li = document.createElement('li')
+      li.className = 'presence-person'
+      li.dataset.clientId = String(p.clientId)
+      li.dataset.name = p.name
+      li.dataset.color = p.color
+      li.dataset.self = String(p.self)
+      li.title = p.self ? `${p.name} (you)` : p.name
+      const avatar = document.createElement('span')
+      avatar.className = 'presence-avatar'
+      avatar.style.backgroundColor = p.color
+      avatar.style.color = textColorOn(p.color)
+      avatar.textContent = initials(p.name)
+      avatar.setAttribute('aria-hidden', 'true')
+      const name = document.createElement('span')
+      name.className = 'presence-name'
+      name.textContent = p.name
+      li.append(avatar, name)
+      if (p.self) {
+        const you = document.createElement('span')
+        you.className = 'presence-you'
+        you.textContent = 'you'
+        li.append(you)
+      }
+      return li
+    })
+    this.el.replaceChildren(...items)
+    this.el.dataset.count = String(people.length)
+    // with many people, show only the avatars (names stay in the DOM and in tooltips)
+    this.el.classList.toggle('is-compact', people.length > 3)
+    const others = people.length - people.filter((p) => p.self).length
+    this.el.setAttribute('aria-label', others === 0
+      ? 'Only you are here'
+      : `${people.length} people here`)
+  }
+}
