@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -63,6 +63,8 @@ def users_by_id(*, session: Session, ids: list[int]) -> dict[int, UserRecord]:
 
 
 def create_session(*, session: Session, session_id: str, user_id: int, expires_at: datetime) -> None:
+    # In UTC before storing: SQLite keeps only the wall-clock time, which we read back as UTC.
+    expires_at = expires_at.astimezone(UTC)
     session.add(SessionRow(id=session_id, user_id=user_id, created_at=now(), expires_at=expires_at))
 
 
@@ -112,7 +114,8 @@ def create_token(
         secret_hash=secret_hash,
         label=label,
         created_at=now(),
-        expires_at=expires_at,
+        # In UTC before storing: SQLite keeps only the wall-clock time, which we read back as UTC.
+        expires_at=expires_at.astimezone(UTC) if expires_at is not None else None,
     )
     session.add(row)
     session.flush()

@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from .models import Checkpoint, Plan, PlanUpdate
-from .records import PlanHistory, now
+from .records import PlanHistory, now, utc
 
 
 def append_updates(
@@ -59,7 +59,11 @@ def log_entries(
     )
     if upto_id is not None:
         q = q.where(PlanUpdate.id <= upto_id)
-    return [tuple(r) for r in session.execute(q.order_by(PlanUpdate.id)).all()]  # type: ignore[misc]
+    # utc(): SQLite hands back naive datetimes; callers get aware UTC on every backend.
+    return [
+        (r.id, utc(r.created_at), r.author_id, r.data)  # type: ignore[misc]
+        for r in session.execute(q.order_by(PlanUpdate.id)).all()
+    ]
 
 
 def count_updates(*, session: Session, plan_id: str) -> int:

@@ -56,13 +56,6 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope["headers"]).get(b"content-length")
-        if length and length.isdigit() and int(length) > self.max_request_bytes:
-            response = JSONResponse(
-                {"error": f"request body is larger than {self.max_request_bytes} bytes"}, 413
-            )
-            await response(scope, receive, send)
-            return
 
         async def send_with_headers(message):  # type: ignore[no-untyped-def]
             if message["type"] == "http.response.start":
@@ -74,6 +67,15 @@ class SecurityHeaders:
                     (b"x-frame-options", b"DENY"),
                 ]
             await send(message)
+
+        length = dict(scope["headers"]).get(b"content-length")
+        if length and length.isdigit() and int(length) > self.max_request_bytes:
+            response = JSONResponse(
+                {"error": f"request body is larger than {self.max_request_bytes} bytes"}, 413
+            )
+            # Through send_with_headers: this early answer gets the security headers too.
+            await response(scope, receive, send_with_headers)
+            return
 
         await self.app(scope, receive, send_with_headers)
 

@@ -30,7 +30,16 @@ def _render(request: Request, name: str, context: dict[str, Any], status: int = 
 
 
 def _safe_next(value: str | None) -> str:
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+    # No control characters or spaces either: browsers drop tabs and newlines from URLs, so
+    # "/\t/evil.example" is "//evil.example" to them (only Starlette's quoting of the Location
+    # header kept it on-site, and the login form echoed it back raw).
+    if (
+        value
+        and value.startswith("/")
+        and not value.startswith("//")
+        and "\\" not in value
+        and not any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value)
+    ):
         return value
     return "/"
 
@@ -64,6 +73,9 @@ async def setup(request: Request) -> Response:
         password = str(raw.get("password", ""))
         if not form["name"]:
             errors["name"] = "Enter your name."
+        elif len(form["name"]) > 200:
+            # users.name is VARCHAR(200): PostgreSQL refused a longer one with a 500.
+            errors["name"] = "Keep it under 200 characters."
         if "@" not in form["email"] or len(form["email"]) > 320:
             errors["email"] = "Enter a valid email address."
         if len(password) < MIN_PASSWORD:

@@ -221,7 +221,9 @@ class Room:
         """Presence carries the server-known name, whatever the client claimed."""
         try:
             value = json.loads(state)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # RecursionError: JSON nested too deep (e.g. "[[[[..."), which json raises instead
+            # of ValueError; uncaught, it dropped the socket with 1000 and nothing logged.
             raise FrameError("awareness state is not JSON") from None
         if not isinstance(value, dict):
             raise FrameError("awareness state is not an object")

@@ -90,7 +90,8 @@ async def read_json(request: Request) -> dict[str, Any]:
             raise ApiError(413, f"request body is larger than {limit} bytes")
     try:
         value = json.loads(body or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: deeply nested arrays ("[[[[...") well under the size limit were a 500.
         raise ApiError(400, "request body is not valid JSON") from None
     if not isinstance(value, dict):
         raise ApiError(400, "request body must be a JSON object")

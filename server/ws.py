@@ -49,7 +49,15 @@ async def plan_socket(websocket: WebSocket) -> None:
 
     conn = Connection(websocket, identity, plan_id)
     sender = asyncio.create_task(conn.run_sender(), name=f"ws-sender-{plan_id}")
-    room = await svc.rooms.join(plan_id, conn)
+    try:
+        room = await svc.rooms.join(plan_id, conn)
+    except Exception:
+        # The plan could not be loaded (database down, unreadable log): this client is told
+        # and retries; the server and every other room carry on.
+        log.exception("ws %s: could not load the plan", plan_id)
+        conn.close(Close.INTERNAL, "plan could not be loaded")
+        await sender
+        return
     limit = svc.settings.max_frame_bytes
     try:
         while not conn.closing:

@@ -1,0 +1,166 @@
+"""The layering rules of the codebase, checked on the imports of every module (parsed, not run).
+
+- crdt/ knows pycrdt only; persistence/ knows SQLAlchemy and Alembic only; server/ wires them.
+- The composition root (server.app) is imported by the CLI alone (and the tests' launcher).
+- Package ``__init__`` files only re-export, as ``from .x import y as y``.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("crdt", "persistence", "server")
+STDLIB = frozenset(sys.stdlib_module_names) | {"__future__"}
+
+ALLOWED_THIRD_PARTY = {
+    "crdt": {"pycrdt"},
+    "persistence": {"sqlalchemy", "alembic"},
+}
+COMPOSITION_ROOT = "server.app"
+MAY_IMPORT_ROOT = ("server/cli.py", "tests/support/")
+
+
+@dataclass(frozen=True)
+class Import:
+    module: str  # absolute dotted name
+    names: tuple[str, ...]  # for ``from m import a, b``; empty for ``import m``
+    line: int
+
+    @property
+    def top(self) -> str:
+        return self.module.split(".")[0]
+
+    def targets(self) -> Iterator[str]:
+        """Every module this import may load: ``from pkg import mod`` can load ``pkg.mod``."""
+        yield self.module
+        for name in self.names:
+            yield f"{self.module}.{name}"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(source: str, name: str, *, is_package: bool = False) -> list[Import]:
+    """Every import statement anywhere in the module (functions included), made absolute."""
+    package = name if is_package else name.rpartition(".")[0]
+    found: list[Import] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [Import(alias.name, (), node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            found.append(Import(module, tuple(a.name for a in node.names), node.lineno))
+    return found
+
+
+def python_files(*tops: str) -> list[Path]:
+    files: list[Path] = []
+    for top in tops:
+        files += [
+            p
+            for p in sorted((ROOT / top).rglob("*.py"))
+            if "node_modules" not in p.parts and "__pycache__" not in p.parts
+        ]
+    return files
+
+
+def module_imports(path: Path) -> list[Import]:
+    return imports_of(
+        path.read_text(encoding="utf-8"), module_name(path), is_package=path.name == "__init__.py"
+    )
+
+
+def rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+# The checker itself
+
+
+def test_relative_imports_are_resolved() -> None:
+    source = "from . import a\nfrom .b import c\nfrom ..d import e\ndef f():\n    import g.h\n"
+    found = imports_of(source, "pkg.sub.mod")
+    assert [(i.module, i.names) for i in found] == [
+        ("pkg.sub", ("a",)),
+        ("pkg.sub.b", ("c",)),
+        ("pkg.d", ("e",)),
+        ("g.h", ()),
+    ]
+    assert imports_of("from .x import y", "pkg", is_package=True)[0].module == "pkg.x"
+
+
+def test_every_package_has_modules_to_check() -> None:
+    for package in PACKAGES:
+        assert len(python_files(package)) >= 3, package
+
+
+# Layering
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED_THIRD_PARTY))
+def test_package_imports_only_what_it_may(package: str) -> None:
+    allowed = ALLOWED_THIRD_PARTY[package] | {package}
+    wrong = [
+        f"{rel(path)}:{imp.line} imports {imp.module}"
+        for path in python_files(package)
+        for imp in module_imports(path)
+        if imp.top not in allowed and imp.top not in STDLIB
+    ]
+    assert wrong == [], f"{package}/ may import only {sorted(allowed)} and the standard library"
+
+
+def test_only_the_cli_imports_the_composition_root() -> None:
+    importers = {
+        rel(path)
+        for path in python_files(*PACKAGES, "tests")
+        for imp in module_imports(path)
+        if any(t == COMPOSITION_ROOT or t.startswith(COMPOSITION_ROOT + ".") for t in imp.targets())
+    }
+    assert "server/cli.py" in importers  # the rule is about something real
+    wrong = sorted(p for p in importers if not p.startswith(MAY_IMPORT_ROOT))
+    assert wrong == [], f"{COMPOSITION_ROOT} is imported by {wrong}"
+
+
+# Package interfaces
+
+
+def init_files() -> list[Path]:
+    return [p for p in python_files(*PACKAGES) if p.name == "__init__.py"]
+
+
+def test_every_package_has_an_init() -> None:
+    assert {rel(p) for p in init_files()} >= {f"{p}/__init__.py" for p in PACKAGES}
+
+
+@pytest.mark.parametrize("path", init_files(), ids=rel)
+def test_package_init_only_reexports_explicitly(path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    body = tree.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the docstring
+    assert body, f"{rel(path)} exports nothing"
+    wrong = []
+    for node in body:
+        if not (isinstance(node, ast.ImportFrom) and node.level == 1 and node.module):
+            wrong.append(f"line {node.lineno}: {ast.unparse(node)}")
+            continue
+        for alias in node.names:
+            if alias.asname != alias.name:
+                wrong.append(f"line {node.lineno}: {ast.unparse(node)}")
+    assert wrong == [], f"{rel(path)}: use only `from .module import name as name`"
