@@ -94,7 +94,7 @@ class PlanUpdate(Base):
 
 
 class Checkpoint(Base):
-    """The merged state of a plan up to and including update ``upto_id``: a shortcut, never a loss."""
+    """The merged state of a plan up to and including update ``upto_id``: a shortcut, not a loss."""
 
     __tablename__ = "checkpoints"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -118,7 +118,9 @@ class Auth:
             value = self._tokens.loads(token[len(TOKEN_PREFIX) :])
         except BadSignature:
             return None
-        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+        if not (
+            isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)
+        ):
             return None
         return value[0], value[1]
 

@@ -52,7 +52,9 @@ class Connection:
         self._queued_bytes = 0
 
     def __repr__(self) -> str:
-        return f"<Connection plan={self.plan_id} user={self.identity.user_id} via={self.identity.via}>"
+        return (
+            f"<Connection plan={self.plan_id} user={self.identity.user_id} via={self.identity.via}>"
+        )
 
     def send(self, frame: bytes) -> None:
         """Queue a frame; never blocks. A client too slow to drain its queue is closed."""

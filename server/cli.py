@@ -38,7 +38,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     persistence.upgrade(settings.database_url)
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
-    log.info("serving on http://%s:%d (database: %s)", host, port, settings.database_url.split("://")[0])
+    log.info(
+        "serving on http://%s:%d (database: %s)", host, port, settings.database_url.split("://")[0]
+    )
     # uvicorn re-raises SIGTERM once its graceful shutdown is done, so with the default handler
     # a clean stop (every room flushed and checkpointed) would end as "killed by SIGTERM"
     # (exit -15/143). Exit 0 instead, so supervisors and scripts see a clean stop as one.
@@ -105,7 +107,9 @@ def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
     except persistence.DuplicateEmail:
         print(f"error: a user with email {args.email} already exists", file=sys.stderr)
         return 1
-    print(f"created user {user.id} <{user.email}>" + (" (workspace owner)" if user.is_owner else ""))
+    print(
+        f"created user {user.id} <{user.email}>" + (" (workspace owner)" if user.is_owner else "")
+    )
     return 0
 
 
@@ -155,7 +159,9 @@ def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
     # Like the other commands: on a new database this answered with a "no such table" traceback.
     persistence.upgrade(settings.database_url)
     store = _store(settings)
-    if asyncio.run(store.run(lambda s: persistence.revoke_token(session=s, token_id=args.token_id))):
+    if asyncio.run(
+        store.run(lambda s: persistence.revoke_token(session=s, token_id=args.token_id))
+    ):
         print(f"revoked {args.token_id}")
         return 0
     print(f"error: no active token {args.token_id}", file=sys.stderr)
@@ -174,7 +180,9 @@ def parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db", required=True)
     db.add_parser("upgrade", help="apply schema migrations").set_defaults(func=cmd_db_upgrade)
 
-    users = sub.add_parser("users", help="manage people").add_subparsers(dest="users", required=True)
+    users = sub.add_parser("users", help="manage people").add_subparsers(
+        dest="users", required=True
+    )
     uc = users.add_parser("create", help="create a user (password from stdin if not a terminal)")
     uc.add_argument("email")
     uc.add_argument("--name", required=True)

@@ -125,7 +125,10 @@ async def login(request: Request) -> Response:
         log.info("failed sign-in")
         error = "That email and password do not match an account."
     return _render(
-        request, "login.html", {"error": error, "email": email, "next": target}, 401 if error else 200
+        request,
+        "login.html",
+        {"error": error, "email": email, "next": target},
+        401 if error else 200,
     )
 
 
@@ -161,7 +164,9 @@ async def plan_list(request: Request) -> Response:
     if request.method == "POST":
         raw = await request.form()
         if not svc.auth.check_csrf(request.cookies.get(SESSION_COOKIE), str(raw.get("csrf", ""))):
-            return _render(request, "error.html", {"message": "Your session changed; try again."}, 403)
+            return _render(
+                request, "error.html", {"message": "Your session changed; try again."}, 403
+            )
         form = {k: str(raw.get(k, "")).strip() for k in form}
         for key, label in (("title", "a title"), ("customer", "the customer's name")):
             if not form[key]:
@@ -171,7 +176,10 @@ async def plan_list(request: Request) -> Response:
         if not errors:
             plan = await svc.store.run(
                 lambda s: persistence.create_plan(
-                    session=s, title=form["title"], customer=form["customer"], created_by=identity.user_id
+                    session=s,
+                    title=form["title"],
+                    customer=form["customer"],
+                    created_by=identity.user_id,
                 )
             )
             return RedirectResponse(f"/plans/{plan.id}", status_code=303)
@@ -202,7 +210,9 @@ async def plan_page(request: Request) -> Response:
     config_json = (
         json.dumps(config).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     )
-    return _render(request, "plan.html", {"user": identity, "plan": plan, "config_json": config_json})
+    return _render(
+        request, "plan.html", {"user": identity, "plan": plan, "config_json": config_json}
+    )
 
 
 routes = [

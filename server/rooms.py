@@ -54,7 +54,12 @@ def _is_fatal(exc: BaseException) -> bool:
 
 class Room:
     def __init__(
-        self, plan_id: str, store: Store, history, *, checkpoint_every: int  # noqa: ANN001
+        self,
+        plan_id: str,
+        store: Store,
+        history,
+        *,
+        checkpoint_every: int,  # noqa: ANN001
     ) -> None:
         self.plan_id = plan_id
         self.store = store
@@ -111,7 +116,9 @@ class Room:
             self.connections.add(conn)
             conn.send(sync_frame(SYNC_STEP1, self.doc.get_state()))
         if self._awareness:
-            conn.send(awareness_frame([(c, clock, st) for c, (clock, st, _) in self._awareness.items()]))
+            conn.send(
+                awareness_frame([(c, clock, st) for c, (clock, st, _) in self._awareness.items()])
+            )
 
     def remove(self, conn: Connection) -> None:
         self.connections.discard(conn)
@@ -180,7 +187,7 @@ class Room:
         async with self._lock:
             try:
                 update = self.doc.get_update(state_vector)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - pycrdt raises plain exceptions for bad input
                 raise FrameError(f"bad state vector: {exc}") from None
         conn.send(sync_frame(SYNC_STEP2, update))
 
@@ -258,7 +265,7 @@ class Room:
                 self._captured.clear()
                 try:
                     self.doc.apply_update(update)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - pycrdt's decode errors
                     log.warning("closing %r: update could not be applied (%s)", conn, exc)
                     conn.close(Close.BAD_FRAME, "update could not be applied")
                     continue

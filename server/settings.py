@@ -22,7 +22,10 @@ DOCUMENTED = {
     "TANDEM_PORT": ("8000", "Port `tandem serve` listens on."),
     "TANDEM_MAX_FRAME_BYTES": ("8388608", "Largest websocket frame accepted (close 4413 beyond)."),
     "TANDEM_MAX_REQUEST_BYTES": ("1048576", "Largest HTTP request body accepted (413 beyond)."),
-    "TANDEM_ROOM_IDLE_SECONDS": ("30", "How long an empty room stays loaded before it is unloaded."),
+    "TANDEM_ROOM_IDLE_SECONDS": (
+        "30",
+        "How long an empty room stays loaded before it is unloaded.",
+    ),
     "TANDEM_CHECKPOINT_EVERY": ("500", "Write a checkpoint after this many logged updates."),
     "TANDEM_SESSION_DAYS": ("14", "How long a sign-in lasts."),
     "TANDEM_SECURE_COOKIES": ("false", "Mark cookies Secure (set true behind HTTPS)."),
@@ -61,7 +64,8 @@ class Settings:
             room_idle_seconds=float(env.get("TANDEM_ROOM_IDLE_SECONDS", "30")),
             checkpoint_every=int(env.get("TANDEM_CHECKPOINT_EVERY", "500")),
             session_days=int(env.get("TANDEM_SESSION_DAYS", "14")),
-            secure_cookies=env.get("TANDEM_SECURE_COOKIES", "false").lower() in ("1", "true", "yes"),
+            secure_cookies=env.get("TANDEM_SECURE_COOKIES", "false").lower()
+            in ("1", "true", "yes"),
             log_level=env.get("TANDEM_LOG_LEVEL", "info").lower(),
         )
 

@@ -43,7 +43,9 @@ def editor_json(page: Page) -> object:
     return page.evaluate("window.tandem.editor.getJSON()")
 
 
-def test_two_people_see_each_others_text_and_named_caret(browser: Browser, web_server: Server) -> None:
+def test_two_people_see_each_others_text_and_named_caret(
+    browser: Browser, web_server: Server
+) -> None:
     base = web_server.http
     casey = sign_in(browser, base, "casey@vendor.example").new_page()
     robin = sign_in(browser, base, "robin@customer.example").new_page()

@@ -18,7 +18,10 @@ async def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no
 
 
 async def test_two_pycrdt_clients_converge(server: Server, token: str, plan_id: str) -> None:
-    async with connect(server.ws, plan_id, token) as (a, _), connect(server.ws, plan_id, token) as (b, _):
+    async with (
+        connect(server.ws, plan_id, token) as (a, _),
+        connect(server.ws, plan_id, token) as (b, _),
+    ):
         add_paragraph(a, "from a")
         add_paragraph(b, "from b")
         await wait_for(lambda: len(paragraphs(a)) == 2 and len(paragraphs(b)) == 2)
@@ -26,7 +29,10 @@ async def test_two_pycrdt_clients_converge(server: Server, token: str, plan_id: 
 
 
 async def test_content_survives_restart(server: Server, token: str, plan_id: str) -> None:
-    async with connect(server.ws, plan_id, token) as (a, _), connect(server.ws, plan_id, token) as (b, _):
+    async with (
+        connect(server.ws, plan_id, token) as (a, _),
+        connect(server.ws, plan_id, token) as (b, _),
+    ):
         add_paragraph(a, "kept across restarts")
         await wait_for(lambda: paragraphs(b) == ["kept across restarts"])
     server.stop()

@@ -140,7 +140,9 @@ class Server:
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 
-    def create_plan(self, token: str, title: str = "Joint success plan", customer: str = "Acme") -> str:
+    def create_plan(
+        self, token: str, title: str = "Joint success plan", customer: str = "Acme"
+    ) -> str:
         r = httpx.post(
             f"{self.http}/api/plans",
             json={"title": title, "customer": customer},

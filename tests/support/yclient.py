@@ -1,4 +1,4 @@
-"""pycrdt clients over a real websocket: pycrdt's own y-websocket Provider on a websockets channel."""
+"""pycrdt clients over a real websocket: pycrdt's own Provider on a `websockets` channel."""
 
 from __future__ import annotations
 
@@ -45,10 +45,12 @@ async def connect(
     """A synced pycrdt document for the plan; edits to it are sent live."""
     doc = doc if doc is not None else Doc()
     url = f"{ws_base}/{plan_id}?token={token}"
-    async with websockets.connect(url, max_size=None) as ws:
-        async with Provider(doc, WebsocketChannel(ws, url)) as provider:
-            await provider.synced.wait()
-            yield doc, ws
+    async with (
+        websockets.connect(url, max_size=None) as ws,
+        Provider(doc, WebsocketChannel(ws, url)) as provider,
+    ):
+        await provider.synced.wait()
+        yield doc, ws
 
 
 def fragment(doc: Doc) -> XmlFragment:
