@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Playwright, expect, sync_playwright
 
 from tests.support.servers import Database, Server
 
@@ -25,15 +25,19 @@ ARGS = [
 PASSWORD = "correct horse battery"
 
 pytestmark = pytest.mark.browser
+# Generous: these wait for a condition, and a loaded CI machine can take seconds to get there.
+expect.set_options(timeout=15_000)
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session-scoped: Playwright's sync API keeps an asyncio loop running while it
+# is open, and the anyio tests that run after the browser tests cannot start theirs until it ends.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
     yield browser
