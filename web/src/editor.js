@@ -4,7 +4,7 @@
 import { Editor } from '@tiptap/core'
 import StarterKit from '@tiptap/starter-kit'
 import { TaskList } from '@tiptap/extension-list'
-import { Table, TableCell, TableHeader, TableRow } from '@tiptap/extension-table'
+import { Table, TableCell, TableHeader } from '@tiptap/extension-table'
 import Collaboration from '@tiptap/extension-collaboration'
 import CollaborationCaret from '@tiptap/extension-collaboration-caret'
 import * as Y from 'yjs'
@@ -12,7 +12,7 @@ import { WebsocketProvider } from 'y-websocket'
 
 import { ConnectionStatus } from './lib/connection.js'
 import { DueDate } from './lib/duedate.js'
-import { StableIds } from './lib/ids.js'
+import { PlanTableRow, StableIds } from './lib/ids.js'
 import { Owner } from './lib/owners.js'
 import { isAllowedHref } from './lib/links.js'
 import { PendingStore } from './lib/pending.js'
@@ -120,19 +120,7 @@ function start () {
       TaskList,
       PlanTaskItem.configure({ nested: true }),
       Table.configure({ resizable: false }),
-      TableRow.extend({
-        addAttributes () {
-          return {
-            ...this.parent?.(),
-            id: {
-              default: null,
-              keepOnSplit: false,
-              parseHTML: (el) => el.getAttribute('data-id'),
-              renderHTML: (a) => (a.id ? { 'data-id': a.id } : {}),
-            },
-          }
-        },
-      }),
+      PlanTableRow,
       TableHeader,
       TableCell,
       Owner,

@@ -12,6 +12,7 @@
 // moves the id to the *second* node when the first half of a split is empty, and strips ids
 // from every paste, so a cut-and-paste move would lose the task's id.
 import { Extension } from '@tiptap/core'
+import { TableRow } from '@tiptap/extension-table'
 import { Plugin, PluginKey } from '@tiptap/pm/state'
 import { ySyncPluginKey } from '@tiptap/y-tiptap'
 
@@ -99,5 +100,20 @@ export const StableIds = Extension.create({
         return tr
       },
     })]
+  },
+})
+
+/** TableRow with its stable `id` (data-id in HTML). */
+export const PlanTableRow = TableRow.extend({
+  addAttributes () {
+    return {
+      ...this.parent?.(),
+      id: {
+        default: null,
+        keepOnSplit: false,
+        parseHTML: (el) => el.getAttribute('data-id'),
+        renderHTML: (a) => (a.id ? { 'data-id': a.id } : {}),
+      },
+    }
   },
 })
