@@ -56,6 +56,14 @@ def tomorrow(page: Page) -> str:
     )
 
 
+def keys(page: Page, *names: str) -> None:
+    """Press keys one by one, unhurried: keys pressed faster than Chromium reports selection
+    changes to ProseMirror can be lost (the selection is re-set from the older state)."""
+    for name in names:
+        page.keyboard.press(name)
+        page.wait_for_timeout(60)
+
+
 def wait_for_ids(page: Page, count: int) -> list[str]:
     page.wait_for_function(
         "n => { const ids = [...document.querySelectorAll('#editor li.task-item')]"
@@ -132,11 +140,7 @@ def test_task_ids_survive_split_undo_and_get_renewed_on_paste(
 
     # Enter in the middle: the first half keeps the id, the second gets a new one.
     casey.wait_for_timeout(700)  # past Yjs' undo capture time: the split is its own undo step
-    for _ in range(len("Beta")):
-        # Unhurried: keys pressed faster than Chromium reports selection changes can be lost.
-        casey.keyboard.press("ArrowLeft")
-        casey.wait_for_timeout(60)
-    casey.keyboard.press("Enter")
+    keys(casey, *["ArrowLeft"] * len("Beta"), "Enter")
     first, second = wait_for_ids(casey, 2)
     assert first == original
     assert TASK_ID.match(second) and second != original
@@ -155,13 +159,8 @@ def test_task_ids_survive_split_undo_and_get_renewed_on_paste(
     assert ids[0] == original
 
     # Copy both tasks and paste them at the end: the copies get new ids, the originals keep theirs.
-    casey.keyboard.press("Control+Home")
-    casey.keyboard.press("Shift+ArrowDown")
-    casey.keyboard.press("Shift+End")
-    casey.keyboard.press("Control+c")
-    casey.keyboard.press("Control+End")
-    casey.keyboard.press("Enter")
-    casey.keyboard.press("Control+v")
+    keys(casey, "Control+Home", "Shift+ArrowDown", "Shift+End", "Control+c")
+    keys(casey, "Control+End", "Enter", "Control+v")
     after = wait_for_ids(casey, 4)
     assert len(set(after)) == 4
     assert after[:2] == ids
@@ -180,10 +179,9 @@ def test_task_ids_survive_split_undo_and_get_renewed_on_paste(
     }""",
         moved,
     )
-    casey.keyboard.press("Control+x")
+    keys(casey, "Control+x")
     wait_for_ids(casey, 3)
-    casey.keyboard.press("Control+Home")
-    casey.keyboard.press("Control+v")
+    keys(casey, "Control+Home", "Control+v")
     final = wait_for_ids(casey, 4)
     assert len(set(final)) == 4
     assert moved in final

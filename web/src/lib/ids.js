@@ -36,8 +36,11 @@ function isRemote (tr) {
   return !!(meta && meta.isChangeOrigin)
 }
 
-/** The fixes needed in `doc`: [{pos, node, id}], given where ids were before the change. */
-export function idFixes (doc, keepers = new Map()) {
+/**
+ * The fixes needed in `doc`: [{pos, node, id}]. `keepers()` says where ids were before the
+ * change (id -> position in `doc`); it is only asked for when some id is held twice.
+ */
+export function idFixes (doc, keepers = () => new Map()) {
   const byId = new Map()
   const fixes = []
   doc.descendants((node, pos) => {
@@ -52,14 +55,39 @@ export function idFixes (doc, keepers = new Map()) {
     }
     return true
   })
+  let kept0 = null
   for (const [id, holders] of byId) {
     if (holders.length < 2) continue
-    const kept = keepers.get(id)
+    if (!kept0) kept0 = keepers()
+    const kept = kept0.get(id)
     let keeper = holders.find((h) => h.pos === kept)
     if (!keeper) keeper = holders[0]
     for (const h of holders) if (h !== keeper) fixes.push({ pos: h.pos, node: h.node, id: newId(h.prefix) })
   }
   return fixes
+}
+
+/** id -> position in `newDoc` of each node that had that id in `oldDoc` and still holds it. */
+function whereIdsWent (transactions, oldDoc, newDoc) {
+  const found = new Map()
+  oldDoc.descendants((node, pos) => {
+    if (!ID_PREFIX[node.type.name]) return !node.isTextblock
+    const id = node.attrs.id
+    if (!id || found.has(id)) return true
+    // assoc 1 first (content inserted right before the node doesn't take its place),
+    // then -1 (a node whose markup changed maps to its own start that way).
+    for (const assoc of [1, -1]) {
+      let mapped = pos
+      for (const tr of transactions) mapped = tr.mapping.map(mapped, assoc)
+      const now = mapped < newDoc.content.size ? newDoc.nodeAt(mapped) : null
+      if (now && now.type === node.type && now.attrs.id === id) {
+        found.set(id, mapped)
+        break
+      }
+    }
+    return true
+  })
+  return found
 }
 
 export const StableIds = Extension.create({
@@ -72,25 +100,7 @@ export const StableIds = Extension.create({
       appendTransaction (transactions, oldState, newState) {
         if (!transactions.some((tr) => tr.docChanged)) return null
         if (transactions.some(isRemote) || !editor.isEditable) return null
-        // Where each node that had an id before the change is now, if it still holds that id.
-        const keepers = new Map()
-        oldState.doc.descendants((node, pos) => {
-          if (!ID_PREFIX[node.type.name]) return !node.isTextblock
-          const id = node.attrs.id
-          if (!id || keepers.has(id)) return true
-          // assoc 1 first (content inserted right before the node doesn't take its place),
-          // then -1 (a node whose markup changed maps to its own start that way).
-          for (const assoc of [1, -1]) {
-            let mapped = pos
-            for (const tr of transactions) mapped = tr.mapping.map(mapped, assoc)
-            const now = mapped <= newState.doc.content.size ? newState.doc.nodeAt(mapped) : null
-            if (now && now.type === node.type && now.attrs.id === id) {
-              keepers.set(id, mapped)
-              break
-            }
-          }
-          return true
-        })
+        const keepers = () => whereIdsWent(transactions, oldState.doc, newState.doc)
         const fixes = idFixes(newState.doc, keepers)
         if (fixes.length === 0) return null
         const tr = newState.tr

@@ -121,15 +121,17 @@ export function insertSection (editor, value) {
   if (!tpl) return false
   const { state } = editor
   const { $from } = state.selection
-  // after the top-level block the cursor is in (or at the end of an empty document)
-  const top = $from.depth > 0 ? $from.after(1) : state.doc.content.size
-  const first = state.doc.firstChild
-  const emptyDoc = state.doc.childCount === 1 && first.isTextblock && first.content.size === 0
   const nodes = [{ type: 'heading', attrs: { level: 2 }, content: text(tpl.label) }, ...tpl.content()]
-  const at = emptyDoc ? { from: 0, to: state.doc.content.size } : top
+  // An empty top-level paragraph at the cursor is replaced (no blank gap left behind);
+  // otherwise the section goes after the top-level block the cursor is in.
+  const block = $from.depth > 0 ? $from.node(1) : null
+  const emptyBlock = block && block.type.name === 'paragraph' && block.content.size === 0
+  const at = emptyBlock
+    ? { from: $from.before(1), to: $from.after(1) }
+    : $from.depth > 0 ? $from.after(1) : state.doc.content.size
   return editor.chain().focus().insertContentAt(at, nodes).command(({ tr }) => {
     // put the cursor in the first editable cell / task of the new section
-    const start = typeof at === 'number' ? at : 0
+    const start = typeof at === 'number' ? at : at.from
     let target = null
     tr.doc.nodesBetween(start, Math.min(tr.doc.content.size, start + 4000), (node, pos) => {
       if (target !== null) return false
