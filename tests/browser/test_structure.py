@@ -117,10 +117,24 @@ def test_owner_and_due_date_typed_in_a_task_reach_the_other_side(
     assert wait_for_ids(robin, 1) == [task["attrs"]["id"]]
     robin.screenshot(path=str(ARTIFACTS / "structure-robin-sees-chips.png"))
 
+    # Robin adds a task after it while Casey keeps typing in hers: both editors agree on
+    # every id, the first task keeps its id, and the ids stay put (no flip-flop).
+    robin.locator("#editor li.task-item p").first.click(position={"x": 4, "y": 6})
+    keys(robin, "End", "Enter")
+    robin.keyboard.type("Send the agenda", delay=10)
+    casey.keyboard.type("today", delay=10)
+    expect(casey.locator("#editor li.task-item")).to_have_count(2)
+    ids = wait_for_ids(casey, 2)
+    assert ids[0] == task["attrs"]["id"] and TASK_ID.match(ids[1]) and ids[1] != ids[0]
+    casey.wait_for_timeout(1000)
+    assert wait_for_ids(casey, 2) == wait_for_ids(robin, 2) == ids
+    assert [task_text(t) for t in tasks(robin)] == [task_text(t) for t in tasks(casey)]
+
     # The Markdown export still reads as who does what by when.
     md = casey.request.get(f"{base}/api/plans/{plan_id}/document?format=markdown")
     assert md.status == 200
-    assert f"- [ ] Kick-off call with @Robin Customer (due {due})" in md.text()
+    assert f"- [ ] Kick-off call with @Robin Customer (due {due}) today" in md.text()
+    assert "- [ ] Send the agenda" in md.text()
 
 
 def test_task_ids_survive_split_undo_and_get_renewed_on_paste(

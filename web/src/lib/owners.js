@@ -55,6 +55,9 @@ export async function ownerItems (editor, query) {
   ranked.sort((a, b) => b.s - a.s || a.order - b.order)
   const items = ranked.slice(0, MAX_ITEMS).map((r) => r.item)
   const typed = query.trim()
+  // Once the text after "@" has a space and matches nobody, it is a sentence, not a name:
+  // offer nothing (the list hides and Enter is a plain Enter again).
+  if (items.length === 0 && /\s/.test(query)) return []
   if (typed && typed.length <= 60 && !items.some((i) => norm(i.label) === q)) {
     items.push({ id: `name:${typed}`, label: typed, side: null, kind: 'name' })
   }
@@ -163,7 +166,7 @@ export const Owner = Mention.extend({
       label: 'Assign an owner',
       className: 'owner-suggest',
       renderItem: renderOwner,
-      empty: () => 'Type a name',
+      empty: (q) => (q.trim() ? null : 'Type a name'),
     }),
   },
 })

@@ -7,7 +7,8 @@ let seq = 0
 
 /**
  * A `render` for a Suggestion config.
- * renderItem(item) -> Node[] (the option's content); empty(query) -> text when no items.
+ * renderItem(item) -> Node[] (the option's content); empty(query) -> text when no items
+ * (null: hide the list until there are items again).
  * extra(props, close) -> optional Node appended under the list (e.g. a date input).
  * onEnter(props) -> true when it handled Enter itself (e.g. a typed date).
  */
@@ -49,10 +50,12 @@ export function suggestionRenderer ({ id, label, className, renderItem, empty, e
         o.addEventListener('click', () => pick(i))
         list.append(o)
       })
-      if (props.items.length === 0) {
+      const emptyText = props.items.length === 0 ? (empty ? empty(props.query) : 'No matches') : ''
+      el.hidden = emptyText === null
+      if (emptyText) {
         const o = document.createElement('div')
         o.className = 'suggest-empty'
-        o.textContent = empty ? empty(props.query) : 'No matches'
+        o.textContent = emptyText
         list.append(o)
       }
       setActive(Math.min(active, Math.max(props.items.length - 1, 0)))
@@ -102,7 +105,7 @@ export function suggestionRenderer ({ id, label, className, renderItem, empty, e
         position()
       },
       onKeyDown: ({ event }) => {
-        if (!el) return false
+        if (!el || el.hidden) return false
         if (event.key === 'ArrowDown') { setActive(active + 1); return true }
         if (event.key === 'ArrowUp') { setActive(active - 1); return true }
         if (event.key === 'Escape') { close(); return true }
