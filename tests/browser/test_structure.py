@@ -265,7 +265,18 @@ def test_status_milestone_and_insert_menu_from_the_keyboard(
         "label": "Dana Buyer",
         "side": "customer",
     }
-    assert len(nodes(milestone, "dueDate")) == 1
+    [chip] = nodes(milestone, "dueDate")
+    # Clicking the chip changes the date.
+    casey.locator("#editor .due-chip").click()
+    casey.locator(
+        "#due-date-menu [role=menuitemradio]", has_text="In a week"
+    ).click()  # never the same day as +3d
+    expect(casey.locator("#due-date-menu")).to_have_count(0)
+    [changed] = nodes(tasks(casey)[0], "dueDate")
+    assert changed["attrs"]["date"] != chip["attrs"]["date"]
+    expect(casey.locator("#editor .due-chip")).to_have_attribute(
+        "data-date", changed["attrs"]["date"]
+    )
     expect(casey.locator("#editor li.is-milestone .task-milestone-mark")).to_be_visible()
 
     # Status from the keyboard: Ctrl+Alt+S, arrows, Enter.

@@ -15,7 +15,10 @@ export function placeAt (el, rect, gap = 6) {
   const vh = window.innerHeight
   let top = rect.bottom + gap
   if (top + height > vh - 8 && rect.top - gap - height > 8) top = rect.top - gap - height
-  const left = Math.max(8, Math.min(rect.left, vw - width - 8))
+  // left-aligned with the anchor, or right-aligned when that would run off the screen
+  let left = rect.left
+  if (left + width > vw - 8) left = (rect.right ?? rect.left) - width
+  left = Math.max(8, Math.min(left, vw - width - 8))
   el.style.left = `${Math.round(left)}px`
   el.style.top = `${Math.round(top)}px`
 }
