@@ -87,7 +87,10 @@ def test_owner_and_due_date_typed_in_a_task_reach_the_other_side(
     casey.keyboard.type("Kick-off call with @Rob", delay=15)
     option = casey.locator(".owner-suggest [role=option]").first
     expect(option).to_contain_text("Robin Customer")
-    expect(casey.locator("#editor .ProseMirror")).to_have_attribute("aria-expanded", "true")
+    listbox_id = casey.locator(".owner-suggest [role=listbox]").get_attribute("id")
+    doc_el = casey.locator("#editor .ProseMirror")
+    expect(doc_el).to_have_attribute("aria-controls", listbox_id)
+    expect(doc_el).to_have_attribute("aria-activedescendant", re.compile(r".+-0$"))
     casey.keyboard.press("Enter")
     casey.keyboard.type("due:", delay=15)
     expect(casey.locator(".due-suggest [role=option][data-key=tomorrow]")).to_be_visible()

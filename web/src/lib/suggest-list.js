@@ -1,6 +1,6 @@
 // The floating list behind @tiptap/suggestion (owner @mentions, due dates): a role=listbox
-// that keeps the focus in the editor. The editor element points at it with aria-controls and
-// aria-activedescendant while it is open; ↑/↓ move, Enter/Tab pick, Escape closes.
+// that keeps the focus in the editor. The editor element (role=textbox) points at it with
+// aria-controls and at the highlighted option with aria-activedescendant while it is open; ↑/↓ move, Enter/Tab pick, Escape closes.
 import { placeAt } from './popup.js'
 
 let seq = 0
@@ -69,7 +69,6 @@ export function suggestionRenderer ({ id, label, className, renderItem, empty, e
       const dom = props.editor.view.dom
       dom.removeAttribute('aria-activedescendant')
       dom.removeAttribute('aria-controls')
-      dom.removeAttribute('aria-expanded')
       el.remove()
       el = null
     }
@@ -94,7 +93,6 @@ export function suggestionRenderer ({ id, label, className, renderItem, empty, e
         document.body.append(el)
         const dom = p.editor.view.dom
         dom.setAttribute('aria-controls', list.id)
-        dom.setAttribute('aria-expanded', 'true')
         draw()
         position()
       },
