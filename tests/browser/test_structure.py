@@ -307,6 +307,14 @@ def test_status_milestone_and_insert_menu_from_the_keyboard(
     attrs = tasks(casey)[0]["attrs"]
     assert (attrs["status"], attrs["checked"]) == ("done", True)
 
+    # Ctrl+Enter toggles done in a task (a hard break elsewhere).
+    casey.locator("#editor .ProseMirror").press("Control+Enter")
+    attrs = tasks(casey)[0]["attrs"]
+    assert (attrs["status"], attrs["checked"]) == (None, False)
+    casey.keyboard.press("Control+Enter")
+    attrs = tasks(casey)[0]["attrs"]
+    assert (attrs["status"], attrs["checked"]) == ("done", True)
+
     # Milestone flag toggles from the keyboard.
     casey.locator("#editor .ProseMirror").press("Control+Alt+m")
     assert tasks(casey)[0]["attrs"]["milestone"] is False

@@ -19,7 +19,7 @@ import { PendingStore } from './lib/pending.js'
 import { displayName, safeColor, textColorOn } from './lib/people.js'
 import { Placeholder } from './lib/placeholder.js'
 import { Presence } from './lib/presence.js'
-import { PlanTaskItem } from './lib/tasks.js'
+import { PlanTaskItem, TaskKeys } from './lib/tasks.js'
 import { Toolbar } from './lib/toolbar.js'
 
 const DEFAULT_CLOSE_CODES = {
@@ -126,6 +126,7 @@ function start () {
       Owner,
       DueDate,
       StableIds,
+      TaskKeys,
       Collaboration.configure({ document: ydoc, field: 'default' }),
       CollaborationCaret.configure({ provider, user, render: renderCaret }),
       Placeholder.configure({

@@ -8,6 +8,7 @@
 // The node view is TaskItem's own (checkbox, a11y label) with a milestone flag and a status
 // pill added (contenteditable=false). Keyboard: Ctrl/⌘+Alt+S opens the status menu of the
 // task at the cursor, Ctrl/⌘+Alt+M toggles the milestone flag, Ctrl/⌘+Enter toggles done.
+import { Extension } from '@tiptap/core'
 import { TaskItem } from '@tiptap/extension-list'
 import { Plugin, PluginKey } from '@tiptap/pm/state'
 import { ySyncPluginKey } from '@tiptap/y-tiptap'
@@ -94,20 +95,6 @@ export const PlanTaskItem = TaskItem.extend({
         if (!found) return false
         return commands.setTaskStatus(found.node.attrs.checked ? 'todo' : 'done', found.pos)
       },
-    }
-  },
-
-  addKeyboardShortcuts () {
-    return {
-      ...this.parent?.(),
-      'Mod-Alt-s': () => {
-        const found = taskAtSelection(this.editor.state)
-        if (!found || !this.editor.isEditable) return false
-        openStatusMenu(this.editor, found.pos)
-        return true
-      },
-      'Mod-Alt-m': () => this.editor.commands.toggleMilestone(),
-      'Mod-Enter': () => this.editor.commands.toggleTaskDone(),
     }
   },
 
@@ -216,6 +203,29 @@ export const PlanTaskItem = TaskItem.extend({
         },
       }),
     ]
+  },
+})
+
+/**
+ * The task keys, ahead of StarterKit's (Ctrl/⌘+Enter is a hard break elsewhere): they only act
+ * inside a task and fall through otherwise.
+ */
+export const TaskKeys = Extension.create({
+  name: 'tandemTaskKeys',
+  priority: 1000,
+  addKeyboardShortcuts () {
+    const editor = this.editor
+    const inTask = () => editor.isEditable && !!taskAtSelection(editor.state)
+    return {
+      'Mod-Alt-s': () => {
+        const found = inTask() && taskAtSelection(editor.state)
+        if (!found) return false
+        openStatusMenu(editor, found.pos)
+        return true
+      },
+      'Mod-Alt-m': () => inTask() && editor.commands.toggleMilestone(),
+      'Mod-Enter': () => inTask() && editor.commands.toggleTaskDone(),
+    }
   },
 })
 
