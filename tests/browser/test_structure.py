@@ -330,3 +330,53 @@ def test_status_milestone_and_insert_menu_from_the_keyboard(
     assert nodes(tasks(casey)[0], "dueDate") == []
     ARTIFACTS.mkdir(exist_ok=True)
     casey.screenshot(path=str(ARTIFACTS / "structure-sections.png"), full_page=True)
+
+
+# A change made by another Yjs client (a script, an older editor): a second Y.Doc in the page
+# whose update is applied to the editor's document, exactly as if it came from the server.
+REMOTE_EDIT = """([bareText, dupText]) => {
+    const { ydoc, Y } = window.tandem
+    const other = new Y.Doc()
+    Y.applyUpdate(other, Y.encodeStateAsUpdate(ydoc))
+    const list = other.getXmlFragment('default').toArray().find((n) => n.nodeName === 'taskList')
+    const task = (text, attrs) => {
+        const item = new Y.XmlElement('taskItem')
+        for (const [k, v] of Object.entries(attrs)) item.setAttribute(k, v)
+        const p = new Y.XmlElement('paragraph')
+        p.insert(0, [new Y.XmlText(text)])
+        item.insert(0, [p])
+        return item
+    }
+    const first = list.get(0)
+    // a bare task at the end, and a task that repeats the first task's id, put before it
+    list.insert(list.length, [task(bareText, {})])
+    list.insert(0, [task(dupText, { id: first.getAttribute('id') })])
+    Y.applyUpdate(ydoc, Y.encodeStateAsUpdate(other, Y.encodeStateVector(ydoc)), 'remote')
+}"""
+
+
+def test_remote_changes_are_not_rewritten_until_a_local_edit(
+    browser: Browser, web_server: Server
+) -> None:
+    base = web_server.http
+    casey = sign_in(browser, base, "casey@vendor.example").new_page()
+    plan_id = create_plan_in_ui(casey, base, "Plan with scripts", "Robin's Co")
+    open_plan(casey, base, plan_id)
+    start_task_list(casey)
+    casey.keyboard.type("Mine", delay=10)
+    [mine] = wait_for_ids(casey, 1)
+
+    casey.evaluate(REMOTE_EDIT, ["From a script", "Copied by a script"])
+    expect(casey.locator("#editor li.task-item")).to_have_count(3)
+    casey.wait_for_timeout(300)
+    # Left as they came: no id for the bare task, the duplicate still duplicated.
+    assert [t["attrs"]["id"] for t in tasks(casey)] == [mine, mine, None]
+
+    # The next local edit fixes both: the first in document order keeps the id.
+    casey.locator("#editor li.task-item p").nth(1).click()
+    keys(casey, "End")
+    casey.keyboard.type("!")
+    ids = wait_for_ids(casey, 3)
+    assert ids[0] == mine
+    assert len(set(ids)) == 3 and all(TASK_ID.match(i) for i in ids)
+    assert [task_text(t) for t in tasks(casey)] == ["Copied by a script", "Mine!", "From a script"]
