@@ -282,6 +282,14 @@ def test_status_milestone_and_insert_menu_from_the_keyboard(
     )
     expect(casey.locator("#editor li.is-milestone .task-milestone-mark")).to_be_visible()
 
+    # Typing another due date in the task replaces the chip: a task has one due date.
+    keys(casey, "End")
+    casey.keyboard.type("due:tomorrow ", delay=15)
+    assert nodes(tasks(casey)[0], "dueDate") == [
+        {"type": "dueDate", "attrs": {"date": tomorrow(casey)}}
+    ]
+    expect(casey.locator("#editor .due-chip")).to_have_count(1)
+
     # Status from the keyboard: Ctrl+Alt+S, arrows, Enter.
     casey.keyboard.press("Control+Alt+s")
     status_menu = casey.locator("#task-status-menu[role=menu]")

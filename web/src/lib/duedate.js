@@ -243,6 +243,7 @@ export const DueDate = Node.create({
           if (!date) return null
           const start = range.from + match[0].indexOf('due:')
           state.tr.replaceWith(start, range.to, [this.type.create({ date }), state.schema.text(' ')])
+          dropOtherDueDates(state.tr, start)
           return undefined
         },
       }),
@@ -304,10 +305,14 @@ export const DueDate = Node.create({
         if (!props.date) return
         const after = editor.view.state.selection.$to.nodeAfter
         if (after && after.text && after.text.startsWith(' ')) range.to += 1
+        const at = range.from
         editor.chain().focus().insertContentAt(range, [
           { type: type.name, attrs: { date: props.date } },
           { type: 'text', text: ' ' },
-        ]).run()
+        ]).command(({ tr }) => {
+          dropOtherDueDates(tr, at)
+          return true
+        }).run()
       },
       render: suggestionRenderer({
         id: 'due-suggest',
@@ -323,6 +328,26 @@ export const DueDate = Node.create({
     })]
   },
 })
+
+/**
+ * A task has one due date: after a chip is put at `pos`, remove any other chip in the same
+ * task paragraph (with one space next to it), so typing a new date replaces the old one.
+ */
+export function dropOtherDueDates (tr, pos) {
+  const $pos = tr.doc.resolve(pos)
+  const para = $pos.parent
+  if ($pos.depth < 1 || $pos.node($pos.depth - 1).type.name !== 'taskItem') return
+  const start = $pos.start()
+  const others = []
+  para.forEach((child, offset) => {
+    if (child.type.name === 'dueDate' && start + offset !== pos) others.push([start + offset, child])
+  })
+  for (const [at, child] of others.reverse()) {
+    const after = tr.doc.resolve(at + child.nodeSize).nodeAfter
+    const end = at + child.nodeSize + (after && after.isText && after.text.startsWith(' ') ? 1 : 0)
+    tr.delete(at, end)
+  }
+}
 
 /** The dueDate node in the paragraph of the task at the cursor: {node, pos} or null. */
 function dueInTask (state) {
