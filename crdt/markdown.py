@@ -2,7 +2,8 @@
 
 Rendered from the ProseMirror JSON of :mod:`crdt.prosemirror`. User text is escaped so that it
 stays literal (``*not bold*``, ``# not a heading``); structure the schema has and Markdown
-lacks degrades to text (underline becomes ``<u>``, table cells are one line each).
+lacks degrades to text (underline becomes ``<u>``, table cells are one line each, a task owner
+``mention`` becomes ``@Label`` and a ``dueDate`` chip ``(due 2026-12-12)``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ _DELIMS = {
 # Which mark goes outside when several open together and last equally long.
 _NESTING = ("link", "bold", "italic", "strike", "underline")
 _LISTS = {"bulletList": "bullet", "taskList": "bullet", "orderedList": "ordered"}
-_INLINE_NODES = {"text", "hardBreak"}
+_INLINE_NODES = {"text", "hardBreak", "mention", "dueDate"}
 
 # Characters that can start inline syntax anywhere; `_` only outside words (snake_case is safe).
 _INLINE_SPECIAL = re.compile(r"[\\*`\[\]<~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|&(?=#?\w+;)")
@@ -256,6 +257,10 @@ def _runs(content: Sequence[Node], hard_break: str):
         kind = node.get("type")
         if kind == "hardBreak":
             yield hard_break, True, []
+        elif kind in ("mention", "dueDate"):
+            text = _atom_text(node)
+            if text:
+                yield _INLINE_SPECIAL.sub(r"\\\g<0>", text), False, []
         elif kind == "text":
             text = node.get("text") or ""
             marks = node.get("marks") or []
@@ -271,6 +276,17 @@ def _runs(content: Sequence[Node], hard_break: str):
                     yield _INLINE_SPECIAL.sub(r"\\\g<0>", line), False, _mark_delims(marks)
         else:
             yield from _runs(node.get("content") or [], hard_break)
+
+
+def _atom_text(node: Node) -> str:
+    """The text of an inline atom: a mention as ``@Label``, a due date as ``(due YYYY-MM-DD)``."""
+    attrs = node.get("attrs") or {}
+    if node.get("type") == "mention":
+        label = attrs.get("label") or attrs.get("id") or ""
+        label = " ".join(str(label).split())  # one line, whatever was stored
+        return f"@{label}" if label else ""
+    date = attrs.get("date")
+    return f"(due {' '.join(str(date).split())})" if date else ""
 
 
 def _mark_delims(marks: Sequence[Node]) -> list[tuple[str, str, str, str]]:

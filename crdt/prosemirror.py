@@ -23,7 +23,9 @@ from pycrdt import Doc, XmlElement, XmlFragment, XmlText
 
 from .schema import fragment
 
-#: Attr defaults of the editor's node types (Tiptap StarterKit, TaskList/TaskItem, TableKit).
+#: Attr defaults of the editor's node types (Tiptap StarterKit, TaskList/TaskItem, TableKit, and
+#: Tandem's own: task id/status/milestone, row id, owner ``mention``, ``dueDate``; see
+#: docs/plan-document.md).
 NODE_ATTRS: dict[str, dict[str, Any]] = {
     "doc": {},
     "paragraph": {},
@@ -34,14 +36,16 @@ NODE_ATTRS: dict[str, dict[str, Any]] = {
     "orderedList": {"start": 1, "type": None},
     "listItem": {},
     "taskList": {},
-    "taskItem": {"checked": False},
+    "taskItem": {"checked": False, "id": None, "status": None, "milestone": False},
     "codeBlock": {"language": None},
     "horizontalRule": {},
     "hardBreak": {},
     "table": {},
-    "tableRow": {},
+    "tableRow": {"id": None},
     "tableCell": {"colspan": 1, "rowspan": 1, "colwidth": None, "align": None},
     "tableHeader": {"colspan": 1, "rowspan": 1, "colwidth": None, "align": None},
+    "mention": {"id": None, "label": None, "side": None},
+    "dueDate": {"date": None},
 }
 
 #: Attr defaults of the editor's marks, in schema rank order (Link has a high priority, so it

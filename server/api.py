@@ -79,7 +79,18 @@ async def get_document(request: Request) -> Response:
     return JSONResponse(crdt.to_prosemirror(doc))
 
 
+async def list_people(request: Request) -> Response:
+    """Workspace people, for owner @mentions: ids are ``user:<id>``; sides are unknown here."""
+    await api_caller(request)
+    users = await services(request).store.run(lambda s: persistence.list_users(session=s))
+    people = [
+        {"id": f"user:{u.id}", "label": u.name, "email": u.email, "side": None} for u in users
+    ]
+    return JSONResponse({"people": people})
+
+
 routes = [
+    Route("/api/people", list_people, methods=["GET"]),
     Route("/api/plans", create_plan, methods=["POST"]),
     Route("/api/plans", list_plans, methods=["GET"]),
     Route("/api/plans/{plan_id}", get_plan, methods=["GET"]),

@@ -5,7 +5,20 @@ from typing import Any
 import pytest
 
 from crdt import markdown_from_prosemirror, new_doc, to_markdown, write_prosemirror
-from tests.crdt.tiptap import HARD_BREAK, SAMPLE, cell, item, link, para, text, tiptap
+from tests.crdt.tiptap import (
+    HARD_BREAK,
+    SAMPLE,
+    cell,
+    due,
+    item,
+    link,
+    mention,
+    para,
+    row,
+    task,
+    text,
+    tiptap,
+)
 
 SAMPLE_MARKDOWN = """\
 # Acme × Globex 🚀
@@ -21,8 +34,8 @@ Goals: **grow *usage***, ~~old~~, `api_key`, [docs](https://example.com/a%28b%29
   4. invite
 - Go live
 
-* [ ] Sign SOW
-  - [x] legal review
+* [ ] Sign SOW @Casey Vendor (due 2026-12-12)
+  - [x] legal review @Dana
 * [x] Done thing
 
 | Owner | Due |
@@ -248,7 +261,46 @@ def test_blockquote_code_block_and_rule() -> None:
 def test_unknown_nodes_keep_their_text() -> None:
     callout = {"type": "callout", "content": [text("careful", "bold"), text(" *now*")]}
     wrapper = {"type": "details", "content": [para(text("inside")), para(text("more"))]}
-    mention = {"type": "mention", "content": [text("@casey")]}
-    assert md(callout, wrapper, para(text("hi "), mention)) == (
+    emoji = {"type": "emoji", "content": [text("@casey")]}
+    assert md(callout, wrapper, para(text("hi "), emoji)) == (
         "**careful** \\*now\\*\n\ninside\n\nmore\n\nhi @casey\n"
+    )
+
+
+def test_task_owner_and_due_date_read_as_text() -> None:
+    tasks = item(
+        "taskList",
+        task(
+            para(text("Kick-off "), mention("user:3", "Ann Lee"), text(" "), due("2026-12-12")),
+            id="t_AbCdEfGh12",
+            status="in_progress",
+            milestone=True,
+        ),
+        task(para(due("2027-01-05"), text(" renewal call")), checked=True, status="done"),
+        task(para(text("ask "), mention("name:Bo_b *x*", "Bo_b *x*", "customer"))),
+    )
+    assert md(tasks) == (
+        "- [ ] Kick-off @Ann Lee (due 2026-12-12)\n"
+        "- [x] (due 2027-01-05) renewal call\n"
+        "- [ ] ask @Bo_b \\*x\\*\n"
+    )
+
+
+def test_owner_and_due_date_in_a_table_cell_and_alone() -> None:
+    table = item(
+        "table",
+        row(cell("tableHeader", para(text("Owner"))), cell("tableHeader", para(text("Due")))),
+        row(
+            cell("tableCell", para(mention("contact:r_x", "Dana"))),
+            cell("tableCell", para(due("2026-01-02"))),
+        ),
+    )
+    assert md(table) == "| Owner | Due |\n| --- | --- |\n| @Dana | (due 2026-01-02) |\n"
+    # A mention without a label falls back to its id; one without either (or a date-less chip)
+    # leaves nothing behind.
+    assert md(para(mention("user:9", ""), text(" x"))) == "@user:9 x\n"
+    bare = {"type": "mention", "attrs": {"id": None, "label": None, "side": None}}
+    assert (
+        md(para(text("a "), bare, {"type": "dueDate", "attrs": {"date": None}}, text("b")))
+        == "a b\n"
     )

@@ -88,6 +88,25 @@ def cell(kind: str, *content: dict[str, Any], **attrs: Any) -> dict[str, Any]:
 
 HARD_BREAK = {"type": "hardBreak"}
 
+
+def task(*content: dict[str, Any], **attrs: Any) -> dict[str, Any]:
+    """A taskItem with the editor's attrs (defaults filled in, as getJSON() gives them)."""
+    defaults = {"checked": False, "id": None, "status": None, "milestone": False}
+    return {"type": "taskItem", "attrs": {**defaults, **attrs}, "content": list(content)}
+
+
+def row(*cells: dict[str, Any], id: str | None = None) -> dict[str, Any]:
+    return {"type": "tableRow", "attrs": {"id": id}, "content": list(cells)}
+
+
+def mention(id: str, label: str, side: str | None = None) -> dict[str, Any]:
+    return {"type": "mention", "attrs": {"id": id, "label": label, "side": side}}
+
+
+def due(date: str) -> dict[str, Any]:
+    return {"type": "dueDate", "attrs": {"date": date}}
+
+
 #: A plan using every construct, exactly as Tiptap's getJSON() gives it (checked in the tests).
 SAMPLE: dict[str, Any] = {
     "type": "doc",
@@ -128,27 +147,44 @@ SAMPLE: dict[str, Any] = {
         ),
         item(
             "taskList",
-            item(
-                "taskItem",
-                para(text("Sign SOW")),
-                item("taskList", item("taskItem", para(text("legal review")), checked=True)),
-                checked=False,
+            task(
+                para(
+                    text("Sign SOW "),
+                    mention("user:7", "Casey Vendor"),
+                    text(" "),
+                    due("2026-12-12"),
+                ),
+                item(
+                    "taskList",
+                    task(
+                        para(
+                            text("legal review "),
+                            mention("contact:r_AbCdEfGh12", "Dana", "customer"),
+                        ),
+                        checked=True,
+                        id="t_legal_0001",
+                        status="done",
+                    ),
+                ),
+                id="t_Sow-_12345",
+                status="in_progress",
+                milestone=True,
             ),
-            item("taskItem", para(text("Done thing")), checked=True),
+            task(para(text("Done thing")), checked=True),
         ),
         item(
             "table",
-            item(
-                "tableRow",
+            row(
                 cell("tableHeader", para(text("Owner")), colwidth=[150]),
                 cell("tableHeader", para(text("Due")), align="right"),
+                id="r_header_001",
             ),
-            item(
-                "tableRow",
+            row(
                 cell("tableCell", para(text("Casey")), para(text("a|b"))),
                 cell("tableCell", para(text("Q3"))),
+                id="r_row_000002",
             ),
-            item("tableRow", cell("tableCell", para(text("Both")), colspan=2)),
+            row(cell("tableCell", para(text("Both")), colspan=2)),
         ),
         item("blockquote", para(text("Quote"))),
         {"type": "codeBlock", "attrs": {"language": "python"}, "content": [text("x = 1\n")]},

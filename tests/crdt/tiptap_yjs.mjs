@@ -10,14 +10,20 @@
 //       stdout: {"nodes": {name: {attr: default}}, "marks": [[name, {attr: default}], ...]}
 //
 // The schema-shaping extensions mirror web/src/editor.js (keep them in step), so the schema and
-// its attr defaults are the editor's. encode also checks the input is valid for that schema.
+// its attr defaults are the editor's: Tandem's own node extensions (tasks with id/status/milestone,
+// rows with ids, owner mentions, due dates) are imported from web/src/lib itself. encode also
+// checks the input is valid for that schema.
 import { getSchema } from '@tiptap/core'
 import StarterKit from '@tiptap/starter-kit'
-import { TaskList, TaskItem } from '@tiptap/extension-list'
-import { Table, TableCell, TableHeader, TableRow } from '@tiptap/extension-table'
+import { TaskList } from '@tiptap/extension-list'
+import { Table, TableCell, TableHeader } from '@tiptap/extension-table'
 import { Node } from '@tiptap/pm/model'
 import { prosemirrorJSONToYDoc, yXmlFragmentToProseMirrorRootNode } from '@tiptap/y-tiptap'
 import * as Y from 'yjs'
+import { DueDate } from '../../web/src/lib/duedate.js'
+import { PlanTableRow } from '../../web/src/lib/ids.js'
+import { Owner } from '../../web/src/lib/owners.js'
+import { PlanTaskItem } from '../../web/src/lib/tasks.js'
 
 const FRAGMENT = 'default'
 const schema = getSchema([
@@ -26,11 +32,13 @@ const schema = getSchema([
     link: { HTMLAttributes: { rel: 'noopener noreferrer nofollow', target: '_blank' } },
   }),
   TaskList,
-  TaskItem.configure({ nested: true }),
+  PlanTaskItem.configure({ nested: true }),
   Table.configure({ resizable: false }),
-  TableRow,
+  PlanTableRow,
   TableHeader,
   TableCell,
+  Owner,
+  DueDate,
 ])
 
 const readStdin = async () => {

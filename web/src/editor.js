@@ -3,19 +3,23 @@
 // and mounts into #editor, #toolbar, #presence and #connection (see plan.html).
 import { Editor } from '@tiptap/core'
 import StarterKit from '@tiptap/starter-kit'
-import { TaskItem, TaskList } from '@tiptap/extension-list'
-import { Table, TableCell, TableHeader, TableRow } from '@tiptap/extension-table'
+import { TaskList } from '@tiptap/extension-list'
+import { Table, TableCell, TableHeader } from '@tiptap/extension-table'
 import Collaboration from '@tiptap/extension-collaboration'
 import CollaborationCaret from '@tiptap/extension-collaboration-caret'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 
 import { ConnectionStatus } from './lib/connection.js'
+import { DueDate } from './lib/duedate.js'
+import { PlanTableRow, StableIds } from './lib/ids.js'
+import { Owner } from './lib/owners.js'
 import { isAllowedHref } from './lib/links.js'
 import { PendingStore } from './lib/pending.js'
 import { displayName, safeColor, textColorOn } from './lib/people.js'
 import { Placeholder } from './lib/placeholder.js'
 import { Presence } from './lib/presence.js'
+import { PlanTaskItem, TaskKeys } from './lib/tasks.js'
 import { Toolbar } from './lib/toolbar.js'
 
 const DEFAULT_CLOSE_CODES = {
@@ -114,11 +118,15 @@ function start () {
         },
       }),
       TaskList,
-      TaskItem.configure({ nested: true }),
+      PlanTaskItem.configure({ nested: true }),
       Table.configure({ resizable: false }),
-      TableRow,
+      PlanTableRow,
       TableHeader,
       TableCell,
+      Owner,
+      DueDate,
+      StableIds,
+      TaskKeys,
       Collaboration.configure({ document: ydoc, field: 'default' }),
       CollaborationCaret.configure({ provider, user, render: renderCaret }),
       Placeholder.configure({

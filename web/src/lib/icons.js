@@ -55,6 +55,34 @@ const ICONS = {
     ['path', { d: 'M3 9h18' }], ['path', { d: 'M9 3v18' }],
     ['path', { d: 'm16 17 5 5' }], ['path', { d: 'm21 17-5 5' }],
   ],
+  milestone: [
+    ['path', { d: 'M12 2.5 21.5 12 12 21.5 2.5 12Z' }],
+  ],
+  calendar: [
+    ['rect', { x: 3, y: 4, width: 18, height: 18, rx: 2 }],
+    ['path', { d: 'M16 2v4' }], ['path', { d: 'M8 2v4' }], ['path', { d: 'M3 10h18' }],
+  ],
+  user: [
+    ['circle', { cx: 12, cy: 8, r: 4 }],
+    ['path', { d: 'M4 21a8 8 0 0 1 16 0' }],
+  ],
+  plus: [['path', { d: 'M12 5v14' }], ['path', { d: 'M5 12h14' }]],
+  chevronDown: [['path', { d: 'm6 9 6 6 6-6' }]],
+  status: [
+    ['circle', { cx: 12, cy: 12, r: 9 }],
+    ['path', { d: 'M12 3a9 9 0 0 1 0 18Z', fill: 'currentColor' }],
+  ],
+  contacts: [
+    ['circle', { cx: 9, cy: 8, r: 3.5 }], ['path', { d: 'M2.5 20a6.5 6.5 0 0 1 13 0' }],
+    ['path', { d: 'M16 4.5a3.5 3.5 0 0 1 0 7' }], ['path', { d: 'M18 14.5a6.5 6.5 0 0 1 3.5 5.5' }],
+  ],
+  target: [
+    ['circle', { cx: 12, cy: 12, r: 9 }], ['circle', { cx: 12, cy: 12, r: 5 }], ['circle', { cx: 12, cy: 12, r: 1, fill: 'currentColor' }],
+  ],
+  alert: [
+    ['path', { d: 'M10.3 3.9 1.8 18a2 2 0 0 0 1.7 3h17a2 2 0 0 0 1.7-3L13.7 3.9a2 2 0 0 0-3.4 0Z' }],
+    ['path', { d: 'M12 9v4' }], ['path', { d: 'M12 17h.01' }],
+  ],
   undo: [
     ['path', { d: 'M9 14 4 9l5-5' }],
     ['path', { d: 'M4 9h10.5a5.5 5.5 0 0 1 5.5 5.5a5.5 5.5 0 0 1-5.5 5.5H11' }],

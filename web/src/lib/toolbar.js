@@ -1,8 +1,47 @@
 // The formatting toolbar (#toolbar): buttons built with DOM calls, each with an
 // aria-label, data-action, and aria-pressed / .is-active for formats that are on.
 // The table buttons (.toolbar-group[data-group="table-edit"]) show only inside a table.
+import { openDuePicker } from './duedate.js'
 import { icon } from './icons.js'
 import { normalizeHref } from './links.js'
+import { openMenu } from './popup.js'
+import { SECTION_TEMPLATES, insertSection } from './sections.js'
+import { openStatusMenu, taskAtSelection } from './tasks.js'
+
+const SECTION_ICONS = { contacts: 'contacts', 'key-results': 'target', risks: 'alert', milestones: 'milestone' }
+
+/** The Insert menu: a plan section (heading + table or milestone list) in one step. */
+function openInsertMenu (editor, button) {
+  button.setAttribute('aria-expanded', 'true')
+  openMenu({
+    anchor: button,
+    label: 'Insert a plan section',
+    id: 'insert-menu',
+    className: 'insert-menu',
+    items: SECTION_TEMPLATES.map((t) => ({ value: t.value, label: t.label, hint: t.hint, icon: icon(SECTION_ICONS[t.value]) })),
+    onClose: (reason) => {
+      button.setAttribute('aria-expanded', 'false')
+      if (reason === 'escape') button.focus()
+    },
+    onSelect: (value) => insertSection(editor, value),
+  })
+}
+
+/** Start an owner @mention at the cursor (the @ list opens). */
+function startOwner (editor) {
+  const { state } = editor
+  const before = state.selection.$from.nodeBefore
+  const space = before && before.isText && !/\s$/.test(before.text) ? ' ' : ''
+  editor.chain().focus().insertContent(`${space}@`).run()
+}
+
+function dueInSelectedTask (editor) {
+  const t = taskAtSelection(editor.state)
+  const para = t && t.node.firstChild
+  let pos = null
+  if (para) para.forEach((child, offset) => { if (pos === null && child.type.name === 'dueDate') pos = t.pos + 2 + offset })
+  return pos
+}
 
 /** The buttons, in groups. `active` marks a toggle; `run` does the thing. */
 function groups (editor, onLink) {
@@ -41,6 +80,24 @@ function groups (editor, onLink) {
       label: 'Table',
       buttons: [
         { action: 'insert-table', label: 'Insert table', icon: 'table', can: () => editor.can().insertTable({ rows: 3, cols: 3, withHeaderRow: true }), run: () => chain().insertTable({ rows: 3, cols: 3, withHeaderRow: true }).run() },
+      ],
+    },
+    {
+      name: 'insert',
+      label: 'Insert',
+      buttons: [
+        { action: 'insert-section', label: 'Insert a plan section', text: 'Insert', icon: 'plus', menu: true, can: () => editor.can().insertContent({ type: 'paragraph' }), run: (button) => openInsertMenu(editor, button) },
+      ],
+    },
+    {
+      name: 'task',
+      label: 'Task',
+      onlyInTask: true,
+      buttons: [
+        { action: 'task-owner', label: 'Assign an owner (type @)', icon: 'user', run: () => startOwner(editor) },
+        { action: 'task-due', label: 'Set due date (type due: or //)', icon: 'calendar', shortcut: 'Ctrl+Alt+D', run: (button) => openDuePicker(editor, dueInSelectedTask(editor), button) },
+        { action: 'task-status', label: 'Task status', icon: 'status', shortcut: 'Ctrl+Alt+S', menu: true, run: (button) => { const t = taskAtSelection(editor.state); if (t) openStatusMenu(editor, t.pos, button) } },
+        { action: 'task-milestone', label: 'Milestone', icon: 'milestone', shortcut: 'Ctrl+Alt+M', active: () => { const t = taskAtSelection(editor.state); return !!(t && t.node.attrs.milestone) }, run: () => editor.chain().focus().toggleMilestone().run() },
       ],
     },
     {
@@ -97,6 +154,10 @@ export class Toolbar {
         const shortcut = b.shortcut && (mac ? b.shortcut.replace('Ctrl+', '⌘').replace('Alt+', '⌥').replace('Shift+', '⇧') : b.shortcut)
         button.title = shortcut ? `${b.label} (${shortcut})` : b.label
         if (b.active) button.setAttribute('aria-pressed', 'false')
+        if (b.menu) {
+          button.setAttribute('aria-haspopup', 'menu')
+          button.setAttribute('aria-expanded', 'false')
+        }
         if (b.icon) button.append(icon(b.icon))
         if (b.text) {
           const t = document.createElement('span')
@@ -104,11 +165,12 @@ export class Toolbar {
           t.textContent = b.text
           button.append(t)
         }
+        if (b.menu && b.text) button.append(icon('chevronDown'))
         // keep the editor's selection when a button is pressed with the mouse
         button.addEventListener('mousedown', (e) => e.preventDefault())
         button.addEventListener('click', () => {
           if (!editor.isEditable) return
-          b.run()
+          b.run(button)
           this.update()
         })
         g.append(button)
@@ -159,11 +221,14 @@ export class Toolbar {
     const editor = this.editor
     const editable = editor.isEditable
     const inTable = editor.isActive('table')
+    const inTask = editor.isActive('taskItem')
     for (const { el, spec } of this.groupEls) {
       if (spec.onlyInTable) el.hidden = !inTable
+      if (spec.onlyInTask) el.hidden = !inTask
     }
     for (const { button, spec } of this.entries) {
       if (spec.onlyInTable && !inTable) continue
+      if (spec.onlyInTask && !inTask) continue
       let enabled = editable
       if (enabled && spec.can) {
         try {
