@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,8 +17,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from server.access import Rule
 from server.app import create_app
 from server.settings import Settings
-from tests.support.access import World, build_world
-from tests.support.servers import Database, Server
+from tests.support.access import World
 
 # Routes anyone may call, each with the reason; anything else public is a failure.
 PUBLIC = {
@@ -31,12 +29,26 @@ PUBLIC = {
     "/s/{token}": "the signed share link is the credential",
     "/embed/{token}": "the signed embed URL is the credential",
 }
-CALLERS = ["anonymous", "wrong_plan", "link_viewer", "link_editor", "customer_member",
-           "vendor_member", "owner", "api_token"]
+CALLERS = [
+    "anonymous",
+    "wrong_plan",
+    "link_viewer",
+    "link_editor",
+    "customer_member",
+    "vendor_member",
+    "owner",
+    "api_token",
+]
 ALLOWED = {
     Rule.SIGNED_IN: {"wrong_plan", "customer_member", "vendor_member", "owner", "api_token"},
-    Rule.PLAN_VIEW: {"link_viewer", "link_editor", "customer_member", "vendor_member", "owner",
-                     "api_token"},
+    Rule.PLAN_VIEW: {
+        "link_viewer",
+        "link_editor",
+        "customer_member",
+        "vendor_member",
+        "owner",
+        "api_token",
+    },
     Rule.PLAN_VENDOR: {"vendor_member", "owner"},
     Rule.PLAN_OWNER: {"owner"},
 }
@@ -74,25 +86,13 @@ def test_every_route_has_a_rule_and_public_ones_are_listed() -> None:
             assert "{plan_id}" in path, f"{path} has a plan rule but no plan in its path"
 
 
-@pytest.fixture(scope="module")
-def world(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    tmp = tmp_path_factory.mktemp(f"matrix-{backend}")
-    db = Database(backend, tmp)
-    srv = Server(
-        data_dir=tmp, database_url=db.url, extra_env={"TANDEM_WS_CONNECTS_PER_MINUTE": "10000"}
-    ).start()
-    try:
-        world = build_world(srv)
-        yield world
-        world.close()
-    finally:
-        srv.stop()
-        db.drop()
-
-
 def fill(path: str, world: World) -> str:
-    values = {"plan_id": world.plan, "user_id": "999999", "link_id": "nonexistent",
-              "token": "not-a-token"}
+    values = {
+        "plan_id": world.plan,
+        "user_id": "999999",
+        "link_id": "nonexistent",
+        "token": "not-a-token",
+    }
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], path)
 
 
@@ -122,8 +122,9 @@ async def ws_outcome(world: World, caller: str, path: str) -> str:
 
 
 @pytest.mark.parametrize("caller", CALLERS)
-@pytest.mark.parametrize(("method", "path", "rule"), ENDPOINTS,
-                         ids=[f"{m} {p}" for m, p, _ in ENDPOINTS])
+@pytest.mark.parametrize(
+    ("method", "path", "rule"), ENDPOINTS, ids=[f"{m} {p}" for m, p, _ in ENDPOINTS]
+)
 def test_matrix(world: World, caller: str, method: str, path: str, rule: Rule) -> None:
     if rule is Rule.PUBLIC:
         pytest.skip("public by design (see PUBLIC)")

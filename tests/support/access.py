@@ -57,9 +57,12 @@ def visit(server: Server, url: str, name: str) -> Caller:
     return Caller(name, client)
 
 
-def invite_and_join(server: Server, owner: httpx.Client, plan_id: str, email: str, name: str,
-                    role: str, side: str) -> None:
-    r = owner.post(f"/api/plans/{plan_id}/members", json={"email": email, "role": role, "side": side})
+def invite_and_join(
+    server: Server, owner: httpx.Client, plan_id: str, email: str, name: str, role: str, side: str
+) -> None:
+    r = owner.post(
+        f"/api/plans/{plan_id}/members", json={"email": email, "role": role, "side": side}
+    )
     assert r.status_code == 201, r.text
     url = r.json()["url"]
     path = "/" + url.split("://", 1)[1].split("/", 1)[1]
@@ -92,11 +95,15 @@ def build_world(server: Server) -> World:
     callers: dict[str, Caller] = {"owner_api": Caller("owner_api", owner, token=owner_token)}
     other_plan = server.create_plan(stranger_token, "Someone else's plan", "Globex")
     invite_and_join(server, owner, plan, "vera@vendor.example", "Vera Vendor", "editor", "vendor")
-    invite_and_join(server, owner, plan, "cora@customer.example", "Cora Customer", "editor", "customer")
+    invite_and_join(
+        server, owner, plan, "cora@customer.example", "Cora Customer", "editor", "customer"
+    )
     viewer_link = create_link(owner, plan, role="viewer", label="Board")
     editor_link = create_link(owner, plan, role="editor", label="Working group")
     callers |= {
-        "anonymous": Caller("anonymous", httpx.Client(base_url=server.http, follow_redirects=False)),
+        "anonymous": Caller(
+            "anonymous", httpx.Client(base_url=server.http, follow_redirects=False)
+        ),
         "wrong_plan": sign_in(server, "stranger@elsewhere.example"),
         "link_viewer": visit(server, viewer_link["url"], "Lee Viewer"),
         "link_editor": visit(server, editor_link["url"], "Ed Editor"),
@@ -106,5 +113,11 @@ def build_world(server: Server) -> World:
     }
     cora_token = server.create_token("cora@customer.example")
     callers["api_token"] = Caller("api_token", api(server, cora_token), token=cora_token)
-    return World(server, plan, other_plan, owner_token, callers,
-                 {"viewer": viewer_link, "editor": editor_link})
+    return World(
+        server,
+        plan,
+        other_plan,
+        owner_token,
+        callers,
+        {"viewer": viewer_link, "editor": editor_link},
+    )
