@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from tests.support.servers import Database, Server
 
@@ -61,3 +61,26 @@ def sign_in(browser: Browser, base: str, email: str) -> BrowserContext:
     page.wait_for_url(f"{base}/")
     page.close()
     return context
+
+
+def add_member(
+    owner: Page,
+    member: Page,
+    plan_id: str,
+    email: str,
+    *,
+    owner_base: str,
+    member_base: str,
+    role: str = "editor",
+    side: str = "customer",
+) -> None:
+    """The owner invites ``email`` on the Share page; the member opens the link and joins."""
+    owner.goto(f"{owner_base}/plans/{plan_id}/share")
+    owner.fill("#invite-email", email)
+    owner.select_option("#invite-role", role)
+    owner.select_option("#invite-side", side)
+    owner.click("#invite button[type=submit]")
+    url = owner.locator(f'tr[data-invite="{email}"] input.url').input_value()
+    member.goto(member_base + "/" + url.split("://", 1)[1].split("/", 1)[1])
+    member.click("main button[type=submit]")
+    member.wait_for_url(f"{member_base}/plans/{plan_id}")
