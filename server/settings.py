@@ -22,7 +22,10 @@ DOCUMENTED = {
     "TANDEM_PORT": ("8000", "Port `tandem serve` listens on."),
     "TANDEM_MAX_FRAME_BYTES": ("8388608", "Largest websocket frame accepted (close 4413 beyond)."),
     "TANDEM_MAX_REQUEST_BYTES": ("1048576", "Largest HTTP request body accepted (413 beyond)."),
-    "TANDEM_ROOM_IDLE_SECONDS": ("30", "How long an empty room stays loaded before it is unloaded."),
+    "TANDEM_ROOM_IDLE_SECONDS": (
+        "30",
+        "How long an empty room stays loaded before it is unloaded.",
+    ),
     "TANDEM_CHECKPOINT_EVERY": ("500", "Write a checkpoint after this many logged updates."),
     "TANDEM_SESSION_DAYS": ("14", "How long a sign-in lasts."),
     "TANDEM_SECURE_COOKIES": ("false", "Mark cookies Secure (set true behind HTTPS)."),
@@ -31,17 +34,29 @@ DOCUMENTED = {
         "(from the request)",
         "Public URL of the server, used in links sent by email (e.g. https://tandem.example.com).",
     ),
-    "TANDEM_SMTP_HOST": ("(unset: mail is kept in the outbox only)", "SMTP server for invitations and codes."),
+    "TANDEM_SMTP_HOST": (
+        "(unset: mail is kept in the outbox only)",
+        "SMTP server for invitations and codes.",
+    ),
     "TANDEM_SMTP_PORT": ("25", "SMTP port."),
     "TANDEM_SMTP_FROM": ("tandem@localhost", "Sender address of Tandem's mail."),
     "TANDEM_EMBED_ALLOWED_ORIGINS": (
         "(empty: embedding refused)",
         "Space-separated origins that may frame the embed view, e.g. https://*.lightning.force.com.",
     ),
-    "TANDEM_SIGNIN_PER_MINUTE": ("5", "Sign-in attempts per minute per address and email (429 beyond)."),
+    "TANDEM_SIGNIN_PER_MINUTE": (
+        "5",
+        "Sign-in attempts per minute per address and email (429 beyond).",
+    ),
     "TANDEM_CODES_PER_MINUTE": ("5", "One-time codes sent or tried per minute per address."),
-    "TANDEM_WS_CONNECTS_PER_MINUTE": ("120", "Websocket connects per minute per address (close 4429)."),
-    "TANDEM_MAX_UNAUTHENTICATED_SOCKETS": ("100", "Sockets that may be waiting to authenticate at once."),
+    "TANDEM_WS_CONNECTS_PER_MINUTE": (
+        "120",
+        "Websocket connects per minute per address (close 4429).",
+    ),
+    "TANDEM_MAX_UNAUTHENTICATED_SOCKETS": (
+        "100",
+        "Sockets that may be waiting to authenticate at once.",
+    ),
 }
 
 
@@ -85,7 +100,8 @@ class Settings:
             room_idle_seconds=float(env.get("TANDEM_ROOM_IDLE_SECONDS", "30")),
             checkpoint_every=int(env.get("TANDEM_CHECKPOINT_EVERY", "500")),
             session_days=int(env.get("TANDEM_SESSION_DAYS", "14")),
-            secure_cookies=env.get("TANDEM_SECURE_COOKIES", "false").lower() in ("1", "true", "yes"),
+            secure_cookies=env.get("TANDEM_SECURE_COOKIES", "false").lower()
+            in ("1", "true", "yes"),
             log_level=env.get("TANDEM_LOG_LEVEL", "info").lower(),
             base_url=env.get("TANDEM_BASE_URL", "").rstrip("/"),
             smtp_host=env.get("TANDEM_SMTP_HOST", ""),
