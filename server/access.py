@@ -166,8 +166,10 @@ def _refuse(request: Request, status: int, message: str) -> Response:
 
 
 async def _csrf_ok(request: Request, identity: Identity) -> bool:
-    if identity.via != "session" or request.method in ("GET", "HEAD", "OPTIONS"):
-        return True  # bearer tokens cannot be sent by another site; visitors change nothing
+    if request.method in ("GET", "HEAD", "OPTIONS") or identity.via == "token":
+        return True  # bearer tokens cannot be sent by another site
+    if identity.via != "session":
+        return False  # link and embed visitors change nothing over HTTP
     auth = services(request).auth
     cookie = request.cookies.get(SESSION_COOKIE)
     if _is_api(request):

@@ -274,7 +274,7 @@ async def visit_page(request: Request) -> Response:
     if not link.domain:
         await _used(request, link, name, None)
         return enter(request, link, name, None)
-    if not svc.limits.codes.allow(ip):
+    if not (svc.limits.codes.allow(ip) and svc.limits.codes.allow(f"to:{email}")):
         ctx["errors"]["email"] = "Too many codes requested. Wait a minute and try again."
         return render(request, "visit.html", ctx, 429)
     code_id = secrets.token_hex(8)
