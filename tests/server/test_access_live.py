@@ -242,3 +242,47 @@ def test_viewer_page_is_read_only_and_plan_list_is_members_only(world: World) ->
     listing = stranger.client.get("/")
     assert "Shared plan" not in listing.text and "Someone else" in listing.text
     stranger.client.close()
+
+
+def test_role_and_side_changes_apply_to_open_connections(world: World) -> None:
+    owner = world.callers["owner_api"].client
+    invite_and_join(
+        world.server, owner, world.plan, "dan@vendor.example", "Dan Demoted", "editor", "vendor"
+    )
+    token = world.server.create_token("dan@vendor.example")
+    members = owner.get(f"/api/plans/{world.plan}/members").json()["members"]
+    dan = next(m for m in members if m["email"] == "dan@vendor.example")
+    member_url = f"/api/plans/{world.plan}/members/{dan['user_id']}"
+
+    async def scenario() -> None:
+        base = f"{world.server.ws}/{world.plan}"
+        async with (
+            websockets.connect(f"{base}?token={token}") as shared,
+            websockets.connect(f"{base}/internal?token={token}") as internal,
+        ):
+            await shared.recv()
+            await internal.recv()
+            r = await asyncio.to_thread(
+                owner.patch, member_url, json={"role": "viewer", "side": "customer"}
+            )
+            assert r.status_code == 200
+            assert await _closed_within(shared, 5) == 4405
+            assert await _closed_within(internal, 5) == 4405
+        async with websockets.connect(f"{base}/internal?token={token}") as internal:
+            assert await _closed_within(internal, 5) == 4403
+        async with connect(world.server.ws, world.plan, token) as (doc, _):
+            add_paragraph(doc, "edit after demotion")
+            await asyncio.sleep(0.5)
+
+    asyncio.run(scenario())
+    assert "edit after demotion" not in markdown(world)
+    # The last owner cannot be demoted or removed.
+    owners = [m for m in members if m["role"] == "owner"]
+    r = owner.patch(
+        f"/api/plans/{world.plan}/members/{owners[0]['user_id']}",
+        json={"role": "editor", "side": "vendor"},
+    )
+    assert r.status_code == 409
+    assert (
+        owner.delete(f"/api/plans/{world.plan}/members/{owners[0]['user_id']}").status_code == 409
+    )
