@@ -269,12 +269,14 @@ async def _guard_socket(rule_: Rule, fn: Endpoint, websocket: WebSocket) -> Any:
             log.info("ws %s: refused, no valid session, link or token", plan_id)
             await websocket.close(Close.UNAUTHORIZED, "sign in or pass ?token=")
         return
-    if identity.via in ("session", "link", "embed") and not _same_origin(websocket):
-        # A ?token= share link is not a cookie: only cookie sockets need the origin check.
-        if not (identity.via == "link" and websocket.query_params.get("token")):
-            log.warning("ws %s: refused cross-origin cookie connection", plan_id)
-            await websocket.close(Close.FORBIDDEN, "cross-origin connection")
-            return
+    # Only cookie sockets need the origin check; a share link's ?token= is no cookie (and when
+    # one is given, _socket_caller looks at nothing else).
+    by_link_token = (websocket.query_params.get("token") or "").startswith("tdl_")
+    cookie_based = identity.via == "session" or (identity.via != "token" and not by_link_token)
+    if cookie_based and not _same_origin(websocket):
+        log.warning("ws %s: refused cross-origin cookie connection", plan_id)
+        await websocket.close(Close.FORBIDDEN, "cross-origin connection")
+        return
     if plan is None:
         await websocket.close(Close.PLAN_NOT_FOUND, "no such plan")
         return

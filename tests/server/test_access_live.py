@@ -78,13 +78,15 @@ def test_pycrdt_viewer_member_edit_is_dropped(world: World) -> None:
     token = world.server.create_token("val@customer.example")
 
     async def scenario() -> None:
-        async with connect(world.server.ws, world.plan, world.owner_token) as (owner_doc, _):
-            async with connect(world.server.ws, world.plan, token) as (viewer_doc, _):
-                add_paragraph(viewer_doc, "sneaky viewer change")
-                add_paragraph(owner_doc, "owner change")
-                await wait_for(lambda: "owner change" in paragraphs(viewer_doc))
-                await asyncio.sleep(0.5)
-                assert "sneaky viewer change" not in paragraphs(owner_doc)
+        async with (
+            connect(world.server.ws, world.plan, world.owner_token) as (owner_doc, _),
+            connect(world.server.ws, world.plan, token) as (viewer_doc, _),
+        ):
+            add_paragraph(viewer_doc, "sneaky viewer change")
+            add_paragraph(owner_doc, "owner change")
+            await wait_for(lambda: "owner change" in paragraphs(viewer_doc))
+            await asyncio.sleep(0.5)
+            assert "sneaky viewer change" not in paragraphs(owner_doc)
 
     asyncio.run(scenario())
     assert "sneaky viewer change" not in markdown(world)
@@ -286,3 +288,18 @@ def test_role_and_side_changes_apply_to_open_connections(world: World) -> None:
     assert (
         owner.delete(f"/api/plans/{world.plan}/members/{owners[0]['user_id']}").status_code == 409
     )
+
+
+def test_cookie_sockets_from_another_origin_are_refused(world: World) -> None:
+    for name in ("owner", "link_viewer"):
+        cookie = world.callers[name].cookie_header()
+
+        async def go(query: str, cookie: str = cookie) -> int | None:
+            url = f"{world.server.ws}/{world.plan}{query}"
+            headers = {"Origin": "https://evil.example", "Cookie": cookie}
+            async with websockets.connect(url, additional_headers=headers) as ws:
+                return await _closed_within(ws, 5)
+
+        assert asyncio.run(go("")) == 4403, name
+        # A junk ?token= must not switch the origin check off for the cookie behind it.
+        assert asyncio.run(go("?token=junk")) in (4401, 4403), name
