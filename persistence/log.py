@@ -13,32 +13,39 @@ from .records import PlanHistory, now, utc
 
 
 def append_updates(
-    *, session: Session, plan_id: str, entries: Sequence[tuple[int | None, bytes]]
+    *,
+    session: Session,
+    plan_id: str,
+    entries: Sequence[tuple[int | None, bytes]],
+    doc: str = "plan",
 ) -> list[int]:
     """Append ``(author_id, update)`` entries to a plan's log in order; return their ids.
 
     One call is one group commit: the caller's transaction makes all of them durable at once.
     """
     at = now()
-    rows = [PlanUpdate(plan_id=plan_id, created_at=at, author_id=a, data=d) for a, d in entries]
+    rows = [
+        PlanUpdate(plan_id=plan_id, doc=doc, created_at=at, author_id=a, data=d) for a, d in entries
+    ]
     session.add_all(rows)
     session.flush()
-    session.execute(update(Plan).where(Plan.id == plan_id).values(updated_at=at))
+    if doc == "plan":  # internal edits must not show customers when the vendor was busy
+        session.execute(update(Plan).where(Plan.id == plan_id).values(updated_at=at))
     return [row.id for row in rows]
 
 
-def load_history(*, session: Session, plan_id: str) -> PlanHistory:
+def load_history(*, session: Session, plan_id: str, doc: str = "plan") -> PlanHistory:
     """The newest checkpoint of a plan and every update logged after it, oldest first."""
     cp = session.execute(
         select(Checkpoint.state, Checkpoint.upto_id)
-        .where(Checkpoint.plan_id == plan_id)
+        .where(Checkpoint.plan_id == plan_id, Checkpoint.doc == doc)
         .order_by(Checkpoint.upto_id.desc())
         .limit(1)
     ).first()
     upto = cp.upto_id if cp else 0
     rows = session.execute(
         select(PlanUpdate.id, PlanUpdate.data)
-        .where(PlanUpdate.plan_id == plan_id, PlanUpdate.id > upto)
+        .where(PlanUpdate.plan_id == plan_id, PlanUpdate.doc == doc, PlanUpdate.id > upto)
         .order_by(PlanUpdate.id)
     ).all()
     last = rows[-1].id if rows else upto
@@ -51,11 +58,16 @@ def load_history(*, session: Session, plan_id: str) -> PlanHistory:
 
 
 def log_entries(
-    *, session: Session, plan_id: str, after_id: int = 0, upto_id: int | None = None
+    *,
+    session: Session,
+    plan_id: str,
+    after_id: int = 0,
+    upto_id: int | None = None,
+    doc: str = "plan",
 ) -> list[tuple[int, datetime, int | None, bytes]]:
     """Raw log rows ``(id, created_at, author_id, update)`` in order, for replay and audits."""
     q = select(PlanUpdate.id, PlanUpdate.created_at, PlanUpdate.author_id, PlanUpdate.data).where(
-        PlanUpdate.plan_id == plan_id, PlanUpdate.id > after_id
+        PlanUpdate.plan_id == plan_id, PlanUpdate.doc == doc, PlanUpdate.id > after_id
     )
     if upto_id is not None:
         q = q.where(PlanUpdate.id <= upto_id)
@@ -66,15 +78,21 @@ def log_entries(
     ]
 
 
-def count_updates(*, session: Session, plan_id: str) -> int:
+def count_updates(*, session: Session, plan_id: str, doc: str = "plan") -> int:
     return (
         session.scalar(
-            select(func.count()).select_from(PlanUpdate).where(PlanUpdate.plan_id == plan_id)
+            select(func.count())
+            .select_from(PlanUpdate)
+            .where(PlanUpdate.plan_id == plan_id, PlanUpdate.doc == doc)
         )
         or 0
     )
 
 
-def save_checkpoint(*, session: Session, plan_id: str, upto_id: int, state: bytes) -> None:
+def save_checkpoint(
+    *, session: Session, plan_id: str, upto_id: int, state: bytes, doc: str = "plan"
+) -> None:
     """Record the merged state up to ``upto_id``. The log itself is never shortened."""
-    session.add(Checkpoint(plan_id=plan_id, upto_id=upto_id, created_at=now(), state=state))
+    session.add(
+        Checkpoint(plan_id=plan_id, doc=doc, upto_id=upto_id, created_at=now(), state=state)
+    )

@@ -89,8 +89,13 @@ class PlanUpdate(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     data: Mapped[bytes] = mapped_column(LargeBinary)
+    # "plan" is the shared document; "internal" the vendor-only account plan beside it.
+    doc: Mapped[str] = mapped_column(String(16), default="plan", server_default="plan")
 
-    __table_args__ = (Index("ix_plan_updates_plan_id_id", "plan_id", "id"),)
+    __table_args__ = (
+        Index("ix_plan_updates_plan_id_id", "plan_id", "id"),
+        Index("ix_plan_updates_plan_id_doc_id", "plan_id", "doc", "id"),
+    )
 
 
 class Checkpoint(Base):
@@ -103,5 +108,99 @@ class Checkpoint(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     state: Mapped[bytes] = mapped_column(LargeBinary)
     note: Mapped[str | None] = mapped_column(Text)
+    doc: Mapped[str] = mapped_column(String(16), default="plan", server_default="plan")
 
     __table_args__ = (Index("ix_checkpoints_plan_id_upto_id", "plan_id", "upto_id"),)
+
+
+# Access: who is in a plan, how outsiders reach it, and what happened.
+
+
+class PlanMember(Base):
+    __tablename__ = "plan_members"
+    plan_id: Mapped[str] = mapped_column(
+        ForeignKey("plans.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    side: Mapped[str] = mapped_column(String(16))
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Invite(Base):
+    """An emailed, single-use invitation to join a plan; the link carries only its signed id."""
+
+    __tablename__ = "invites"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16))
+    side: Mapped[str] = mapped_column(String(16))
+    invited_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ShareLink(Base):
+    """A stakeholder share link ("share") or a CRM embed URL ("embed") for one plan and role."""
+
+    __tablename__ = "share_links"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str | None] = mapped_column(String(200))
+    domain: Mapped[str | None] = mapped_column(String(253))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class EmailCode(Base):
+    """A one-time code proving an email address for a domain-locked link; only its hash is kept."""
+
+    __tablename__ = "email_codes"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    link_id: Mapped[str] = mapped_column(ForeignKey("share_links.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AccessEvent(Base):
+    """The access audit trail: members, links, sign-ins."""
+
+    __tablename__ = "access_events"
+    id: Mapped[int] = mapped_column(LogId, primary_key=True, autoincrement=True)
+    plan_id: Mapped[str | None] = mapped_column(
+        ForeignKey("plans.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(400))
+    subject: Mapped[str | None] = mapped_column(String(400))
+    detail: Mapped[str | None] = mapped_column(String(400))
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class OutboxMail(Base):
+    """Every email Tandem sends, kept so that it can be retried and seen when SMTP is off."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    to_addr: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(String(400))

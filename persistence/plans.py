@@ -7,7 +7,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .models import Plan
+from .models import Plan, PlanMember
 from .records import PlanRecord, now, utc
 
 
@@ -36,6 +36,11 @@ def create_plan(
     )
     session.add(row)
     session.flush()
+    if created_by is not None:  # the creator owns the plan, on the vendor side
+        session.add(
+            PlanMember(plan_id=row.id, user_id=created_by, role="owner", side="vendor", added_at=at)
+        )
+        session.flush()
     return _record(row)
 
 

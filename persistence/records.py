@@ -54,3 +54,70 @@ class PlanHistory:
     checkpoint_upto: int
     updates: list[bytes]
     last_id: int
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    plan_id: str
+    user_id: int
+    name: str
+    email: str
+    role: str
+    side: str
+    added_at: datetime
+
+
+@dataclass(frozen=True)
+class InviteRecord:
+    id: str
+    plan_id: str
+    email: str
+    role: str
+    side: str
+    invited_by: int | None
+    created_at: datetime
+    expires_at: datetime
+    accepted_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class LinkRecord:
+    id: str
+    plan_id: str
+    kind: str
+    role: str
+    label: str | None
+    domain: str | None
+    created_by: int | None
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    uses: int
+
+    def usable(self, at: datetime) -> bool:
+        return self.revoked_at is None and self.expires_at > at
+
+
+@dataclass(frozen=True)
+class AccessEventRecord:
+    id: int
+    plan_id: str | None
+    at: datetime
+    kind: str
+    actor: str
+    subject: str | None
+    detail: str | None
+    ip: str | None
+
+
+@dataclass(frozen=True)
+class MailRecord:
+    id: int
+    to_addr: str
+    subject: str
+    body: str
+    created_at: datetime
+    sent_at: datetime | None
+    error: str | None

@@ -11,15 +11,20 @@ from starlette.routing import Route
 import crdt
 import persistence
 
+from .access import Rule, rule
 from .channel import Identity
-from .web import ApiError, api_caller, colour_for, read_json, services, text_field
+from .pages import visible_plans
+from .store import room_key
+from .web import ApiError, colour_for, read_json, services, text_field
 
 
 def _person(identity: Identity) -> dict[str, Any]:
     return {"name": identity.name, "color": colour_for(identity)}
 
 
-def plan_json(request: Request, plan: persistence.PlanRecord) -> dict[str, Any]:
+def plan_json(
+    request: Request, plan: persistence.PlanRecord, role: str | None = None
+) -> dict[str, Any]:
     present = services(request).rooms.present(plan.id)
     return {
         "id": plan.id,
@@ -29,11 +34,13 @@ def plan_json(request: Request, plan: persistence.PlanRecord) -> dict[str, Any]:
         "created_at": plan.created_at.isoformat(),
         "updated_at": plan.updated_at.isoformat(),
         "present": [_person(i) for i in present],
+        "role": role,
     }
 
 
+@rule(Rule.SIGNED_IN)
 async def create_plan(request: Request) -> Response:
-    identity = await api_caller(request)
+    identity: Identity = request.state.identity
     data = await read_json(request)
     title = text_field(data, "title")
     customer = text_field(data, "customer")
@@ -42,57 +49,62 @@ async def create_plan(request: Request) -> Response:
             session=s, title=title, customer=customer, created_by=identity.user_id
         )
     )
-    return JSONResponse(plan_json(request, plan), status_code=201)
+    return JSONResponse(plan_json(request, plan, "owner"), status_code=201)
 
 
+@rule(Rule.SIGNED_IN)
 async def list_plans(request: Request) -> Response:
-    await api_caller(request)
-    plans = await services(request).store.run(lambda s: persistence.list_plans(session=s))
+    identity: Identity = request.state.identity
+    plans = await services(request).store.run(lambda s: visible_plans(s, identity))
     return JSONResponse({"plans": [plan_json(request, p) for p in plans]})
 
 
-async def _plan_or_404(request: Request) -> persistence.PlanRecord:
-    plan_id = request.path_params["plan_id"]
-    plan = await services(request).store.run(
-        lambda s: persistence.get_plan(session=s, plan_id=plan_id)
-    )
-    if plan is None:
-        raise ApiError(404, f"no plan with id {plan_id!r}")
-    return plan
-
-
+@rule(Rule.PLAN_VIEW)
 async def get_plan(request: Request) -> Response:
-    await api_caller(request)
-    return JSONResponse(plan_json(request, await _plan_or_404(request)))
+    return JSONResponse(plan_json(request, request.state.plan, request.state.identity.role))
 
 
-async def get_document(request: Request) -> Response:
-    await api_caller(request)
-    plan = await _plan_or_404(request)
+async def _document(request: Request, key: str) -> Response:
     fmt = request.query_params.get("format", "json")
     if fmt not in ("json", "markdown"):
         raise ApiError(400, "format must be 'json' or 'markdown'", field="format")
-    state = await services(request).rooms.snapshot(plan.id)
+    state = await services(request).rooms.snapshot(key)
     doc = crdt.doc_from_updates([state])
     if fmt == "markdown":
         return PlainTextResponse(crdt.to_markdown(doc), media_type="text/markdown; charset=utf-8")
     return JSONResponse(crdt.to_prosemirror(doc))
 
 
+@rule(Rule.PLAN_VIEW)
+async def get_document(request: Request) -> Response:
+    return await _document(request, request.state.plan.id)
+
+
+@rule(Rule.PLAN_VENDOR)
+async def get_internal_document(request: Request) -> Response:
+    return await _document(request, room_key(request.state.plan.id, "internal"))
+
+
+@rule(Rule.PLAN_VIEW)
 async def list_people(request: Request) -> Response:
-    """Workspace people, for owner @mentions: ids are ``user:<id>``; sides are unknown here."""
-    await api_caller(request)
-    users = await services(request).store.run(lambda s: persistence.list_users(session=s))
-    people = [
-        {"id": f"user:{u.id}", "label": u.name, "email": u.email, "side": None} for u in users
-    ]
+    """The plan's members, offered as task owners (@mentions), with their side.
+
+    Plan-scoped, and without emails: everyone in the plan may see who is in it, but nobody
+    learns the rest of the workspace or anyone's address from it.
+    """
+    plan_id = request.state.plan.id
+    members = await services(request).store.run(
+        lambda s: persistence.list_members(session=s, plan_id=plan_id)
+    )
+    people = [{"id": f"user:{m.user_id}", "label": m.name, "side": m.side} for m in members]
     return JSONResponse({"people": people})
 
 
 routes = [
-    Route("/api/people", list_people, methods=["GET"]),
     Route("/api/plans", create_plan, methods=["POST"]),
     Route("/api/plans", list_plans, methods=["GET"]),
     Route("/api/plans/{plan_id}", get_plan, methods=["GET"]),
+    Route("/api/plans/{plan_id}/people", list_people, methods=["GET"]),
     Route("/api/plans/{plan_id}/document", get_document, methods=["GET"]),
+    Route("/api/plans/{plan_id}/internal/document", get_internal_document, methods=["GET"]),
 ]

@@ -19,19 +19,23 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import persistence
 
-from . import api, pages
+from . import api, embed, links, members, pages, share
+from .access import Rule, rule
 from .auth import Auth
+from .mail import Mailer
+from .ratelimit import Limits
 from .rooms import RoomManager
 from .settings import Settings
 from .store import Store
+from .tokens import Signer
 from .web import STATIC, ApiError, api_error_response, make_templates
-from .ws import plan_socket
+from .ws import internal_socket, plan_socket
 
 log = logging.getLogger(__name__)
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; "
+    "img-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors {ancestors}; "
     "base-uri 'none'; form-action 'self'; object-src 'none'"
 )
 
@@ -43,29 +47,52 @@ class Services:
     auth: Auth
     rooms: RoomManager
     templates: Jinja2Templates
+    signer: Signer
+    limits: Limits
+    mailer: Mailer
 
 
 class SecurityHeaders:
-    """Security headers on every HTTP response, and a cap on declared request sizes."""
+    """Security headers on every HTTP response, and a cap on declared request sizes.
 
-    def __init__(self, app: ASGIApp, max_request_bytes: int) -> None:
+    Only the embed view may be framed, and only by the configured CRM origins.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_request_bytes: int,
+        embed_origins: tuple[str, ...] = (),
+        https: bool = False,
+    ) -> None:
         self.app = app
         self.max_request_bytes = max_request_bytes
+        self.csp = CSP.format(ancestors="'none'").encode()
+        self.embed_csp = CSP.format(ancestors=" ".join(embed_origins) or "'none'").encode()
+        self.https = https
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
+        framed = scope["path"].startswith(embed.EMBED_PREFIX)
+
         async def send_with_headers(message):  # type: ignore[no-untyped-def]
             if message["type"] == "http.response.start":
                 headers = message.setdefault("headers", [])
                 headers += [
-                    (b"content-security-policy", CSP.encode()),
+                    (b"content-security-policy", self.embed_csp if framed else self.csp),
                     (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"same-origin"),
-                    (b"x-frame-options", b"DENY"),
+                    # Link and invitation tokens live in URLs: never send them elsewhere.
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"cross-origin-opener-policy", b"same-origin"),
+                    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
                 ]
+                if not framed:
+                    headers.append((b"x-frame-options", b"DENY"))
+                if self.https:
+                    headers.append((b"strict-transport-security", b"max-age=31536000"))
             await send(message)
 
         length = dict(scope["headers"]).get(b"content-length")
@@ -80,8 +107,18 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+@rule(Rule.PUBLIC)
 async def health(_request: Request) -> Response:
     return JSONResponse({"status": "ok"})
+
+
+def check_rules(routes: list) -> None:  # type: ignore[type-arg]
+    """Every route declares an access rule (``@rule``); static files are the one exception."""
+    for route in routes:
+        if isinstance(route, Mount) and route.name == "static":
+            continue
+        if not isinstance(getattr(getattr(route, "endpoint", None), "access_rule", None), Rule):
+            raise RuntimeError(f"route {getattr(route, 'path', route)!r} has no access rule")
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -96,6 +133,15 @@ def create_app(settings: Settings) -> Starlette:
         auth=Auth(settings.secret_key, store, session_days=settings.session_days),
         rooms=rooms,
         templates=make_templates(),
+        signer=Signer(settings.secret_key),
+        limits=Limits(
+            signin=settings.signin_per_minute,
+            codes=settings.codes_per_minute,
+            ws_connects=settings.ws_connects_per_minute,
+        ),
+        mailer=Mailer(
+            store, host=settings.smtp_host, port=settings.smtp_port, sender=settings.smtp_from
+        ),
     )
 
     @contextlib.asynccontextmanager
@@ -108,14 +154,27 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         *pages.routes,
         *api.routes,
+        *members.routes,
+        *links.routes,
+        *share.routes,
+        *embed.routes,
         WebSocketRoute("/ws/plans/{plan_id}", plan_socket),
+        WebSocketRoute("/ws/plans/{plan_id}/internal", internal_socket),
         Route("/healthz", health),
         Mount("/static", StaticFiles(directory=str(STATIC), check_dir=False), name="static"),
     ]
+    check_rules(routes)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(SecurityHeaders, max_request_bytes=settings.max_request_bytes)],
+        middleware=[
+            Middleware(
+                SecurityHeaders,
+                max_request_bytes=settings.max_request_bytes,
+                embed_origins=settings.embed_allowed_origins,
+                https=settings.secure_cookies,
+            )
+        ],
         exception_handlers={ApiError: api_error_response},
     )
     app.state.services = svc

@@ -23,6 +23,7 @@ from .store import Store
 
 SESSION_COOKIE = "tandem_session"
 TOKEN_PREFIX = "tdm_"
+DEFAULT_TOKEN_DAYS = 365
 
 _hasher = PasswordHasher()
 # A real hash to verify against when the email is unknown, so timing does not reveal accounts.
@@ -98,7 +99,8 @@ class Auth:
     ) -> tuple[str, persistence.TokenRecord]:
         token_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(24)
-        expires = datetime.now(UTC) + timedelta(days=days) if days else None
+        # Every token expires: a year unless asked otherwise.
+        expires = datetime.now(UTC) + timedelta(days=days or DEFAULT_TOKEN_DAYS)
         record = await self._store.run(
             lambda s: persistence.create_token(
                 session=s,
@@ -137,7 +139,9 @@ class Auth:
         user = await self._store.run(lambda s: persistence.session_user(session=s, session_id=sid))
         if user is None:
             return None
-        return Identity(user.id, user.name, user.email, "session", sid)
+        return Identity(
+            user.id, user.name, user.email, "session", sid, workspace_owner=user.is_owner
+        )
 
     async def _identify_token(self, token: str) -> Identity | None:
         parsed = self._parse_token(token)
@@ -161,4 +165,6 @@ class Auth:
         user = await self._store.run(check)
         if user is None:
             return None
-        return Identity(user.id, user.name, user.email, "token", token_id)
+        return Identity(
+            user.id, user.name, user.email, "token", token_id, workspace_owner=user.is_owner
+        )

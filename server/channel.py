@@ -28,9 +28,18 @@ class Identity:
     user_id: int | None
     name: str
     email: str | None
-    via: str  # "session" or "token"
+    via: str  # "session", "token" (accounts), "link" or "embed" (visitors of one plan)
     credential_id: str
     read_only: bool = False
+    # Set once the identity is scoped to a plan: the plan, the caller's role and side in it.
+    plan_id: str | None = None
+    role: str | None = None
+    side: str | None = None
+    workspace_owner: bool = False
+
+    @property
+    def is_account(self) -> bool:
+        return self.via in ("session", "token")
 
 
 class _CloseRequest:
@@ -48,6 +57,7 @@ class Connection:
         self.plan_id = plan_id
         self.closing = False
         self.awareness_clients: set[int] = set()
+        self.told_read_only = False
         self._queue: asyncio.Queue[bytes | _CloseRequest] = asyncio.Queue()
         self._queued_bytes = 0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -12,10 +11,12 @@ from starlette.routing import Route
 
 import persistence
 
+from . import access
+from .access import VENDOR, Rule, rule
 from .auth import SESSION_COOKIE, hash_password, verify_password
 from .channel import Identity
 from .protocol import Close
-from .web import colour_for, login_redirect, page_caller, services
+from .web import colour_for, json_for_script, render, services
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +24,7 @@ MIN_PASSWORD = 8
 
 
 def _render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
-    svc = services(request)
-    context.setdefault("user", None)
-    context["csrf_token"] = svc.auth.csrf_token(request.cookies.get(SESSION_COOKIE))
-    return svc.templates.TemplateResponse(request, name, context, status_code=status)
+    return render(request, name, context, status)
 
 
 def _safe_next(value: str | None) -> str:
@@ -44,8 +42,7 @@ def _safe_next(value: str | None) -> str:
     return "/"
 
 
-def _signed_in(request: Request, cookie: str, target: str) -> Response:
-    response = RedirectResponse(target, status_code=303)
+def set_session_cookie(request: Request, response: Response, cookie: str) -> None:
     settings = services(request).settings
     response.set_cookie(
         SESSION_COOKIE,
@@ -55,6 +52,11 @@ def _signed_in(request: Request, cookie: str, target: str) -> Response:
         samesite="lax",
         secure=settings.secure_cookies,
     )
+
+
+def _signed_in(request: Request, cookie: str, target: str) -> Response:
+    response = RedirectResponse(target, status_code=303)
+    set_session_cookie(request, response, cookie)
     return response
 
 
@@ -62,6 +64,7 @@ async def _has_users(request: Request) -> bool:
     return await services(request).store.run(lambda s: persistence.count_users(session=s)) > 0
 
 
+@rule(Rule.PUBLIC)
 async def setup(request: Request) -> Response:
     if await _has_users(request):
         return RedirectResponse("/login", status_code=303)
@@ -105,6 +108,7 @@ async def setup(request: Request) -> Response:
     return _render(request, "setup.html", {"errors": errors, "form": form}, 400 if errors else 200)
 
 
+@rule(Rule.PUBLIC)
 async def login(request: Request) -> Response:
     if not await _has_users(request):
         return RedirectResponse("/setup", status_code=303)
@@ -117,12 +121,34 @@ async def login(request: Request) -> Response:
         password = str(raw.get("password", ""))
         target = _safe_next(str(raw.get("next", "/")))
         svc = services(request)
+        ip = access.client_ip(request)
+        key = f"{ip}|{email.lower()}"
+        if not (svc.limits.signin.allow(key) and svc.limits.signin_ip.allow(ip)):
+            log.warning("sign-in rate limit hit")
+            response = _render(
+                request,
+                "login.html",
+                {
+                    "error": "Too many attempts. Wait a minute and try again.",
+                    "email": email,
+                    "next": target,
+                },
+                429,
+            )
+            response.headers["retry-after"] = str(svc.limits.signin.retry_after(key))
+            return response
         found = await svc.store.run(lambda s: persistence.find_user(session=s, email=email))
         if found is not None and verify_password(found[1], password):
             log.info("sign-in: user %d", found[0].id)
+            await access.audit(
+                request, "signin", plan_id=None, actor=found[0].name, subject=found[0].email
+            )
             return _signed_in(request, await svc.auth.start_session(found[0].id), target)
         verify_password(None, password) if found is None else None
         log.info("failed sign-in")
+        await access.audit(
+            request, "signin.failed", plan_id=None, actor="unknown", subject=email.lower()[:320]
+        )
         error = "That email and password do not match an account."
     return _render(
         request,
@@ -132,6 +158,7 @@ async def login(request: Request) -> Response:
     )
 
 
+@rule(Rule.PUBLIC)  # checks its own CSRF field: signing out needs no valid session
 async def logout(request: Request) -> Response:
     svc = services(request)
     cookie = request.cookies.get(SESSION_COOKIE)
@@ -152,21 +179,14 @@ def _person(identity: Identity) -> dict[str, str]:
     return {"name": identity.name, "color": colour_for(identity)}
 
 
+@rule(Rule.SIGNED_IN)
 async def plan_list(request: Request) -> Response:
-    identity = await page_caller(request)
-    if identity is None:
-        if not await _has_users(request):
-            return RedirectResponse("/setup", status_code=303)
-        return login_redirect(request)
+    identity: Identity = request.state.identity
     svc = services(request)
     errors: dict[str, str] = {}
     form = {"title": "", "customer": ""}
     if request.method == "POST":
         raw = await request.form()
-        if not svc.auth.check_csrf(request.cookies.get(SESSION_COOKIE), str(raw.get("csrf", ""))):
-            return _render(
-                request, "error.html", {"message": "Your session changed; try again."}, 403
-            )
         form = {k: str(raw.get(k, "")).strip() for k in form}
         for key, label in (("title", "a title"), ("customer", "the customer's name")):
             if not form[key]:
@@ -183,36 +203,51 @@ async def plan_list(request: Request) -> Response:
                 )
             )
             return RedirectResponse(f"/plans/{plan.id}", status_code=303)
-    plans = await svc.store.run(lambda s: persistence.list_plans(session=s))
+    plans = await svc.store.run(lambda s: visible_plans(s, identity))
     rows = [{"plan": p, "present": [_person(i) for i in svc.rooms.present(p.id)]} for p in plans]
     context = {"user": identity, "rows": rows, "errors": errors, "form": form}
     return _render(request, "plans.html", context, 400 if errors else 200)
 
 
-async def plan_page(request: Request) -> Response:
-    identity = await page_caller(request)
-    if identity is None:
-        return login_redirect(request)
-    svc = services(request)
-    plan_id = request.path_params["plan_id"]
-    plan = await svc.store.run(lambda s: persistence.get_plan(session=s, plan_id=plan_id))
-    if plan is None:
-        return _render(request, "error.html", {"user": identity, "message": "No such plan."}, 404)
+def visible_plans(s, identity: Identity) -> list[persistence.PlanRecord]:  # noqa: ANN001
+    """The workspace owner sees every plan; everyone else the plans they are a member of."""
+    if identity.workspace_owner:
+        return persistence.list_plans(session=s)
+    return persistence.plans_of_member(session=s, user_id=identity.user_id)
+
+
+def editor_context(request: Request, *, internal: bool = False, embed: bool = False) -> dict:
+    identity: Identity = request.state.identity
+    plan = request.state.plan
     ws_scheme = "wss" if request.url.scheme == "https" else "ws"
     config = {
-        "planId": plan.id,
+        "planId": f"{plan.id}/internal" if internal else plan.id,
         "wsUrl": f"{ws_scheme}://{request.url.netloc}/ws/plans",
         "user": _person(identity),
         "readOnly": identity.read_only,
         "closeCodes": {c.name: int(c) for c in Close},
     }
-    # Escaped so that no user text can end the <script> element it is embedded in.
-    config_json = (
-        json.dumps(config).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    )
-    return _render(
-        request, "plan.html", {"user": identity, "plan": plan, "config_json": config_json}
-    )
+    if not identity.is_account:
+        config["homeUrl"] = request.url.path  # visitors have no plan list to go back to
+    return {
+        "user": identity,
+        "plan": plan,
+        "config_json": json_for_script(config),
+        "internal": internal,
+        "embed": embed,
+        "is_owner": identity.is_account and identity.role == access.OWNER,
+        "is_vendor": identity.is_account and identity.side == VENDOR,
+    }
+
+
+@rule(Rule.PLAN_VIEW)
+async def plan_page(request: Request) -> Response:
+    return _render(request, "plan.html", editor_context(request))
+
+
+@rule(Rule.PLAN_VENDOR)
+async def internal_page(request: Request) -> Response:
+    return _render(request, "plan.html", editor_context(request, internal=True))
 
 
 routes = [
@@ -221,4 +256,5 @@ routes = [
     Route("/logout", logout, methods=["POST"]),
     Route("/", plan_list, methods=["GET", "POST"], name="plan_list"),
     Route("/plans/{plan_id}", plan_page, methods=["GET"], name="plan_page"),
+    Route("/plans/{plan_id}/internal", internal_page, methods=["GET"], name="internal_page"),
 ]

@@ -18,6 +18,7 @@ class Close(IntEnum):
     READ_ONLY = 4405
     TOO_SLOW = 4408
     FRAME_TOO_LARGE = 4413
+    TOO_MANY = 4429
     ROOM_RESET = 4500
 
 
@@ -82,6 +83,14 @@ def parse_sync(frame: bytes) -> tuple[int, bytes]:
     if end != len(frame):
         raise FrameError("trailing bytes after sync payload")
     return sub, payload
+
+
+AUTH_PERMISSION_DENIED = 0
+
+
+def permission_denied_frame(reason: str) -> bytes:
+    """y-protocols' auth message "permission denied", which y-websocket clients report."""
+    return bytes((MSG_AUTH, AUTH_PERMISSION_DENIED)) + write_var_bytes(reason.encode())
 
 
 def sync_frame(sub: int, payload: bytes) -> bytes:

@@ -38,6 +38,7 @@ from .protocol import (
     awareness_frame,
     parse_awareness,
     parse_sync,
+    permission_denied_frame,
     sync_frame,
 )
 from .store import Store
@@ -168,9 +169,13 @@ class Room:
             if sub == SYNC_STEP1:
                 await self._answer_step1(conn, payload)
             elif conn.identity.read_only:
-                # Viewers still sync and see live edits; their changes are dropped here.
+                # Viewers still sync and see live edits; their changes are dropped here,
+                # and the client is told once, in the y-protocols way.
                 if payload != b"\x00\x00":
                     log.info("dropped a change from read-only %r", conn)
+                    if not conn.told_read_only:
+                        conn.told_read_only = True
+                        conn.send(permission_denied_frame("read-only"))
             else:
                 await self._enqueue(conn, payload)
         elif kind == MSG_AWARENESS:

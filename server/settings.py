@@ -30,6 +30,33 @@ DOCUMENTED = {
     "TANDEM_SESSION_DAYS": ("14", "How long a sign-in lasts."),
     "TANDEM_SECURE_COOKIES": ("false", "Mark cookies Secure (set true behind HTTPS)."),
     "TANDEM_LOG_LEVEL": ("info", "Python log level."),
+    "TANDEM_BASE_URL": (
+        "(from the request)",
+        "Public URL of the server, used in links sent by email (e.g. https://tandem.example.com).",
+    ),
+    "TANDEM_SMTP_HOST": (
+        "(unset: mail is kept in the outbox only)",
+        "SMTP server for invitations and codes.",
+    ),
+    "TANDEM_SMTP_PORT": ("25", "SMTP port."),
+    "TANDEM_SMTP_FROM": ("tandem@localhost", "Sender address of Tandem's mail."),
+    "TANDEM_EMBED_ALLOWED_ORIGINS": (
+        "(empty: embedding refused)",
+        "Space-separated origins that may frame the embed view, e.g. https://*.lightning.force.com.",
+    ),
+    "TANDEM_SIGNIN_PER_MINUTE": (
+        "5",
+        "Sign-in attempts per minute per address and email (429 beyond).",
+    ),
+    "TANDEM_CODES_PER_MINUTE": ("5", "One-time codes sent or tried per minute per address."),
+    "TANDEM_WS_CONNECTS_PER_MINUTE": (
+        "120",
+        "Websocket connects per minute per address (close 4429).",
+    ),
+    "TANDEM_MAX_UNAUTHENTICATED_SOCKETS": (
+        "100",
+        "Sockets that may be waiting to authenticate at once.",
+    ),
 }
 
 
@@ -47,6 +74,15 @@ class Settings:
     session_days: int = 14
     secure_cookies: bool = False
     log_level: str = "info"
+    base_url: str = ""
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = "tandem@localhost"
+    embed_allowed_origins: tuple[str, ...] = ()
+    signin_per_minute: int = 5
+    codes_per_minute: int = 5
+    ws_connects_per_minute: int = 120
+    max_unauthenticated_sockets: int = 100
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -67,6 +103,15 @@ class Settings:
             secure_cookies=env.get("TANDEM_SECURE_COOKIES", "false").lower()
             in ("1", "true", "yes"),
             log_level=env.get("TANDEM_LOG_LEVEL", "info").lower(),
+            base_url=env.get("TANDEM_BASE_URL", "").rstrip("/"),
+            smtp_host=env.get("TANDEM_SMTP_HOST", ""),
+            smtp_port=int(env.get("TANDEM_SMTP_PORT", "25")),
+            smtp_from=env.get("TANDEM_SMTP_FROM", "tandem@localhost"),
+            embed_allowed_origins=tuple(env.get("TANDEM_EMBED_ALLOWED_ORIGINS", "").split()),
+            signin_per_minute=int(env.get("TANDEM_SIGNIN_PER_MINUTE", "5")),
+            codes_per_minute=int(env.get("TANDEM_CODES_PER_MINUTE", "5")),
+            ws_connects_per_minute=int(env.get("TANDEM_WS_CONNECTS_PER_MINUTE", "120")),
+            max_unauthenticated_sockets=int(env.get("TANDEM_MAX_UNAUTHENTICATED_SOCKETS", "100")),
         )
 
 

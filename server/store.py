@@ -13,6 +13,20 @@ import persistence
 T = TypeVar("T")
 
 
+INTERNAL_SUFFIX = ":internal"
+
+
+def room_key(plan_id: str, doc: str = "plan") -> str:
+    """Rooms are keyed by plan id, with a suffix for the vendor-only internal document."""
+    return plan_id + INTERNAL_SUFFIX if doc == "internal" else plan_id
+
+
+def split_key(key: str) -> tuple[str, str]:
+    if key.endswith(INTERNAL_SUFFIX):
+        return key[: -len(INTERNAL_SUFFIX)], "internal"
+    return key, "plan"
+
+
 class Store:
     def __init__(self, factory: sessionmaker[Session], *, sqlite: bool) -> None:
         self.factory = factory
@@ -28,17 +42,26 @@ class Store:
 
         return await anyio.to_thread.run_sync(work, limiter=self._limiter)
 
-    async def append(self, plan_id: str, entries: Sequence[tuple[int | None, bytes]]) -> list[int]:
+    # ``key`` is a room key: a plan id, or a plan id with the internal document's suffix.
+
+    async def append(self, key: str, entries: Sequence[tuple[int | None, bytes]]) -> list[int]:
+        plan_id, doc = split_key(key)
         return await self.run(
-            lambda s: persistence.append_updates(session=s, plan_id=plan_id, entries=entries)
+            lambda s: persistence.append_updates(
+                session=s, plan_id=plan_id, entries=entries, doc=doc
+            )
         )
 
-    async def load(self, plan_id: str) -> persistence.PlanHistory:
-        return await self.run(lambda s: persistence.load_history(session=s, plan_id=plan_id))
+    async def load(self, key: str) -> persistence.PlanHistory:
+        plan_id, doc = split_key(key)
+        return await self.run(
+            lambda s: persistence.load_history(session=s, plan_id=plan_id, doc=doc)
+        )
 
-    async def checkpoint(self, plan_id: str, upto_id: int, state: bytes) -> None:
+    async def checkpoint(self, key: str, upto_id: int, state: bytes) -> None:
+        plan_id, doc = split_key(key)
         await self.run(
             lambda s: persistence.save_checkpoint(
-                session=s, plan_id=plan_id, upto_id=upto_id, state=state
+                session=s, plan_id=plan_id, upto_id=upto_id, state=state, doc=doc
             )
         )

@@ -122,6 +122,21 @@ def text_field(
     return value
 
 
+def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    """A server-rendered page; every template autoescapes, so user text stays text."""
+    svc = services(request)
+    context.setdefault("user", getattr(request.state, "identity", None))
+    context["csrf_token"] = svc.auth.csrf_token(request.cookies.get(SESSION_COOKIE))
+    response = svc.templates.TemplateResponse(request, name, context, status_code=status)
+    response.headers["cache-control"] = "no-store"
+    return response
+
+
+def json_for_script(value: Any) -> str:
+    """JSON that no user text can use to end the <script> element it is embedded in."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def make_templates() -> Jinja2Templates:
     # Autoescaping on for every template: user text (titles, names) is always escaped.
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)

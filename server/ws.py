@@ -1,60 +1,43 @@
-"""The plan websocket: authenticate, then hand frames to the plan's room."""
+"""The plan websockets: ``@rule`` authenticates and authorizes, then frames go to the room."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket
 
-import persistence
-
+from .access import Rule, rule
 from .channel import Connection
 from .protocol import Close, FrameError
-from .web import credentials, services
+from .store import room_key
+from .web import services
 
 log = logging.getLogger(__name__)
 
 
-def _same_origin(websocket: WebSocket) -> bool:
-    origin = websocket.headers.get("origin")
-    if origin is None:  # not a browser: cookies are not sent cross-site without one
-        return True
-    return urlsplit(origin).netloc == websocket.headers.get("host")
-
-
+@rule(Rule.PLAN_VIEW)
 async def plan_socket(websocket: WebSocket) -> None:
-    svc = services(websocket)
-    plan_id = websocket.path_params["plan_id"]
-    # Accept first: a close code can only be sent on an open socket, and a browser is
-    # told nothing useful by a refused handshake.
-    await websocket.accept()
-    creds = credentials(websocket, allow_query_token=True)
-    identity = await svc.auth.identify(creds)
-    if identity is None:
-        log.info("ws %s: refused, no valid session or token", plan_id)
-        await websocket.close(Close.UNAUTHORIZED, "sign in or pass ?token=")
-        return
-    if identity.via == "session" and not _same_origin(websocket):
-        log.warning("ws %s: refused cross-origin cookie connection", plan_id)
-        await websocket.close(Close.FORBIDDEN, "cross-origin connection")
-        return
-    plan = await svc.store.run(lambda s: persistence.get_plan(session=s, plan_id=plan_id))
-    if plan is None:
-        log.info("ws %s: refused, no such plan", plan_id)
-        await websocket.close(Close.PLAN_NOT_FOUND, "no such plan")
-        return
+    await _serve(websocket, room_key(websocket.path_params["plan_id"]))
 
-    conn = Connection(websocket, identity, plan_id)
-    sender = asyncio.create_task(conn.run_sender(), name=f"ws-sender-{plan_id}")
+
+@rule(Rule.PLAN_VENDOR)
+async def internal_socket(websocket: WebSocket) -> None:
+    """The vendor-only internal account plan beside the shared one."""
+    await _serve(websocket, room_key(websocket.path_params["plan_id"], "internal"))
+
+
+async def _serve(websocket: WebSocket, key: str) -> None:
+    svc = services(websocket)
+    conn = Connection(websocket, websocket.state.identity, key)
+    sender = asyncio.create_task(conn.run_sender(), name=f"ws-sender-{key}")
     try:
-        room = await svc.rooms.join(plan_id, conn)
+        room = await svc.rooms.join(key, conn)
     except Exception:
         # The plan could not be loaded (database down, unreadable log): this client is told
         # and retries; the server and every other room carry on.
-        log.exception("ws %s: could not load the plan", plan_id)
+        log.exception("ws %s: could not load the plan", key)
         conn.close(Close.INTERNAL, "plan could not be loaded")
         await sender
         return

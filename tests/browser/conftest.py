@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 from tests.support.servers import Database, Server
 
@@ -29,8 +30,8 @@ pytestmark = pytest.mark.browser
 expect.set_options(timeout=15_000)
 
 
-# Module-scoped, not session-scoped: Playwright's sync API keeps an asyncio loop running while it
-# is open, and the anyio tests that run after the browser tests cannot start theirs until it ends.
+# Module scope, not session: Playwright's sync API keeps an event loop running in the main
+# thread while it is open, which breaks every asyncio test collected after the browser tests.
 @pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
@@ -65,3 +66,31 @@ def sign_in(browser: Browser, base: str, email: str) -> BrowserContext:
     page.wait_for_url(f"{base}/")
     page.close()
     return context
+
+
+def add_member(
+    owner: Page,
+    member: Page,
+    plan_id: str,
+    email: str,
+    *,
+    owner_base: str,
+    member_base: str,
+    role: str = "editor",
+    side: str = "customer",
+) -> None:
+    """The owner invites ``email`` on the Share page; the member opens the link and joins."""
+    owner.goto(f"{owner_base}/plans/{plan_id}/share")
+    owner.fill("#invite-email", email)
+    owner.select_option("#invite-role", role)
+    owner.select_option("#invite-side", side)
+    owner.click("#invite button[type=submit]")
+    url = owner.locator(f'tr[data-invite="{email}"] input.url').input_value()
+    # The member accepts through their own browser context's cookies, without navigating their
+    # page: the page's first visit stays the plan itself, as before plans became members-only.
+    target = member_base + "/" + url.split("://", 1)[1].split("/", 1)[1]
+    page = member.context.request.get(target)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text())
+    assert page.ok and csrf, page.text()
+    joined = member.context.request.post(target, form={"csrf": csrf.group(1)}, max_redirects=0)
+    assert joined.status == 303 and joined.headers["location"] == f"/plans/{plan_id}"

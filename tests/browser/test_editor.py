@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import add_member, sign_in
 from tests.support.proxy import CuttableProxy
 from tests.support.servers import Server
 
@@ -50,6 +50,7 @@ def test_two_people_see_each_others_text_and_named_caret(
     casey = sign_in(browser, base, "casey@vendor.example").new_page()
     robin = sign_in(browser, base, "robin@customer.example").new_page()
     plan_id = create_plan_in_ui(casey, base, "Onboarding plan", "Robin's Co")
+    add_member(casey, robin, plan_id, "robin@customer.example", owner_base=base, member_base=base)
     open_plan(casey, base, plan_id)
     open_plan(robin, base, plan_id)
 
@@ -79,6 +80,11 @@ def test_offline_edits_merge_when_the_connection_returns(
         # Robin reaches the server through a link the test can cut: a real network outage.
         robin = sign_in(browser, proxy.http, "robin@customer.example").new_page()
         plan_id = create_plan_in_ui(casey, base, "Renewal plan", "Robin's Co")
+        # Robin joins directly (cookies ignore the port), so the proxy carries the same traffic
+        # as before plans became members-only.
+        add_member(
+            casey, robin, plan_id, "robin@customer.example", owner_base=base, member_base=base
+        )
         open_plan(casey, base, plan_id)
         open_plan(robin, proxy.http, plan_id)
         type_at_end(casey, "Shared before the outage")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import add_member, sign_in
 from tests.browser.test_editor import create_plan_in_ui, editor_json, open_plan
 from tests.support.servers import Server
 
@@ -80,6 +80,7 @@ def test_owner_and_due_date_typed_in_a_task_reach_the_other_side(
     casey = sign_in(browser, base, "casey@vendor.example").new_page()
     robin = sign_in(browser, base, "robin@customer.example").new_page()
     plan_id = create_plan_in_ui(casey, base, "Onboarding plan", "Robin's Co")
+    add_member(casey, robin, plan_id, "robin@customer.example", owner_base=base, member_base=base)
     open_plan(casey, base, plan_id)
     open_plan(robin, base, plan_id)
 
@@ -106,7 +107,8 @@ def test_owner_and_due_date_typed_in_a_task_reach_the_other_side(
     [owner] = nodes(task, "mention")
     assert owner["attrs"]["label"] == "Robin Customer"
     assert re.fullmatch(r"user:\d+", owner["attrs"]["id"])
-    assert owner["attrs"]["side"] is None
+    # The owner picker knows each member's side.
+    assert owner["attrs"]["side"] == "customer"
     assert nodes(task, "dueDate") == [{"type": "dueDate", "attrs": {"date": due}}]
     assert task_text(task).startswith("Kick-off call with")
 

@@ -19,6 +19,7 @@ class CuttableProxy:
         self._listener = socket.create_server(("127.0.0.1", self.port))
         self._listener.settimeout(0.2)
         self._stop = threading.Event()
+        self._generation = 0
         self._thread = threading.Thread(target=self._accept_loop, daemon=True)
         self._thread.start()
 
@@ -29,6 +30,7 @@ class CuttableProxy:
     def cut(self) -> None:
         """Drop every open connection and refuse new ones until ``restore``."""
         self._online.clear()
+        self._generation += 1  # every pipe of an older generation ends within a poll
         with self._lock:
             for conn in self._conns:
                 try:
@@ -64,13 +66,28 @@ class CuttableProxy:
                 client.close()
                 continue
             with self._lock:
+                # A connection accepted just before a cut must not outlive it.
+                if not self._online.is_set():
+                    client.close()
+                    upstream.close()
+                    continue
                 self._conns.update((client, upstream))
+            generation = self._generation
             for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+                threading.Thread(target=self._pipe, args=(a, b, generation), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, generation: int) -> None:
+        # Poll instead of blocking for good: a connection the cut missed (it was being set up
+        # while the cut ran) still ends with its generation.
         try:
-            while data := src.recv(65536):
+            src.settimeout(0.2)
+            while generation == self._generation:
+                try:
+                    data = src.recv(65536)
+                except TimeoutError:
+                    continue
+                if not data:
+                    break
                 dst.sendall(data)
         except OSError:
             pass

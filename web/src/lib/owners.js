@@ -1,6 +1,6 @@
 // Task owners as @mentions (docs/plan-document.md): node `mention` with attrs
 // {id: 'user:<id>' | 'contact:<row id>' | 'name:<text>', label, side: 'vendor'|'customer'|null}.
-// Typing "@" lists workspace people (GET /api/people, fetched once) and the key contacts read
+// Typing "@" lists the plan's members (GET /api/plans/<id>/people, fetched once) and the key contacts read
 // from the document's Key contacts table(s), with their side; a name in neither is offered as
 // "name:<text>".
 import Mention from '@tiptap/extension-mention'
@@ -13,10 +13,16 @@ const SIDES = new Set(['vendor', 'customer'])
 const MAX_ITEMS = 8
 
 let peoplePromise = null
-/** Workspace people from the server (cached; [] when the request fails). */
+function planId () {
+  // The page config's planId is "<id>" or "<id>/internal" (the room name): the plan is the first part.
+  const config = JSON.parse(document.getElementById('tandem-config')?.textContent || '{}')
+  return String(config.planId || '').split('/')[0]
+}
+
+/** The plan's members from the server (cached; [] when the request fails). */
 export function loadPeople () {
   if (!peoplePromise) {
-    peoplePromise = fetch('/api/people', { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+    peoplePromise = fetch(`/api/plans/${encodeURIComponent(planId())}/people`, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
       .then((r) => (r.ok ? r.json() : { people: [] }))
       .then((data) => (Array.isArray(data.people) ? data.people : []).map((p) => ({ ...p, kind: 'person' })))
       .catch(() => {

@@ -1,0 +1,338 @@
+"""Who may do what: roles, sides, and the one table of access rules every route declares.
+
+Every HTTP and websocket endpoint is wrapped by ``@rule(...)``; the wrapper resolves the caller,
+scopes them to the plan in the path, enforces the rule, and leaves the scoped identity on
+``request.state.identity``. ``create_app`` refuses to start with a route that has no rule, and
+the authorization-matrix test enumerates the same route table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+import persistence
+
+from .auth import SESSION_COOKIE
+from .channel import Identity
+from .protocol import Close
+from .web import ApiError, credentials, login_redirect, render, services
+
+log = logging.getLogger(__name__)
+
+OWNER, EDITOR, VIEWER = "owner", "editor", "viewer"
+ROLES = (OWNER, EDITOR, VIEWER)
+LINK_ROLES = (VIEWER, EDITOR)
+VENDOR, CUSTOMER = "vendor", "customer"
+SIDES = (VENDOR, CUSTOMER)
+
+
+class Rule(StrEnum):
+    PUBLIC = "public"  # anyone; the endpoint checks its own signed token, if any
+    SIGNED_IN = "signed_in"  # any account, by session or API token
+    PLAN_VIEW = "plan_view"  # anyone with a role in the plan: members, link and embed visitors
+    PLAN_VENDOR = "plan_vendor"  # vendor-side members only: the internal account plan
+    PLAN_OWNER = "plan_owner"  # the plan's owners (and the workspace owner)
+
+
+def visit_cookie(plan_id: str) -> str:
+    """A link or embed visitor's cookie is per plan, so it can never open another one."""
+    return f"tandem_v_{plan_id}"
+
+
+def client_ip(conn: HTTPConnection) -> str:
+    return conn.client.host if conn.client else "unknown"
+
+
+# Resolving callers
+
+
+async def account(conn: HTTPConnection) -> Identity | None:
+    """The signed-in account behind a session cookie or an API token, if any.
+
+    Websockets may carry the API token as ``?token=`` (browsers cannot set their headers).
+    """
+    creds = credentials(conn, allow_query_token=isinstance(conn, WebSocket))
+    return await services(conn).auth.identify(creds)
+
+
+async def visitor(conn: HTTPConnection, plan_id: str) -> Identity | None:
+    """A link or embed visitor of this plan, from their signed per-plan cookie."""
+    svc = services(conn)
+    value = svc.signer.loads("visit", conn.cookies.get(visit_cookie(plan_id)))
+    if not (isinstance(value, list) and len(value) == 5 and value[2] == plan_id):
+        return None
+    _visit, link_id, _plan, name, email = value
+    return await link_identity(conn, link_id, plan_id, name=name, email=email)
+
+
+async def link_identity(
+    conn: HTTPConnection, link_id: str, plan_id: str, *, name: str, email: str | None
+) -> Identity | None:
+    link = await services(conn).store.run(
+        lambda s: persistence.get_link(session=s, link_id=link_id)
+    )
+    if link is None or link.plan_id != plan_id or not link.usable(datetime.now(UTC)):
+        return None
+    if link.domain and not (email and email.lower().endswith("@" + link.domain)):
+        return None
+    return Identity(
+        user_id=None,
+        name=str(name)[:80] or "Guest",
+        email=email,
+        via="link" if link.kind == "share" else "embed",
+        credential_id=link.id,
+        read_only=link.role != EDITOR,
+        plan_id=plan_id,
+        role=link.role,
+        side=CUSTOMER,
+    )
+
+
+async def scoped(conn: HTTPConnection, identity: Identity, plan_id: str) -> Identity | None:
+    """An account's identity in one plan (its role and side), or None if it has none there."""
+    member = await services(conn).store.run(
+        lambda s: persistence.get_member(session=s, plan_id=plan_id, user_id=identity.user_id)
+    )
+    if member is not None:
+        role, side = member.role, member.side
+    elif identity.workspace_owner:
+        role, side = OWNER, VENDOR
+    else:
+        return None
+    return dataclasses.replace(
+        identity, plan_id=plan_id, role=role, side=side, read_only=role == VIEWER
+    )
+
+
+async def plan_caller(conn: HTTPConnection, plan_id: str) -> tuple[Identity | None, bool]:
+    """(the caller scoped to the plan or None, whether any credential was valid at all)."""
+    found = await account(conn)
+    if found is not None:
+        inside = await scoped(conn, found, plan_id)
+        if inside is not None:
+            return inside, True
+    visiting = await visitor(conn, plan_id)
+    return visiting, found is not None or visiting is not None
+
+
+def allowed(rule_: Rule, identity: Identity) -> bool:
+    if rule_ in (Rule.PUBLIC, Rule.SIGNED_IN, Rule.PLAN_VIEW):
+        return True
+    if rule_ is Rule.PLAN_VENDOR:
+        return identity.is_account and identity.side == VENDOR
+    if rule_ is Rule.PLAN_OWNER:
+        return identity.is_account and identity.role == OWNER
+    return False
+
+
+# The decorator every endpoint wears
+
+Endpoint = Callable[..., Awaitable[Any]]
+
+
+def rule(rule_: Rule) -> Callable[[Endpoint], Endpoint]:
+    def decorate(fn: Endpoint) -> Endpoint:
+        @functools.wraps(fn)
+        async def guarded(conn):  # type: ignore[no-untyped-def]
+            if isinstance(conn, WebSocket):
+                return await _guard_socket(rule_, fn, conn)
+            return await _guard_http(rule_, fn, conn)
+
+        guarded.access_rule = rule_  # type: ignore[attr-defined]
+        return guarded
+
+    return decorate
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _refuse(request: Request, status: int, message: str) -> Response:
+    if _is_api(request):
+        raise ApiError(status, message)
+    return render(request, "error.html", {"message": message}, status)
+
+
+async def _csrf_ok(request: Request, identity: Identity) -> bool:
+    if request.method in ("GET", "HEAD", "OPTIONS") or identity.via == "token":
+        return True  # bearer tokens cannot be sent by another site
+    if identity.via != "session":
+        return False  # link and embed visitors change nothing over HTTP
+    auth = services(request).auth
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if _is_api(request):
+        return auth.check_csrf(cookie, request.headers.get("x-csrf-token"))
+    form = await request.form()  # cached by Starlette for the endpoint
+    return auth.check_csrf(cookie, str(form.get("csrf", "")))
+
+
+async def _guard_http(rule_: Rule, fn: Endpoint, request: Request) -> Any:
+    if rule_ is Rule.PUBLIC:
+        return await fn(request)
+    plan_id = request.path_params.get("plan_id")
+    if rule_ is Rule.SIGNED_IN or plan_id is None:
+        identity = await account(request)
+        if identity is None:
+            if _is_api(request):
+                raise ApiError(
+                    401, "authentication required: sign in or send Authorization: Bearer <token>"
+                )
+            return login_redirect(request)
+    else:
+        identity, known = await plan_caller(request, plan_id)
+        if identity is None:
+            if not known:
+                if _is_api(request):
+                    raise ApiError(
+                        401,
+                        "authentication required: sign in or send Authorization: Bearer <token>",
+                    )
+                return login_redirect(request)
+            # Not a member: the same answer as for a plan that does not exist.
+            return _refuse(request, 404, f"no plan with id {plan_id!r}")
+        plan = await services(request).store.run(
+            lambda s: persistence.get_plan(session=s, plan_id=plan_id)
+        )
+        if plan is None:
+            return _refuse(request, 404, f"no plan with id {plan_id!r}")
+        request.state.plan = plan
+        if not allowed(rule_, identity):
+            if rule_ is Rule.PLAN_VENDOR:
+                return _refuse(request, 404, f"no plan with id {plan_id!r}")
+            return _refuse(request, 403, "only the plan's owners can do this")
+    if not await _csrf_ok(request, identity):
+        return _refuse(request, 403, "missing or wrong CSRF token (X-CSRF-Token header)")
+    request.state.identity = identity
+    return await fn(request)
+
+
+def _same_origin(websocket: WebSocket) -> bool:
+    origin = websocket.headers.get("origin")
+    if origin is None:  # not a browser: cookies are not sent cross-site without one
+        return True
+    return urlsplit(origin).netloc == websocket.headers.get("host")
+
+
+async def _socket_caller(websocket: WebSocket, plan_id: str) -> tuple[Identity | None, bool]:
+    token = websocket.query_params.get("token")
+    if token and token.startswith("tdl_"):
+        # A share link's own token, for stock Yjs clients; domain-locked links need a visit.
+        svc = services(websocket)
+        value = svc.signer.loads("link", token)
+        if not (isinstance(value, list) and len(value) == 2 and value[1] == plan_id):
+            return None, False
+        name = (websocket.query_params.get("name") or "Guest").strip()
+        name = "".join(c for c in name if c.isprintable())[:80] or "Guest"
+        found = await link_identity(websocket, value[0], plan_id, name=name, email=None)
+        return found, found is not None
+    return await plan_caller(websocket, plan_id)
+
+
+async def _guard_socket(rule_: Rule, fn: Endpoint, websocket: WebSocket) -> Any:
+    svc = services(websocket)
+    plan_id = websocket.path_params["plan_id"]
+    # Accept first: a close code can only be sent on an open socket, and a browser is
+    # told nothing useful by a refused handshake.
+    await websocket.accept()
+    ip = client_ip(websocket)
+    if not svc.limits.ws_connects.allow(ip):
+        log.warning("ws %s: refused, too many connects from one address", plan_id)
+        await websocket.close(Close.TOO_MANY, "too many connections, slow down")
+        return
+    if svc.limits.unauthenticated >= svc.settings.max_unauthenticated_sockets:
+        log.warning("ws %s: refused, too many sockets waiting to authenticate", plan_id)
+        await websocket.close(Close.TOO_MANY, "server busy, retry")
+        return
+    svc.limits.unauthenticated += 1
+    try:
+        identity, known = await _socket_caller(websocket, plan_id)
+        plan = await svc.store.run(lambda s: persistence.get_plan(session=s, plan_id=plan_id))
+    finally:
+        svc.limits.unauthenticated -= 1
+    if identity is None:
+        if known:
+            log.info("ws %s: refused, caller has no role in the plan", plan_id)
+            await websocket.close(Close.PLAN_NOT_FOUND, "no such plan")
+        else:
+            log.info("ws %s: refused, no valid session, link or token", plan_id)
+            await websocket.close(Close.UNAUTHORIZED, "sign in or pass ?token=")
+        return
+    # Only cookie sockets need the origin check; a share link's ?token= is no cookie (and when
+    # one is given, _socket_caller looks at nothing else).
+    by_link_token = (websocket.query_params.get("token") or "").startswith("tdl_")
+    cookie_based = identity.via == "session" or (identity.via != "token" and not by_link_token)
+    if cookie_based and not _same_origin(websocket):
+        log.warning("ws %s: refused cross-origin cookie connection", plan_id)
+        await websocket.close(Close.FORBIDDEN, "cross-origin connection")
+        return
+    if plan is None:
+        await websocket.close(Close.PLAN_NOT_FOUND, "no such plan")
+        return
+    if not allowed(rule_, identity):
+        log.info("ws %s: refused, rule %s", plan_id, rule_)
+        await websocket.close(Close.FORBIDDEN, "no access")
+        return
+    if identity.via in ("link", "embed"):
+        await svc.store.run(
+            lambda s: persistence.touch_link(session=s, link_id=identity.credential_id, count=False)
+        )
+    websocket.state.identity = identity
+    return await fn(websocket)
+
+
+# Acting on access changes
+
+
+def close_connections(
+    conn: HTTPConnection, plan_id: str, match: Callable[[Identity], bool], code: int, reason: str
+) -> int:
+    """Close the open sockets of one plan (both documents) whose identity matches."""
+    rooms = services(conn).rooms
+    keys = {plan_id, plan_id + ":internal"}
+    closed = 0
+    for c in rooms.connections():
+        if c.plan_id in keys and match(c.identity):
+            c.close(code, reason)
+            closed += 1
+    return closed
+
+
+async def audit(
+    conn: HTTPConnection,
+    kind: str,
+    *,
+    plan_id: str | None,
+    actor: str,
+    subject: str | None = None,
+    detail: str | None = None,
+) -> None:
+    ip = client_ip(conn)
+    await services(conn).store.run(
+        lambda s: persistence.record_event(
+            session=s,
+            plan_id=plan_id,
+            kind=kind,
+            actor=actor,
+            subject=subject,
+            detail=detail,
+            ip=ip,
+        )
+    )
+
+
+def actor(identity: Identity) -> str:
+    if identity.is_account:
+        return f"{identity.name} <{identity.email}>"
+    return f"{identity.name} (via {identity.via} {identity.credential_id[:8]})"

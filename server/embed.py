@@ -1,0 +1,52 @@
+"""The embed view: a plan with minimal chrome for an iframe on a CRM account page.
+
+The signed embed URL (purpose "embed", one plan and one role, expiring, revocable like a share
+link) is the credential. Only this view may be framed, and only by TANDEM_EMBED_ALLOWED_ORIGINS.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+import persistence
+
+from .access import Rule, link_identity, rule
+from .links import VISIT_DAYS, set_visit_cookie, usable_link
+from .pages import editor_context
+from .web import render, services
+
+EMBED_PREFIX = "/embed/"
+
+
+@rule(Rule.PUBLIC)  # the signed embed URL is the credential
+async def embed_page(request: Request) -> Response:
+    svc = services(request)
+    link = await usable_link(request, "embed")
+    if link is None:
+        return render(
+            request, "error.html", {"message": "This embed link is not valid any more."}, 404
+        )
+    # CRMs can put the viewer's name in the URL (e.g. a Salesforce merge field).
+    raw = request.query_params.get("name", "")
+    name = "".join(c for c in raw.strip() if c.isprintable())[:80] or "CRM viewer"
+    identity = await link_identity(request, link.id, link.plan_id, name=name, email=None)
+    plan = await svc.store.run(lambda s: persistence.get_plan(session=s, plan_id=link.plan_id))
+    if identity is None or plan is None:
+        return render(
+            request, "error.html", {"message": "This embed link is not valid any more."}, 404
+        )
+    request.state.identity = identity
+    request.state.plan = plan
+    response = render(request, "embed.html", editor_context(request, embed=True))
+    value = svc.signer.dumps("visit", [secrets.token_hex(8), link.id, link.plan_id, name, None])
+    max_age = int(min(VISIT_DAYS * 86400, (link.expires_at - datetime.now(UTC)).total_seconds()))
+    set_visit_cookie(request, response, link.plan_id, value, max_age)
+    return response
+
+
+routes = [Route("/embed/{token}", embed_page, methods=["GET"], name="embed")]

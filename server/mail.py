@@ -1,0 +1,53 @@
+"""Outgoing mail: every message goes to the outbox table, then out through SMTP when configured."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from email.message import EmailMessage
+
+import anyio
+
+import persistence
+
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Mailer:
+    def __init__(self, store: Store, *, host: str, port: int, sender: str) -> None:
+        self.store = store
+        self.host = host
+        self.port = port
+        self.sender = sender
+        if not host:
+            log.warning("TANDEM_SMTP_HOST is not set: mail is disabled and kept in the outbox only")
+
+    async def send(self, to: str, subject: str, body: str) -> bool:
+        """Queue and send one message; True once an SMTP server accepted it."""
+        mail_id = await self.store.run(
+            lambda s: persistence.queue_mail(session=s, to_addr=to, subject=subject, body=body)
+        )
+        if not self.host:
+            return False
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = to
+        message["Subject"] = subject
+        message.set_content(body)
+        error = None
+        try:
+            await anyio.to_thread.run_sync(self._deliver, message)
+        except (OSError, smtplib.SMTPException) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            # Never the body: it carries a link or a code.
+            log.warning("mail %d to %s failed: %s", mail_id, to.rpartition("@")[2], error)
+        await self.store.run(
+            lambda s: persistence.mark_mail(session=s, mail_id=mail_id, error=error)
+        )
+        return error is None
+
+    def _deliver(self, message: EmailMessage) -> None:
+        with smtplib.SMTP(self.host, self.port, timeout=15) as smtp:
+            smtp.send_message(message)

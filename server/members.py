@@ -1,0 +1,367 @@
+"""Plan members: invitations by email, accepting them, changing roles and removing people."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+import persistence
+
+from . import access
+from .access import OWNER, ROLES, SIDES, VENDOR, VIEWER, Rule, rule
+from .auth import SESSION_COOKIE, hash_password
+from .channel import Identity
+from .protocol import Close
+from .web import ApiError, read_json, render, services, text_field
+
+log = logging.getLogger(__name__)
+
+INVITE_DAYS = 7
+EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,}$")
+
+
+def base_url(request: Request) -> str:
+    return services(request).settings.base_url or str(request.base_url).rstrip("/")
+
+
+def valid_email(value: str) -> str | None:
+    value = value.strip().lower()
+    return value if EMAIL.match(value) and len(value) <= 320 else None
+
+
+def invite_url(request: Request, invite: persistence.InviteRecord) -> str:
+    token = services(request).signer.dumps("invite", [invite.id, invite.plan_id])
+    return f"{base_url(request)}/invite/{token}"
+
+
+def _check(role: str, side: str) -> None:
+    if role not in ROLES:
+        raise ApiError(400, f"role must be one of {', '.join(ROLES)}", field="role")
+    if side not in SIDES:
+        raise ApiError(400, f"side must be one of {', '.join(SIDES)}", field="side")
+
+
+async def invite(
+    request: Request, email: str, role: str, side: str
+) -> tuple[persistence.InviteRecord, str]:
+    """Create an invitation, mail it, and return it with its link (for the owner's screen)."""
+    identity: Identity = request.state.identity
+    plan = request.state.plan
+    address = valid_email(email)
+    if address is None:
+        raise ApiError(400, "enter a valid email address", field="email")
+    _check(role, side)
+    svc = services(request)
+
+    def create(s):  # type: ignore[no-untyped-def]
+        found = persistence.find_user(session=s, email=address)
+        if found and persistence.get_member(session=s, plan_id=plan.id, user_id=found[0].id):
+            return None
+        return persistence.create_invite(
+            session=s,
+            invite_id=secrets.token_hex(12),
+            plan_id=plan.id,
+            email=address,
+            role=role,
+            side=side,
+            invited_by=identity.user_id,
+            expires_at=datetime.now(UTC) + timedelta(days=INVITE_DAYS),
+        )
+
+    record = await svc.store.run(create)
+    if record is None:
+        raise ApiError(409, f"{address} is already a member of this plan", field="email")
+    url = invite_url(request, record)
+    body = (
+        f'{identity.name} invited you to the success plan "{plan.title}" ({plan.customer}) '
+        f"on Tandem as {role}.\n\nOpen this link to join (it works once, for {INVITE_DAYS} "
+        f"days):\n\n{url}\n\nIf you did not expect this, ignore this message.\n"
+    )
+    await svc.mailer.send(address, f"You are invited to {plan.title}", body)
+    await access.audit(
+        request,
+        "member.invited",
+        plan_id=plan.id,
+        actor=access.actor(identity),
+        subject=address,
+        detail=f"{role}, {side} side",
+    )
+    return record, url
+
+
+async def change(request: Request, user_id: int, role: str, side: str) -> None:
+    identity: Identity = request.state.identity
+    plan_id = request.state.plan.id
+    _check(role, side)
+
+    def update(s):  # type: ignore[no-untyped-def]
+        member = persistence.get_member(session=s, plan_id=plan_id, user_id=user_id)
+        if member is None:
+            return None
+        if (
+            member.role == OWNER
+            and role != OWNER
+            and persistence.count_owners(session=s, plan_id=plan_id) <= 1
+        ):
+            raise ApiError(409, "a plan needs at least one owner", field="role")
+        persistence.set_member(session=s, plan_id=plan_id, user_id=user_id, role=role, side=side)
+        return member
+
+    before = await services(request).store.run(update)
+    if before is None:
+        raise ApiError(404, "no such member")
+    if role == VIEWER and before.role != VIEWER:
+        access.close_connections(
+            request,
+            plan_id,
+            lambda i: i.user_id == user_id,
+            Close.READ_ONLY,
+            "you can now only view",
+        )
+    if side != VENDOR and before.side == VENDOR:
+        access.close_connections(
+            request,
+            plan_id,
+            lambda i: i.user_id == user_id and i.side == VENDOR,
+            Close.FORBIDDEN,
+            "no access",
+        )
+    await access.audit(
+        request,
+        "member.changed",
+        plan_id=plan_id,
+        actor=access.actor(identity),
+        subject=before.email,
+        detail=f"{before.role}, {before.side} side -> {role}, {side} side",
+    )
+
+
+async def remove(request: Request, user_id: int) -> None:
+    identity: Identity = request.state.identity
+    plan_id = request.state.plan.id
+
+    def delete(s):  # type: ignore[no-untyped-def]
+        member = persistence.get_member(session=s, plan_id=plan_id, user_id=user_id)
+        if member is None:
+            return None
+        if member.role == OWNER and persistence.count_owners(session=s, plan_id=plan_id) <= 1:
+            raise ApiError(409, "a plan needs at least one owner: make someone else owner first")
+        persistence.remove_member(session=s, plan_id=plan_id, user_id=user_id)
+        return member
+
+    member = await services(request).store.run(delete)
+    if member is None:
+        raise ApiError(404, "no such member")
+    # Accounts only: a visitor through a link has no user id to match.
+    access.close_connections(
+        request,
+        plan_id,
+        lambda i: i.is_account and i.user_id == user_id,
+        Close.FORBIDDEN,
+        "removed from this plan",
+    )
+    await access.audit(
+        request,
+        "member.removed",
+        plan_id=plan_id,
+        actor=access.actor(identity),
+        subject=member.email,
+    )
+
+
+def member_json(m: persistence.MemberRecord) -> dict[str, Any]:
+    return {
+        "user_id": m.user_id,
+        "name": m.name,
+        "email": m.email,
+        "role": m.role,
+        "side": m.side,
+        "added_at": m.added_at.isoformat(),
+    }
+
+
+# JSON API
+
+
+@rule(Rule.PLAN_OWNER)
+async def list_members_api(request: Request) -> Response:
+    plan_id = request.state.plan.id
+
+    def load(s):  # type: ignore[no-untyped-def]
+        return (
+            persistence.list_members(session=s, plan_id=plan_id),
+            persistence.pending_invites(session=s, plan_id=plan_id),
+        )
+
+    members, invites = await services(request).store.run(load)
+    return JSONResponse(
+        {
+            "members": [member_json(m) for m in members],
+            "invites": [
+                {
+                    "id": i.id,
+                    "email": i.email,
+                    "role": i.role,
+                    "side": i.side,
+                    "expires_at": i.expires_at.isoformat(),
+                }
+                for i in invites
+            ],
+        }
+    )
+
+
+@rule(Rule.PLAN_OWNER)
+async def invite_api(request: Request) -> Response:
+    data = await read_json(request)
+    record, url = await invite(
+        request,
+        text_field(data, "email", max_len=320),
+        text_field(data, "role", max_len=16),
+        text_field(data, "side", max_len=16),
+    )
+    return JSONResponse(
+        {
+            "id": record.id,
+            "email": record.email,
+            "role": record.role,
+            "side": record.side,
+            "expires_at": record.expires_at.isoformat(),
+            "url": url,
+        },
+        status_code=201,
+    )
+
+
+def _user_id(request: Request) -> int:
+    raw = request.path_params["user_id"]
+    if not raw.isdigit():
+        raise ApiError(404, "no such member")
+    return int(raw)
+
+
+@rule(Rule.PLAN_OWNER)
+async def change_member_api(request: Request) -> Response:
+    data = await read_json(request)
+    await change(
+        request,
+        _user_id(request),
+        text_field(data, "role", max_len=16),
+        text_field(data, "side", max_len=16),
+    )
+    return JSONResponse({"ok": True})
+
+
+@rule(Rule.PLAN_OWNER)
+async def remove_member_api(request: Request) -> Response:
+    await remove(request, _user_id(request))
+    return Response(status_code=204)
+
+
+# Accepting an invitation
+
+
+def _error(request: Request, message: str, status: int) -> Response:
+    return render(request, "error.html", {"message": message}, status)
+
+
+@rule(Rule.PUBLIC)  # the signed invitation is the credential
+async def accept_page(request: Request) -> Response:
+    svc = services(request)
+    token = request.path_params["token"]
+    value = svc.signer.loads("invite", token, max_age=INVITE_DAYS * 86400 + 3600)
+    if not (isinstance(value, list) and len(value) == 2):
+        return _error(request, "This invitation link is not valid.", 404)
+    invite_id, plan_id = value
+    record = await svc.store.run(lambda s: persistence.get_invite(session=s, invite_id=invite_id))
+    now = datetime.now(UTC)
+    if record is None or record.plan_id != plan_id:
+        return _error(request, "This invitation link is not valid.", 404)
+    if record.accepted_at or record.revoked_at or record.expires_at <= now:
+        return _error(request, "This invitation has expired, was revoked or was already used.", 410)
+    plan = await svc.store.run(lambda s: persistence.get_plan(session=s, plan_id=plan_id))
+    me = await access.account(request)
+    known = await svc.store.run(lambda s: persistence.find_user(session=s, email=record.email))
+    ctx: dict[str, Any] = {"invite": record, "plan": plan, "user": me, "errors": {}, "form": {}}
+    if me is not None and me.email != record.email:
+        ctx["mismatch"] = True
+        return render(request, "invite.html", ctx, 403)
+    if me is None and known is not None:
+        ctx["sign_in"] = f"/login?next=/invite/{token}"
+        return render(request, "invite.html", ctx)
+    if request.method == "GET":
+        return render(request, "invite.html", ctx)
+
+    form = await request.form()
+    user_id: int
+    if me is not None:
+        if not svc.auth.check_csrf(request.cookies.get(SESSION_COOKIE), str(form.get("csrf", ""))):
+            return _error(request, "Your session changed; try again.", 403)
+        user_id = me.user_id  # type: ignore[assignment]
+        name = me.name
+    else:
+        name = str(form.get("name", "")).strip()
+        password = str(form.get("password", ""))
+        errors = {}
+        if not name or len(name) > 200 or any(ord(c) < 32 for c in name):
+            errors["name"] = "Enter your name."
+        if len(password) < 8:
+            errors["password"] = "Use at least 8 characters."
+        elif password != str(form.get("confirm", "")):
+            errors["confirm"] = "The two passwords differ."
+        if errors:
+            ctx.update(errors=errors, form={"name": name})
+            return render(request, "invite.html", ctx, 400)
+        user_id = 0
+
+    def join(s):  # type: ignore[no-untyped-def]
+        if not persistence.accept_invite(session=s, invite_id=record.id):
+            return None  # used meanwhile: single use
+        uid = (
+            user_id
+            or persistence.create_user(
+                session=s, email=record.email, name=name, password_hash=hash_password(password)
+            ).id
+        )
+        persistence.set_member(
+            session=s, plan_id=plan_id, user_id=uid, role=record.role, side=record.side
+        )
+        persistence.record_event(
+            session=s,
+            plan_id=plan_id,
+            kind="member.added",
+            actor=f"{name} <{record.email}>",
+            subject=record.email,
+            detail=f"accepted invitation as {record.role}, {record.side} side",
+            ip=access.client_ip(request),
+        )
+        return uid
+
+    try:
+        uid = await svc.store.run(join)
+    except persistence.DuplicateEmail:
+        return _error(request, "An account with this email was created meanwhile; sign in.", 409)
+    if uid is None:
+        return _error(request, "This invitation was already used.", 410)
+    response = RedirectResponse(f"/plans/{plan_id}", status_code=303)
+    if me is None:
+        from .pages import set_session_cookie
+
+        set_session_cookie(request, response, await svc.auth.start_session(uid))
+    return response
+
+
+routes = [
+    Route("/api/plans/{plan_id}/members", list_members_api, methods=["GET"]),
+    Route("/api/plans/{plan_id}/members", invite_api, methods=["POST"]),
+    Route("/api/plans/{plan_id}/members/{user_id}", change_member_api, methods=["PATCH"]),
+    Route("/api/plans/{plan_id}/members/{user_id}", remove_member_api, methods=["DELETE"]),
+    Route("/invite/{token}", accept_page, methods=["GET", "POST"], name="accept_invite"),
+]

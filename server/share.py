@@ -1,0 +1,175 @@
+"""The owner's screens: members, invitations, share links and embeds, and the access log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+import persistence
+
+from . import links, members
+from .access import LINK_ROLES, ROLES, SIDES, Rule, rule
+from .web import ApiError, render, services
+
+EXPIRY_CHOICES = [
+    ("1", "1 day"),
+    ("7", "7 days"),
+    ("30", "30 days"),
+    ("90", "90 days"),
+    ("365", "1 year"),
+]
+
+
+async def _load(request: Request) -> dict[str, Any]:
+    plan_id = request.state.plan.id
+
+    def load(s):  # type: ignore[no-untyped-def]
+        return (
+            persistence.list_members(session=s, plan_id=plan_id),
+            persistence.pending_invites(session=s, plan_id=plan_id),
+            persistence.list_links(session=s, plan_id=plan_id),
+        )
+
+    people, invites, all_links = await services(request).store.run(load)
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "link": link,
+            "url": links.link_url(request, link) if link.usable(now) else None,
+            "active": link.usable(now),
+        }
+        for link in reversed(all_links)
+    ]
+    return {
+        "plan": request.state.plan,
+        "members": people,
+        "invites": [{"invite": i, "url": members.invite_url(request, i)} for i in invites],
+        "shares": [r for r in rows if r["link"].kind == "share"],
+        "embeds": [r for r in rows if r["link"].kind == "embed"],
+        "roles": ROLES,
+        "link_roles": LINK_ROLES,
+        "sides": SIDES,
+        "expiries": EXPIRY_CHOICES,
+        "me": request.state.identity,
+        "embed_origins": services(request).settings.embed_allowed_origins,
+    }
+
+
+@rule(Rule.PLAN_OWNER)
+async def share_page(request: Request) -> Response:
+    ctx = await _load(request)
+    ctx["notice"] = request.query_params.get("done", "")[:100]
+    return render(request, "share.html", ctx)
+
+
+ACTIONS = {
+    "invite": "Invitation sent.",
+    "member": "Member updated.",
+    "remove": "Member removed.",
+    "revoke-invite": "Invitation revoked.",
+    "link": "Link created.",
+    "embed": "Embed URL created.",
+    "revoke-link": "Link revoked; anyone using it was disconnected.",
+}
+
+
+@rule(Rule.PLAN_OWNER)
+async def share_action(request: Request) -> Response:
+    form = await request.form()
+    action = str(form.get("action", ""))
+    field = {k: str(v).strip() for k, v in form.items() if isinstance(v, str)}
+    plan_id = request.state.plan.id
+    try:
+        if action == "invite":
+            await members.invite(
+                request, field.get("email", ""), field.get("role", ""), field.get("side", "")
+            )
+        elif action == "member":
+            await members.change(
+                request, _int(field.get("user_id")), field.get("role", ""), field.get("side", "")
+            )
+        elif action == "remove":
+            await members.remove(request, _int(field.get("user_id")))
+        elif action == "revoke-invite":
+            await services(request).store.run(
+                lambda s: persistence.revoke_invite(
+                    session=s, plan_id=plan_id, invite_id=field.get("invite_id", "")
+                )
+            )
+        elif action in ("link", "embed"):
+            days = field.get("days", "30")
+            if days not in dict(EXPIRY_CHOICES):
+                raise ApiError(400, "choose an expiry", field="days")
+            expires = (datetime.now(UTC) + timedelta(days=int(days))).isoformat()
+            await links.create(
+                request,
+                kind="share" if action == "link" else "embed",
+                role=field.get("role", ""),
+                expires_at=expires,
+                label=field.get("label", "")[:200],
+                domain=field.get("domain") or None,
+            )
+        elif action == "revoke-link":
+            await links.revoke(request, field.get("link_id", ""))
+        else:
+            raise ApiError(400, "unknown action")
+    except ApiError as exc:
+        ctx = await _load(request)
+        ctx["error"] = exc.detail
+        ctx["form"] = field
+        return render(request, "share.html", ctx, exc.status_code)
+    return RedirectResponse(f"/plans/{plan_id}/share?done={action}", status_code=303)
+
+
+def _int(value: str | None) -> int:
+    if not value or not value.isdigit():
+        raise ApiError(400, "no such member")
+    return int(value)
+
+
+async def _events(request: Request) -> list[persistence.AccessEventRecord]:
+    plan_id = request.state.plan.id
+
+    def load(s):  # type: ignore[no-untyped-def]
+        emails = [m.email for m in persistence.list_members(session=s, plan_id=plan_id)]
+        return persistence.access_events(session=s, plan_id=plan_id, emails=emails)
+
+    return await services(request).store.run(load)
+
+
+@rule(Rule.PLAN_OWNER)
+async def access_page(request: Request) -> Response:
+    events = await _events(request)
+    return render(request, "access_log.html", {"plan": request.state.plan, "events": events})
+
+
+@rule(Rule.PLAN_OWNER)
+async def access_log_api(request: Request) -> Response:
+    events = await _events(request)
+    return JSONResponse(
+        {
+            "events": [
+                {
+                    "at": e.at.isoformat(),
+                    "kind": e.kind,
+                    "actor": e.actor,
+                    "subject": e.subject,
+                    "detail": e.detail,
+                    "ip": e.ip,
+                }
+                for e in events
+            ]
+        }
+    )
+
+
+routes = [
+    Route("/plans/{plan_id}/share", share_page, methods=["GET"], name="share"),
+    Route("/plans/{plan_id}/share", share_action, methods=["POST"]),
+    Route("/plans/{plan_id}/access", access_page, methods=["GET"], name="access_log"),
+    Route("/api/plans/{plan_id}/access-log", access_log_api, methods=["GET"]),
+]

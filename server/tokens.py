@@ -1,0 +1,45 @@
+"""Signed, purpose-scoped, expiring tokens for invitations, share links, embeds and visits.
+
+Each purpose has its own itsdangerous salt, so a token made for one use is rejected by every
+other; each token names a database row (the link, the invitation), so it can be revoked; and
+each carries its signing time, so it expires even if the row is never cleaned up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+# Purpose -> (salt, prefix). Prefixes tell a reader (and the websocket) what a token is.
+PURPOSES = {
+    "invite": ("tandem.invite", "tdi_"),
+    "link": ("tandem.share-link", "tdl_"),
+    "embed": ("tandem.embed", "tde_"),
+    "visit": ("tandem.visit", "tdv_"),
+    "code": ("tandem.email-code", "tdc_"),
+}
+# The longest any of these can live; rows carry the real, shorter expiry.
+MAX_AGE = 366 * 86400
+
+
+class Signer:
+    def __init__(self, secret_key: str) -> None:
+        self._serializers = {
+            purpose: (URLSafeTimedSerializer(secret_key, salt=salt), prefix)
+            for purpose, (salt, prefix) in PURPOSES.items()
+        }
+
+    def dumps(self, purpose: str, value: Any) -> str:
+        serializer, prefix = self._serializers[purpose]
+        return prefix + serializer.dumps(value)
+
+    def loads(self, purpose: str, token: str | None, *, max_age: int = MAX_AGE) -> Any:
+        """The signed value, or None if the token is not a valid, unexpired one for ``purpose``."""
+        serializer, prefix = self._serializers[purpose]
+        if not token or not token.startswith(prefix) or len(token) > 2000:
+            return None
+        try:
+            return serializer.loads(token[len(prefix) :], max_age=max_age)
+        except BadSignature:  # SignatureExpired is a BadSignature
+            return None

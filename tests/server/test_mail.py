@@ -1,0 +1,134 @@
+"""Invitations and one-time codes through a real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.support.access import PASSWORD, api, create_link
+from tests.support.servers import Database, Server, free_port
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, N802
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def last_to(self, address: str) -> str:
+        for message in reversed(self.messages):
+            if message["To"] == address:
+                return message.get_payload(decode=True).decode()
+        raise AssertionError(f"no mail to {address}")
+
+
+@pytest.fixture
+def inbox() -> Iterator[Inbox]:
+    box = Inbox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    box.port = controller.port  # type: ignore[attr-defined]
+    yield box
+    controller.stop()
+
+
+@pytest.fixture
+def mail_server(database: Database, tmp_path: Path, inbox: Inbox) -> Iterator[Server]:
+    srv = Server(
+        data_dir=tmp_path,
+        database_url=database.url,
+        extra_env={
+            "TANDEM_SMTP_HOST": "127.0.0.1",
+            "TANDEM_SMTP_PORT": str(inbox.port),
+            "TANDEM_SMTP_FROM": "tandem@vendor.example",
+        },
+    ).start()
+    yield srv
+    srv.stop()
+
+
+def path_of(url: str) -> str:
+    return "/" + url.split("://", 1)[1].split("/", 1)[1]
+
+
+def test_invitation_by_email_creates_the_account_once(mail_server: Server, inbox: Inbox) -> None:
+    srv = mail_server
+    srv.create_user("owner@vendor.example", "Olive Owner", PASSWORD)
+    token = srv.create_token("owner@vendor.example")
+    plan = srv.create_plan(token, "Rollout", "Acme")
+    with api(srv, token) as owner:
+        r = owner.post(
+            f"/api/plans/{plan}/members",
+            json={"email": "Robin@Customer.example", "role": "editor", "side": "customer"},
+        )
+        assert r.status_code == 201
+        body = inbox.last_to("robin@customer.example")
+        assert "Olive Owner invited you" in body and "Rollout" in body
+        url = re.search(r"https?://\S+/invite/\S+", body).group(0)
+        with httpx.Client(base_url=srv.http, follow_redirects=False) as robin:
+            assert robin.get(path_of(url)).status_code == 200
+            r = robin.post(
+                path_of(url), data={"name": "Robin", "password": PASSWORD, "confirm": PASSWORD}
+            )
+            assert r.status_code == 303 and r.headers["location"] == f"/plans/{plan}"
+            assert robin.get(f"/plans/{plan}").status_code == 200  # signed in by joining
+            assert robin.get(f"/plans/{plan}/internal").status_code == 404  # customer side
+            assert (
+                robin.post(
+                    path_of(url), data={"name": "Again", "password": PASSWORD, "confirm": PASSWORD}
+                ).status_code
+                == 410
+            )
+        members = owner.get(f"/api/plans/{plan}/members").json()["members"]
+        assert {(m["email"], m["role"], m["side"]) for m in members} == {
+            ("owner@vendor.example", "owner", "vendor"),
+            ("robin@customer.example", "editor", "customer"),
+        }
+        kinds = [e["kind"] for e in owner.get(f"/api/plans/{plan}/access-log").json()["events"]]
+        assert "member.invited" in kinds and "member.added" in kinds
+
+
+def test_domain_locked_link_needs_a_code_from_that_domain(
+    mail_server: Server, inbox: Inbox
+) -> None:
+    srv = mail_server
+    srv.create_user("owner@vendor.example", "Olive Owner", PASSWORD)
+    token = srv.create_token("owner@vendor.example")
+    plan = srv.create_plan(token, "Rollout", "Acme")
+    with api(srv, token) as owner:
+        link = create_link(owner, plan, role="viewer", label="Acme only", domain="acme.example")
+        with httpx.Client(base_url=srv.http, follow_redirects=False) as visitor:
+            landing = path_of(link["url"])
+            r = visitor.post(
+                landing, data={"step": "name", "name": "Ann", "email": "ann@evil.example"}
+            )
+            assert r.status_code == 400
+            # Without a proven address the link's own token opens no socket either.
+            assert visitor.get(f"/plans/{plan}").status_code == 303
+            r = visitor.post(
+                landing, data={"step": "name", "name": "Ann", "email": "ann@acme.example"}
+            )
+            assert r.status_code == 200 and "code" in r.text
+            pending = re.search(r'name="pending" value="([^"]+)"', r.text).group(1)
+            code = re.search(r"code is (\d{6})", inbox.last_to("ann@acme.example")).group(1)
+            wrong = "000000" if code != "000000" else "111111"
+            r = visitor.post(landing, data={"step": "code", "pending": pending, "code": wrong})
+            assert r.status_code == 400
+            r = visitor.post(landing, data={"step": "code", "pending": pending, "code": code})
+            assert r.status_code == 303
+            assert visitor.get(f"/plans/{plan}").status_code == 200
+            # One-time: the same code does not open a second visit.
+            with httpx.Client(base_url=srv.http, follow_redirects=False) as other:
+                r = other.post(landing, data={"step": "code", "pending": pending, "code": code})
+                assert r.status_code == 400
+        listed = owner.get(f"/api/plans/{plan}/links").json()["links"][0]
+        assert listed["uses"] == 1 and listed["last_used_at"]
