@@ -34,12 +34,15 @@ NODE_ATTRS: dict[str, dict[str, Any]] = {
     "orderedList": {"start": 1, "type": None},
     "listItem": {},
     "taskList": {},
-    "taskItem": {"checked": False},
+    # id, status and milestone: docs/plan-document.md (the editor and the server both set them).
+    "taskItem": {"checked": False, "id": None, "status": None, "milestone": None},
     "codeBlock": {"language": None},
     "horizontalRule": {},
     "hardBreak": {},
+    "mention": {"id": None, "label": None, "side": None},
+    "dueDate": {"date": None},
     "table": {},
-    "tableRow": {},
+    "tableRow": {"id": None},
     "tableCell": {"colspan": 1, "rowspan": 1, "colwidth": None, "align": None},
     "tableHeader": {"colspan": 1, "rowspan": 1, "colwidth": None, "align": None},
 }

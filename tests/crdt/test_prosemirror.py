@@ -83,7 +83,7 @@ def test_attr_types_survive_the_trip_through_yjs() -> None:
         [para(text("a", link("https://a.example", target=None), "bold", "code"))],
         [para(text("a", {"type": "highlight", "attrs": {"color": "red"}}))],
         [item("orderedList", item("listItem", para(text("x"))), start=0, type="a")],
-        [item("table", item("tableRow", cell("tableCell", para(), colwidth=[10, 20])))],
+        [item("table", item("tableRow", cell("tableCell", para(), colwidth=[10, 20]), id=None))],
         [{"type": "callout", "attrs": {"tone": "info"}, "content": [para(text("hi"))]}],
     ],
 )
@@ -137,7 +137,7 @@ def test_reads_like_tiptap_where_yjs_is_untidy() -> None:
         heading.children.append(XmlText("c"))
         cell_el = frag.children.append(XmlElement("tableCell", {"colspan": 2.0, "ychange": "x"}))
         cell_el.children.append(XmlElement("paragraph"))
-        frag.children.append(XmlElement("mention", {"id": 7.5, "label": "Casey"}))
+        frag.children.append(XmlElement("widget", {"id": 7.5, "label": "Casey"}))
     assert to_prosemirror(doc) == {
         "type": "doc",
         "content": [
@@ -151,7 +151,7 @@ def test_reads_like_tiptap_where_yjs_is_untidy() -> None:
                 ],
             },
             cell("tableCell", para(), colspan=2),
-            {"type": "mention", "attrs": {"id": 7.5, "label": "Casey"}},
+            {"type": "widget", "attrs": {"id": 7.5, "label": "Casey"}},
         ],
     }
 

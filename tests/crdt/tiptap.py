@@ -87,6 +87,8 @@ def cell(kind: str, *content: dict[str, Any], **attrs: Any) -> dict[str, Any]:
 
 
 HARD_BREAK = {"type": "hardBreak"}
+#: The plan-document attrs of a task the editor has not given an id yet.
+NO_PLAN_ATTRS: dict[str, Any] = {"id": None, "status": None, "milestone": None}
 
 #: A plan using every construct, exactly as Tiptap's getJSON() gives it (checked in the tests).
 SAMPLE: dict[str, Any] = {
@@ -131,10 +133,14 @@ SAMPLE: dict[str, Any] = {
             item(
                 "taskItem",
                 para(text("Sign SOW")),
-                item("taskList", item("taskItem", para(text("legal review")), checked=True)),
+                item(
+                    "taskList",
+                    item("taskItem", para(text("legal review")), checked=True, **NO_PLAN_ATTRS),
+                ),
                 checked=False,
+                **NO_PLAN_ATTRS,
             ),
-            item("taskItem", para(text("Done thing")), checked=True),
+            item("taskItem", para(text("Done thing")), checked=True, **NO_PLAN_ATTRS),
         ),
         item(
             "table",
@@ -142,13 +148,15 @@ SAMPLE: dict[str, Any] = {
                 "tableRow",
                 cell("tableHeader", para(text("Owner")), colwidth=[150]),
                 cell("tableHeader", para(text("Due")), align="right"),
+                id=None,
             ),
             item(
                 "tableRow",
                 cell("tableCell", para(text("Casey")), para(text("a|b"))),
                 cell("tableCell", para(text("Q3"))),
+                id=None,
             ),
-            item("tableRow", cell("tableCell", para(text("Both")), colspan=2)),
+            item("tableRow", cell("tableCell", para(text("Both")), colspan=2), id=None),
         ),
         item("blockquote", para(text("Quote"))),
         {"type": "codeBlock", "attrs": {"language": "python"}, "content": [text("x = 1\n")]},

@@ -11,7 +11,7 @@
 //
 // The schema-shaping extensions mirror web/src/editor.js (keep them in step), so the schema and
 // its attr defaults are the editor's. encode also checks the input is valid for that schema.
-import { getSchema } from '@tiptap/core'
+import { getSchema, Extension, Node as TiptapNode } from '@tiptap/core'
 import StarterKit from '@tiptap/starter-kit'
 import { TaskList, TaskItem } from '@tiptap/extension-list'
 import { Table, TableCell, TableHeader, TableRow } from '@tiptap/extension-table'
@@ -20,6 +20,24 @@ import { prosemirrorJSONToYDoc, yXmlFragmentToProseMirrorRootNode } from '@tipta
 import * as Y from 'yjs'
 
 const FRAGMENT = 'default'
+
+// The plan-document contract (docs/plan-document.md): inline owner and due-date nodes and the
+// extra task/row attributes. Minimal stand-ins until the editor's own extensions land here.
+const Mention = TiptapNode.create({
+  name: 'mention', group: 'inline', inline: true, atom: true,
+  addAttributes: () => ({ id: { default: null }, label: { default: null }, side: { default: null } }),
+})
+const DueDate = TiptapNode.create({
+  name: 'dueDate', group: 'inline', inline: true, atom: true,
+  addAttributes: () => ({ date: { default: null } }),
+})
+const PlanAttributes = Extension.create({
+  name: 'planAttributes',
+  addGlobalAttributes: () => [
+    { types: ['taskItem'], attributes: { id: { default: null }, status: { default: null }, milestone: { default: null } } },
+    { types: ['tableRow'], attributes: { id: { default: null } } },
+  ],
+})
 const schema = getSchema([
   StarterKit.configure({
     undoRedo: false,
@@ -31,6 +49,9 @@ const schema = getSchema([
   TableRow,
   TableHeader,
   TableCell,
+  Mention,
+  DueDate,
+  PlanAttributes,
 ])
 
 const readStdin = async () => {
