@@ -32,7 +32,10 @@ def p(*parts: str | Node) -> Node:
 
 
 def bullets(*items: str) -> Node:
-    return {"type": "bulletList", "content": [{"type": "listItem", "content": [p(i)]} for i in items]}
+    return {
+        "type": "bulletList",
+        "content": [{"type": "listItem", "content": [p(i)]} for i in items],
+    }
 
 
 def owner(label: str, side: str) -> Node:
@@ -100,39 +103,93 @@ def onboarding_roadmap(today: date) -> Node:
             task("Go-live", d(8)),
             task("Onboarding wrap-up and first value review", d(12)),
         ),
-        *stage(1, "Knowledge transfer", "Sales hands over everything promised and why they bought.",
-               task("Internal hand-off: deal notes, promises, stakeholders", csm, d(0)),
-               task("Share the hand-off summary with the customer to confirm it", csm, d(1))),
-        *stage(2, "Alignment", "Agree who does what on both sides and how we meet.",
-               task("Kick-off call with sponsor and champion", csm, d(1)),
-               task("Agree meeting cadence and communication channel", champ, d(1))),
-        *stage(3, "Expectation setting", "What onboarding covers, how long it takes, what we need.",
-               task("Walk through this roadmap and adjust dates together", csm, d(1))),
-        *stage(4, "Discovery of objectives", "The business outcomes, in the customer's words.",
-               task("Interview the sponsor on the top three objectives", csm, d(2))),
-        *stage(5, "Definition of success", "What success looks like at go-live and at renewal.",
-               task("Write the success criteria into this plan", champ, d(3))),
+        *stage(
+            1,
+            "Knowledge transfer",
+            "Sales hands over everything promised and why they bought.",
+            task("Internal hand-off: deal notes, promises, stakeholders", csm, d(0)),
+            task("Share the hand-off summary with the customer to confirm it", csm, d(1)),
+        ),
+        *stage(
+            2,
+            "Alignment",
+            "Agree who does what on both sides and how we meet.",
+            task("Kick-off call with sponsor and champion", csm, d(1)),
+            task("Agree meeting cadence and communication channel", champ, d(1)),
+        ),
+        *stage(
+            3,
+            "Expectation setting",
+            "What onboarding covers, how long it takes, what we need.",
+            task("Walk through this roadmap and adjust dates together", csm, d(1)),
+        ),
+        *stage(
+            4,
+            "Discovery of objectives",
+            "The business outcomes, in the customer's words.",
+            task("Interview the sponsor on the top three objectives", csm, d(2)),
+        ),
+        *stage(
+            5,
+            "Definition of success",
+            "What success looks like at go-live and at renewal.",
+            task("Write the success criteria into this plan", champ, d(3)),
+        ),
         h(2, "Key results"),
         p("Agreed measures: baseline today, the target, and where we are now."),
-        table(KEY_RESULTS, ["Weekly active users", "0", "200", "0", "users", ""],
-              ["Time to first value", "", "30", "", "days", ""]),
-        *stage(6, "KPI agreement", "Sign off the key results above and how they are measured.",
-               task("Sponsor signs off the key results", champ, d(3))),
-        *stage(7, "Account setup", "Accounts, single sign-on, integrations and data.",
-               task("Provision the workspace and SSO", csm, d(4)),
-               task("Connect the integrations and import data", champ, d(5))),
-        *stage(8, "User training", "Role-based training so people can do their job in the tool.",
-               task("Train admins", csm, d(6)),
-               task("Train end users and share recordings", csm, d(7))),
-        *stage(9, "Roll-out and go-live", "Switch the team over and retire the old way.",
-               task("Go/no-go check with the champion", champ, d(8))),
-        *stage(10, "Change management", "Make the new way the habit.",
-               task("Announce the change internally and name local experts", champ, d(9))),
-        *stage(11, "Wrap-up and feedback", "Close onboarding and agree what comes next.",
-               task("Onboarding retrospective and survey", csm, d(12))),
+        table(
+            KEY_RESULTS,
+            ["Weekly active users", "0", "200", "0", "users", ""],
+            ["Time to first value", "", "30", "", "days", ""],
+        ),
+        *stage(
+            6,
+            "KPI agreement",
+            "Sign off the key results above and how they are measured.",
+            task("Sponsor signs off the key results", champ, d(3)),
+        ),
+        *stage(
+            7,
+            "Account setup",
+            "Accounts, single sign-on, integrations and data.",
+            task("Provision the workspace and SSO", csm, d(4)),
+            task("Connect the integrations and import data", champ, d(5)),
+        ),
+        *stage(
+            8,
+            "User training",
+            "Role-based training so people can do their job in the tool.",
+            task("Train admins", csm, d(6)),
+            task("Train end users and share recordings", csm, d(7)),
+        ),
+        *stage(
+            9,
+            "Roll-out and go-live",
+            "Switch the team over and retire the old way.",
+            task("Go/no-go check with the champion", champ, d(8)),
+        ),
+        *stage(
+            10,
+            "Change management",
+            "Make the new way the habit.",
+            task("Announce the change internally and name local experts", champ, d(9)),
+        ),
+        *stage(
+            11,
+            "Wrap-up and feedback",
+            "Close onboarding and agree what comes next.",
+            task("Onboarding retrospective and survey", csm, d(12)),
+        ),
         h(2, "Risks"),
-        table(RISKS, ["Key people not available for training", "medium", "Customer champion",
-                      "Book sessions in week 1; record every session"]),
+        table(
+            RISKS,
+            [
+                "Key people not available for training",
+                "medium",
+                "Customer champion",
+                "Book sessions in week 1; record every session",
+            ],
+        ),
     )
 
 
@@ -140,11 +197,17 @@ def success_plan_canvas(today: date) -> Node:
     d = lambda days: due(today + timedelta(days=days))  # noqa: E731
     return doc(
         h(1, "Success plan canvas"),
-        p("One page that says why the customer bought, what they want to achieve, and how both "
-          "teams will know it is working."),
+        p(
+            "One page that says why the customer bought, what they want to achieve, and how both "
+            "teams will know it is working."
+        ),
         h(2, "Customer highlights"),
-        table(CONTACTS, ["", "Executive sponsor", "", "customer"],
-              ["", "Champion", "", "customer"], ["", "Customer Success Manager", "", "vendor"]),
+        table(
+            CONTACTS,
+            ["", "Executive sponsor", "", "customer"],
+            ["", "Champion", "", "customer"],
+            ["", "Customer Success Manager", "", "vendor"],
+        ),
         p("Industry, size, why they chose us, and what is happening in their business this year."),
         h(2, "Objectives"),
         bullets("Objective 1, in the customer's words", "Objective 2", "Objective 3"),
@@ -161,8 +224,11 @@ def success_plan_canvas(today: date) -> Node:
         h(2, "Actions"),
         tasks(
             task("Confirm objectives and success criteria", owner("CSM", "vendor"), d(7)),
-            task("Share baseline figures for each measure", owner("Customer champion", "customer"),
-                 d(14)),
+            task(
+                "Share baseline figures for each measure",
+                owner("Customer champion", "customer"),
+                d(14),
+            ),
         ),
         h(2, "Success criteria"),
         bullets("What must be true for the sponsor to call this a success"),
@@ -177,18 +243,33 @@ def joint_success_plan(today: date) -> Node:
         h(1, "Joint success plan"),
         p("Written and kept up by both teams. The customer holds the same copy we do."),
         h(2, "Key contacts"),
-        table(CONTACTS, ["", "Executive sponsor", "", "customer"],
-              ["", "Champion", "", "customer"], ["", "Power user", "", "customer"],
-              ["", "Customer Success Manager", "", "vendor"], ["", "Support lead", "", "vendor"]),
+        table(
+            CONTACTS,
+            ["", "Executive sponsor", "", "customer"],
+            ["", "Champion", "", "customer"],
+            ["", "Power user", "", "customer"],
+            ["", "Customer Success Manager", "", "vendor"],
+            ["", "Support lead", "", "vendor"],
+        ),
         h(2, "Desired outcomes"),
-        bullets("The business outcome the sponsor is measured on",
-                "What changes for the team day to day"),
+        bullets(
+            "The business outcome the sponsor is measured on",
+            "What changes for the team day to day",
+        ),
         h(2, "Key results"),
         p("SMART: a metric, where it is today, where it should be, and by when."),
-        table(KEY_RESULTS, ["Monthly revenue", "$10M", "$15M", "$10M", "USD",
-                            (today + timedelta(days=180)).isoformat()],
-              ["Active users", "50", "400", "50", "users",
-               (today + timedelta(days=90)).isoformat()]),
+        table(
+            KEY_RESULTS,
+            [
+                "Monthly revenue",
+                "$10M",
+                "$15M",
+                "$10M",
+                "USD",
+                (today + timedelta(days=180)).isoformat(),
+            ],
+            ["Active users", "50", "400", "50", "users", (today + timedelta(days=90)).isoformat()],
+        ),
         h(2, "Milestones"),
         tasks(
             task("Plan agreed by both sponsors", d(14)),
@@ -202,11 +283,21 @@ def joint_success_plan(today: date) -> Node:
             task("Nominate power users", owner("Customer champion", "customer"), d(10)),
         ),
         h(2, "Risks"),
-        table(RISKS,
-              ["Executive sponsor changes role", "high", "CSM",
-               "Build a second sponsor relationship early"],
-              ["Low adoption after go-live", "medium", "Customer champion",
-               "Weekly usage review for the first 8 weeks"]),
+        table(
+            RISKS,
+            [
+                "Executive sponsor changes role",
+                "high",
+                "CSM",
+                "Build a second sponsor relationship early",
+            ],
+            [
+                "Low adoption after go-live",
+                "medium",
+                "Customer champion",
+                "Weekly usage review for the first 8 weeks",
+            ],
+        ),
     )
 
 
@@ -215,12 +306,21 @@ def executive_business_review(today: date) -> Node:
     csm, sponsor = owner("CSM", "vendor"), owner("Executive sponsor", "customer")
     return doc(
         h(1, "Executive business review"),
-        p("Four questions: where are we on the journey, what is the next major milestone, are we "
-          "doing the right things to reach it, and what do you need from us?"),
+        p(
+            "Four questions: where are we on the journey, what is the next major milestone, are we "
+            "doing the right things to reach it, and what do you need from us?"
+        ),
         h(2, "Agenda"),
-        bullets("Introductions", "Restate objectives", "Review of past actions",
-                "The success plan", "Benchmarks", "Insight", "Roadmap",
-                "90-day go-forward plan"),
+        bullets(
+            "Introductions",
+            "Restate objectives",
+            "Review of past actions",
+            "The success plan",
+            "Benchmarks",
+            "Insight",
+            "Roadmap",
+            "90-day go-forward plan",
+        ),
         h(2, "Restate objectives"),
         bullets("Objective 1 and why it matters this year", "Objective 2"),
         h(2, "Review of past actions"),
