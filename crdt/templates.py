@@ -363,7 +363,7 @@ BUILT_IN: dict[str, Template] = {
         Template(
             "onboarding-roadmap",
             "Customer onboarding roadmap",
-            "The onboarding playbook stage by stage, from hand-off to wrap-up, with owners and dates.",
+            "The onboarding playbook stage by stage, hand-off to wrap-up, with owners and dates.",
             onboarding_roadmap,
         ),
         Template(
