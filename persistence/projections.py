@@ -4,9 +4,9 @@ update log. Every write is one call inside the caller's transaction, guarded by 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -63,12 +63,16 @@ def write_projection(
     deletes: Mapping[str, Sequence[str]],
     events: Sequence[Mapping[str, Any]],
     replace: bool = False,
+    merge: Merge | None = None,
+    merge_window: timedelta = timedelta(seconds=60),
 ) -> bool:
     """Apply one step of the projection, if the watermark is still ``expect_upto``.
 
     ``upserts`` are full rows (``id`` included) per table name; ``deletes`` ids per table name;
     ``events`` audit rows (entity, entity_id, kind, old, new, author_id, at, update_id).
-    With ``replace``, every row and event of the plan goes first (a rebuild). Returns False,
+    With ``replace``, every row and event of the plan goes first (a rebuild). ``merge`` folds an
+    event into the entity's latest one when it returns ``(old, new)``: only for the same author
+    within ``merge_window`` of it, so a sentence typed key by key is one event. Returns False,
     writing nothing, when someone else moved the watermark meanwhile.
     """
     mark = session.execute(
@@ -86,8 +90,7 @@ def write_projection(
         rows = upserts.get(name, ())
         if rows:
             session.add_all(model(plan_id=plan_id, **row) for row in rows)
-    if events:
-        session.add_all(AuditEvent(plan_id=plan_id, **e) for e in events)
+    _add_events(session, plan_id, events, merge, merge_window, replace)
     if mark is None:
         session.add(PlanProjection(plan_id=plan_id, upto_id=upto_id, updated_at=now()))
     else:
@@ -95,6 +98,49 @@ def write_projection(
         mark.updated_at = now()
     session.flush()
     return True
+
+
+#: ``merge(previous, event)``: both as dicts with kind, old, new; ``(old, new)`` to fold.
+Merge = Callable[[Mapping[str, Any], Mapping[str, Any]], tuple[Any, Any] | None]
+
+
+def _add_events(
+    session: Session,
+    plan_id: str,
+    events: Sequence[Mapping[str, Any]],
+    merge: Merge | None,
+    window: timedelta,
+    fresh: bool,
+) -> None:
+    latest: dict[tuple[str, str], AuditEvent | None] = {}
+    for e in events:
+        key = (e["entity"], e["entity_id"])
+        if merge is not None:
+            if key not in latest and not fresh:
+                latest[key] = session.scalars(
+                    select(AuditEvent)
+                    .where(
+                        AuditEvent.plan_id == plan_id,
+                        AuditEvent.entity_id == e["entity_id"],
+                        AuditEvent.entity == e["entity"],
+                    )
+                    .order_by(AuditEvent.id.desc())
+                    .limit(1)
+                ).first()
+            prev = latest.get(key)
+            if (
+                prev is not None
+                and prev.author_id == e["author_id"]
+                and e["at"] - utc(prev.at) <= window  # type: ignore[operator]
+            ):
+                folded = merge({"kind": prev.kind, "old": prev.old, "new": prev.new}, e)
+                if folded is not None:
+                    prev.old, prev.new = folded
+                    prev.at, prev.update_id = e["at"], e["update_id"]
+                    continue
+        row = AuditEvent(plan_id=plan_id, **e)
+        session.add(row)
+        latest[key] = row
 
 
 def _plain(row: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from starlette.routing import Route
 import crdt
 import persistence
 
+from . import catalog
 from .channel import Identity
 from .web import ApiError, api_caller, colour_for, read_json, services, text_field
 
@@ -37,11 +38,13 @@ async def create_plan(request: Request) -> Response:
     data = await read_json(request)
     title = text_field(data, "title")
     customer = text_field(data, "customer")
-    plan = await services(request).store.run(
-        lambda s: persistence.create_plan(
-            session=s, title=title, customer=customer, created_by=identity.user_id
-        )
+    svc = services(request)
+    content = await catalog.template_content(svc.store, data.get("template"))
+    plan = await catalog.create_plan(
+        svc.store, title=title, customer=customer, user_id=identity.user_id, content=content
     )
+    if content is not None:
+        await svc.materialiser.flush(plan.id)
     return JSONResponse(plan_json(request, plan), status_code=201)
 
 
@@ -51,7 +54,7 @@ async def list_plans(request: Request) -> Response:
     return JSONResponse({"plans": [plan_json(request, p) for p in plans]})
 
 
-async def _plan_or_404(request: Request) -> persistence.PlanRecord:
+async def plan_or_404(request: Request) -> persistence.PlanRecord:
     plan_id = request.path_params["plan_id"]
     plan = await services(request).store.run(
         lambda s: persistence.get_plan(session=s, plan_id=plan_id)
@@ -63,12 +66,12 @@ async def _plan_or_404(request: Request) -> persistence.PlanRecord:
 
 async def get_plan(request: Request) -> Response:
     await api_caller(request)
-    return JSONResponse(plan_json(request, await _plan_or_404(request)))
+    return JSONResponse(plan_json(request, await plan_or_404(request)))
 
 
 async def get_document(request: Request) -> Response:
     await api_caller(request)
-    plan = await _plan_or_404(request)
+    plan = await plan_or_404(request)
     fmt = request.query_params.get("format", "json")
     if fmt not in ("json", "markdown"):
         raise ApiError(400, "format must be 'json' or 'markdown'", field="format")

@@ -19,8 +19,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import persistence
 
-from . import api, pages
+from . import api, pages, plandata_api
 from .auth import Auth
+from .materialise import Materialiser
 from .rooms import RoomManager
 from .settings import Settings
 from .store import Store
@@ -42,6 +43,7 @@ class Services:
     store: Store
     auth: Auth
     rooms: RoomManager
+    materialiser: Materialiser
     templates: Jinja2Templates
 
 
@@ -88,17 +90,26 @@ def create_app(settings: Settings) -> Starlette:
     rooms = RoomManager(
         store, idle_seconds=settings.room_idle_seconds, checkpoint_every=settings.checkpoint_every
     )
+    materialiser = Materialiser(
+        store,
+        rooms,
+        quiet=settings.materialise_quiet_seconds,
+        max_wait=settings.materialise_max_wait_seconds,
+    )
+    rooms.on_commit = materialiser.on_commit
     svc = Services(
         settings=settings,
         store=store,
         auth=Auth(settings.secret_key, store, session_days=settings.session_days),
         rooms=rooms,
+        materialiser=materialiser,
         templates=make_templates(),
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with rooms:
+        # Rooms close first; their last commits are then materialised on the way out.
+        async with materialiser, rooms:
             yield
         engine.dispose()
         log.info("shut down cleanly: every room flushed")
@@ -106,6 +117,7 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         *pages.routes,
         *api.routes,
+        *plandata_api.routes,
         WebSocketRoute("/ws/plans/{plan_id}", plan_socket),
         Route("/healthz", health),
         Mount("/static", StaticFiles(directory=str(STATIC), check_dir=False), name="static"),

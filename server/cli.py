@@ -141,6 +141,26 @@ def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_plans_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    from .materialise import rebuild
+
+    persistence.upgrade(settings.database_url)
+    store = _store(settings)
+    if args.all:
+        ids = [p.id for p in asyncio.run(store.run(lambda s: persistence.list_plans(session=s)))]
+    else:
+        plan_id = args.plan_id
+        found = asyncio.run(store.run(lambda s: persistence.get_plan(session=s, plan_id=plan_id)))
+        if found is None:
+            print(f"error: no plan with id {plan_id}", file=sys.stderr)
+            return 1
+        ids = [found.id]
+    for plan_id in ids:
+        step = asyncio.run(rebuild(store, plan_id))
+        print(f"{plan_id}: rebuilt up to log id {step.upto_id}, {len(step.events)} changes")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tandem", description="Live editor for Mutual Success Plans")
     sub = p.add_subparsers(dest="command", required=True)
@@ -173,6 +193,17 @@ def parser() -> argparse.ArgumentParser:
     tr = tokens.add_parser("revoke", help="revoke a token by id")
     tr.add_argument("token_id")
     tr.set_defaults(func=cmd_tokens_revoke)
+
+    plans = sub.add_parser("plans", help="plan maintenance").add_subparsers(
+        dest="plans", required=True
+    )
+    pr = plans.add_parser(
+        "rebuild", help="rebuild plans' tasks, tables and audit trail from the update log alone"
+    )
+    which = pr.add_mutually_exclusive_group(required=True)
+    which.add_argument("plan_id", nargs="?", help="the plan to rebuild")
+    which.add_argument("--all", action="store_true", help="rebuild every plan")
+    pr.set_defaults(func=cmd_plans_rebuild)
     return p
 
 
