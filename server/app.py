@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import persistence
 
-from . import api, pages, plandata_api
+from . import api, pages, plan_pages, plandata_api
 from .auth import Auth
 from .materialise import Materialiser
 from .rooms import RoomManager
@@ -116,6 +116,7 @@ def create_app(settings: Settings) -> Starlette:
 
     routes = [
         *pages.routes,
+        *plan_pages.routes,
         *api.routes,
         *plandata_api.routes,
         WebSocketRoute("/ws/plans/{plan_id}", plan_socket),

@@ -6,8 +6,8 @@ The status rules (also in the README and on the dashboard page):
 - **Red** when a milestone is past its due date and not done, or when more than a quarter of
   the open tasks that have a due date are overdue.
 - **Amber** when any task is overdue, or the next milestone is at risk (a task due on or
-  before it is overdue, or it is due within 7 days with open tasks due before it), or a risk
-  of high severity is recorded, or a key result's date has passed short of its target.
+  before it is overdue), or a risk of high severity is recorded, or a key result's date has
+  passed short of its target.
 - **Green** otherwise.
 
 An owner can override the status with a reason; the computed status stays visible beside it.
@@ -21,6 +21,13 @@ from typing import Any
 import persistence
 
 SOON_DAYS = 7
+_SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 SIDES = ("vendor", "customer", "unassigned")
 
 RULES = [
@@ -117,11 +124,9 @@ def summarise(
             verdict, why = "overdue", f"It was due on {next_ms['due'].isoformat()}."
         elif any(t["due"] < today for t in before):
             n = sum(1 for t in before if t["due"] < today)
-            verdict, why = "at_risk", f"{n} task(s) due before it are overdue."
-        elif next_ms["due"] <= soon_end and before:
             verdict, why = (
                 "at_risk",
-                f"It is due within {SOON_DAYS} days with {len(before)} open task(s) before it.",
+                f"{_n(n, 'task')} due before it {'is' if n == 1 else 'are'} overdue.",
             )
         else:
             verdict, why = "on_track", "No task due before it is overdue."
@@ -160,11 +165,11 @@ def summarise(
     computed = "red" if reasons else None
     if computed is None:
         if overdue:
-            reasons.append(f"{len(overdue)} task(s) overdue.")
+            reasons.append(f"{_n(len(overdue), 'task')} overdue.")
         if next_json is not None and next_json["verdict"] == "at_risk":
             reasons.append(f"Next milestone at risk: {next_json['why']}")
         if severity["high"]:
-            reasons.append(f"{severity['high']} high-severity risk(s).")
+            reasons.append(f"{_n(severity['high'], 'high-severity risk')} recorded.")
         for k in krs:
             day = _parse_day(k["date"])
             if day is not None and day < today and k["progress"] is not None and k["progress"] < 1:
@@ -185,7 +190,14 @@ def summarise(
         "overdue": by_side(overdue),
         "due_soon": by_side(due_soon),
         "key_results": krs,
-        "risks": {"by_severity": severity, "total": len(risks)},
+        "risks": {
+            "by_severity": severity,
+            "total": len(risks),
+            "items": [
+                {k: r[k] for k in ("id", "risk", "severity", "owner", "mitigation")}
+                for r in sorted(risks, key=lambda r: _SEVERITY_ORDER.get(r["severity"].lower(), 3))
+            ],
+        },
         "status": {
             "rag": override.rag if override else computed,
             "computed": computed,
