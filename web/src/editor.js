@@ -13,6 +13,7 @@ import { WebsocketProvider } from 'y-websocket'
 import { ConnectionStatus } from './lib/connection.js'
 import { isAllowedHref } from './lib/links.js'
 import { PendingStore } from './lib/pending.js'
+import { DueDate, Mention, PlanAttributes } from './lib/plan-nodes.js'
 import { displayName, safeColor, textColorOn } from './lib/people.js'
 import { Placeholder } from './lib/placeholder.js'
 import { Presence } from './lib/presence.js'
@@ -119,6 +120,9 @@ function start () {
       TableRow,
       TableHeader,
       TableCell,
+      Mention,
+      DueDate,
+      PlanAttributes,
       Collaboration.configure({ document: ydoc, field: 'default' }),
       CollaborationCaret.configure({ provider, user, render: renderCaret }),
       Placeholder.configure({
