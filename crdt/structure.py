@@ -143,52 +143,11 @@ def assign_ids(doc: Doc) -> bool:
     return changed
 
 
-# --- reading ---------------------------------------------------------------------------------
-
-
-def inline_text(el: XmlElement) -> str:
-    """A paragraph's text: mentions as ``@Label``, due dates and other inline nodes left out."""
-    out: list[str] = []
-    for child in el.children:
-        if isinstance(child, XmlText):
-            out.extend(i for i, _ in child.diff() if isinstance(i, str))
-        elif isinstance(child, XmlElement):
-            if child.tag == "mention":
-                out.append("@" + str(child.attributes.get("label") or ""))
-            elif child.tag == "hardBreak":
-                out.append(" ")
-            elif child.tag != "dueDate":
-                out.append(inline_text(child))
-    return " ".join("".join(out).split())
-
-
-def block_text(el: XmlElement) -> str:
-    parts = []
-    for child in el.children:
-        if isinstance(child, XmlElement):
-            parts.append(block_text(child) if child.tag != "paragraph" else inline_text(child))
-        elif isinstance(child, XmlText):
-            parts.append("".join(i for i, _ in child.diff() if isinstance(i, str)))
-    return " ".join(" ".join(parts).split())
-
-
 def _first(el: XmlElement, tag: str) -> XmlElement | None:
     for child in el.children:
         if isinstance(child, XmlElement) and child.tag == tag:
             return child
     return None
-
-
-def _owner(para: XmlElement | None) -> Owner | None:
-    mention = _first(para, "mention") if para is not None else None
-    if mention is None:
-        return None
-    side = mention.attributes.get("side")
-    return Owner(
-        id=str(mention.attributes.get("id") or ""),
-        label=str(mention.attributes.get("label") or ""),
-        side=side if side in SIDES else None,
-    )
 
 
 def parse_date(value: Any) -> str | None:
@@ -200,113 +159,11 @@ def parse_date(value: Any) -> str | None:
         return None
 
 
-def _due(para: XmlElement | None) -> str | None:
-    chip = _first(para, "dueDate") if para is not None else None
-    return parse_date(chip.attributes.get("date")) if chip is not None else None
-
-
 def task_status(checked: bool, status: Any) -> str:
     # A plain client only sets ``checked``, so it wins over a stale status.
     if checked:
         return "done"
     return status if status in STATUSES and status != "done" else "todo"
-
-
-def _heading_kind(text: str) -> str | None:
-    return _SECTION_OF.get(text.strip().rstrip(":").strip().lower())
-
-
-class _Reader:
-    def __init__(self) -> None:
-        self.tasks: dict[str, Task] = {}
-        self.rows: dict[str, Row] = {}
-        self.stack: list[tuple[int, str, str | None]] = []  # (level, text, kind)
-
-    @property
-    def path(self) -> tuple[str, ...]:
-        return tuple(t for _, t, _ in self.stack)
-
-    @property
-    def kind(self) -> str | None:
-        for _, _, kind in reversed(self.stack):
-            if kind is not None:
-                return kind
-        return None
-
-    def top(self, el: XmlElement) -> None:
-        if el.tag == "heading":
-            level = el.attributes.get("level") or 1
-            text = inline_text(el)
-            while self.stack and self.stack[-1][0] >= level:
-                self.stack.pop()
-            self.stack.append((int(level), text, _heading_kind(text)))
-            return
-        self.block(el)
-
-    def block(self, el: XmlElement) -> None:
-        if el.tag == "taskItem":
-            self.task(el)
-        elif el.tag == "table" and self.kind in COLUMNS:
-            self.table(el, self.kind)
-            return
-        for child in el.children:
-            if isinstance(child, XmlElement):
-                self.block(child)
-
-    def task(self, el: XmlElement) -> None:
-        task_id = el.attributes.get("id")
-        if not isinstance(task_id, str) or not task_id or task_id in self.tasks:
-            return  # waits for assign_ids
-        para = _first(el, "paragraph")
-        checked = el.attributes.get("checked") is True
-        self.tasks[task_id] = Task(
-            id=task_id,
-            text=inline_text(para) if para is not None else "",
-            owner=_owner(para),
-            due=_due(para),
-            status=task_status(checked, el.attributes.get("status")),
-            checked=checked,
-            milestone=el.attributes.get("milestone") is True or self.kind == "milestones",
-            section=self.path,
-            position=len(self.tasks),
-        )
-
-    def table(self, el: XmlElement, kind: str) -> None:
-        columns: list[str | None] | None = None
-        for row in el.children:
-            if not isinstance(row, XmlElement) or row.tag != "tableRow":
-                continue
-            cells = [c for c in row.children if isinstance(c, XmlElement)]
-            texts = [block_text(c) for c in cells]
-            if columns is None:
-                names = COLUMNS[kind]
-                columns = [names.get(t.strip().rstrip(":").lower()) for t in texts]
-                if not any(columns):
-                    return  # not a table of this section's kind
-                continue
-            row_id = row.attributes.get("id")
-            if not isinstance(row_id, str) or not row_id or row_id in self.rows:
-                continue
-            fields = {c: t for c, t in zip(columns, texts, strict=False) if c and c not in ()}
-            if not any(fields.values()):
-                continue  # a blank row someone is about to fill in
-            self.rows[row_id] = Row(
-                id=row_id,
-                kind=kind,
-                fields=tuple(sorted(fields.items())),
-                section=self.path,
-                position=sum(1 for r in self.rows.values() if r.kind == kind),
-            )
-
-
-def read_structure(doc: Doc) -> Structure:
-    """Tasks (with milestones), key results, risks and contacts, as the document holds them."""
-    reader = _Reader()
-    with doc.transaction():
-        for el in fragment(doc).children:
-            if isinstance(el, XmlElement):
-                reader.top(el)
-    return Structure(tasks=reader.tasks, rows=reader.rows)
 
 
 _NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?|[-+]?\.\d+")

@@ -17,27 +17,32 @@ from pycrdt import Doc
 
 import crdt
 from crdt.changes import Entity, Kind, changed_ids, diff
-from crdt.structure import Row, Structure, Task, parse_number, read_structure
+from crdt.reader import StructureReader
+from crdt.structure import Row, Structure, Task, parse_number
 
 LogEntry = tuple[int, datetime, int | None, bytes]
 
 
 @dataclass
 class Shadow:
-    """The document as the tables last saw it, and its structure."""
+    """The document as the tables last saw it, its structure, and the reader that keeps the
+    structure up to date by re-reading only what each update touched."""
 
     doc: Doc
     structure: Structure
     upto_id: int
+    reader: StructureReader
 
     @classmethod
     def empty(cls) -> Shadow:
-        return cls(crdt.new_doc(), Structure(), 0)
+        doc = crdt.new_doc()
+        return cls(doc, Structure(), 0, StructureReader(doc))
 
     @classmethod
     def replayed(cls, entries: Sequence[LogEntry]) -> Shadow:
         doc = crdt.doc_from_updates(e[3] for e in entries)
-        return cls(doc, read_structure(doc), entries[-1][0] if entries else 0)
+        reader = StructureReader(doc)
+        return cls(doc, reader.read(), entries[-1][0] if entries else 0, reader)
 
 
 @dataclass
@@ -92,7 +97,7 @@ def advance(shadow: Shadow, entries: Sequence[LogEntry]) -> Step:
         # SQLite hands back naive datetimes; the log is written in UTC.
         at = logged_at if logged_at.tzinfo else logged_at.replace(tzinfo=UTC)
         shadow.doc.apply_update(data)
-        after = read_structure(shadow.doc)
+        after = shadow.reader.read()
         for e in diff(current, after):
             step.events.append(
                 {

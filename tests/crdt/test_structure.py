@@ -10,6 +10,7 @@ from pycrdt import Doc, UndoManager, XmlElement, XmlText
 
 from crdt import new_doc, to_prosemirror, write_prosemirror
 from crdt.changes import Entity, Kind, diff
+from crdt.reader import StructureReader, read_structure
 from crdt.schema import fragment
 from crdt.structure import (
     Owner,
@@ -17,7 +18,6 @@ from crdt.structure import (
     assign_ids,
     missing_ids,
     parse_number,
-    read_structure,
     set_task_checked,
     set_task_due,
     set_task_owner,
@@ -193,3 +193,59 @@ def test_templates_are_valid_editor_content_with_structure(template_id: str) -> 
     if template_id == "executive-business-review":
         ninety = [t for t in s.tasks.values() if t.section[-1:] == ("90-day plan",)]
         assert len(ninety) >= 5 and all(t.owner and t.due for t in ninety)
+
+
+def test_incremental_reading_matches_a_full_read_through_random_edits() -> None:
+    import random
+
+    rnd = random.Random(3)
+    doc = written(plan())
+    assign_ids(doc)
+    reader = StructureReader(doc)
+    assert reader.read() == read_structure(doc)
+    for step in range(150):
+        items = [e for e in _elements(doc) if e.tag == "taskItem"]
+        choice = step % 6
+        el = rnd.choice(items)
+        para = el.children[0]
+        if choice == 0:
+            el.attributes["checked"] = not el.attributes.get("checked")
+        elif choice == 1:
+            texts = [c for c in para.children if isinstance(c, XmlText)]
+            texts[0].insert(0, rnd.choice("abc "))
+        elif choice == 2:
+            set_task_due(
+                doc, el.attributes["id"], f"2027-0{rnd.randint(1, 9)}-1{rnd.randint(0, 9)}"
+            )
+        elif choice == 3:
+            lst = fragment(doc).children[rnd.choice([2, 5])]
+            new = lst.children.append(XmlElement("taskItem", {"checked": False}))
+            new.children.append(XmlElement("paragraph", {}, [XmlText(f"new {step}")]))
+            assign_ids(doc)
+        elif choice == 4 and len(items) > 3:
+            parent = next(
+                p for p in _elements(doc) if p.tag == "taskList" and el in list(p.children)
+            )
+            del parent.children[list(parent.children).index(el)]
+        elif choice == 5:
+            heading = fragment(doc).children[3]
+            heading.children[0].insert(len(heading.children[0]), "")  # no-op
+            cells = [e for e in _elements(doc) if e.tag == "tableCell"]
+            text = rnd.choice(cells).children[0]
+            text.children.append(XmlText("9")) if not text.children else text.children[0].insert(
+                0, "9"
+            )
+        assert reader.read() == read_structure(doc), step
+
+
+def _elements(doc: Doc) -> list[XmlElement]:
+    out = []
+
+    def walk(parent: Any) -> None:
+        for child in parent.children:
+            if isinstance(child, XmlElement):
+                out.append(child)
+                walk(child)
+
+    walk(fragment(doc))
+    return out
