@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import anyio
@@ -71,11 +72,14 @@ class Materialiser:
         self._authors: dict[str, int] = {}
         self._shadows: dict[str, Shadow] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._running: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> Materialiser:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._running:  # runs already past their wait finish first
+            await asyncio.wait(list(self._running))
         for plan_id, pending in list(self._pending.items()):
             if pending.task is not None:
                 pending.task.cancel()
@@ -88,8 +92,8 @@ class Materialiser:
 
     # The hook rooms call
 
-    def on_commit(self, plan_id: str, entries: object) -> None:
-        for author_id, _log_id in entries:  # type: ignore[attr-defined]
+    def on_commit(self, plan_id: str, entries: Sequence[tuple[int | None, int]]) -> None:
+        for author_id, _log_id in entries:
             if author_id is not None:
                 self._authors[plan_id] = author_id
         self.schedule(plan_id)
@@ -110,10 +114,15 @@ class Materialiser:
             await asyncio.sleep(delay)
         if self._pending.get(plan_id) is pending:
             del self._pending[plan_id]
+        task = asyncio.current_task()
+        assert task is not None
+        self._running.add(task)
         try:
             await self.materialise(plan_id)
         except Exception:
             log.exception("materialising plan %s failed", plan_id)
+        finally:
+            self._running.discard(task)
 
     # The work
 

@@ -53,6 +53,9 @@ def test_task_typed_in_the_editor_is_tracked(browser: Browser, web_server: Serve
     open_plan(page, base, plan_id)
     expect(page.locator("#editor .ProseMirror")).to_contain_text("Knowledge transfer")
 
+    before = page.request.get(f"{base}/api/plans/{plan_id}/tasks").json()["tasks"]
+    retro = next(t for t in before if t["text"].startswith("Onboarding retrospective"))
+
     # Type a new task at the end of the last stage's task list, like a CSM during a call.
     # (The caret goes after the item's due-date chip, at the very end of its paragraph.)
     page.evaluate(END_OF_TASK, "Onboarding retrospective")
@@ -65,6 +68,10 @@ def test_task_typed_in_the_editor_is_tracked(browser: Browser, web_server: Serve
     task = poll_tasks(page, base, plan_id, typed)
     assert task is not None and task["status"] == "todo"
     assert task["section"][-1] == "11. Wrap-up and feedback"
+    # Enter split the item, copying its attrs: the original keeps its id, the new one gets its own.
+    after = page.request.get(f"{base}/api/plans/{plan_id}/tasks").json()["tasks"]
+    assert next(t for t in after if t["id"] == retro["id"])["text"] == retro["text"]
+    assert task["id"] != retro["id"] and len(after) == len(before) + 1
 
     # Write-back: the open editor sees the checkbox tick live.
     headers = {"X-CSRF-Token": csrf or ""}
