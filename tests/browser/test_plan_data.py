@@ -29,6 +29,14 @@ END_OF_TASK = """(start) => {
 }"""
 
 
+SELECTION_AT_END = """(start) => {
+  const { state } = window.tandem.editor
+  const { $from, empty } = state.selection
+  const atEnd = $from.parentOffset === $from.parent.content.size
+  return empty && atEnd && $from.parent.textContent.startsWith(start)
+}"""
+
+
 def poll_tasks(page: Page, base: str, plan_id: str, pred: Any, timeout: float = 10) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -58,15 +66,19 @@ def test_task_typed_in_the_editor_is_tracked(browser: Browser, web_server: Serve
 
     # Type a new task at the end of the last stage's task list, like a CSM during a call.
     # (The caret goes after the item's due-date chip, at the very end of its paragraph.)
+    page.locator("#editor li[data-checked]", has_text="Onboarding retrospective").click()
     page.evaluate(END_OF_TASK, "Onboarding retrospective")
+    expect(page.locator("#editor .ProseMirror")).to_be_focused()
+    page.wait_for_function(SELECTION_AT_END, arg="Onboarding retrospective")
     page.keyboard.press("Enter")
     page.keyboard.type("Send the security questionnaire", delay=15)
 
     def typed(tasks: list[dict[str, Any]]) -> Any:
         return next((t for t in tasks if t["text"].startswith("Send the security q")), None)
 
-    task = poll_tasks(page, base, plan_id, typed)
-    assert task is not None and task["status"] == "todo"
+    task = poll_tasks(page, base, plan_id, typed, timeout=20)
+    assert task is not None
+    assert task["status"] == "todo"
     assert task["section"][-1] == "11. Wrap-up and feedback"
     # Enter split the item, copying its attrs: the original keeps its id, the new one gets its own.
     after = page.request.get(f"{base}/api/plans/{plan_id}/tasks").json()["tasks"]

@@ -351,3 +351,20 @@ async def test_rebuild_from_the_log_gives_the_live_tables(server: Server, token:
     server.start()
     assert tables(server, token, plan_id) == live
     assert server.cli("plans", "rebuild", "nope").returncode == 1
+
+
+async def test_tables_follow_continuous_typing_at_least_every_few_seconds(
+    server: Server, token: str, plan_id: str
+) -> None:
+    async with connect(server.ws, plan_id, token) as (doc, _):
+        add_task(doc, "Typing")
+        await poll(lambda: tasks(server, token, plan_id))
+        text = task_elements(doc)[0].children[0].children[0]
+        seen: set[str] = set()
+        start = anyio.current_time()
+        while anyio.current_time() - start < 5.0:  # a key every 0.2 s: never a quiet 0.6 s
+            text.insert(len(text), ".")
+            await anyio.sleep(0.2)
+            seen.add(tasks(server, token, plan_id)[0]["text"])
+        # The max wait (3 s) forced at least one materialisation while typing went on.
+        assert len(seen - {"Typing"}) >= 1
