@@ -117,6 +117,15 @@ def test_task_typed_in_the_editor_is_tracked(browser: Browser, web_server: Serve
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "plan-dashboard.png"), full_page=True)
 
+    # An owner overrides the status with a reason; everyone sees it and the computed one.
+    page.select_option("#rag", "red")
+    page.fill("#reason", "Sponsor <left> the company")
+    page.click("button[name=action][value=set]")
+    expect(page.locator(".rag")).to_have_attribute("data-rag", "red")
+    expect(page.locator(".dash-status")).to_contain_text("Sponsor <left> the company")
+    page.click("button[name=action][value=clear]")
+    expect(page.locator(".rag")).not_to_have_attribute("data-rag", "red")
+
     page.goto(f"{base}/plans/{plan_id}/history")
     expect(page.locator("table.history")).to_contain_text("Send the security questionnaire")
     expect(page.locator("table.history")).to_contain_text("completed the task")
