@@ -35,6 +35,7 @@ from .projections import AuditRecord as AuditRecord
 from .projections import list_audit as list_audit
 from .projections import list_rows as list_rows
 from .projections import list_tasks as list_tasks
+from .projections import plans_behind as plans_behind
 from .projections import projection_watermark as projection_watermark
 from .projections import write_projection as write_projection
 from .records import PlanHistory as PlanHistory

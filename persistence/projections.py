@@ -19,6 +19,7 @@ from .models import (
     PlanProjection,
     PlanRisk,
     PlanTask,
+    PlanUpdate,
     User,
 )
 from .records import now, utc
@@ -51,6 +52,24 @@ def projection_watermark(*, session: Session, plan_id: str) -> int:
     return (
         session.scalar(select(PlanProjection.upto_id).where(PlanProjection.plan_id == plan_id)) or 0
     )
+
+
+def plans_behind(*, session: Session) -> list[tuple[str, int | None]]:
+    """``(plan id, author of its last update)`` for plans whose update log goes further than
+    their projection (a crash, an upgrade): the materialiser catches them up at start."""
+    last = (
+        select(PlanUpdate.plan_id, func.max(PlanUpdate.id).label("last"))
+        .group_by(PlanUpdate.plan_id)
+        .subquery()
+    )
+    q = (
+        select(last.c.plan_id, PlanUpdate.author_id)
+        .join(PlanUpdate, PlanUpdate.id == last.c.last)
+        .outerjoin(PlanProjection, PlanProjection.plan_id == last.c.plan_id)
+        .where(last.c.last > func.coalesce(PlanProjection.upto_id, 0))
+        .order_by(last.c.plan_id)
+    )
+    return [(plan_id, author_id) for plan_id, author_id in session.execute(q).all()]
 
 
 def write_projection(

@@ -10,6 +10,7 @@ and audit events in one transaction. The shadow stays in memory while the plan i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,11 +74,32 @@ class Materialiser:
         self._shadows: dict[str, Shadow] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._running: set[asyncio.Task[None]] = set()
+        self._catch_up: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Materialiser:
+        self._catch_up = asyncio.create_task(self._catch_up_all(), name="materialise-catch-up")
         return self
 
+    async def _catch_up_all(self) -> None:
+        """Plans whose last edits were logged but not materialised (a crash, an upgrade)."""
+        try:
+            behind = await self.store.run(lambda s: persistence.plans_behind(session=s))
+            for plan_id, author_id in behind:
+                if author_id is not None:
+                    self._authors.setdefault(plan_id, author_id)
+                # Loaded so that tasks still waiting for ids get them (through the room).
+                await self.rooms.open(plan_id)
+                await self.materialise(plan_id)
+            if behind:
+                log.info("caught up %d plan(s) with their update logs", len(behind))
+        except Exception:
+            log.exception("catching up plans with their update logs failed")
+
     async def __aexit__(self, *exc: object) -> None:
+        if self._catch_up is not None:
+            self._catch_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._catch_up
         if self._running:  # runs already past their wait finish first
             await asyncio.wait(list(self._running))
         for plan_id, pending in list(self._pending.items()):

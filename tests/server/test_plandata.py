@@ -368,3 +368,21 @@ async def test_tables_follow_continuous_typing_at_least_every_few_seconds(
             seen.add(tasks(server, token, plan_id)[0]["text"])
         # The max wait (3 s) forced at least one materialisation while typing went on.
         assert len(seen - {"Typing"}) >= 1
+
+
+async def test_edits_logged_before_a_crash_are_materialised_at_the_next_start(
+    server: Server, token: str, plan_id: str
+) -> None:
+    async with (
+        connect(server.ws, plan_id, token) as (a, _),
+        connect(server.ws, plan_id, token) as (b, _),
+    ):
+        add_task(a, "Logged, then the server died")
+        # Once b has it, it is in the log; the materialiser is still waiting for a pause.
+        await wait_for(lambda: bool(task_elements(b)))
+        server.kill()
+    server.start()
+    (task,) = await poll(lambda: tasks(server, token, plan_id))
+    assert task["text"] == "Logged, then the server died"
+    events = ok(api(server, token, "GET", f"/api/plans/{plan_id}/audit"))["events"]
+    assert [(e["kind"], e["author"]["name"]) for e in events] == [("created", "Casey CSM")]
