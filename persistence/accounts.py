@@ -62,9 +62,7 @@ def users_by_id(*, session: Session, ids: list[int]) -> dict[int, UserRecord]:
 # Browser sessions
 
 
-def create_session(
-    *, session: Session, session_id: str, user_id: int, expires_at: datetime
-) -> None:
+def create_session(*, session: Session, session_id: str, user_id: int, expires_at: datetime) -> None:
     session.add(SessionRow(id=session_id, user_id=user_id, created_at=now(), expires_at=expires_at))
 
 

@@ -63,12 +63,9 @@ def log_entries(
 
 
 def count_updates(*, session: Session, plan_id: str) -> int:
-    return (
-        session.scalar(
-            select(func.count()).select_from(PlanUpdate).where(PlanUpdate.plan_id == plan_id)
-        )
-        or 0
-    )
+    return session.scalar(
+        select(func.count()).select_from(PlanUpdate).where(PlanUpdate.plan_id == plan_id)
+    ) or 0
 
 
 def save_checkpoint(*, session: Session, plan_id: str, upto_id: int, state: bytes) -> None:

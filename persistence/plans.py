@@ -24,9 +24,7 @@ def _record(row: Plan) -> PlanRecord:
     )
 
 
-def create_plan(
-    *, session: Session, title: str, customer: str, created_by: int | None
-) -> PlanRecord:
+def create_plan(*, session: Session, title: str, customer: str, created_by: int | None) -> PlanRecord:
     at = now()
     row = Plan(
         id=secrets.token_urlsafe(9),
