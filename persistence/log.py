@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from .models import Checkpoint, Plan, PlanUpdate
 from .records import PlanHistory, now, utc
+
+# A plan keeps this many checkpoints: the newest, and one before it in case it is unreadable.
+KEEP_CHECKPOINTS = 2
 
 
 def append_updates(
@@ -92,7 +95,21 @@ def count_updates(*, session: Session, plan_id: str, doc: str = "plan") -> int:
 def save_checkpoint(
     *, session: Session, plan_id: str, upto_id: int, state: bytes, doc: str = "plan"
 ) -> None:
-    """Record the merged state up to ``upto_id``. The log itself is never shortened."""
+    """Record the merged state up to ``upto_id``, keeping the two newest checkpoints.
+
+    Each checkpoint is a whole copy of the document, so keeping all of them grows with the
+    square of a plan's history; the log itself is never shortened, so nothing is lost.
+    """
     session.add(
         Checkpoint(plan_id=plan_id, doc=doc, upto_id=upto_id, created_at=now(), state=state)
+    )
+    session.flush()
+    keep = select(Checkpoint.id).where(Checkpoint.plan_id == plan_id, Checkpoint.doc == doc)
+    keep = keep.order_by(Checkpoint.upto_id.desc(), Checkpoint.id.desc()).limit(KEEP_CHECKPOINTS)
+    session.execute(
+        delete(Checkpoint).where(
+            Checkpoint.plan_id == plan_id,
+            Checkpoint.doc == doc,
+            Checkpoint.id.not_in(list(session.scalars(keep))),
+        )
     )

@@ -72,6 +72,14 @@ def count_owners(*, session: Session, plan_id: str) -> int:
     )
 
 
+def member_roles(*, session: Session, user_id: int) -> dict[str, str]:
+    """Plan id -> the user's role in it, for every plan the user is a member of."""
+    rows = session.execute(
+        select(PlanMember.plan_id, PlanMember.role).where(PlanMember.user_id == user_id)
+    )
+    return {plan_id: role for plan_id, role in rows}
+
+
 def member_plan_ids(*, session: Session, user_id: int) -> set[str]:
     return set(session.scalars(select(PlanMember.plan_id).where(PlanMember.user_id == user_id)))
 

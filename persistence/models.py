@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -204,3 +207,130 @@ class OutboxMail(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(String(400))
+
+
+# --- the plan as data: projections of the update log (rebuildable from it) ---------------------
+
+
+class PlanTask(Base):
+    """A task (or milestone) as the plan document last held it."""
+
+    __tablename__ = "plan_tasks"
+    plan_id: Mapped[str] = mapped_column(
+        ForeignKey("plans.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    owner_ref: Mapped[str | None] = mapped_column(String(200))
+    owner_label: Mapped[str | None] = mapped_column(String(200))
+    owner_side: Mapped[str | None] = mapped_column(String(16))
+    due: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    checked: Mapped[bool] = mapped_column(Boolean)
+    milestone: Mapped[bool] = mapped_column(Boolean)
+    section: Mapped[list[str]] = mapped_column(JSON)
+
+
+class PlanKeyResult(Base):
+    __tablename__ = "plan_key_results"
+    plan_id: Mapped[str] = mapped_column(
+        ForeignKey("plans.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    metric: Mapped[str] = mapped_column(Text)
+    baseline: Mapped[str] = mapped_column(Text)
+    target: Mapped[str] = mapped_column(Text)
+    current: Mapped[str] = mapped_column(Text)
+    unit: Mapped[str] = mapped_column(Text)
+    date: Mapped[str] = mapped_column(Text)
+    baseline_value: Mapped[float | None] = mapped_column(Float)
+    target_value: Mapped[float | None] = mapped_column(Float)
+    current_value: Mapped[float | None] = mapped_column(Float)
+    section: Mapped[list[str]] = mapped_column(JSON)
+
+
+class PlanRisk(Base):
+    __tablename__ = "plan_risks"
+    plan_id: Mapped[str] = mapped_column(
+        ForeignKey("plans.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    risk: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(Text)
+    mitigation: Mapped[str] = mapped_column(Text)
+    section: Mapped[list[str]] = mapped_column(JSON)
+
+
+class PlanContact(Base):
+    __tablename__ = "plan_contacts"
+    plan_id: Mapped[str] = mapped_column(
+        ForeignKey("plans.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(Text)
+    email: Mapped[str] = mapped_column(Text)
+    side: Mapped[str] = mapped_column(Text)
+    section: Mapped[list[str]] = mapped_column(JSON)
+
+
+class PlanProjection(Base):
+    """How far into a plan's update log the tables above (and the audit trail) have got."""
+
+    __tablename__ = "plan_projections"
+    plan_id: Mapped[str] = mapped_column(
+        ForeignKey("plans.id", ondelete="CASCADE"), primary_key=True
+    )
+    upto_id: Mapped[int] = mapped_column(LogId)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEvent(Base):
+    """One change to one task, key result, risk or contact, attributed from the update log."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(LogId, primary_key=True, autoincrement=True)
+    plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"))
+    entity: Mapped[str] = mapped_column(String(16))
+    entity_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    old: Mapped[object | None] = mapped_column(JSON)
+    new: Mapped[object | None] = mapped_column(JSON)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    update_id: Mapped[int] = mapped_column(LogId)
+
+    __table_args__ = (
+        Index("ix_audit_events_plan_id_id", "plan_id", "id"),
+        Index("ix_audit_events_plan_id_entity_id", "plan_id", "entity_id"),
+    )
+
+
+class PlanTemplate(Base):
+    """A workspace template: a plan's content saved to start new plans from."""
+
+    __tablename__ = "plan_templates"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    content: Mapped[dict[str, object]] = mapped_column(JSON)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PlanStatus(Base):
+    """An owner's red/amber/green override of the computed status, with the reason."""
+
+    __tablename__ = "plan_status"
+    plan_id: Mapped[str] = mapped_column(
+        ForeignKey("plans.id", ondelete="CASCADE"), primary_key=True
+    )
+    rag: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(Text)
+    set_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -41,6 +41,7 @@ class Rule(StrEnum):
     PUBLIC = "public"  # anyone; the endpoint checks its own signed token, if any
     SIGNED_IN = "signed_in"  # any account, by session or API token
     PLAN_VIEW = "plan_view"  # anyone with a role in the plan: members, link and embed visitors
+    PLAN_EDIT = "plan_edit"  # members who may change the plan: owners and editors
     PLAN_VENDOR = "plan_vendor"  # vendor-side members only: the internal account plan
     PLAN_OWNER = "plan_owner"  # the plan's owners (and the workspace owner)
 
@@ -129,6 +130,9 @@ async def plan_caller(conn: HTTPConnection, plan_id: str) -> tuple[Identity | No
 def allowed(rule_: Rule, identity: Identity) -> bool:
     if rule_ in (Rule.PUBLIC, Rule.SIGNED_IN, Rule.PLAN_VIEW):
         return True
+    if rule_ is Rule.PLAN_EDIT:
+        # Accounts only: link and embed visitors change nothing over HTTP.
+        return identity.is_account and identity.role in (OWNER, EDITOR)
     if rule_ is Rule.PLAN_VENDOR:
         return identity.is_account and identity.side == VENDOR
     if rule_ is Rule.PLAN_OWNER:
@@ -278,6 +282,7 @@ async def _guard_socket(rule_: Rule, fn: Endpoint, websocket: WebSocket) -> Any:
         await websocket.close(Close.FORBIDDEN, "cross-origin connection")
         return
     if plan is None:
+        log.info("ws %s: refused, no such plan", plan_id)
         await websocket.close(Close.PLAN_NOT_FOUND, "no such plan")
         return
     if not allowed(rule_, identity):

@@ -11,6 +11,7 @@ from starlette.routing import Route
 import crdt
 import persistence
 
+from . import catalog
 from .access import Rule, rule
 from .channel import Identity
 from .pages import visible_plans
@@ -44,19 +45,28 @@ async def create_plan(request: Request) -> Response:
     data = await read_json(request)
     title = text_field(data, "title")
     customer = text_field(data, "customer")
-    plan = await services(request).store.run(
-        lambda s: persistence.create_plan(
-            session=s, title=title, customer=customer, created_by=identity.user_id
-        )
+    svc = services(request)
+    content = await catalog.template_content(svc.store, data.get("template"))
+    plan = await catalog.create_plan(
+        svc.store, title=title, customer=customer, user_id=identity.user_id, content=content
     )
+    if content is not None:
+        await svc.materialiser.flush(plan.id)
     return JSONResponse(plan_json(request, plan, "owner"), status_code=201)
 
 
 @rule(Rule.SIGNED_IN)
 async def list_plans(request: Request) -> Response:
     identity: Identity = request.state.identity
-    plans = await services(request).store.run(lambda s: visible_plans(s, identity))
-    return JSONResponse({"plans": [plan_json(request, p) for p in plans]})
+
+    def read(s):  # type: ignore[no-untyped-def]
+        roles = persistence.member_roles(session=s, user_id=identity.user_id)
+        return visible_plans(s, identity), roles
+
+    plans, roles = await services(request).store.run(read)
+    # The workspace owner is an owner of every plan, member or not (as in GET /api/plans/{id}).
+    default = "owner" if identity.workspace_owner else None
+    return JSONResponse({"plans": [plan_json(request, p, roles.get(p.id, default)) for p in plans]})
 
 
 @rule(Rule.PLAN_VIEW)

@@ -19,10 +19,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import persistence
 
-from . import api, embed, links, members, pages, share
+from . import api, embed, links, members, pages, plan_pages, plandata_api, share
 from .access import Rule, rule
 from .auth import Auth
 from .mail import Mailer
+from .materialise import Materialiser
 from .ratelimit import Limits
 from .rooms import RoomManager
 from .settings import Settings
@@ -46,6 +47,7 @@ class Services:
     store: Store
     auth: Auth
     rooms: RoomManager
+    materialiser: Materialiser
     templates: Jinja2Templates
     signer: Signer
     limits: Limits
@@ -127,11 +129,19 @@ def create_app(settings: Settings) -> Starlette:
     rooms = RoomManager(
         store, idle_seconds=settings.room_idle_seconds, checkpoint_every=settings.checkpoint_every
     )
+    materialiser = Materialiser(
+        store,
+        rooms,
+        quiet=settings.materialise_quiet_seconds,
+        max_wait=settings.materialise_max_wait_seconds,
+    )
+    rooms.on_commit = materialiser.on_commit
     svc = Services(
         settings=settings,
         store=store,
         auth=Auth(settings.secret_key, store, session_days=settings.session_days),
         rooms=rooms,
+        materialiser=materialiser,
         templates=make_templates(),
         signer=Signer(settings.secret_key),
         limits=Limits(
@@ -146,18 +156,21 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with rooms:
+        # Rooms close first; their last commits are then materialised on the way out.
+        async with materialiser, rooms:
             yield
         engine.dispose()
         log.info("shut down cleanly: every room flushed")
 
     routes = [
         *pages.routes,
+        *plan_pages.routes,
         *api.routes,
         *members.routes,
         *links.routes,
         *share.routes,
         *embed.routes,
+        *plandata_api.routes,
         WebSocketRoute("/ws/plans/{plan_id}", plan_socket),
         WebSocketRoute("/ws/plans/{plan_id}/internal", internal_socket),
         Route("/healthz", health),

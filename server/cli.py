@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import re
 import signal
 import sys
 
@@ -16,11 +17,28 @@ from .settings import Settings
 log = logging.getLogger("tandem")
 
 
+# Credentials in URLs (API tokens and share-link tokens in ?token=) never reach the logs.
+_SECRET_PARAM = re.compile(r"((?:^|[?&])(?:token|code)=)[^&\s\"]*")
+
+
+class RedactSecrets(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _SECRET_PARAM.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        return True
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # uvicorn logs each request's path, query string included, on these two loggers.
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logging.getLogger(name).addFilter(RedactSecrets())
 
 
 def _store(settings: Settings):  # type: ignore[no-untyped-def]
@@ -55,6 +73,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         ws_max_size=settings.max_frame_bytes * 2,
         workers=1,
         timeout_graceful_shutdown=10,
+        # Our logging setup (with the redaction filter), not uvicorn's own.
+        log_config=None,
     )
     return 0
 
@@ -168,6 +188,26 @@ def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_plans_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    from .materialise import rebuild
+
+    persistence.upgrade(settings.database_url)
+    store = _store(settings)
+    if args.all:
+        ids = [p.id for p in asyncio.run(store.run(lambda s: persistence.list_plans(session=s)))]
+    else:
+        plan_id = args.plan_id
+        found = asyncio.run(store.run(lambda s: persistence.get_plan(session=s, plan_id=plan_id)))
+        if found is None:
+            print(f"error: no plan with id {plan_id}", file=sys.stderr)
+            return 1
+        ids = [found.id]
+    for plan_id in ids:
+        step = asyncio.run(rebuild(store, plan_id))
+        print(f"{plan_id}: rebuilt up to log id {step.upto_id}, {len(step.events)} changes")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tandem", description="Live editor for Mutual Success Plans")
     sub = p.add_subparsers(dest="command", required=True)
@@ -202,6 +242,17 @@ def parser() -> argparse.ArgumentParser:
     tr = tokens.add_parser("revoke", help="revoke a token by id")
     tr.add_argument("token_id")
     tr.set_defaults(func=cmd_tokens_revoke)
+
+    plans = sub.add_parser("plans", help="plan maintenance").add_subparsers(
+        dest="plans", required=True
+    )
+    pr = plans.add_parser(
+        "rebuild", help="rebuild plans' tasks, tables and audit trail from the update log alone"
+    )
+    which = pr.add_mutually_exclusive_group(required=True)
+    which.add_argument("plan_id", nargs="?", help="the plan to rebuild")
+    which.add_argument("--all", action="store_true", help="rebuild every plan")
+    pr.set_defaults(func=cmd_plans_rebuild)
     return p
 
 

@@ -11,12 +11,12 @@ from starlette.routing import Route
 
 import persistence
 
-from . import access
+from . import access, catalog
 from .access import VENDOR, Rule, rule
 from .auth import SESSION_COOKIE, hash_password, verify_password
 from .channel import Identity
 from .protocol import Close
-from .web import colour_for, json_for_script, render, services
+from .web import ApiError, colour_for, json_for_script, render, services
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ async def plan_list(request: Request) -> Response:
     identity: Identity = request.state.identity
     svc = services(request)
     errors: dict[str, str] = {}
-    form = {"title": "", "customer": ""}
+    form = {"title": "", "customer": "", "template": ""}
     if request.method == "POST":
         raw = await request.form()
         form = {k: str(raw.get(k, "")).strip() for k in form}
@@ -193,19 +193,32 @@ async def plan_list(request: Request) -> Response:
                 errors[key] = f"Enter {label}."
             elif len(form[key]) > 200:
                 errors[key] = "Keep it under 200 characters."
+        content = None
+        try:
+            content = await catalog.template_content(svc.store, form["template"])
+        except ApiError as exc:
+            errors["template"] = str(exc.detail)
         if not errors:
-            plan = await svc.store.run(
-                lambda s: persistence.create_plan(
-                    session=s,
-                    title=form["title"],
-                    customer=form["customer"],
-                    created_by=identity.user_id,
-                )
+            plan = await catalog.create_plan(
+                svc.store,
+                title=form["title"],
+                customer=form["customer"],
+                user_id=identity.user_id,
+                content=content,
             )
+            if content is not None:
+                await svc.materialiser.flush(plan.id)
             return RedirectResponse(f"/plans/{plan.id}", status_code=303)
     plans = await svc.store.run(lambda s: visible_plans(s, identity))
     rows = [{"plan": p, "present": [_person(i) for i in svc.rooms.present(p.id)]} for p in plans]
-    context = {"user": identity, "rows": rows, "errors": errors, "form": form}
+    templates = await catalog.list_templates(svc.store)
+    context = {
+        "user": identity,
+        "rows": rows,
+        "errors": errors,
+        "form": form,
+        "templates": templates,
+    }
     return _render(request, "plans.html", context, 400 if errors else 200)
 
 

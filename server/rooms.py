@@ -18,9 +18,9 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from pycrdt import merge_updates
+from pycrdt import Doc, merge_updates
 
 import crdt
 
@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 # Updates a room holds before the connections sending them have to wait for the writer.
 MAX_PENDING_BYTES = 16 * 1024 * 1024
 
+#: Called after each group commit with the plan id and the ``(author id, log id)`` of every
+#: update it made durable, in log order. Must not block: it schedules work, it doesn't do it.
+OnCommit = Callable[[str, Sequence[tuple[int | None, int]]], None]
+
 
 def _is_fatal(exc: BaseException) -> bool:
     return isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit))
@@ -58,11 +62,13 @@ class Room:
         self,
         plan_id: str,
         store: Store,
-        history,
+        history,  # noqa: ANN001
         *,
-        checkpoint_every: int,  # noqa: ANN001
+        checkpoint_every: int,
+        on_commit: OnCommit | None = None,
     ) -> None:
         self.plan_id = plan_id
+        self.on_commit = on_commit
         self.store = store
         self.checkpoint_every = checkpoint_every
         self.doc = crdt.doc_from_updates(history.updates, base=history.checkpoint)
@@ -292,6 +298,48 @@ class Room:
                 self._broadcast(sync_frame(SYNC_UPDATE, update), exclude=conn)
             if self.since_checkpoint >= self.checkpoint_every:
                 await self._checkpoint()
+        self._committed(
+            [(conn.identity.user_id, i) for (conn, _), i in zip(accepted, ids, strict=True)]
+        )
+
+    async def apply_server_change(
+        self, fn: Callable[[Doc], object], author_id: int | None
+    ) -> int | None:
+        """Change the document on the server: ``fn(doc)`` runs under the room's lock, and its
+        effective update is logged (attributed to ``author_id``) and then sent to every
+        connection, like any client's. Returns the log id, or None when nothing changed.
+        Whatever ``fn`` raises propagates, with nothing logged."""
+        if self.failed:
+            raise RuntimeError(f"room {self.plan_id} is resetting")
+        async with self._lock:
+            self._captured.clear()
+            with self.doc.transaction():
+                fn(self.doc)
+            if not self._captured:
+                return None
+            update = (
+                self._captured[0] if len(self._captured) == 1 else merge_updates(*self._captured)
+            )
+            try:
+                (log_id,) = await self.store.append(self.plan_id, [(author_id, update)])
+            except BaseException as exc:
+                if not _is_fatal(exc):
+                    self.reset(f"{type(exc).__name__}: {exc}")
+                raise
+            self.last_id = log_id
+            self.since_checkpoint += 1
+            self._broadcast(sync_frame(SYNC_UPDATE, update), exclude=None)
+            if self.since_checkpoint >= self.checkpoint_every:
+                await self._checkpoint()
+        self._committed([(author_id, log_id)])
+        return log_id
+
+    def _committed(self, entries: list[tuple[int | None, int]]) -> None:
+        if self.on_commit is not None:
+            try:
+                self.on_commit(self.plan_id, entries)
+            except Exception:
+                log.exception("on_commit hook failed for room %s", self.plan_id)
 
     async def _checkpoint(self) -> None:
         """Caller holds the lock, so the state matches ``last_id`` exactly."""
@@ -309,8 +357,16 @@ class Room:
 class RoomManager:
     """Creates, loads and unloads rooms; an async context manager entered in the lifespan."""
 
-    def __init__(self, store: Store, *, idle_seconds: float, checkpoint_every: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        idle_seconds: float,
+        checkpoint_every: int,
+        on_commit: OnCommit | None = None,
+    ) -> None:
         self.store = store
+        self.on_commit = on_commit
         self.idle_seconds = idle_seconds
         self.checkpoint_every = checkpoint_every
         self._rooms: dict[str, Room] = {}
@@ -330,18 +386,38 @@ class RoomManager:
     def _lock(self, plan_id: str) -> asyncio.Lock:
         return self._locks.setdefault(plan_id, asyncio.Lock())
 
+    async def _loaded(self, plan_id: str) -> Room:
+        """Caller holds the plan's lock."""
+        room = self._rooms.get(plan_id)
+        if room is None:
+            history = await self.store.load(plan_id)
+            room = Room(
+                plan_id,
+                self.store,
+                history,
+                checkpoint_every=self.checkpoint_every,
+                on_commit=self.on_commit,
+            )
+            room.start(self._forget)
+            self._rooms[plan_id] = room
+            log.info("room %s loaded (%d updates replayed)", plan_id, len(history.updates))
+        return room
+
     async def join(self, plan_id: str, conn: Connection) -> Room:
         """The plan's room, loaded and started under the plan's lock, with ``conn`` in it."""
         async with self._lock(plan_id):
-            room = self._rooms.get(plan_id)
-            if room is None:
-                history = await self.store.load(plan_id)
-                room = Room(plan_id, self.store, history, checkpoint_every=self.checkpoint_every)
-                room.start(self._forget)
-                self._rooms[plan_id] = room
-                log.info("room %s loaded (%d updates replayed)", plan_id, len(history.updates))
+            room = await self._loaded(plan_id)
             room.cancel_unload()
             await room.add(conn)
+            return room
+
+    async def open(self, plan_id: str) -> Room:
+        """The plan's room for a server-side change; loaded if need be, and unloaded again
+        after the idle delay when nobody joins it."""
+        async with self._lock(plan_id):
+            room = await self._loaded(plan_id)
+            if not room.connections:
+                room.schedule_unload(self.idle_seconds, lambda: self._unload(room))
             return room
 
     def leave(self, room: Room, conn: Connection) -> None:

@@ -27,6 +27,14 @@ DOCUMENTED = {
         "How long an empty room stays loaded before it is unloaded.",
     ),
     "TANDEM_CHECKPOINT_EVERY": ("500", "Write a checkpoint after this many logged updates."),
+    "TANDEM_MATERIALISE_QUIET_SECONDS": (
+        "0.6",
+        "Tasks and audit events are updated this long after the last edit of a plan.",
+    ),
+    "TANDEM_MATERIALISE_MAX_WAIT_SECONDS": (
+        "3",
+        "...and at least this often while editing goes on.",
+    ),
     "TANDEM_SESSION_DAYS": ("14", "How long a sign-in lasts."),
     "TANDEM_SECURE_COOKIES": ("false", "Mark cookies Secure (set true behind HTTPS)."),
     "TANDEM_LOG_LEVEL": ("info", "Python log level."),
@@ -71,6 +79,8 @@ class Settings:
     max_request_bytes: int = 1024 * 1024
     room_idle_seconds: float = 30.0
     checkpoint_every: int = 500
+    materialise_quiet_seconds: float = 0.6
+    materialise_max_wait_seconds: float = 3.0
     session_days: int = 14
     secure_cookies: bool = False
     log_level: str = "info"
@@ -99,6 +109,8 @@ class Settings:
             max_request_bytes=int(env.get("TANDEM_MAX_REQUEST_BYTES", str(1024 * 1024))),
             room_idle_seconds=float(env.get("TANDEM_ROOM_IDLE_SECONDS", "30")),
             checkpoint_every=int(env.get("TANDEM_CHECKPOINT_EVERY", "500")),
+            materialise_quiet_seconds=float(env.get("TANDEM_MATERIALISE_QUIET_SECONDS", "0.6")),
+            materialise_max_wait_seconds=float(env.get("TANDEM_MATERIALISE_MAX_WAIT_SECONDS", "3")),
             session_days=int(env.get("TANDEM_SESSION_DAYS", "14")),
             secure_cookies=env.get("TANDEM_SECURE_COOKIES", "false").lower()
             in ("1", "true", "yes"),

@@ -49,6 +49,8 @@ ALLOWED = {
         "owner",
         "api_token",
     },
+    # Owners and editors with an account; link editors change the plan only through its socket.
+    Rule.PLAN_EDIT: {"customer_member", "vendor_member", "owner", "api_token"},
     Rule.PLAN_VENDOR: {"vendor_member", "owner"},
     Rule.PLAN_OWNER: {"owner"},
 }
@@ -91,6 +93,7 @@ def fill(path: str, world: World) -> str:
         "plan_id": world.plan,
         "user_id": "999999",
         "link_id": "nonexistent",
+        "task_id": "t_nonexistent",
         "token": "not-a-token",
     }
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], path)

@@ -95,12 +95,12 @@ CASES = {
     ),
     # Refused at connect time.
     "unknown plan": Case(PLAN_NOT_FOUND, "no such plan", path="no-such-plan?token={token}"),
-    "missing token": Case(UNAUTHORIZED, "no valid session or token", path="{plan_id}"),
+    "missing token": Case(UNAUTHORIZED, "no valid session, link or token", path="{plan_id}"),
     "bad token": Case(
-        UNAUTHORIZED, "no valid session or token", path="{plan_id}?token=tdm_not-a-token"
+        UNAUTHORIZED, "no valid session, link or token", path="{plan_id}?token=tdm_not-a-token"
     ),
     "tampered token": Case(
-        UNAUTHORIZED, "no valid session or token", path="{plan_id}?token={tampered}"
+        UNAUTHORIZED, "no valid session, link or token", path="{plan_id}?token={tampered}"
     ),
 }
 

@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import pytest
 
+from tests.support.access import api, invite_and_join
 from tests.support.servers import ROOT, Server
 from tests.support.wire import awareness_frame, peer, wait_for
 from tests.support.yclient import add_paragraph, fragment, paragraphs
@@ -93,8 +94,12 @@ def own_awareness(state: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def node_token(server: Server) -> str:
-    server.create_user("nora@customer.example", "Nora Node")
+def node_token(server: Server, token: str, plan_id: str) -> str:
+    # Nora joins the plan the way people do: invited by its owner, on the customer side.
+    with api(server, token) as owner:
+        invite_and_join(
+            server, owner, plan_id, "nora@customer.example", "Nora Node", "editor", "customer"
+        )
     return server.create_token("nora@customer.example")
 
 

@@ -72,6 +72,10 @@ class Server:
             "TANDEM_DATABASE_URL": self.database_url,
             "TANDEM_SECRET_KEY": "test-secret-key-not-for-production",
             "TANDEM_LOG_LEVEL": "info",
+            # Tests sign in and connect far faster than people: rate limits are tested on
+            # their own, with low limits set there.
+            "TANDEM_SIGNIN_PER_MINUTE": "10000",
+            "TANDEM_WS_CONNECTS_PER_MINUTE": "100000",
             **self.extra_env,
         }
         return env

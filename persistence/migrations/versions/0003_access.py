@@ -1,14 +1,14 @@
 """access: members, invites, share links, one-time codes, access events, outbox, internal doc
 
 Revision ID: 0003_access
-Revises: 0001
+Revises: 0002
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_access"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,153 @@
+"""What changed between two structure snapshots, as typed events with old and new values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from .structure import Owner, Row, Structure, Task
+
+
+class Entity(StrEnum):
+    TASK = "task"
+    KEY_RESULT = "key_result"
+    RISK = "risk"
+    CONTACT = "contact"
+
+
+ENTITY_OF_ROW = {
+    "key_results": Entity.KEY_RESULT,
+    "risks": Entity.RISK,
+    "contacts": Entity.CONTACT,
+}
+
+
+class Kind(StrEnum):
+    CREATED = "created"
+    REMOVED = "removed"
+    TEXT_CHANGED = "text_changed"
+    REASSIGNED = "reassigned"
+    DUE_MOVED = "due_moved"
+    COMPLETED = "completed"
+    REOPENED = "reopened"
+    STATUS_CHANGED = "status_changed"
+    MILESTONE_CHANGED = "milestone_changed"
+    KR_VALUE_CHANGED = "kr_value_changed"
+    RISK_SEVERITY_CHANGED = "risk_severity_changed"
+    FIELD_CHANGED = "field_changed"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change to one entity. ``old``/``new`` are JSON values (None when absent)."""
+
+    entity: Entity
+    entity_id: str
+    kind: Kind
+    old: Any
+    new: Any
+
+
+def owner_json(owner: Owner | None) -> dict[str, Any] | None:
+    if owner is None:
+        return None
+    return {"id": owner.id, "label": owner.label, "side": owner.side}
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "text": task.text,
+        "owner": owner_json(task.owner),
+        "due": task.due,
+        "status": task.status,
+        "checked": task.checked,
+        "milestone": task.milestone,
+        "section": list(task.section),
+    }
+
+
+def row_json(row: Row) -> dict[str, Any]:
+    return {"id": row.id, **dict(row.fields)}
+
+
+def _task_events(old: Task, new: Task) -> list[Event]:
+    out: list[Event] = []
+
+    def ev(kind: Kind, a: Any, b: Any) -> None:
+        out.append(Event(Entity.TASK, new.id, kind, a, b))
+
+    if old.text != new.text:
+        ev(Kind.TEXT_CHANGED, old.text, new.text)
+    if old.owner != new.owner:
+        ev(Kind.REASSIGNED, owner_json(old.owner), owner_json(new.owner))
+    if old.due != new.due:
+        ev(Kind.DUE_MOVED, old.due, new.due)
+    if old.status != new.status:
+        if new.status == "done":
+            ev(Kind.COMPLETED, old.status, new.status)
+        elif old.status == "done":
+            ev(Kind.REOPENED, old.status, new.status)
+        else:
+            ev(Kind.STATUS_CHANGED, old.status, new.status)
+    if old.milestone != new.milestone:
+        ev(Kind.MILESTONE_CHANGED, old.milestone, new.milestone)
+    return out
+
+
+def _row_events(old: Row, new: Row) -> list[Event]:
+    entity = ENTITY_OF_ROW[new.kind]
+    a, b = dict(old.fields), dict(new.fields)
+    out: list[Event] = []
+    rest_old, rest_new = {}, {}
+    for name in sorted(set(a) | set(b)):
+        va, vb = a.get(name, ""), b.get(name, "")
+        if va == vb:
+            continue
+        if entity is Entity.KEY_RESULT and name == "current":
+            out.append(Event(entity, new.id, Kind.KR_VALUE_CHANGED, va, vb))
+        elif entity is Entity.RISK and name == "severity":
+            out.append(Event(entity, new.id, Kind.RISK_SEVERITY_CHANGED, va, vb))
+        elif entity is Entity.RISK and name == "owner":
+            out.append(Event(entity, new.id, Kind.REASSIGNED, va, vb))
+        else:
+            rest_old[name], rest_new[name] = va, vb
+    if rest_old:
+        out.append(Event(entity, new.id, Kind.FIELD_CHANGED, rest_old, rest_new))
+    return out
+
+
+def diff(old: Structure, new: Structure) -> list[Event]:
+    """Events turning ``old`` into ``new``: tasks first, then rows, each in document order."""
+    out: list[Event] = []
+    for task_id, task in new.tasks.items():
+        before = old.tasks.get(task_id)
+        if before is None:
+            out.append(Event(Entity.TASK, task_id, Kind.CREATED, None, task_json(task)))
+        elif before != task:
+            out.extend(_task_events(before, task))
+    for task_id, task in old.tasks.items():
+        if task_id not in new.tasks:
+            out.append(Event(Entity.TASK, task_id, Kind.REMOVED, task_json(task), None))
+    for row_id, row in new.rows.items():
+        before = old.rows.get(row_id)
+        if before is None or before.kind != row.kind:
+            if before is not None:
+                out.append(
+                    Event(ENTITY_OF_ROW[before.kind], row_id, Kind.REMOVED, row_json(before), None)
+                )
+            out.append(Event(ENTITY_OF_ROW[row.kind], row_id, Kind.CREATED, None, row_json(row)))
+        elif before.fields != row.fields:
+            out.extend(_row_events(before, row))
+    for row_id, row in old.rows.items():
+        if row_id not in new.rows:
+            out.append(Event(ENTITY_OF_ROW[row.kind], row_id, Kind.REMOVED, row_json(row), None))
+    return out
+
+
+def changed_ids(old: Structure, new: Structure) -> tuple[set[str], set[str]]:
+    """(task ids to upsert or delete, row ids to upsert or delete): position moves included."""
+    tasks = {i for i in set(old.tasks) | set(new.tasks) if old.tasks.get(i) != new.tasks.get(i)}
+    rows = {i for i in set(old.rows) | set(new.rows) if old.rows.get(i) != new.rows.get(i)}
+    return tasks, rows

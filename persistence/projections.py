@@ -1,0 +1,239 @@
+"""The plan as data: tasks, key results, risks, contacts and the audit trail, projected from the
+update log. Every write is one call inside the caller's transaction, guarded by the watermark
+(``plan_projections.upto_id``), so a projection is never half-written or written twice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from .models import (
+    AuditEvent,
+    PlanContact,
+    PlanKeyResult,
+    PlanProjection,
+    PlanRisk,
+    PlanTask,
+    PlanUpdate,
+    User,
+)
+from .records import now, utc
+
+#: Entity tables by the name callers use.
+TABLES: dict[str, Any] = {
+    "tasks": PlanTask,
+    "key_results": PlanKeyResult,
+    "risks": PlanRisk,
+    "contacts": PlanContact,
+}
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    id: int
+    entity: str
+    entity_id: str
+    kind: str
+    old: Any
+    new: Any
+    author_id: int | None
+    author_name: str | None
+    at: datetime
+    update_id: int
+
+
+def projection_watermark(*, session: Session, plan_id: str) -> int:
+    """The last log id the projection has taken in (0: none)."""
+    return (
+        session.scalar(select(PlanProjection.upto_id).where(PlanProjection.plan_id == plan_id)) or 0
+    )
+
+
+def plans_behind(*, session: Session) -> list[tuple[str, int | None]]:
+    """``(plan id, author of its last update)`` for plans whose update log goes further than
+    their projection (a crash, an upgrade): the materialiser catches them up at start."""
+    last = (
+        select(PlanUpdate.plan_id, func.max(PlanUpdate.id).label("last"))
+        # Only the shared document is projected: the internal account plan never reaches
+        # these customer-visible tables.
+        .where(PlanUpdate.doc == "plan")
+        .group_by(PlanUpdate.plan_id)
+        .subquery()
+    )
+    q = (
+        select(last.c.plan_id, PlanUpdate.author_id)
+        .join(PlanUpdate, PlanUpdate.id == last.c.last)
+        .outerjoin(PlanProjection, PlanProjection.plan_id == last.c.plan_id)
+        .where(last.c.last > func.coalesce(PlanProjection.upto_id, 0))
+        .order_by(last.c.plan_id)
+    )
+    return [(plan_id, author_id) for plan_id, author_id in session.execute(q).all()]
+
+
+def write_projection(
+    *,
+    session: Session,
+    plan_id: str,
+    expect_upto: int,
+    upto_id: int,
+    upserts: Mapping[str, Sequence[Mapping[str, Any]]],
+    deletes: Mapping[str, Sequence[str]],
+    events: Sequence[Mapping[str, Any]],
+    replace: bool = False,
+    merge: Merge | None = None,
+    merge_window: timedelta = timedelta(seconds=60),
+) -> bool:
+    """Apply one step of the projection, if the watermark is still ``expect_upto``.
+
+    ``upserts`` are full rows (``id`` included) per table name; ``deletes`` ids per table name;
+    ``events`` audit rows (entity, entity_id, kind, old, new, author_id, at, update_id).
+    With ``replace``, every row and event of the plan goes first (a rebuild). ``merge`` folds an
+    event into the entity's latest one when it returns ``(old, new)``: only for the same author
+    within ``merge_window`` of it, so a sentence typed key by key is one event. Returns False,
+    writing nothing, when someone else moved the watermark meanwhile.
+    """
+    mark = session.execute(
+        select(PlanProjection).where(PlanProjection.plan_id == plan_id).with_for_update()
+    ).scalar_one_or_none()
+    if not replace and (mark.upto_id if mark else 0) != expect_upto:
+        return False
+    if replace:
+        for model in (*TABLES.values(), AuditEvent):
+            session.execute(delete(model).where(model.plan_id == plan_id))
+    for name, model in TABLES.items():
+        gone = {*deletes.get(name, ()), *(r["id"] for r in upserts.get(name, ()))}
+        if gone and not replace:
+            session.execute(delete(model).where(model.plan_id == plan_id, model.id.in_(gone)))
+        rows = upserts.get(name, ())
+        if rows:
+            session.add_all(model(plan_id=plan_id, **row) for row in rows)
+    _add_events(session, plan_id, events, merge, merge_window, replace)
+    if mark is None:
+        session.add(PlanProjection(plan_id=plan_id, upto_id=upto_id, updated_at=now()))
+    else:
+        mark.upto_id = upto_id
+        mark.updated_at = now()
+    session.flush()
+    return True
+
+
+#: ``merge(previous, event)``: both as dicts with kind, old, new; ``(old, new)`` to fold.
+Merge = Callable[[Mapping[str, Any], Mapping[str, Any]], tuple[Any, Any] | None]
+
+
+def _add_events(
+    session: Session,
+    plan_id: str,
+    events: Sequence[Mapping[str, Any]],
+    merge: Merge | None,
+    window: timedelta,
+    fresh: bool,
+) -> None:
+    latest: dict[tuple[str, str], AuditEvent | None] = {}
+    for e in events:
+        key = (e["entity"], e["entity_id"])
+        if merge is not None:
+            if key not in latest and not fresh:
+                latest[key] = session.scalars(
+                    select(AuditEvent)
+                    .where(
+                        AuditEvent.plan_id == plan_id,
+                        AuditEvent.entity_id == e["entity_id"],
+                        AuditEvent.entity == e["entity"],
+                    )
+                    .order_by(AuditEvent.id.desc())
+                    .limit(1)
+                ).first()
+            prev = latest.get(key)
+            if (
+                prev is not None
+                and prev.author_id == e["author_id"]
+                and e["at"] - utc(prev.at) <= window  # type: ignore[operator]
+            ):
+                folded = merge({"kind": prev.kind, "old": prev.old, "new": prev.new}, e)
+                if folded is not None:
+                    prev.old, prev.new = folded
+                    prev.at, prev.update_id = e["at"], e["update_id"]
+                    continue
+        row = AuditEvent(plan_id=plan_id, **e)
+        session.add(row)
+        latest[key] = row
+
+
+def _plain(row: Any) -> dict[str, Any]:
+    out = {c.key: getattr(row, c.key) for c in row.__table__.columns if c.key != "plan_id"}
+    return out
+
+
+def list_tasks(
+    *,
+    session: Session,
+    plan_id: str,
+    owner: str | None = None,
+    side: str | None = None,
+    status: str | None = None,
+    due_before: date | None = None,
+    due_after: date | None = None,
+    milestone: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Tasks in document order. ``owner`` matches the mention id or, case-insensitively, its
+    label; ``side`` is vendor, customer or unassigned (no owner side); dates are inclusive."""
+    q = select(PlanTask).where(PlanTask.plan_id == plan_id)
+    if owner is not None:
+        q = q.where(
+            (PlanTask.owner_ref == owner) | (func.lower(PlanTask.owner_label) == owner.lower())
+        )
+    if side == "unassigned":
+        q = q.where(PlanTask.owner_side.is_(None))
+    elif side is not None:
+        q = q.where(PlanTask.owner_side == side)
+    if status is not None:
+        q = q.where(PlanTask.status == status)
+    if due_before is not None:
+        q = q.where(PlanTask.due <= due_before)
+    if due_after is not None:
+        q = q.where(PlanTask.due >= due_after)
+    if milestone is not None:
+        q = q.where(PlanTask.milestone.is_(milestone))
+    return [_plain(r) for r in session.scalars(q.order_by(PlanTask.position)).all()]
+
+
+def list_rows(*, session: Session, plan_id: str, table: str) -> list[dict[str, Any]]:
+    """Key results, risks or contacts (``table``) in document order."""
+    model = TABLES[table]
+    q = select(model).where(model.plan_id == plan_id).order_by(model.position)
+    return [_plain(r) for r in session.scalars(q).all()]
+
+
+def list_audit(
+    *, session: Session, plan_id: str, before_id: int | None = None, limit: int = 200
+) -> list[AuditRecord]:
+    """Audit events, newest first."""
+    q = (
+        select(AuditEvent, User.name)
+        .outerjoin(User, User.id == AuditEvent.author_id)
+        .where(AuditEvent.plan_id == plan_id)
+    )
+    if before_id is not None:
+        q = q.where(AuditEvent.id < before_id)
+    rows = session.execute(q.order_by(AuditEvent.id.desc()).limit(limit)).all()
+    return [
+        AuditRecord(
+            id=e.id,
+            entity=e.entity,
+            entity_id=e.entity_id,
+            kind=e.kind,
+            old=e.old,
+            new=e.new,
+            author_id=e.author_id,
+            author_name=name,
+            at=utc(e.at),  # type: ignore[arg-type]
+            update_id=e.update_id,
+        )
+        for e, name in rows
+    ]

@@ -1,0 +1,82 @@
+"""Templates a plan can start from (built in and the workspace's own), and plan creation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import crdt
+import persistence
+from crdt.structure import assign_ids
+from crdt.templates import BUILT_IN
+
+from .store import Store
+from .web import ApiError
+
+
+def template_json(t: crdt.templates.Template | persistence.TemplateRecord) -> dict[str, Any]:
+    builtin = isinstance(t, crdt.templates.Template)
+    return {"id": t.id, "name": t.name, "description": t.description, "builtin": builtin}
+
+
+async def list_templates(store: Store) -> list[dict[str, Any]]:
+    own = await store.run(lambda s: persistence.list_templates(session=s))
+    return [template_json(t) for t in BUILT_IN.values()] + [template_json(t) for t in own]
+
+
+async def template_content(store: Store, template_id: Any) -> dict[str, Any] | None:
+    """The ProseMirror JSON a new plan starts with; 400 naming ``template`` when unknown."""
+    if template_id is None or template_id == "":
+        return None
+    if not isinstance(template_id, str):
+        raise ApiError(400, "template must be a template id (a string)", field="template")
+    builtin = BUILT_IN.get(template_id)
+    if builtin is not None:
+        return builtin.build(datetime.now(UTC).date())
+    own = await store.run(lambda s: persistence.get_template(session=s, template_id=template_id))
+    if own is None:
+        raise ApiError(400, f"no template with id {template_id!r}", field="template")
+    return own.content
+
+
+def initial_update(content: dict[str, Any]) -> bytes:
+    doc = crdt.new_doc()
+    crdt.write_prosemirror(doc, content)
+    assign_ids(doc)
+    return doc.get_update()
+
+
+async def create_plan(
+    store: Store, *, title: str, customer: str, user_id: int | None, content: dict[str, Any] | None
+) -> persistence.PlanRecord:
+    """The plan row and, from a template, its first logged update (the creator's), together."""
+    update = initial_update(content) if content is not None else None
+
+    def create(s):  # type: ignore[no-untyped-def]
+        plan = persistence.create_plan(
+            session=s, title=title, customer=customer, created_by=user_id
+        )
+        if update is not None:
+            persistence.append_updates(session=s, plan_id=plan.id, entries=[(user_id, update)])
+        return plan
+
+    return await store.run(create)
+
+
+def _as_template(node: Any) -> Any:
+    """A plan's content made reusable: no ids, nothing ticked."""
+    if isinstance(node, list):
+        return [_as_template(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _as_template(v) for k, v in node.items()}
+    if node.get("type") in ("taskItem", "tableRow") and isinstance(out.get("attrs"), dict):
+        attrs = {k: v for k, v in out["attrs"].items() if k not in ("id", "status")}
+        if node["type"] == "taskItem":
+            attrs["checked"] = False
+        out["attrs"] = attrs
+    return out
+
+
+def reusable_content(doc_json: dict[str, Any]) -> dict[str, Any]:
+    return _as_template(doc_json)

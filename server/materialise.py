@@ -1,0 +1,198 @@
+"""The materialiser: keeps each plan's tables and audit trail in step with its document.
+
+After a room commits updates it is told (``on_commit``); it waits for a pause in the editing
+(``quiet`` seconds after the last commit, but never more than ``max_wait`` after the first), then
+gives ids to tasks and rows that lack one (a server change through the room, so it is logged
+and every editor gets it), replays the new log entries on a shadow document and writes the rows
+and audit events in one transaction. The shadow stays in memory while the plan is open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import anyio
+
+import crdt.structure
+import persistence
+
+from .projection import LogEntry, Shadow, Step, advance, merge_events
+from .rooms import RoomManager
+from .store import Store, split_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Pending:
+    first: float
+    last: float
+    task: asyncio.Task[None] | None = None
+
+
+def _read(s, plan_id: str, shadow: Shadow | None) -> tuple[int, list[LogEntry], Shadow | None]:  # type: ignore[no-untyped-def]
+    """(watermark, entries after the shadow, shadow) with the shadow rebuilt when stale."""
+    mark = persistence.projection_watermark(session=s, plan_id=plan_id)
+    if shadow is not None and shadow.upto_id == mark:
+        return mark, persistence.log_entries(session=s, plan_id=plan_id, after_id=mark), shadow
+    entries = persistence.log_entries(session=s, plan_id=plan_id)
+    done = [e for e in entries if e[0] <= mark]
+    return mark, [e for e in entries if e[0] > mark], (Shadow.replayed(done) if done else None)
+
+
+def write_step(s, plan_id: str, step: Step, *, replace: bool = False) -> bool:  # type: ignore[no-untyped-def]
+    return persistence.write_projection(
+        session=s,
+        plan_id=plan_id,
+        expect_upto=step.expect_upto,
+        upto_id=step.upto_id,
+        upserts=step.upserts,
+        deletes=step.deletes,
+        events=step.events,
+        replace=replace,
+        merge=merge_events,
+    )
+
+
+class Materialiser:
+    """An async context manager entered in the lifespan (after the rooms, so it outlives them
+    and flushes what their last commits left pending)."""
+
+    def __init__(
+        self, store: Store, rooms: RoomManager, *, quiet: float = 0.6, max_wait: float = 3.0
+    ) -> None:
+        self.store = store
+        self.rooms = rooms
+        self.quiet = quiet
+        self.max_wait = max_wait
+        self._pending: dict[str, _Pending] = {}
+        self._authors: dict[str, int] = {}
+        self._shadows: dict[str, Shadow] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._running: set[asyncio.Task[None]] = set()
+        self._catch_up: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Materialiser:
+        self._catch_up = asyncio.create_task(self._catch_up_all(), name="materialise-catch-up")
+        return self
+
+    async def _catch_up_all(self) -> None:
+        """Plans whose last edits were logged but not materialised (a crash, an upgrade)."""
+        try:
+            behind = await self.store.run(lambda s: persistence.plans_behind(session=s))
+            for plan_id, author_id in behind:
+                if author_id is not None:
+                    self._authors.setdefault(plan_id, author_id)
+                # Loaded so that tasks still waiting for ids get them (through the room).
+                await self.rooms.open(plan_id)
+                await self.materialise(plan_id)
+            if behind:
+                log.info("caught up %d plan(s) with their update logs", len(behind))
+        except Exception:
+            log.exception("catching up plans with their update logs failed")
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._catch_up is not None:
+            self._catch_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._catch_up
+        if self._running:  # runs already past their wait finish first
+            await asyncio.wait(list(self._running))
+        for plan_id, pending in list(self._pending.items()):
+            if pending.task is not None:
+                pending.task.cancel()
+            self._pending.pop(plan_id, None)
+            try:
+                await self.materialise(plan_id)
+            except Exception:
+                log.exception("materialising plan %s at shutdown failed", plan_id)
+        self._shadows.clear()
+
+    # The hook rooms call
+
+    def on_commit(self, plan_id: str, entries: Sequence[tuple[int | None, int]]) -> None:
+        if split_key(plan_id)[1] != "plan":
+            return  # the internal account plan is never projected into customer-visible tables
+        for author_id, _log_id in entries:
+            if author_id is not None:
+                self._authors[plan_id] = author_id
+        self.schedule(plan_id)
+
+    def schedule(self, plan_id: str) -> None:
+        now = asyncio.get_running_loop().time()
+        pending = self._pending.get(plan_id)
+        if pending is None:
+            pending = self._pending[plan_id] = _Pending(first=now, last=now)
+            pending.task = asyncio.create_task(self._later(plan_id, pending))
+        pending.last = now
+
+    async def _later(self, plan_id: str, pending: _Pending) -> None:
+        loop = asyncio.get_running_loop()
+        while (
+            delay := min(pending.last + self.quiet, pending.first + self.max_wait) - loop.time()
+        ) > 0:
+            await asyncio.sleep(delay)
+        if self._pending.get(plan_id) is pending:
+            del self._pending[plan_id]
+        task = asyncio.current_task()
+        assert task is not None
+        self._running.add(task)
+        try:
+            await self.materialise(plan_id)
+        except Exception:
+            log.exception("materialising plan %s failed", plan_id)
+        finally:
+            self._running.discard(task)
+
+    # The work
+
+    async def flush(self, plan_id: str) -> None:
+        """Materialise now (e.g. before answering a write), cancelling a pending run."""
+        pending = self._pending.pop(plan_id, None)
+        if pending is not None and pending.task is not None:
+            pending.task.cancel()
+        await self.materialise(plan_id)
+
+    async def materialise(self, plan_id: str) -> None:
+        async with self._locks.setdefault(plan_id, asyncio.Lock()):
+            room = self.rooms.room(plan_id)
+            if room is not None and not room.failed and crdt.structure.missing_ids(room.doc):
+                # Logged under the author whose edit needed the ids: "created" is theirs.
+                await room.apply_server_change(
+                    crdt.structure.assign_ids, self._authors.get(plan_id)
+                )
+            for _attempt in range(2):
+                if await self._project(plan_id):
+                    break
+            if self.rooms.room(plan_id) is None:
+                self._shadows.pop(plan_id, None)
+                self._authors.pop(plan_id, None)
+
+    async def _project(self, plan_id: str) -> bool:
+        shadow = self._shadows.pop(plan_id, None)
+        _mark, entries, shadow = await self.store.run(lambda s: _read(s, plan_id, shadow))
+        if shadow is None:
+            shadow = Shadow.empty()
+        if not entries:
+            self._shadows[plan_id] = shadow
+            return True
+        step = await anyio.to_thread.run_sync(advance, shadow, entries)
+        if await self.store.run(lambda s: write_step(s, plan_id, step)):
+            self._shadows[plan_id] = shadow  # only a shadow the tables agree with is kept
+            log.debug(
+                "plan %s materialised to %d (%d events)", plan_id, step.upto_id, len(step.events)
+            )
+            return True
+        return False
+
+
+async def rebuild(store: Store, plan_id: str) -> Step:
+    """Every table and audit event of a plan, from its update log alone, in one transaction."""
+    entries = await store.run(lambda s: persistence.log_entries(session=s, plan_id=plan_id))
+    step = advance(Shadow.empty(), entries)
+    await store.run(lambda s: write_step(s, plan_id, step, replace=True))
+    return step

@@ -1,0 +1,310 @@
+"""The JSON API of the plan as data: templates, tasks and the other tables, the summary, the
+audit trail, writing a task back into the document, and the status override."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pycrdt import Doc
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+import crdt
+import persistence
+from crdt import structure
+
+from . import catalog
+from .access import Rule, rule
+from .channel import Identity
+from .summary import summarise, task_json
+from .web import ApiError, read_json, services, text_field
+
+TASK_FILTERS = ("owner", "side", "status", "due_before", "due_after", "milestone")
+RAGS = ("red", "amber", "green")
+
+
+def _date(value: Any, name: str) -> date:
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ApiError(400, f"{name} must be a date as YYYY-MM-DD", field=name)
+
+
+def task_filters(query: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in query:
+        if name not in TASK_FILTERS:
+            raise ApiError(
+                400, f"unknown filter {name!r}; use {', '.join(TASK_FILTERS)}", field=name
+            )
+    if "owner" in query:
+        out["owner"] = query["owner"]
+    if "side" in query:
+        if query["side"] not in ("vendor", "customer", "unassigned"):
+            raise ApiError(400, "side must be vendor, customer or unassigned", field="side")
+        out["side"] = query["side"]
+    if "status" in query:
+        if query["status"] not in structure.STATUSES:
+            raise ApiError(
+                400, f"status must be one of {', '.join(structure.STATUSES)}", field="status"
+            )
+        out["status"] = query["status"]
+    for name in ("due_before", "due_after"):
+        if name in query:
+            out[name] = _date(query[name], name)
+    if "milestone" in query:
+        if query["milestone"] not in ("true", "false"):
+            raise ApiError(400, "milestone must be true or false", field="milestone")
+        out["milestone"] = query["milestone"] == "true"
+    return out
+
+
+@rule(Rule.SIGNED_IN)
+async def list_templates(request: Request) -> Response:
+    return JSONResponse({"templates": await catalog.list_templates(services(request).store)})
+
+
+@rule(Rule.PLAN_OWNER)
+async def save_as_template(request: Request) -> Response:
+    identity: Identity = request.state.identity
+    plan = request.state.plan
+    data = await read_json(request)
+    name = text_field(data, "name")
+    description = text_field(data, "description", max_len=1000, required=False)
+    svc = services(request)
+    doc = crdt.doc_from_updates([await svc.rooms.snapshot(plan.id)])
+    content = catalog.reusable_content(crdt.to_prosemirror(doc))
+    record = await svc.store.run(
+        lambda s: persistence.create_template(
+            session=s,
+            name=name,
+            description=description,
+            content=content,
+            created_by=identity.user_id,
+        )
+    )
+    return JSONResponse(catalog.template_json(record), status_code=201)
+
+
+@rule(Rule.PLAN_VIEW)
+async def list_tasks(request: Request) -> Response:
+    plan = request.state.plan
+    filters = task_filters(request.query_params)
+    rows = await services(request).store.run(
+        lambda s: persistence.list_tasks(session=s, plan_id=plan.id, **filters)
+    )
+    return JSONResponse({"tasks": [task_json(r) for r in rows]})
+
+
+@rule(Rule.PLAN_VIEW)
+async def list_milestones(request: Request) -> Response:
+    plan = request.state.plan
+    rows = await services(request).store.run(
+        lambda s: persistence.list_tasks(session=s, plan_id=plan.id, milestone=True)
+    )
+    return JSONResponse({"milestones": [task_json(r) for r in rows]})
+
+
+def _rows(table: str, key: str) -> Callable[[Request], Any]:
+    @rule(Rule.PLAN_VIEW)
+    async def handler(request: Request) -> Response:
+        plan = request.state.plan
+        rows = await services(request).store.run(
+            lambda s: persistence.list_rows(session=s, plan_id=plan.id, table=table)
+        )
+        for r in rows:
+            r.pop("position", None)
+        return JSONResponse({key: rows})
+
+    return handler
+
+
+async def plan_summary(store: Any, plan_id: str, today: date | None = None) -> dict[str, Any]:
+    def read(s):  # type: ignore[no-untyped-def]
+        return (
+            persistence.list_tasks(session=s, plan_id=plan_id),
+            persistence.list_rows(session=s, plan_id=plan_id, table="key_results"),
+            persistence.list_rows(session=s, plan_id=plan_id, table="risks"),
+            persistence.get_status_override(session=s, plan_id=plan_id),
+        )
+
+    tasks, krs, risks, override = await store.run(read)
+    return summarise(tasks, krs, risks, override, today or datetime.now(UTC).date())
+
+
+@rule(Rule.PLAN_VIEW)
+async def get_summary(request: Request) -> Response:
+    plan = request.state.plan
+    return JSONResponse(await plan_summary(services(request).store, plan.id))
+
+
+def audit_json(e: persistence.AuditRecord) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "entity": e.entity,
+        "entity_id": e.entity_id,
+        "kind": e.kind,
+        "old": e.old,
+        "new": e.new,
+        "author": None if e.author_id is None else {"id": e.author_id, "name": e.author_name},
+        "at": e.at.isoformat(),
+        "update_id": e.update_id,
+    }
+
+
+@rule(Rule.PLAN_VIEW)
+async def get_audit(request: Request) -> Response:
+    plan = request.state.plan
+    q = request.query_params
+    try:
+        before = int(q["before"]) if "before" in q else None
+    except ValueError:
+        raise ApiError(400, "before must be an event id", field="before") from None
+    try:
+        limit = int(q.get("limit", "200"))
+        if not 1 <= limit <= 1000:
+            raise ValueError
+    except ValueError:
+        raise ApiError(400, "limit must be a number from 1 to 1000", field="limit") from None
+    events = await services(request).store.run(
+        lambda s: persistence.list_audit(session=s, plan_id=plan.id, before_id=before, limit=limit)
+    )
+    return JSONResponse({"events": [audit_json(e) for e in events]})
+
+
+def _owner(value: Any, people: dict[int, str]) -> structure.Owner | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ApiError(400, "owner must be an object {id, label, side} or null", field="owner")
+    ref, label, side = value.get("id"), value.get("label"), value.get("side")
+    if (
+        not isinstance(ref, str)
+        or not ref.startswith(("user:", "contact:", "name:"))
+        or len(ref) > 200
+    ):
+        raise ApiError(
+            400, "owner.id must be user:<id>, contact:<id> or name:<text>", field="owner"
+        )
+    if side is not None and side not in structure.SIDES:
+        raise ApiError(400, "owner.side must be vendor, customer or null", field="owner")
+    if label is None and ref.startswith("user:") and ref[5:].isdigit():
+        label = people.get(int(ref[5:]))
+    if label is None and ref.startswith("name:"):
+        label = ref[5:]
+    if not isinstance(label, str) or not label.strip() or len(label) > 200:
+        raise ApiError(400, "owner.label must be a non-empty name", field="owner")
+    return structure.Owner(ref, label.strip(), side)
+
+
+@rule(Rule.PLAN_EDIT)
+async def patch_task(request: Request) -> Response:
+    identity: Identity = request.state.identity
+    plan = request.state.plan
+    task_id = request.path_params["task_id"]
+    data = await read_json(request)
+    svc = services(request)
+    for key in data:
+        if key not in ("status", "checked", "owner", "due"):
+            raise ApiError(
+                400, f"{key!r} cannot be changed here; use status, checked, owner, due", field=key
+            )
+    if not data:
+        raise ApiError(400, "nothing to change: send status, checked, owner or due")
+    changes: list[Callable[[Doc], None]] = []
+    if "status" in data:
+        status = data["status"]
+        if status not in structure.STATUSES:
+            raise ApiError(
+                400, f"status must be one of {', '.join(structure.STATUSES)}", field="status"
+            )
+        changes.append(lambda d: structure.set_task_status(d, task_id, status))
+    if "checked" in data:
+        if not isinstance(data["checked"], bool):
+            raise ApiError(400, "checked must be true or false", field="checked")
+        if "status" in data and (data["status"] == "done") != data["checked"]:
+            raise ApiError(400, "checked contradicts status", field="checked")
+        changes.append(lambda d: structure.set_task_checked(d, task_id, data["checked"]))
+    if "owner" in data:
+        people: dict[int, str] = {}
+        ref = data["owner"].get("id") if isinstance(data["owner"], dict) else None
+        if isinstance(ref, str) and ref.startswith("user:") and ref[5:].isdigit():
+            # Only the plan's members can own its tasks (and only they can be looked up here).
+            member = await svc.store.run(
+                lambda s: persistence.get_member(session=s, plan_id=plan.id, user_id=int(ref[5:]))
+            )
+            if member is None:
+                raise ApiError(400, f"user {ref[5:]} is not a member of this plan", field="owner")
+            people[member.user_id] = member.name
+        owner = _owner(data["owner"], people)
+        if owner is not None and owner.side is None and people:
+            # A member's side is known: the ball is in their side's court.
+            owner = dataclasses.replace(owner, side=member.side)
+        changes.append(lambda d: structure.set_task_owner(d, task_id, owner))
+    if "due" in data:
+        due = None if data["due"] is None else _date(data["due"], "due").isoformat()
+        changes.append(lambda d: structure.set_task_due(d, task_id, due))
+
+    def apply(doc: Doc) -> None:
+        for change in changes:
+            change(doc)
+
+    room = await svc.rooms.open(plan.id)
+    try:
+        await room.apply_server_change(apply, identity.user_id)
+    except structure.TaskNotFound:
+        raise ApiError(404, f"no task with id {task_id!r} in this plan") from None
+    await svc.materialiser.flush(plan.id)
+    rows = await svc.store.run(lambda s: persistence.list_tasks(session=s, plan_id=plan.id))
+    row = next((r for r in rows if r["id"] == task_id), None)
+    if row is None:
+        raise ApiError(404, f"no task with id {task_id!r} in this plan")
+    return JSONResponse(task_json(row))
+
+
+@rule(Rule.PLAN_OWNER)
+async def put_status(request: Request) -> Response:
+    identity: Identity = request.state.identity
+    plan = request.state.plan
+    data = await read_json(request)
+    rag = data.get("rag")
+    if rag not in RAGS:
+        raise ApiError(400, "rag must be red, amber or green", field="rag")
+    reason = text_field(data, "reason", max_len=1000)
+    await services(request).store.run(
+        lambda s: persistence.set_status_override(
+            session=s, plan_id=plan.id, rag=rag, reason=reason, set_by=identity.user_id
+        )
+    )
+    return JSONResponse((await plan_summary(services(request).store, plan.id))["status"])
+
+
+@rule(Rule.PLAN_OWNER)
+async def delete_status(request: Request) -> Response:
+    plan = request.state.plan
+    await services(request).store.run(
+        lambda s: persistence.clear_status_override(session=s, plan_id=plan.id)
+    )
+    return JSONResponse((await plan_summary(services(request).store, plan.id))["status"])
+
+
+routes = [
+    Route("/api/templates", list_templates, methods=["GET"]),
+    Route("/api/plans/{plan_id}/save-as-template", save_as_template, methods=["POST"]),
+    Route("/api/plans/{plan_id}/tasks", list_tasks, methods=["GET"]),
+    Route("/api/plans/{plan_id}/tasks/{task_id}", patch_task, methods=["PATCH"]),
+    Route("/api/plans/{plan_id}/milestones", list_milestones, methods=["GET"]),
+    Route("/api/plans/{plan_id}/key-results", _rows("key_results", "key_results"), methods=["GET"]),
+    Route("/api/plans/{plan_id}/risks", _rows("risks", "risks"), methods=["GET"]),
+    Route("/api/plans/{plan_id}/contacts", _rows("contacts", "contacts"), methods=["GET"]),
+    Route("/api/plans/{plan_id}/summary", get_summary, methods=["GET"]),
+    Route("/api/plans/{plan_id}/audit", get_audit, methods=["GET"]),
+    Route("/api/plans/{plan_id}/status", put_status, methods=["PUT"]),
+    Route("/api/plans/{plan_id}/status", delete_status, methods=["DELETE"]),
+]

@@ -1,0 +1,251 @@
+"""Reading structure out of the plan document, ids, write-back, diffs and templates."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+from pycrdt import Doc, UndoManager, XmlElement, XmlText
+
+from crdt import new_doc, to_prosemirror, write_prosemirror
+from crdt.changes import Entity, Kind, diff
+from crdt.reader import StructureReader, read_structure
+from crdt.schema import fragment
+from crdt.structure import (
+    Owner,
+    TaskNotFound,
+    assign_ids,
+    missing_ids,
+    parse_number,
+    set_task_checked,
+    set_task_due,
+    set_task_owner,
+    set_task_status,
+)
+from crdt.templates import BUILT_IN, due, h, owner, p, table, task, tasks
+from tests.crdt.tiptap import tiptap
+
+
+def written(pm: dict[str, Any]) -> Doc:
+    doc = new_doc()
+    write_prosemirror(doc, pm)
+    return doc
+
+
+def plan() -> dict[str, Any]:
+    return {
+        "type": "doc",
+        "content": [
+            p("Intro text outside any section"),
+            h(2, "Actions"),
+            tasks(
+                task("Send the SOW", owner("Ann Lee", "vendor"), due(date(2027, 1, 15))),
+                task("Invite IT", checked=True),
+            ),
+            h(2, "Milestones"),
+            h(3, "Phase 1"),
+            tasks(task("Go-live", due(date(2027, 3, 1)))),
+            h(2, "KPIs"),
+            table(
+                ["Unit", "Metric", "Baseline", "Target", "Current"],
+                ["USD", "Revenue", "$10M", "$15M", "$11M"],
+                ["", "", "", "", ""],
+            ),
+            h(1, "Risks"),
+            table(
+                ["Risk", "Severity", "Owner", "Mitigation"], ["Sponsor leaves", "high", "Ann", "x"]
+            ),
+            h(2, "Stakeholders"),
+            table(
+                ["Email", "Name", "Role", "Side"], ["bo@acme.example", "Bo", "Sponsor", "customer"]
+            ),
+            h(1, "Notes"),
+            table(["Risk", "Severity"], ["not a risk: outside the section", "low"]),
+        ],
+    }
+
+
+def test_reads_tasks_milestones_and_rows_whatever_the_order() -> None:
+    doc = written(plan())
+    assert assign_ids(doc) is True
+    assert assign_ids(doc) is False and not missing_ids(doc)
+    s = read_structure(doc)
+    sow, invite, golive = s.tasks.values()
+    assert sow.text == "Send the SOW @Ann Lee" and sow.due == "2027-01-15"
+    assert sow.owner == Owner("name:Ann Lee", "Ann Lee", "vendor")
+    assert sow.status == "todo" and not sow.milestone and sow.section == ("Actions",)
+    assert invite.status == "done" and invite.checked
+    assert golive.milestone and golive.section == ("Milestones", "Phase 1")
+    (kr,) = s.of("key_results")
+    assert dict(kr.fields) == {
+        "unit": "USD",
+        "metric": "Revenue",
+        "baseline": "$10M",
+        "target": "$15M",
+        "current": "$11M",
+    }
+    (risk,) = s.of("risks")
+    assert risk.get("severity") == "high" and risk.section == ("Risks",)
+    (contact,) = s.of("contacts")
+    assert contact.get("email") == "bo@acme.example" and contact.get("side") == "customer"
+    assert all(t.id.startswith("t_") and len(t.id) == 12 for t in s.tasks.values())
+
+
+def test_checked_wins_over_status_and_plain_clients_make_tasks() -> None:
+    doc = new_doc()
+    with doc.transaction():
+        lst = fragment(doc).children.append(XmlElement("taskList"))
+        el = lst.children.append(XmlElement("taskItem", {"checked": False, "status": "done"}))
+        el.children.append(XmlElement("paragraph", {}, [XmlText("bare task")]))
+    assign_ids(doc)
+    (t,) = read_structure(doc).tasks.values()
+    assert t.text == "bare task" and t.status == "todo"
+    el.attributes["checked"] = True
+    assert read_structure(doc).tasks[t.id].status == "done"
+
+
+def test_duplicate_ids_the_first_keeps_its_id() -> None:
+    doc = written(plan())
+    assign_ids(doc)
+    first = next(iter(read_structure(doc).tasks))
+    lst = fragment(doc).children[2]
+    copy = lst.children.append(XmlElement("taskItem", {"id": first, "checked": False}))
+    copy.children.append(XmlElement("paragraph", {}, [XmlText("pasted copy")]))
+    assert missing_ids(doc)
+    assert assign_ids(doc)
+    ids = list(read_structure(doc).tasks)
+    assert ids[0] == first and len(set(ids)) == len(ids) == 4
+
+
+def test_ids_survive_undo_and_redo() -> None:
+    doc = written(plan())
+    assign_ids(doc)
+    before = read_structure(doc).tasks
+    undo = UndoManager(scopes=[fragment(doc)], capture_timeout_millis=0)
+    lst = fragment(doc).children[2]
+    del lst.children[0]
+    assert set(read_structure(doc).tasks) == set(before) - {next(iter(before))}
+    undo.undo()
+    assert read_structure(doc).tasks == before
+    assert not missing_ids(doc)
+
+
+def test_write_back_and_its_events() -> None:
+    doc = written(plan())
+    assign_ids(doc)
+    old = read_structure(doc)
+    sow = next(iter(old.tasks))
+    set_task_checked(doc, sow, True)
+    set_task_owner(doc, sow, Owner("user:7", "Bo", "customer"))
+    set_task_due(doc, sow, "2027-02-01")
+    new = read_structure(doc)
+    events = {e.kind: e for e in diff(old, new)}
+    assert set(events) == {Kind.COMPLETED, Kind.REASSIGNED, Kind.DUE_MOVED, Kind.TEXT_CHANGED}
+    assert events[Kind.DUE_MOVED].old == "2027-01-15" and events[Kind.DUE_MOVED].new == "2027-02-01"
+    assert events[Kind.REASSIGNED].new == {"id": "user:7", "label": "Bo", "side": "customer"}
+    set_task_status(doc, sow, "in_progress")
+    assert [e.kind for e in diff(new, read_structure(doc))] == [Kind.REOPENED]
+    set_task_owner(doc, sow, None)
+    set_task_due(doc, sow, None)
+    t = read_structure(doc).tasks[sow]
+    assert t.owner is None and t.due is None and t.text == "Send the SOW"
+    with pytest.raises(TaskNotFound):
+        set_task_checked(doc, "t_nope", True)
+
+
+def test_row_events() -> None:
+    doc = written(plan())
+    assign_ids(doc)
+    old = read_structure(doc)
+    write_prosemirror(doc, to_prosemirror(doc))  # same content, same ids (ids are attrs)
+    assert diff(old, read_structure(doc)) == []
+    pm = to_prosemirror(doc)
+    kpis = pm["content"][7]["content"][1]["content"]
+    kpis[4]["content"][0]["content"][0]["text"] = "$12M"
+    risks = pm["content"][9]["content"][1]["content"]
+    risks[1]["content"][0]["content"][0]["text"] = "medium"
+    write_prosemirror(doc, pm)
+    kinds = [(e.entity, e.kind, e.old, e.new) for e in diff(old, read_structure(doc))]
+    assert kinds == [
+        (Entity.KEY_RESULT, Kind.KR_VALUE_CHANGED, "$11M", "$12M"),
+        (Entity.RISK, Kind.RISK_SEVERITY_CHANGED, "high", "medium"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("$10M", 10e6), ("1,200", 1200), ("45%", 45), ("3.5 days", 3.5), ("", None), ("n/a", None)],
+)
+def test_parse_number(text: str, value: float | None) -> None:
+    assert parse_number(text) == value
+
+
+@pytest.mark.parametrize("template_id", sorted(BUILT_IN))
+def test_templates_are_valid_editor_content_with_structure(template_id: str) -> None:
+    pm = BUILT_IN[template_id].build(date(2027, 1, 4))
+    _, as_tiptap = tiptap().encode(pm)  # fails when the editor's schema would reject it
+    doc = written(pm)
+    assert assign_ids(doc)
+    s = read_structure(doc)
+    assert len(s.tasks) >= 3 and any(t.milestone for t in s.tasks.values())
+    assert to_prosemirror(written(as_tiptap))["content"] == as_tiptap["content"]
+    if template_id == "executive-business-review":
+        ninety = [t for t in s.tasks.values() if t.section[-1:] == ("90-day plan",)]
+        assert len(ninety) >= 5 and all(t.owner and t.due for t in ninety)
+
+
+def test_incremental_reading_matches_a_full_read_through_random_edits() -> None:
+    import random
+
+    rnd = random.Random(3)
+    doc = written(plan())
+    assign_ids(doc)
+    reader = StructureReader(doc)
+    assert reader.read() == read_structure(doc)
+    for step in range(150):
+        items = [e for e in _elements(doc) if e.tag == "taskItem"]
+        choice = step % 6
+        el = rnd.choice(items)
+        para = el.children[0]
+        if choice == 0:
+            el.attributes["checked"] = not el.attributes.get("checked")
+        elif choice == 1:
+            texts = [c for c in para.children if isinstance(c, XmlText)]
+            texts[0].insert(0, rnd.choice("abc "))
+        elif choice == 2:
+            set_task_due(
+                doc, el.attributes["id"], f"2027-0{rnd.randint(1, 9)}-1{rnd.randint(0, 9)}"
+            )
+        elif choice == 3:
+            lst = fragment(doc).children[rnd.choice([2, 5])]
+            new = lst.children.append(XmlElement("taskItem", {"checked": False}))
+            new.children.append(XmlElement("paragraph", {}, [XmlText(f"new {step}")]))
+            assign_ids(doc)
+        elif choice == 4 and len(items) > 3:
+            parent = next(
+                p for p in _elements(doc) if p.tag == "taskList" and el in list(p.children)
+            )
+            del parent.children[list(parent.children).index(el)]
+        elif choice == 5:
+            heading = fragment(doc).children[3]
+            heading.children[0].insert(len(heading.children[0]), "")  # no-op
+            cells = [e for e in _elements(doc) if e.tag == "tableCell"]
+            text = rnd.choice(cells).children[0]
+            text.children.append(XmlText("9")) if not text.children else text.children[0].insert(
+                0, "9"
+            )
+        assert reader.read() == read_structure(doc), step
+
+
+def _elements(doc: Doc) -> list[XmlElement]:
+    out = []
+
+    def walk(parent: Any) -> None:
+        for child in parent.children:
+            if isinstance(child, XmlElement):
+                out.append(child)
+                walk(child)
+
+    walk(fragment(doc))
+    return out
