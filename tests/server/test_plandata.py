@@ -10,6 +10,8 @@ import httpx
 import pytest
 from pycrdt import Doc, XmlElement, XmlText
 
+from tests.support.access import api as client
+from tests.support.access import invite_and_join
 from tests.support.servers import Server
 from tests.support.yclient import connect, fragment
 
@@ -74,8 +76,12 @@ def add_task(doc: Doc, text: str, attrs: dict[str, Any] | None = None) -> XmlEle
     return item
 
 
-def second_user(server: Server) -> str:
-    server.create_user("robin@customer.example", "Robin Customer")
+def second_user(server: Server, token: str, plan_id: str) -> str:
+    """Robin, invited into the plan by its owner, on the customer side."""
+    with client(server, token) as owner:
+        invite_and_join(
+            server, owner, plan_id, "robin@customer.example", "Robin Customer", "editor", "customer"
+        )
     return server.create_token("robin@customer.example")
 
 
@@ -170,8 +176,8 @@ async def test_plain_yjs_client_creates_a_task_and_ids_reach_every_client(
 async def test_two_people_edit_one_task_both_land_and_both_are_audited(
     server: Server, token: str
 ) -> None:
-    robin = second_user(server)
     plan_id = new_plan(server, token, "joint-success-plan")
+    robin = second_user(server, token, plan_id)
     target = next(t for t in tasks(server, token, plan_id) if t["owner"] and t["due"])
     async with (
         connect(server.ws, plan_id, token) as (casey_doc, _),
@@ -208,8 +214,8 @@ async def test_two_people_edit_one_task_both_land_and_both_are_audited(
 
 
 async def test_patch_writes_back_through_the_room(server: Server, token: str) -> None:
-    robin = second_user(server)
     plan_id = new_plan(server, token, "onboarding-roadmap")
+    robin = second_user(server, token, plan_id)
     target = tasks(server, token, plan_id)[0]
     path = f"/api/plans/{plan_id}/tasks/{target['id']}"
     async with connect(server.ws, plan_id, token) as (doc, _):
@@ -318,8 +324,8 @@ def tables(server: Server, token: str, plan_id: str) -> dict[str, Any]:
 
 
 async def test_rebuild_from_the_log_gives_the_live_tables(server: Server, token: str) -> None:
-    robin = second_user(server)
     plan_id = new_plan(server, token, "joint-success-plan")
+    robin = second_user(server, token, plan_id)
     async with (
         connect(server.ws, plan_id, token) as (a, _),
         connect(server.ws, plan_id, robin) as (b, _),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 import websockets
 from pycrdt import Doc, Provider, XmlElement, XmlFragment, XmlText
 
@@ -49,7 +50,9 @@ async def connect(
         websockets.connect(url, max_size=None) as ws,
         Provider(doc, WebsocketChannel(ws, url)) as provider,
     ):
-        await provider.synced.wait()
+        # Bounded: a socket the server closes (say 4404) never syncs, and must fail, not hang.
+        with anyio.fail_after(15):
+            await provider.synced.wait()
         yield doc, ws
 
 
