@@ -103,7 +103,7 @@ def test_task_typed_in_the_editor_is_tracked(browser: Browser, web_server: Serve
     assert got["owner"] == {"id": "name:Dana IT", "label": "Dana IT", "side": "customer"}
     assert got["due"] == due and got["status"] == "todo"
     expect(item.locator("[data-type=mention]")).to_have_text("@Dana IT")
-    expect(item.locator("[data-type=dueDate]")).to_have_text(due)
+    expect(item.locator(f'.due-chip[data-date="{due}"]')).to_be_visible()
     expect(item).to_have_attribute("data-checked", "false")
     # The template's own owners and dates survived the editor session.
     tasks = page.request.get(f"{base}/api/plans/{plan_id}/tasks").json()["tasks"]
