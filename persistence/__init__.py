@@ -8,7 +8,6 @@ from .accounts import create_user as create_user
 from .accounts import find_user as find_user
 from .accounts import get_user as get_user
 from .accounts import list_tokens as list_tokens
-from .accounts import list_users as list_users
 from .accounts import revoke_session as revoke_session
 from .accounts import revoke_token as revoke_token
 from .accounts import session_user as session_user

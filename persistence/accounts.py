@@ -59,11 +59,6 @@ def users_by_id(*, session: Session, ids: list[int]) -> dict[int, UserRecord]:
     return {r.id: _user(r) for r in session.scalars(select(User).where(User.id.in_(ids)))}
 
 
-def list_users(*, session: Session) -> list[UserRecord]:
-    """Everyone in the workspace, by name (then email)."""
-    return [_user(r) for r in session.scalars(select(User).order_by(User.name, User.email))]
-
-
 # Browser sessions
 
 

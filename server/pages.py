@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -21,10 +20,6 @@ from .web import ApiError, colour_for, json_for_script, render, services
 log = logging.getLogger(__name__)
 
 MIN_PASSWORD = 8
-
-
-def _render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
-    return render(request, name, context, status)
 
 
 def _safe_next(value: str | None) -> str:
@@ -105,7 +100,7 @@ async def setup(request: Request) -> Response:
                 return RedirectResponse("/login", status_code=303)
             log.info("workspace owner created (user %d)", user.id)
             return _signed_in(request, await svc.auth.start_session(user.id), "/")
-    return _render(request, "setup.html", {"errors": errors, "form": form}, 400 if errors else 200)
+    return render(request, "setup.html", {"errors": errors, "form": form}, 400 if errors else 200)
 
 
 @rule(Rule.PUBLIC)
@@ -125,7 +120,7 @@ async def login(request: Request) -> Response:
         key = f"{ip}|{email.lower()}"
         if not (svc.limits.signin.allow(key) and svc.limits.signin_ip.allow(ip)):
             log.warning("sign-in rate limit hit")
-            response = _render(
+            response = render(
                 request,
                 "login.html",
                 {
@@ -150,7 +145,7 @@ async def login(request: Request) -> Response:
             request, "signin.failed", plan_id=None, actor="unknown", subject=email.lower()[:320]
         )
         error = "That email and password do not match an account."
-    return _render(
+    return render(
         request,
         "login.html",
         {"error": error, "email": email, "next": target},
@@ -164,7 +159,7 @@ async def logout(request: Request) -> Response:
     cookie = request.cookies.get(SESSION_COOKIE)
     form = await request.form()
     if not svc.auth.check_csrf(cookie, str(form.get("csrf", ""))):
-        return _render(request, "error.html", {"message": "Your session changed; try again."}, 403)
+        return render(request, "error.html", {"message": "Your session changed; try again."}, 403)
     await svc.auth.end_session(cookie)
     sid = svc.auth.session_id(cookie)
     for conn in svc.rooms.connections():
@@ -219,7 +214,7 @@ async def plan_list(request: Request) -> Response:
         "form": form,
         "templates": templates,
     }
-    return _render(request, "plans.html", context, 400 if errors else 200)
+    return render(request, "plans.html", context, 400 if errors else 200)
 
 
 def visible_plans(s, identity: Identity) -> list[persistence.PlanRecord]:  # noqa: ANN001
@@ -255,12 +250,12 @@ def editor_context(request: Request, *, internal: bool = False, embed: bool = Fa
 
 @rule(Rule.PLAN_VIEW)
 async def plan_page(request: Request) -> Response:
-    return _render(request, "plan.html", editor_context(request))
+    return render(request, "plan.html", editor_context(request))
 
 
 @rule(Rule.PLAN_VENDOR)
 async def internal_page(request: Request) -> Response:
-    return _render(request, "plan.html", editor_context(request, internal=True))
+    return render(request, "plan.html", editor_context(request, internal=True))
 
 
 routes = [

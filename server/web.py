@@ -59,29 +59,6 @@ def services(conn: HTTPConnection):  # type: ignore[no-untyped-def]
     return conn.app.state.services
 
 
-async def api_caller(request: Request) -> Identity:
-    """The caller of a JSON route; cookie callers of unsafe methods must send the CSRF header."""
-    svc = services(request)
-    creds = credentials(request)
-    identity = await svc.auth.identify(creds)
-    if identity is None:
-        raise ApiError(
-            401, "authentication required: sign in or send Authorization: Bearer <token>"
-        )
-    unsafe = request.method not in ("GET", "HEAD", "OPTIONS")
-    if (
-        identity.via == "session"
-        and unsafe
-        and not svc.auth.check_csrf(creds.cookie, request.headers.get("x-csrf-token"))
-    ):
-        raise ApiError(403, "missing or wrong X-CSRF-Token header")
-    return identity
-
-
-async def page_caller(request: Request) -> Identity | None:
-    return await services(request).auth.identify(credentials(request))
-
-
 def login_redirect(request: Request) -> RedirectResponse:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
