@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from .models import Checkpoint, Plan, PlanUpdate
@@ -17,7 +17,7 @@ KEEP_CHECKPOINTS = 2
 
 def append_updates(
     *,
-    session: Session,
+    session: Session | Connection,
     plan_id: str,
     entries: Sequence[tuple[int | None, bytes]],
     doc: str = "plan",
@@ -25,16 +25,24 @@ def append_updates(
     """Append ``(author_id, update)`` entries to a plan's log in order; return their ids.
 
     One call is one group commit: the caller's transaction makes all of them durable at once.
+    Core statements, not ORM objects: this runs for every batch of keystrokes, and the ORM's
+    unit of work cost three times the SQL itself (``bench/`` measures the difference). Works
+    in a Session or on a bare Connection (what the rooms' writer uses).
     """
     at = now()
     rows = [
-        PlanUpdate(plan_id=plan_id, doc=doc, created_at=at, author_id=a, data=d) for a, d in entries
+        {"plan_id": plan_id, "doc": doc, "created_at": at, "author_id": a, "data": d}
+        for a, d in entries
     ]
-    session.add_all(rows)
-    session.flush()
+    ids = list(session.execute(_INSERT_UPDATES, rows).scalars())
     if doc == "plan":  # internal edits must not show customers when the vendor was busy
-        session.execute(update(Plan).where(Plan.id == plan_id).values(updated_at=at))
-    return [row.id for row in rows]
+        session.execute(_PLANS.update().where(_PLANS.c.id == plan_id).values(updated_at=at))
+    return ids
+
+
+_UPDATES = PlanUpdate.__table__
+_PLANS = Plan.__table__
+_INSERT_UPDATES = insert(_UPDATES).returning(_UPDATES.c.id, sort_by_parameter_order=True)
 
 
 def load_history(*, session: Session, plan_id: str, doc: str = "plan") -> PlanHistory:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import anyio
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 import persistence
@@ -30,6 +31,7 @@ def split_key(key: str) -> tuple[str, str]:
 class Store:
     def __init__(self, factory: sessionmaker[Session], *, sqlite: bool) -> None:
         self.factory = factory
+        self.engine: Engine = factory.kw["bind"]
         # SQLite has one writer at a time: queue writers here instead of in its busy-wait.
         self._limiter = anyio.CapacityLimiter(1 if sqlite else 8)
 
@@ -42,11 +44,21 @@ class Store:
 
         return await anyio.to_thread.run_sync(work, limiter=self._limiter)
 
+    async def run_core(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn(connection)`` in one Core transaction (no ORM session) in a worker thread:
+        for the hot path, where a Session's unit of work costs more than the SQL."""
+
+        def work() -> T:
+            with self.engine.begin() as conn:
+                return fn(conn)
+
+        return await anyio.to_thread.run_sync(work, limiter=self._limiter)
+
     # ``key`` is a room key: a plan id, or a plan id with the internal document's suffix.
 
     async def append(self, key: str, entries: Sequence[tuple[int | None, bytes]]) -> list[int]:
         plan_id, doc = split_key(key)
-        return await self.run(
+        return await self.run_core(
             lambda s: persistence.append_updates(
                 session=s, plan_id=plan_id, entries=entries, doc=doc
             )
