@@ -3,7 +3,11 @@
 ``StructureReader`` keeps what it read per top-level block (and per top-level task item of a
 task list) and observes the fragment, so after an edit it reads again only the block or task
 item that changed: a tick or a date moved costs one task's reading, not the whole plan's. A
-heading changed or a top-level block added or removed means a full read (sections move).
+top-level block added or removed (a paragraph started with Enter) is spliced in, read alone;
+a heading added, removed or changed means a full read (sections move).
+
+It also notes which blocks hold a task or table row without an id, and every id it passed,
+so ``needs_ids()`` answers what ``structure.missing_ids`` answers without walking the plan.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pycrdt import Doc, XmlElement, XmlText
 
 from .schema import fragment
 from .structure import (
+    _ID_OWNERS,
     COLUMNS,
     SECTION_HEADINGS,
     SIDES,
@@ -24,6 +29,9 @@ from .structure import (
     _first,
     parse_date,
     task_status,
+)
+from .structure import (
+    _walk as _elements,
 )
 
 _SECTION_OF = {h: kind for kind, heads in SECTION_HEADINGS.items() for h in heads}
@@ -85,9 +93,18 @@ class _Context:
 @dataclass
 class _Block:
     heading: tuple[int, str, str | None] | None = None
-    items: list[list[Task]] | None = None  # a task list: the tasks of each top-level item
+    items: list[_Block] | None = None  # a task list: a block per top-level item
     tasks: list[Task] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)  # every task and table row id passed
+    missing: bool = False  # a task or table row without an id
+
+    def note_id(self, el: XmlElement) -> None:
+        value = el.attributes.get("id")
+        if isinstance(value, str) and value:
+            self.ids.append(value)
+        else:
+            self.missing = True
 
 
 def _task(el: XmlElement, ctx: _Context) -> Task | None:
@@ -132,22 +149,29 @@ def _table(el: XmlElement, ctx: _Context, out: list[Row]) -> None:
 
 
 def _walk(el: XmlElement, ctx: _Context, block: _Block) -> None:
-    if el.tag == "taskItem":
+    tag = el.tag
+    if tag in _ID_OWNERS:
+        block.note_id(el)
+    if tag == "taskItem":
         task = _task(el, ctx)
         if task is not None:
             block.tasks.append(task)
-    elif el.tag == "table" and ctx.kind in COLUMNS:
+    elif tag == "table" and ctx.kind in COLUMNS:
         _table(el, ctx, block.rows)
+        for inner in _elements(el):  # ids only: what is inside is not read as tasks
+            if inner.tag in _ID_OWNERS:
+                block.note_id(inner)
         return
     for child in el.children:
         if isinstance(child, XmlElement):
             _walk(child, ctx, block)
 
 
-def _item_tasks(el: XmlElement, ctx: _Context) -> list[Task]:
+def _item_block(el: object, ctx: _Context) -> _Block:
     block = _Block()
-    _walk(el, ctx, block)
-    return block.tasks
+    if isinstance(el, XmlElement):
+        _walk(el, ctx, block)
+    return block
 
 
 class StructureReader:
@@ -159,13 +183,21 @@ class StructureReader:
         self._contexts: list[_Context] = []
         self._full = True
         self._dirty: set[tuple[int, ...]] = set()
+        # Top-level inserts and deletes of one transaction, not yet applied to ``_blocks``.
+        self._splice: list[dict] | None = None  # type: ignore[type-arg]
         self._subscription = fragment(doc).observe_deep(self._changed) if observe else None
 
     def _changed(self, events: list) -> None:  # type: ignore[type-arg]
+        # Paths are in the coordinates after this transaction: a splice can only be applied
+        # with the dirty paths of its own transaction, not with earlier ones.
+        earlier = bool(self._dirty) or self._splice is not None
         for event in events:
             path = event.path
             if not path:
-                self._full = True
+                if earlier or self._splice is not None:
+                    self._full = True
+                else:
+                    self._splice = list(event.delta)
             elif len(path) == 1:
                 self._dirty.add((path[0],))
             else:
@@ -173,23 +205,20 @@ class StructureReader:
 
     def read(self) -> Structure:
         with self.doc.transaction():
-            if not self._full and not self._refresh():
+            if not self._full and not (self._apply_splice() and self._refresh()):
                 self._full = True
             if self._full:
                 self._read_all()
             self._full = False
             self._dirty.clear()
+            self._splice = None
         return self._assemble()
 
     def _read_all(self) -> None:
         self._blocks, self._contexts = [], []
         stack: list[tuple[int, str, str | None]] = []
         for el in fragment(self.doc).children:
-            if not isinstance(el, XmlElement):
-                self._blocks.append(_Block())
-                self._contexts.append(_Context((), None))
-                continue
-            if el.tag == "heading":
+            if isinstance(el, XmlElement) and el.tag == "heading":
                 level = int(el.attributes.get("level") or 1)
                 text = inline_text(el)
                 while stack and stack[-1][0] >= level:
@@ -200,15 +229,40 @@ class StructureReader:
             self._blocks.append(self._read_block(el, ctx))
             self._contexts.append(ctx)
 
-    def _read_block(self, el: XmlElement, ctx: _Context) -> _Block:
+    def _read_block(self, el: object, ctx: _Context) -> _Block:
+        if not isinstance(el, XmlElement):
+            return _Block()
         if el.tag == "heading":
             return _Block(heading=(0, "", None))
         if el.tag == "taskList":
-            items = [_item_tasks(c, ctx) if isinstance(c, XmlElement) else [] for c in el.children]
-            return _Block(items=items)
+            return _Block(items=[_item_block(c, ctx) for c in el.children])
         block = _Block()
         _walk(el, ctx, block)
         return block
+
+    def _apply_splice(self) -> bool:
+        """Blocks inserted and removed at the top level; False when a full read is needed."""
+        if self._splice is None:
+            return True
+        i = 0
+        for op in self._splice:
+            if "retain" in op:
+                i += op["retain"]
+            elif "delete" in op:
+                n = op["delete"]
+                if i + n > len(self._blocks) or any(b.heading for b in self._blocks[i : i + n]):
+                    return False  # a section ended or moved
+                del self._blocks[i : i + n], self._contexts[i : i + n]
+            elif "insert" in op:
+                for el in op["insert"]:
+                    if isinstance(el, XmlElement) and el.tag == "heading":
+                        return False
+                    # Not a heading: it is in the section of the block before it.
+                    ctx = self._contexts[i - 1] if i > 0 else _Context((), None)
+                    self._blocks.insert(i, self._read_block(el, ctx))
+                    self._contexts.insert(i, ctx)
+                    i += 1
+        return len(self._blocks) == len(fragment(self.doc).children)
 
     def _refresh(self) -> bool:
         """Re-read only what changed; False when a full read is needed."""
@@ -226,11 +280,24 @@ class StructureReader:
             if len(key) == 2 and index not in whole and block.items is not None:
                 if el.tag != "taskList" or len(el.children) != len(block.items):
                     return False
-                item = el.children[key[1]]
-                block.items[key[1]] = _item_tasks(item, ctx) if isinstance(item, XmlElement) else []
+                block.items[key[1]] = _item_block(el.children[key[1]], ctx)
             elif index in whole or len(key) == 2:
                 self._blocks[index] = self._read_block(el, ctx)
         return True
+
+    def needs_ids(self) -> bool:
+        """Whether, as of the last ``read``, a task or table row lacks an id or repeats one
+        (what ``structure.missing_ids`` says, from what was read instead of a walk)."""
+        seen: set[str] = set()
+        for block in self._blocks:
+            for part in block.items if block.items is not None else (block,):
+                if part.missing:
+                    return True
+                for value in part.ids:
+                    if value in seen:
+                        return True
+                    seen.add(value)
+        return False
 
     def _assemble(self) -> Structure:
         tasks: dict[str, Task] = {}
@@ -250,7 +317,7 @@ class StructureReader:
                 take(block.tasks)
             else:
                 for item in block.items:
-                    take(item)
+                    take(item.tasks)
             for i, row in enumerate(block.rows):
                 if row.id in rows:
                     continue

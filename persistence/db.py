@@ -15,17 +15,29 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys and full fsync on commit."""
+def make_engine(url: str, *, durable: bool = True) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and full fsync on commit.
+
+    ``durable=False`` is for data derived from the update log (the materialised tables and
+    their watermark): a commit is atomic but not flushed to disk before it returns (SQLite
+    ``synchronous=NORMAL`` in WAL mode, PostgreSQL ``synchronous_commit=off``). A power cut
+    can take back the last such commits, rows and watermark together, and the materialiser
+    then redoes them from the log; a crash of the process loses nothing.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # FULL: a committed update survives power loss too, not only a crash of the process.
+        level = "FULL" if durable else "NORMAL"
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            # FULL: a committed update survives power loss too, not only a crash of the process.
-            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute(f"PRAGMA synchronous={level}")
+            # The WAL is copied into the database by checkpoint_wal, called from a background
+            # task: left to SQLite, whichever commit crosses 1000 pages would do it, and wait
+            # for its fsync of the whole database file before returning.
+            cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
@@ -33,7 +45,27 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    if not durable:
+
+        @event.listens_for(engine, "connect")
+        def _pg_async_commit(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            with dbapi_conn.cursor() as cur:
+                cur.execute("SET synchronous_commit TO off")
+            dbapi_conn.commit()
+
+    return engine
+
+
+def checkpoint_wal(engine: Engine) -> tuple[int, int] | None:
+    """Copy what the SQLite WAL holds into the database file without blocking readers or
+    writers (a PASSIVE checkpoint); ``(frames in the WAL, frames copied)``, or None when the
+    database is not SQLite."""
+    if engine.dialect.name != "sqlite":
+        return None
+    with engine.connect() as conn:
+        busy, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        return frames, copied
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

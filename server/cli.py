@@ -44,8 +44,7 @@ def _setup_logging(level: str) -> None:
 def _store(settings: Settings):  # type: ignore[no-untyped-def]
     from .store import Store
 
-    engine = persistence.make_engine(settings.database_url)
-    return Store(persistence.make_sessionmaker(engine), sqlite=engine.dialect.name == "sqlite")
+    return Store.from_url(settings.database_url)
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,10 +1,17 @@
 """The materialiser: keeps each plan's tables and audit trail in step with its document.
 
 After a room commits updates it is told (``on_commit``); it waits for a pause in the editing
-(``quiet`` seconds after the last commit, but never more than ``max_wait`` after the first), then
-gives ids to tasks and rows that lack one (a server change through the room, so it is logged
-and every editor gets it), replays the new log entries on a shadow document and writes the rows
-and audit events in one transaction. The shadow stays in memory while the plan is open.
+(``quiet`` seconds after the last commit, but never more than ``max_wait`` after the first),
+then replays the new log entries on a shadow document and writes the rows and audit events in
+one transaction. When the shadow holds tasks or rows without ids, it then gives them ids (a
+server change through the room, so it is logged and every editor gets it) and runs again at
+once. The shadow stays in memory while the plan is open.
+
+Nothing here walks the live document on the event loop: the replay runs in a worker thread,
+the shadow's reader knows which ids are missing from what it read anyway, the log is read
+beside the room's writer rather than queued behind it, and the rows are written as derived
+data (not flushed to disk before the commit returns: they are rebuilt from the log after a
+power cut), so a pass holds up the rooms' commits for as short a time as possible.
 """
 
 from __future__ import annotations
@@ -159,35 +166,47 @@ class Materialiser:
 
     async def materialise(self, plan_id: str) -> None:
         async with self._locks.setdefault(plan_id, asyncio.Lock()):
-            room = self.rooms.room(plan_id)
-            if room is not None and not room.failed and crdt.structure.missing_ids(room.doc):
+            for _round in range(3):
+                needs_ids = await self._project_retrying(plan_id)
+                room = self.rooms.room(plan_id)
+                if not needs_ids or room is None or room.failed:
+                    break
                 # Logged under the author whose edit needed the ids: "created" is theirs.
-                await room.apply_server_change(
-                    crdt.structure.assign_ids, self._authors.get(plan_id)
-                )
-            for _attempt in range(2):
-                if await self._project(plan_id):
+                if (
+                    await room.apply_server_change(
+                        crdt.structure.assign_ids, self._authors.get(plan_id)
+                    )
+                    is None
+                ):
                     break
             if self.rooms.room(plan_id) is None:
                 self._shadows.pop(plan_id, None)
                 self._authors.pop(plan_id, None)
 
-    async def _project(self, plan_id: str) -> bool:
+    async def _project_retrying(self, plan_id: str) -> bool:
+        for _attempt in range(2):
+            done, needs_ids = await self._project(plan_id)
+            if done:
+                return needs_ids
+        return False
+
+    async def _project(self, plan_id: str) -> tuple[bool, bool]:
+        """(whether the tables caught up, whether the shadow holds tasks or rows without ids)"""
         shadow = self._shadows.pop(plan_id, None)
-        _mark, entries, shadow = await self.store.run(lambda s: _read(s, plan_id, shadow))
+        _mark, entries, shadow = await self.store.read(lambda s: _read(s, plan_id, shadow))
         if shadow is None:
             shadow = Shadow.empty()
         if not entries:
             self._shadows[plan_id] = shadow
-            return True
+            return True, shadow.reader.needs_ids()
         step = await anyio.to_thread.run_sync(advance, shadow, entries)
-        if await self.store.run(lambda s: write_step(s, plan_id, step)):
+        if await self.store.run_derived(lambda s: write_step(s, plan_id, step)):
             self._shadows[plan_id] = shadow  # only a shadow the tables agree with is kept
             log.debug(
                 "plan %s materialised to %d (%d events)", plan_id, step.upto_id, len(step.events)
             )
-            return True
-        return False
+            return True, shadow.reader.needs_ids()
+        return False, False
 
 
 async def rebuild(store: Store, plan_id: str) -> Step:

@@ -88,6 +88,7 @@ class Room:
         self._writer: asyncio.Task[None] | None = None
         self._unload: asyncio.TimerHandle | None = None
         self._on_reset: Callable[[Room], None] | None = None
+        self._checkpointing: asyncio.Task[None] | None = None
 
     # Lifecycle
 
@@ -102,9 +103,11 @@ class Room:
         if self._writer is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
+        await self._checkpoint_written()
         if not self.failed and self.since_checkpoint:
             async with self._lock:
-                await self._checkpoint()
+                self._checkpoint()
+            await self._checkpoint_written()
 
     def schedule_unload(self, delay: float, callback: Callable[[], object]) -> None:
         self.cancel_unload()
@@ -297,7 +300,7 @@ class Room:
             for conn, update in accepted:
                 self._broadcast(sync_frame(SYNC_UPDATE, update), exclude=conn)
             if self.since_checkpoint >= self.checkpoint_every:
-                await self._checkpoint()
+                self._checkpoint()
         self._committed(
             [(conn.identity.user_id, i) for (conn, _), i in zip(accepted, ids, strict=True)]
         )
@@ -330,7 +333,7 @@ class Room:
             self.since_checkpoint += 1
             self._broadcast(sync_frame(SYNC_UPDATE, update), exclude=None)
             if self.since_checkpoint >= self.checkpoint_every:
-                await self._checkpoint()
+                self._checkpoint()
         self._committed([(author_id, log_id)])
         return log_id
 
@@ -341,12 +344,29 @@ class Room:
             except Exception:
                 log.exception("on_commit hook failed for room %s", self.plan_id)
 
-    async def _checkpoint(self) -> None:
-        """Caller holds the lock, so the state matches ``last_id`` exactly."""
-        if not self.last_id:
-            return
-        await self.store.checkpoint(self.plan_id, self.last_id, self.doc.get_update())
+    def _checkpoint(self) -> None:
+        """Start writing a checkpoint. The caller holds the lock, so the state taken here
+        matches ``last_id`` exactly; the write itself runs in the background, so the next
+        batch of edits does not wait for it (a checkpoint only speeds up loading: if it is
+        lost, the log it summarises is still there)."""
+        if not self.last_id or (self._checkpointing and not self._checkpointing.done()):
+            return  # the one being written will do; the next commit tries again
+        state, upto = self.doc.get_update(), self.last_id
         self.since_checkpoint = 0
+        self._checkpointing = asyncio.create_task(
+            self._write_checkpoint(upto, state), name=f"room-checkpoint-{self.plan_id}"
+        )
+
+    async def _write_checkpoint(self, upto: int, state: bytes) -> None:
+        try:
+            await self.store.checkpoint(self.plan_id, upto, state)
+        except Exception:
+            # The log still holds everything; the next checkpoint will cover this one.
+            log.exception("room %s: writing a checkpoint at %d failed", self.plan_id, upto)
+
+    async def _checkpoint_written(self) -> None:
+        if self._checkpointing is not None:
+            await self._checkpointing
 
     async def snapshot(self) -> bytes:
         """The document's durable state as one update."""

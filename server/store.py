@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -12,6 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 import persistence
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 INTERNAL_SUFFIX = ":internal"
@@ -29,11 +32,58 @@ def split_key(key: str) -> tuple[str, str]:
 
 
 class Store:
-    def __init__(self, factory: sessionmaker[Session], *, sqlite: bool) -> None:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        *,
+        sqlite: bool,
+        derived: sessionmaker[Session] | None = None,
+    ) -> None:
         self.factory = factory
         self.engine: Engine = factory.kw["bind"]
+        # Sessions for data rebuilt from the log (commits not flushed to disk; see make_engine).
+        self.derived = derived or factory
+        self.sqlite = sqlite
+        self.writes = 0  # transactions through the writers' queue, for keep_wal_short
+        self._checkpointed_writes = 0
         # SQLite has one writer at a time: queue writers here instead of in its busy-wait.
         self._limiter = anyio.CapacityLimiter(1 if sqlite else 8)
+        # Reads only: in WAL mode they neither wait for the writer nor hold it up.
+        self._readers = anyio.CapacityLimiter(4 if sqlite else 8)
+
+    @classmethod
+    def from_url(cls, url: str) -> Store:
+        engine = persistence.make_engine(url)
+        return cls(
+            persistence.make_sessionmaker(engine),
+            sqlite=engine.dialect.name == "sqlite",
+            derived=persistence.make_sessionmaker(persistence.make_engine(url, durable=False)),
+        )
+
+    async def checkpoint_wal(self) -> tuple[int, int] | None:
+        """SQLite: copy the WAL into the database, beside the writer (never behind it)."""
+        return await anyio.to_thread.run_sync(persistence.checkpoint_wal, self.engine)
+
+    async def keep_wal_short(self, every: float = 1.0) -> None:
+        """Runs for the server's lifetime (SQLite only): checkpoints the WAL after writes,
+        since commits no longer do it themselves (see ``persistence.make_engine``)."""
+        if not self.sqlite:
+            return
+        while True:
+            await anyio.sleep(every)
+            if self.writes == self._checkpointed_writes:
+                continue
+            self._checkpointed_writes = self.writes
+            try:
+                await self.checkpoint_wal()
+            except Exception:
+                log.exception("checkpointing the SQLite WAL failed; will retry")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        derived = self.derived.kw["bind"]
+        if derived is not self.engine:
+            derived.dispose()
 
     async def run(self, fn: Callable[[Session], T]) -> T:
         """Run ``fn(session)`` in one transaction in a worker thread."""
@@ -42,6 +92,27 @@ class Store:
             with persistence.transaction(self.factory) as session:
                 return fn(session)
 
+        self.writes += 1
+        return await anyio.to_thread.run_sync(work, limiter=self._limiter)
+
+    async def read(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn(session)``, which only reads, beside the writer instead of behind it."""
+
+        def work() -> T:
+            with persistence.transaction(self.factory) as session:
+                return fn(session)
+
+        return await anyio.to_thread.run_sync(work, limiter=self._readers)
+
+    async def run_derived(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn(session)`` writing only data rebuilt from the log (see ``make_engine``),
+        in the writers' queue."""
+
+        def work() -> T:
+            with persistence.transaction(self.derived) as session:
+                return fn(session)
+
+        self.writes += 1
         return await anyio.to_thread.run_sync(work, limiter=self._limiter)
 
     async def run_core(self, fn: Callable[[Connection], T]) -> T:
@@ -52,6 +123,7 @@ class Store:
             with self.engine.begin() as conn:
                 return fn(conn)
 
+        self.writes += 1
         return await anyio.to_thread.run_sync(work, limiter=self._limiter)
 
     # ``key`` is a room key: a plan id, or a plan id with the internal document's suffix.
@@ -72,7 +144,8 @@ class Store:
 
     async def checkpoint(self, key: str, upto_id: int, state: bytes) -> None:
         plan_id, doc = split_key(key)
-        await self.run(
+        # A checkpoint only summarises the log: written as derived data, without an fsync.
+        await self.run_derived(
             lambda s: persistence.save_checkpoint(
                 session=s, plan_id=plan_id, upto_id=upto_id, state=state, doc=doc
             )

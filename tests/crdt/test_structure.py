@@ -249,3 +249,65 @@ def _elements(doc: Doc) -> list[XmlElement]:
 
     walk(fragment(doc))
     return out
+
+
+def test_blocks_added_and_removed_at_the_top_level_are_read_alone_and_stay_exact() -> None:
+    """Enter in a paragraph, a pasted task list, a block deleted, a heading added: the
+    incremental reader splices what it can and falls back to a full read for headings, and
+    after every step it agrees with a full read, and with ``missing_ids``."""
+    import random
+
+    rnd = random.Random(11)
+    doc = written(plan())
+    assign_ids(doc)
+    reader = StructureReader(doc)
+    reader.read()
+    top = fragment(doc).children
+    for step in range(200):
+        n = len(top)
+        choice = step % 7
+        at = rnd.randint(0, n)
+        with doc.transaction():
+            if choice in (0, 1):
+                top.insert(at, XmlElement("paragraph", {}, [XmlText(f"para {step}")]))
+            elif choice == 2:  # a task list pasted, one task without an id yet
+                lst = top.insert(at, XmlElement("taskList"))
+                item = lst.children.append(XmlElement("taskItem", {"checked": False}))
+                item.children.append(XmlElement("paragraph", {}, [XmlText(f"pasted {step}")]))
+            elif choice == 3 and n > 4:
+                victim = rnd.randrange(n)
+                del top[victim]
+            elif choice == 4:  # two top-level changes in one transaction, and a text edit
+                top.insert(at, XmlElement("paragraph", {}, [XmlText("a")]))
+                top.insert(0, XmlElement("paragraph", {}, [XmlText("b")]))
+                items = [e for e in _elements(doc) if e.tag == "taskItem"]
+                if items:
+                    rnd.choice(items).attributes["checked"] = True
+            elif choice == 5 and step % 3 == 0:
+                top.insert(at, XmlElement("heading", {"level": 2}, [XmlText("Risks")]))
+            elif choice == 6:
+                assign_ids(doc)
+        if step % 4 == 3:  # sometimes several transactions between two reads
+            continue
+        assert reader.read() == read_structure(doc), step
+        assert reader.needs_ids() == missing_ids(doc), step
+
+
+def test_needs_ids_sees_duplicates_and_rows_of_tables_it_does_not_read() -> None:
+    doc = written(plan())
+    assign_ids(doc)
+    reader = StructureReader(doc)
+    reader.read()
+    assert not reader.needs_ids()
+    items = [e for e in _elements(doc) if e.tag == "taskItem"]
+    items[1].attributes["id"] = items[0].attributes["id"]  # a copy-paste duplicate
+    reader.read()
+    assert reader.needs_ids() and missing_ids(doc)
+    assign_ids(doc)
+    reader.read()
+    assert not reader.needs_ids()
+    notes_table = [e for e in _elements(doc) if e.tag == "table"][-1]  # outside the sections
+    row = notes_table.children.append(XmlElement("tableRow"))
+    row.children.append(XmlElement("tableCell", {}, [XmlElement("paragraph")]))
+    reader.read()
+    assert reader.needs_ids() and missing_ids(doc)

@@ -6,10 +6,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 import persistence
+import persistence.log
+from persistence.models import Plan
 
 Factory = sessionmaker[Session]
 
@@ -85,9 +88,17 @@ def test_ids_keep_increasing_across_calls_and_interleaved_plans(factory: Factory
     assert [e[0] for e in entries(factory, b.id)] == per_plan[b.id]
 
 
-def test_append_sets_the_plans_updated_at(factory: Factory) -> None:
+def test_append_moves_the_plans_updated_at_at_most_every_ten_seconds(factory: Factory) -> None:
     plan = new_plan(factory)
     assert plan.updated_at == plan.created_at
+    append(factory, plan.id, b"edit")  # within TOUCH_EVERY of the last touch: left alone
+    assert get_plan(factory, plan.id).updated_at == plan.updated_at
+    with persistence.transaction(factory) as s:  # as if the plan was last edited a while ago
+        s.execute(
+            update(Plan)
+            .where(Plan.id == plan.id)
+            .values(updated_at=plan.updated_at - persistence.log.TOUCH_EVERY - timedelta(seconds=1))
+        )
     before = datetime.now(UTC)
     append(factory, plan.id, b"edit")
     after = datetime.now(UTC)
@@ -95,7 +106,7 @@ def test_append_sets_the_plans_updated_at(factory: Factory) -> None:
     assert updated.created_at == plan.created_at
     assert before <= updated.updated_at <= after
     # updated_at is when the update was logged.
-    [(_, logged_at, _, _)] = entries(factory, plan.id)
+    logged_at = entries(factory, plan.id)[-1][1]
     assert updated.updated_at == logged_at
 
 
