@@ -45,6 +45,9 @@ from .store import Store
 
 log = logging.getLogger(__name__)
 
+# How stale a plan's "last edited" time may get while its room is busy.
+TOUCH_EVERY = 10.0
+
 # Updates a room holds before the connections sending them have to wait for the writer.
 MAX_PENDING_BYTES = 16 * 1024 * 1024
 
@@ -89,6 +92,7 @@ class Room:
         self._unload: asyncio.TimerHandle | None = None
         self._on_reset: Callable[[Room], None] | None = None
         self._checkpointing: asyncio.Task[None] | None = None
+        self._touched = -TOUCH_EVERY  # loop time the plan's updated_at was last set
 
     # Lifecycle
 
@@ -293,7 +297,9 @@ class Room:
             if not accepted:
                 return
             ids = await self.store.append(
-                self.plan_id, [(conn.identity.user_id, update) for conn, update in accepted]
+                self.plan_id,
+                [(conn.identity.user_id, update) for conn, update in accepted],
+                touch=self._touch(),
             )
             self.last_id = ids[-1]
             self.since_checkpoint += len(ids)
@@ -324,7 +330,9 @@ class Room:
                 self._captured[0] if len(self._captured) == 1 else merge_updates(*self._captured)
             )
             try:
-                (log_id,) = await self.store.append(self.plan_id, [(author_id, update)])
+                (log_id,) = await self.store.append(
+                    self.plan_id, [(author_id, update)], touch=self._touch()
+                )
             except BaseException as exc:
                 if not _is_fatal(exc):
                     self.reset(f"{type(exc).__name__}: {exc}")
@@ -336,6 +344,13 @@ class Room:
                 self._checkpoint()
         self._committed([(author_id, log_id)])
         return log_id
+
+    def _touch(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        if now - self._touched < TOUCH_EVERY:
+            return False
+        self._touched = now
+        return True
 
     def _committed(self, entries: list[tuple[int | None, int]]) -> None:
         if self.on_commit is not None:

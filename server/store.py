@@ -128,11 +128,13 @@ class Store:
 
     # ``key`` is a room key: a plan id, or a plan id with the internal document's suffix.
 
-    async def append(self, key: str, entries: Sequence[tuple[int | None, bytes]]) -> list[int]:
+    async def append(
+        self, key: str, entries: Sequence[tuple[int | None, bytes]], *, touch: bool = True
+    ) -> list[int]:
         plan_id, doc = split_key(key)
         return await self.run_core(
             lambda s: persistence.append_updates(
-                session=s, plan_id=plan_id, entries=entries, doc=doc
+                session=s, plan_id=plan_id, entries=entries, doc=doc, touch=touch
             )
         )
 
