@@ -99,6 +99,13 @@ class _Block:
     ids: list[str] = field(default_factory=list)  # every task and table row id passed
     missing: bool = False  # a task or table row without an id
 
+    @property
+    def structural(self) -> bool:
+        """Whether this block holds anything the structure is made of (or could be)."""
+        return bool(
+            self.heading or self.items is not None or self.tasks or self.rows or self.ids
+        ) or (self.missing)
+
     def note_id(self, el: XmlElement) -> None:
         value = el.attributes.get("id")
         if isinstance(value, str) and value:
@@ -185,6 +192,9 @@ class StructureReader:
         self._dirty: set[tuple[int, ...]] = set()
         # Top-level inserts and deletes of one transaction, not yet applied to ``_blocks``.
         self._splice: list[dict] | None = None  # type: ignore[type-arg]
+        # The last structure read, and whether what changed since can have changed it.
+        self._last: Structure | None = None
+        self._moved = True
         self._subscription = fragment(doc).observe_deep(self._changed) if observe else None
 
     def _changed(self, events: list) -> None:  # type: ignore[type-arg]
@@ -204,15 +214,21 @@ class StructureReader:
                 self._dirty.add((path[0], path[1]))
 
     def read(self) -> Structure:
+        """The structure now. The very object of the last read when only text outside tasks
+        and tables changed (most keystrokes), so callers can skip comparing."""
         with self.doc.transaction():
             if not self._full and not (self._apply_splice() and self._refresh()):
                 self._full = True
             if self._full:
                 self._read_all()
+                self._moved = True
             self._full = False
             self._dirty.clear()
             self._splice = None
-        return self._assemble()
+        if self._moved or self._last is None:
+            self._last = self._assemble()
+            self._moved = False
+        return self._last
 
     def _read_all(self) -> None:
         self._blocks, self._contexts = [], []
@@ -252,6 +268,7 @@ class StructureReader:
                 n = op["delete"]
                 if i + n > len(self._blocks) or any(b.heading for b in self._blocks[i : i + n]):
                     return False  # a section ended or moved
+                self._moved |= any(b.structural for b in self._blocks[i : i + n])
                 del self._blocks[i : i + n], self._contexts[i : i + n]
             elif "insert" in op:
                 for el in op["insert"]:
@@ -259,7 +276,9 @@ class StructureReader:
                         return False
                     # Not a heading: it is in the section of the block before it.
                     ctx = self._contexts[i - 1] if i > 0 else _Context((), None)
-                    self._blocks.insert(i, self._read_block(el, ctx))
+                    block = self._read_block(el, ctx)
+                    self._moved |= block.structural
+                    self._blocks.insert(i, block)
                     self._contexts.insert(i, ctx)
                     i += 1
         return len(self._blocks) == len(fragment(self.doc).children)
@@ -281,8 +300,10 @@ class StructureReader:
                 if el.tag != "taskList" or len(el.children) != len(block.items):
                     return False
                 block.items[key[1]] = _item_block(el.children[key[1]], ctx)
+                self._moved = True
             elif index in whole or len(key) == 2:
-                self._blocks[index] = self._read_block(el, ctx)
+                new = self._blocks[index] = self._read_block(el, ctx)
+                self._moved |= block.structural or new.structural
         return True
 
     def needs_ids(self) -> bool:

@@ -98,6 +98,9 @@ def advance(shadow: Shadow, entries: Sequence[LogEntry]) -> Step:
         at = logged_at if logged_at.tzinfo else logged_at.replace(tzinfo=UTC)
         shadow.doc.apply_update(data)
         after = shadow.reader.read()
+        step.upto_id = log_id
+        if after is current:  # only text outside tasks and tables changed
+            continue
         for e in diff(current, after):
             step.events.append(
                 {
@@ -112,7 +115,6 @@ def advance(shadow: Shadow, entries: Sequence[LogEntry]) -> Step:
                 }
             )
         current = after
-        step.upto_id = log_id
     shadow.structure, shadow.upto_id = current, step.upto_id
     tasks, rows = changed_ids(before, current)
     for task_id in tasks:
