@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from . import api, embed, links, members, pages, plan_pages, plandata_api, share
 from .access import Rule, rule
 from .auth import Auth
+from .channel import RAW_SEND
 from .mail import Mailer
 from .materialise import Materialiser
 from .ratelimit import Limits
@@ -75,6 +76,8 @@ class SecurityHeaders:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                scope[RAW_SEND] = send  # see Connection: frames skip the inner wrappers
             await self.app(scope, receive, send)
             return
 

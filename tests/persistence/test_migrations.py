@@ -15,6 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
 import persistence
+import persistence.db
 from persistence.db import MIGRATIONS
 from persistence.models import Base
 from tests.support.servers import Database
@@ -99,6 +100,15 @@ def test_upgrade_creates_the_schema_at_head(database: Database) -> None:
     assert current_revision(database.url) == head(database.url)
     tables = set(schema(database.url))
     assert {"users", "sessions", "api_tokens", "plans", "plan_updates", "checkpoints"} <= tables
+
+
+def test_the_head_the_server_checks_for_is_alembics_head(database: Database) -> None:
+    """``upgrade`` skips Alembic when the database is at ``HEAD``: a new migration that did
+    not move ``HEAD`` would never be applied."""
+    assert head(database.url) == persistence.db.HEAD
+    assert persistence.db.schema_revision(database.url) is None
+    persistence.upgrade(database.url)
+    assert persistence.db.schema_revision(database.url) == persistence.db.HEAD
 
 
 def test_migrated_schema_matches_the_models(database: Database) -> None:

@@ -1,0 +1,93 @@
+"""Connection's outgoing path: frames go straight to the ASGI server's send when nothing is
+queued before them, and a send the server pauses (flow control) keeps every later frame
+behind it, in order."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from starlette.websockets import WebSocketState
+
+from server.channel import RAW_SEND, Connection, Identity
+
+pytestmark = pytest.mark.anyio
+
+IDENTITY = Identity(user_id=1, name="Ann", email=None, via="token", credential_id="t")
+
+
+class FakeSocket:
+    """Just what Connection touches of Starlette's WebSocket."""
+
+    def __init__(self, raw_send: Any) -> None:
+        self.scope = {RAW_SEND: raw_send}
+        self.application_state = WebSocketState.CONNECTED
+        self.sent_through_starlette: list[bytes] = []
+        self.closed: tuple[int, str] | None = None
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.sent_through_starlette.append(data)
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+        self.application_state = WebSocketState.DISCONNECTED
+
+
+async def test_frames_are_written_at_once_when_nothing_waits_before_them() -> None:
+    written: list[bytes] = []
+
+    async def raw_send(message: dict[str, Any]) -> None:
+        written.append(message["bytes"])
+
+    ws = FakeSocket(raw_send)
+    conn = Connection(ws, IDENTITY, "p")  # type: ignore[arg-type]
+    for i in range(3):
+        conn.send(b"frame %d" % i)
+    # No task ran in between: the frames were written synchronously, in order.
+    assert written == [b"frame 0", b"frame 1", b"frame 2"]
+    sender = asyncio.create_task(conn.run_sender())
+    conn.close(4000, "bye")
+    await asyncio.wait_for(sender, 5)
+    assert ws.closed == (4000, "bye") and ws.sent_through_starlette == []
+
+
+async def test_a_paused_send_keeps_later_frames_behind_it() -> None:
+    written: list[bytes] = []
+    gate = asyncio.get_running_loop().create_future()
+
+    async def raw_send(message: dict[str, Any]) -> None:
+        if not written and not gate.done():
+            await gate  # the server's flow control: the transport is full
+        written.append(message["bytes"])
+
+    ws = FakeSocket(raw_send)
+    conn = Connection(ws, IDENTITY, "p")  # type: ignore[arg-type]
+    sender = asyncio.create_task(conn.run_sender())
+    conn.send(b"first")  # paused
+    conn.send(b"second")  # queued behind it
+    conn.send(b"third")
+    await asyncio.sleep(0.01)
+    assert written == []
+    gate.set_result(None)
+    await asyncio.sleep(0.01)
+    assert written == [b"first"] and ws.sent_through_starlette == [b"second", b"third"]
+    conn.send(b"fourth")  # the queue is empty again: straight to the server
+    assert written == [b"first", b"fourth"]
+    conn.close(4000, "bye")
+    await asyncio.wait_for(sender, 5)
+    assert ws.closed == (4000, "bye")
+
+
+async def test_a_send_that_fails_ends_the_connection_quietly() -> None:
+    async def raw_send(message: dict[str, Any]) -> None:
+        raise OSError("peer gone")
+
+    ws = FakeSocket(raw_send)
+    conn = Connection(ws, IDENTITY, "p")  # type: ignore[arg-type]
+    sender = asyncio.create_task(conn.run_sender())
+    conn.send(b"lost")
+    assert conn.closing
+    conn.send(b"dropped")  # after the failure: ignored, no error
+    await asyncio.wait_for(sender, 5)
+    assert ws.closed is None  # nothing more is written to a socket that failed
