@@ -87,33 +87,16 @@ class Store:
 
     async def run(self, fn: Callable[[Session], T]) -> T:
         """Run ``fn(session)`` in one transaction in a worker thread."""
-
-        def work() -> T:
-            with persistence.transaction(self.factory) as session:
-                return fn(session)
-
-        self.writes += 1
-        return await anyio.to_thread.run_sync(work, limiter=self._limiter)
+        return await self._session(self.factory, fn, self._limiter)
 
     async def read(self, fn: Callable[[Session], T]) -> T:
         """Run ``fn(session)``, which only reads, beside the writer instead of behind it."""
-
-        def work() -> T:
-            with persistence.transaction(self.factory) as session:
-                return fn(session)
-
-        return await anyio.to_thread.run_sync(work, limiter=self._readers)
+        return await self._session(self.factory, fn, self._readers)
 
     async def run_derived(self, fn: Callable[[Session], T]) -> T:
         """Run ``fn(session)`` writing only data rebuilt from the log (see ``make_engine``),
         in the writers' queue."""
-
-        def work() -> T:
-            with persistence.transaction(self.derived) as session:
-                return fn(session)
-
-        self.writes += 1
-        return await anyio.to_thread.run_sync(work, limiter=self._limiter)
+        return await self._session(self.derived, fn, self._limiter)
 
     async def run_core(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(connection)`` in one Core transaction (no ORM session) in a worker thread:
@@ -125,6 +108,20 @@ class Store:
 
         self.writes += 1
         return await anyio.to_thread.run_sync(work, limiter=self._limiter)
+
+    async def _session(
+        self,
+        factory: sessionmaker[Session],
+        fn: Callable[[Session], T],
+        limiter: anyio.CapacityLimiter,
+    ) -> T:
+        def work() -> T:
+            with persistence.transaction(factory) as session:
+                return fn(session)
+
+        if limiter is self._limiter:
+            self.writes += 1
+        return await anyio.to_thread.run_sync(work, limiter=limiter)
 
     # ``key`` is a room key: a plan id, or a plan id with the internal document's suffix.
 
