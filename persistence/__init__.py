@@ -21,6 +21,7 @@ from .audit import outbox as outbox
 from .audit import queue_mail as queue_mail
 from .audit import record_event as record_event
 from .db import checkpoint_wal as checkpoint_wal
+from .db import locked as locked
 from .db import make_engine as make_engine
 from .db import make_sessionmaker as make_sessionmaker
 from .db import transaction as transaction

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -15,7 +16,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str, *, durable: bool = True) -> Engine:
+def make_engine(url: str, *, durable: bool = True, wait_for_lock: bool = True) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and full fsync on commit.
 
     ``durable=False`` is for data derived from the update log (the materialised tables and
@@ -23,9 +24,13 @@ def make_engine(url: str, *, durable: bool = True) -> Engine:
     ``synchronous=NORMAL`` in WAL mode, PostgreSQL ``synchronous_commit=off``). A power cut
     can take back the last such commits, rows and watermark together, and the materialiser
     then redoes them from the log; a crash of the process loses nothing.
+
+    ``wait_for_lock=False`` (SQLite): a write finding the database locked by another
+    connection fails at once (see ``locked``) instead of waiting up to 30 s for it.
     """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        wait = 30 if wait_for_lock else 0
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": wait})
         # FULL: a committed update survives power loss too, not only a crash of the process.
         level = "FULL" if durable else "NORMAL"
 
@@ -39,7 +44,7 @@ def make_engine(url: str, *, durable: bool = True) -> Engine:
             # for its fsync of the whole database file before returning.
             cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={wait * 1000}")
             cur.close()
 
         return engine
@@ -55,6 +60,11 @@ def make_engine(url: str, *, durable: bool = True) -> Engine:
             dbapi_conn.commit()
 
     return engine
+
+
+def locked(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite refusing a write because another connection holds the lock."""
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
 
 
 def checkpoint_wal(engine: Engine) -> tuple[int, int] | None:
