@@ -72,9 +72,9 @@ class Store:
         """SQLite: copy the WAL into the database, beside the writer (never behind it)."""
         return await anyio.to_thread.run_sync(persistence.checkpoint_wal, self.engine)
 
-    async def keep_wal_short(self, every: float = 1.0) -> None:
-        """Runs for the server's lifetime (SQLite only): checkpoints the WAL after writes,
-        since commits no longer do it themselves (see ``persistence.make_engine``)."""
+    async def keep_wal_short(self, every: float = 0.5) -> None:
+        """Runs for the server's lifetime (SQLite only): checkpoints the WAL after writes, so
+        that a commit seldom has to (see ``persistence.make_engine``)."""
         if not self.sqlite:
             return
         while True:
