@@ -102,9 +102,8 @@ class _Block:
     @property
     def structural(self) -> bool:
         """Whether this block holds anything the structure is made of (or could be)."""
-        return bool(
-            self.heading or self.items is not None or self.tasks or self.rows or self.ids
-        ) or (self.missing)
+        has_parts = self.heading or self.tasks or self.rows or self.ids or self.missing
+        return bool(has_parts) or self.items is not None
 
     def note_id(self, el: XmlElement) -> None:
         value = el.attributes.get("id")

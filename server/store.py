@@ -31,6 +31,12 @@ def split_key(key: str) -> tuple[str, str]:
     return key, "plan"
 
 
+def _core(engine: Engine, fn: Callable[[Connection], T]) -> T:
+    """``fn(connection)`` in one Core transaction: committed on success, rolled back on error."""
+    with engine.begin() as conn:
+        return fn(conn)
+
+
 class Store:
     def __init__(
         self,
@@ -112,12 +118,8 @@ class Store:
         """Run ``fn(connection)`` in one Core transaction (no ORM session) in a worker thread:
         for the hot path, where a Session's unit of work costs more than the SQL."""
 
-        def work() -> T:
-            with self.engine.begin() as conn:
-                return fn(conn)
-
         self.writes += 1
-        return await anyio.to_thread.run_sync(work, limiter=self._limiter)
+        return await anyio.to_thread.run_sync(_core, self.engine, fn, limiter=self._limiter)
 
     async def _session(
         self,
@@ -156,17 +158,11 @@ class Store:
         async with self._limiter:
             self.writes += 1
             try:
-                with self._now.begin() as conn:
-                    return work(conn)
+                return _core(self._now, work)
             except Exception as exc:
                 if not persistence.locked(exc):
                     raise
-
-            def in_thread() -> list[int]:
-                with self.engine.begin() as conn:
-                    return work(conn)
-
-            return await anyio.to_thread.run_sync(in_thread)
+            return await anyio.to_thread.run_sync(_core, self.engine, work)
 
     async def load(self, key: str) -> persistence.PlanHistory:
         plan_id, doc = split_key(key)
