@@ -24,7 +24,7 @@ from pycrdt import Doc, merge_updates
 
 import crdt
 
-from .channel import Connection, Identity
+from .channel import Connection, Identity, binary_frame
 from .protocol import (
     MSG_AUTH,
     MSG_AWARENESS,
@@ -153,9 +153,10 @@ class Room:
         return sorted(seen.values(), key=lambda i: i.name.lower())
 
     def _broadcast(self, frame: bytes, *, exclude: Connection | None) -> None:
+        wire = binary_frame(frame)
         for conn in self.connections:
             if conn is not exclude:
-                conn.send(frame)
+                conn.send(frame, wire)
 
     def reset(self, reason: str) -> None:
         """Give up on this room's in-memory state; clients reconnect to a fresh load."""

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 from starlette.websockets import WebSocketState
+from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
 
-from server.channel import RAW_SEND, Connection, Identity
+from server.channel import RAW_SEND, Connection, Identity, binary_frame
 
 pytestmark = pytest.mark.anyio
 
@@ -91,3 +93,18 @@ async def test_a_send_that_fails_ends_the_connection_quietly() -> None:
     conn.send(b"dropped")  # after the failure: ignored, no error
     await asyncio.wait_for(sender, 5)
     assert ws.closed is None  # nothing more is written to a socket that failed
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 70000])
+def test_binary_frame_is_what_the_websocket_library_reads(size: int) -> None:
+    payload = bytes(i % 251 for i in range(size))
+    wire = binary_frame(payload)
+    reader = StreamReader()
+    reader.feed_data(wire)
+    parser = Frame.parse(reader.read_exact, mask=False)
+    with pytest.raises(StopIteration) as done:
+        next(parser)
+    frame = done.value.value
+    assert (frame.opcode, frame.fin, frame.data) == (Opcode.BINARY, True, payload)
+    assert not (frame.rsv1 or frame.rsv2 or frame.rsv3)
+    assert not reader.buffer  # nothing left over

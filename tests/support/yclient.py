@@ -41,13 +41,19 @@ class WebsocketChannel:
 
 @asynccontextmanager
 async def connect(
-    ws_base: str, plan_id: str, token: str, doc: Doc | None = None
+    ws_base: str,
+    plan_id: str,
+    token: str,
+    doc: Doc | None = None,
+    *,
+    compression: str | None = "deflate",
 ) -> AsyncIterator[tuple[Doc, websockets.ClientConnection]]:
-    """A synced pycrdt document for the plan; edits to it are sent live."""
+    """A synced pycrdt document for the plan; edits to it are sent live. The client offers
+    permessage-deflate, as browsers do, unless ``compression`` is None."""
     doc = doc if doc is not None else Doc()
     url = f"{ws_base}/{plan_id}?token={token}"
     async with (
-        websockets.connect(url, max_size=None) as ws,
+        websockets.connect(url, max_size=None, compression=compression) as ws,
         Provider(doc, WebsocketChannel(ws, url)) as provider,
     ):
         # Bounded: a socket the server closes (say 4404) never syncs, and must fail, not hang.
