@@ -22,7 +22,7 @@ from .protocol import Close
 log = logging.getLogger(__name__)
 
 # A client this far behind is cut off rather than allowed to grow the server without bound;
-# it reconnects and catches up through a fresh sync.
+# it reconnects and catches up through a fresh sync (default of TANDEM_MAX_QUEUED_BYTES).
 MAX_QUEUED_BYTES = 32 * 1024 * 1024
 
 
@@ -115,8 +115,16 @@ def _plain_protocol(send: object) -> WebSocketsSansIOProtocol | None:
 
 
 class Connection:
-    def __init__(self, websocket: WebSocket, identity: Identity, plan_id: str) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        identity: Identity,
+        plan_id: str,
+        *,
+        max_queued_bytes: int = MAX_QUEUED_BYTES,
+    ) -> None:
         self.websocket = websocket
+        self.max_queued_bytes = max_queued_bytes
         self.identity = identity
         self.plan_id = plan_id
         self.closing = False
@@ -150,11 +158,33 @@ class Connection:
             self._send_now(frame)
             return
         self._queued_bytes += len(frame)
-        if self._queued_bytes > MAX_QUEUED_BYTES:
-            log.warning("closing %r: %d bytes queued and unread", self, self._queued_bytes)
-            self.close(Close.TOO_SLOW, "client is not reading fast enough")
+        if self._queued_bytes > self.max_queued_bytes:
+            self._cut_off()
             return
         self._queue.put_nowait(frame)
+
+    def _cut_off(self) -> None:
+        """Drop a client that stopped reading, and free what was queued for it at once.
+
+        A close frame would only wait behind the frames the client is not reading, so under
+        uvicorn the connection is aborted (the client sees 1006, reconnects and resyncs).
+        Under another ASGI server 4408 is sent once the frame already in flight has gone."""
+        log.warning(
+            "closing %r with %d: %d bytes queued and unread (client not reading)",
+            self,
+            Close.TOO_SLOW,
+            self._queued_bytes,
+        )
+        self.closing = True
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, _Suspended):
+                item.coro.close()
+        self._queued_bytes = 0
+        proto = getattr(self._raw_send, "__self__", None)
+        if isinstance(proto, WebSocketsSansIOProtocol) and proto.transport is not None:
+            proto.transport.abort()  # uvicorn then reports the disconnect to the receive loop
+        self._queue.put_nowait(_CloseRequest(Close.TOO_SLOW, "client is not reading fast enough"))
 
     def _write_plain(self, wire: bytes) -> bool:
         """Write an encoded frame to the transport, if the protocol would send a frame now

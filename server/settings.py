@@ -22,6 +22,10 @@ DOCUMENTED = {
     "TANDEM_PORT": ("8000", "Port `tandem serve` listens on."),
     "TANDEM_MAX_FRAME_BYTES": ("8388608", "Largest websocket frame accepted (close 4413 beyond)."),
     "TANDEM_MAX_REQUEST_BYTES": ("1048576", "Largest HTTP request body accepted (413 beyond)."),
+    "TANDEM_MAX_QUEUED_BYTES": (
+        "33554432",
+        "Unsent bytes a websocket client may fall behind by before it is dropped (4408).",
+    ),
     "TANDEM_ROOM_IDLE_SECONDS": (
         "30",
         "How long an empty room stays loaded before it is unloaded.",
@@ -77,6 +81,7 @@ class Settings:
     port: int = 8000
     max_frame_bytes: int = 8 * 1024 * 1024
     max_request_bytes: int = 1024 * 1024
+    max_queued_bytes: int = 32 * 1024 * 1024
     room_idle_seconds: float = 30.0
     checkpoint_every: int = 500
     materialise_quiet_seconds: float = 0.6
@@ -107,6 +112,7 @@ class Settings:
             port=int(env.get("TANDEM_PORT", "8000")),
             max_frame_bytes=int(env.get("TANDEM_MAX_FRAME_BYTES", str(8 * 1024 * 1024))),
             max_request_bytes=int(env.get("TANDEM_MAX_REQUEST_BYTES", str(1024 * 1024))),
+            max_queued_bytes=int(env.get("TANDEM_MAX_QUEUED_BYTES", str(32 * 1024 * 1024))),
             room_idle_seconds=float(env.get("TANDEM_ROOM_IDLE_SECONDS", "30")),
             checkpoint_every=int(env.get("TANDEM_CHECKPOINT_EVERY", "500")),
             materialise_quiet_seconds=float(env.get("TANDEM_MATERIALISE_QUIET_SECONDS", "0.6")),

@@ -30,7 +30,12 @@ async def internal_socket(websocket: WebSocket) -> None:
 
 async def _serve(websocket: WebSocket, key: str) -> None:
     svc = services(websocket)
-    conn = Connection(websocket, websocket.state.identity, key)
+    conn = Connection(
+        websocket,
+        websocket.state.identity,
+        key,
+        max_queued_bytes=svc.settings.max_queued_bytes,
+    )
     sender = asyncio.create_task(conn.run_sender(), name=f"ws-sender-{key}")
     try:
         room = await svc.rooms.join(key, conn)

@@ -108,3 +108,25 @@ def test_binary_frame_is_what_the_websocket_library_reads(size: int) -> None:
     assert (frame.opcode, frame.fin, frame.data) == (Opcode.BINARY, True, payload)
     assert not (frame.rsv1 or frame.rsv2 or frame.rsv3)
     assert not reader.buffer  # nothing left over
+
+
+async def test_a_client_past_the_cap_is_closed_and_its_queue_freed() -> None:
+    """Another ASGI server (no transport to abort): the queue is dropped at once, the paused
+    send is abandoned, and 4408 is what the sender sends next."""
+    paused: list[bytes] = []
+
+    async def raw_send(message: dict[str, Any]) -> None:
+        paused.append(message["bytes"])
+        await asyncio.get_running_loop().create_future()  # the client never reads again
+
+    ws = FakeSocket(raw_send)
+    conn = Connection(ws, IDENTITY, "p", max_queued_bytes=100)  # type: ignore[arg-type]
+    conn.send(b"x" * 40)  # paused in the server
+    conn.send(b"y" * 40)  # queued: 80 bytes
+    assert not conn.closing
+    conn.send(b"z" * 40)  # 120 bytes: past the cap
+    assert conn.closing and conn._queued_bytes == 0
+    conn.send(b"later")  # ignored
+    await asyncio.wait_for(conn.run_sender(), 5)
+    assert ws.closed == (4408, "client is not reading fast enough")
+    assert paused == [b"x" * 40] and ws.sent_through_starlette == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -10,7 +11,7 @@ import pytest
 import websockets
 from pycrdt import Doc
 
-from tests.support.servers import Server
+from tests.support.servers import Database, Server
 from tests.support.wire import MSG_SYNC, SYNC_STEP1, SYNC_UPDATE, read_var_bytes
 from tests.support.yclient import add_paragraph, connect, paragraphs
 
@@ -113,3 +114,58 @@ async def test_a_reader_that_stalls_gets_every_update_in_order(
                     # one would wait for the paragraph it follows, and the count would lag).
                     assert len(paragraphs(doc)) == seen
         assert paragraphs(doc) == expected
+
+
+@pytest.fixture
+def capped_server(database: Database, tmp_path: Path) -> Iterator[Server]:
+    srv = Server(
+        data_dir=tmp_path,
+        database_url=database.url,
+        extra_env={"TANDEM_MAX_QUEUED_BYTES": str(1 << 20)},
+    ).start()
+    yield srv
+    srv.stop()
+
+
+async def test_a_client_that_stops_reading_is_dropped_past_the_cap(
+    capped_server: Server,
+) -> None:
+    """Past TANDEM_MAX_QUEUED_BYTES unsent, the server drops a client that is not reading
+    (logging 4408), and the room carries on: the writer and a watcher keep syncing, and the
+    dropped client, connecting again, gets the whole plan."""
+    server = capped_server
+    server.create_user("csm@vendor.example", "Casey CSM")
+    token = server.create_token("csm@vendor.example")
+    plan_id = server.create_plan(token)
+    count, size = 200, 40_000  # 8 MB: past the kernel's buffers and the 1 MiB cap
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.connect(("127.0.0.1", server.port))
+    url = f"{server.ws}/{plan_id}?token={token}"
+    expected = [f"{i:04d}" + "x" * size for i in range(count)]
+    async with (
+        websockets.connect(url, sock=sock, max_size=None, max_queue=1, compression=None) as stalled,
+        connect(server.ws, plan_id, token, compression=None) as (writer, _),
+        connect(server.ws, plan_id, token) as (watcher, _),
+    ):
+        assert (await stalled.recv())[:2] == bytes((MSG_SYNC, SYNC_STEP1))  # it is in the room
+        for text in expected:
+            add_paragraph(writer, text)
+        await wait_for(lambda: paragraphs(watcher) == expected, timeout=60)
+        await wait_for(lambda: "client not reading" in server.log(), timeout=30)
+
+        # The stalled client reads what had reached its side, then finds the socket dropped.
+        updates = 0
+        with anyio.fail_after(30), pytest.raises(websockets.ConnectionClosedError):
+            while True:
+                frame = await stalled.recv()
+                updates += frame[:2] == bytes((MSG_SYNC, SYNC_UPDATE))
+        assert updates < count
+
+        # The others were not touched.
+        add_paragraph(watcher, "after")
+        await wait_for(lambda: paragraphs(writer)[-1:] == ["after"])
+    log = server.log()
+    assert "with 4408" in log and "Traceback" not in log
+    async with connect(server.ws, plan_id, token) as (again, _):
+        assert paragraphs(again) == [*expected, "after"]
