@@ -104,12 +104,22 @@ def binary_frame(payload: bytes) -> bytes:
     return b"\x82\x7f" + n.to_bytes(8, "big") + payload
 
 
+# What _write_plain reads of uvicorn's protocol; a uvicorn without one of them gets the ASGI
+# send for every frame (tests/server/test_channel.py fails then, so it does not go unnoticed).
+_PLAIN_ATTRIBUTES = ("writable", "handshake_complete", "close_sent", "disconnected", "conn")
+
+
 def _plain_protocol(send: object) -> WebSocketsSansIOProtocol | None:
     """uvicorn's websockets protocol behind ``send``, when it negotiated no extension (no
     permessage-deflate): then a frame from ``binary_frame`` can go to its transport as it is.
     None for any other ASGI server or protocol, whose ``send`` is then used as usual."""
     proto = getattr(send, "__self__", None)
-    if isinstance(proto, WebSocketsSansIOProtocol) and not proto.conn.extensions:
+    if (
+        isinstance(proto, WebSocketsSansIOProtocol)
+        and all(hasattr(proto, name) for name in _PLAIN_ATTRIBUTES)
+        and getattr(proto, "transport", None) is not None
+        and not proto.conn.extensions
+    ):
         return proto
     return None
 

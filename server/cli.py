@@ -70,6 +70,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         # Frames up to our own limit reach the room (which closes 4413 past it); uvicorn's
         # cap only stops absurd frames before they are buffered whole.
         ws_max_size=settings.max_frame_bytes * 2,
+        # Named, not "auto": server/channel.py writes broadcast frames to this protocol's
+        # transport itself, and relies on its flow control (see Connection).
+        ws="websockets-sansio",
         workers=1,
         timeout_graceful_shutdown=10,
         # Our logging setup (with the redaction filter), not uvicorn's own.

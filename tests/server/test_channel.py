@@ -9,7 +9,11 @@ from typing import Any
 
 import pytest
 from starlette.websockets import WebSocketState
+from uvicorn.config import Config
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
 from websockets.frames import Frame, Opcode
+from websockets.protocol import State
 from websockets.streams import StreamReader
 
 from server.channel import RAW_SEND, Connection, Identity, binary_frame
@@ -130,3 +134,83 @@ async def test_a_client_past_the_cap_is_closed_and_its_queue_freed() -> None:
     await asyncio.wait_for(conn.run_sender(), 5)
     assert ws.closed == (4408, "client is not reading fast enough")
     assert paused == [b"x" * 40] and ws.sent_through_starlette == []
+
+
+# Under uvicorn itself: its websockets protocol, with a transport that records what is written.
+
+
+class RecordingTransport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.aborted
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+async def _no_app(scope: Any, receive: Any, send: Any) -> None:
+    pass
+
+
+class UvicornSocket(FakeSocket):
+    """Starlette's send goes through the middleware to the same protocol's send."""
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.scope[RAW_SEND]({"type": "websocket.send", "bytes": data})
+
+
+def uvicorn_protocol(transport: RecordingTransport) -> WebSocketsSansIOProtocol:
+    """uvicorn's protocol as it is once a plain (extension-less) handshake is done."""
+    config = Config(app=_no_app, ws="websockets-sansio", log_config=None)
+    config.load()
+    proto = WebSocketsSansIOProtocol(
+        config=config, server_state=ServerState(), app_state={}, _loop=asyncio.get_running_loop()
+    )
+    proto.transport = transport  # type: ignore[assignment]
+    proto.handshake_complete = True
+    proto.conn.state = State.OPEN
+    return proto
+
+
+async def test_under_uvicorn_a_plain_socket_gets_frames_encoded_once_and_in_order() -> None:
+    transport = RecordingTransport()
+    proto = uvicorn_protocol(transport)
+    conn = Connection(UvicornSocket(proto.send), IDENTITY, "p")  # type: ignore[arg-type]
+    assert conn._plain is proto  # the fast path is on with the uvicorn this project installs
+
+    shared = binary_frame(b"one")
+    conn.send(b"one", shared)
+    assert transport.written == [shared]  # the caller's bytes, as they are
+
+    proto.pause_writing()  # the transport is full: frames wait, in order
+    sender = asyncio.create_task(conn.run_sender())
+    for frame in (b"two", b"three"):
+        conn.send(frame)
+    await asyncio.sleep(0.01)
+    assert transport.written == [shared]
+    proto.resume_writing()
+    conn.send(b"four")  # writable again, but two and three are not out yet: it waits
+    await asyncio.sleep(0.01)
+    conn.send(b"five")  # the queue is empty again: straight to the transport
+    # uvicorn's own path wrote the same bytes the fast path does, and nothing overtook.
+    frames = (b"one", b"two", b"three", b"four", b"five")
+    assert transport.written == [binary_frame(f) for f in frames]
+    assert conn._queue.empty()
+    sender.cancel()
+
+
+async def test_under_uvicorn_a_client_past_the_cap_is_aborted() -> None:
+    transport = RecordingTransport()
+    proto = uvicorn_protocol(transport)
+    conn = Connection(UvicornSocket(proto.send), IDENTITY, "p", max_queued_bytes=100)  # type: ignore[arg-type]
+    proto.pause_writing()
+    for _ in range(3):
+        conn.send(b"x" * 40)
+    assert transport.aborted and conn.closing and conn._queued_bytes == 0
+    assert transport.written == []  # nothing queued was sent after all
