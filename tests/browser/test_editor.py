@@ -69,6 +69,15 @@ def test_two_people_see_each_others_text_and_named_caret(
     ARTIFACTS.mkdir(exist_ok=True)
     casey.screenshot(path=str(ARTIFACTS / "two-people-casey.png"))
 
+    # However wide the window, the top bar keeps the account menu and who is here inside it:
+    # names give way to avatars, and narrower still, who is here moves to a second row.
+    for width in (1440, 1280, 1100, 900, 760):
+        casey.set_viewport_size({"width": width, "height": 800})
+        expect(casey.get_by_role("button", name="Sign out")).to_be_in_viewport(ratio=1)
+        expect(casey.locator("#presence")).to_be_in_viewport(ratio=1)
+        expect(casey.locator("#connection")).to_be_in_viewport(ratio=1)
+        casey.screenshot(path=str(ARTIFACTS / f"two-people-casey-{width}.png"))
+
 
 def test_offline_edits_merge_when_the_connection_returns(
     browser: Browser, web_server: Server

@@ -21,6 +21,22 @@ export class Presence {
     this._onChange = () => this.render()
     awareness.on('change', this._onChange)
     this.render()
+    // The window changes width: names come back, or give way, as the top bar allows.
+    const bar = el.closest('.topbar')
+    if (bar && typeof ResizeObserver === 'function') {
+      new ResizeObserver(() => this.fit()).observe(bar)
+    }
+  }
+
+  /** Avatars only when there are many people, or when the names would push the top bar's
+   *  last items (the account menu) past the window's edge; names stay in tooltips. */
+  fit () {
+    this.el.classList.remove('is-compact')
+    const bar = this.el.closest('.topbar')
+    const crowded = Number(this.el.dataset.count || 0) > 3
+    if (crowded || (bar && bar.scrollWidth > bar.clientWidth + 1)) {
+      this.el.classList.add('is-compact')
+    }
   }
 
   people () {
@@ -73,8 +89,7 @@ export class Presence {
     })
     this.el.replaceChildren(...items)
     this.el.dataset.count = String(people.length)
-    // with many people, show only the avatars (names stay in the DOM and in tooltips)
-    this.el.classList.toggle('is-compact', people.length > 3)
+    this.fit()
     const others = people.length - people.filter((p) => p.self).length
     this.el.setAttribute('aria-label', others === 0
       ? 'Only you are here'
