@@ -104,21 +104,19 @@ def binary_frame(payload: bytes) -> bytes:
     return b"\x82\x7f" + n.to_bytes(8, "big") + payload
 
 
-# What _write_plain reads of uvicorn's protocol; a uvicorn without one of them gets the ASGI
-# send for every frame (tests/server/test_channel.py fails then, so it does not go unnoticed).
-_PLAIN_ATTRIBUTES = ("writable", "handshake_complete", "close_sent", "disconnected", "conn")
+# What Connection reads of uvicorn's protocol; a uvicorn without one of them gets the ASGI send
+# for every frame (tests/server/test_channel.py fails then, so it does not go unnoticed).
+_PROTOCOL_ATTRIBUTES = ("writable", "handshake_complete", "close_sent", "disconnected", "conn")
 
 
-def _plain_protocol(send: object) -> WebSocketsSansIOProtocol | None:
-    """uvicorn's websockets protocol behind ``send``, when it negotiated no extension (no
-    permessage-deflate): then a frame from ``binary_frame`` can go to its transport as it is.
-    None for any other ASGI server or protocol, whose ``send`` is then used as usual."""
+def _uvicorn_protocol(send: object) -> WebSocketsSansIOProtocol | None:
+    """uvicorn's websockets protocol behind ``send``; None under any other ASGI server or
+    protocol, whose ``send`` is then used for everything."""
     proto = getattr(send, "__self__", None)
     if (
         isinstance(proto, WebSocketsSansIOProtocol)
-        and all(hasattr(proto, name) for name in _PLAIN_ATTRIBUTES)
+        and all(hasattr(proto, name) for name in _PROTOCOL_ATTRIBUTES)
         and getattr(proto, "transport", None) is not None
-        and not proto.conn.extensions
     ):
         return proto
     return None
@@ -150,7 +148,10 @@ class Connection:
         # Under uvicorn, with no extension negotiated, a frame encoded once per broadcast is
         # written to the transport itself: the ASGI send re-encodes it for every receiver,
         # and that was a third of a broadcast's time (bench/: 49 receivers, 1.3 -> 0.9 ms).
-        self._plain = _plain_protocol(self._raw_send)
+        self._uvicorn = _uvicorn_protocol(self._raw_send)
+        # Only without an extension (permessage-deflate) is a frame from binary_frame what
+        # the protocol itself would send.
+        self._plain = self._uvicorn if self._uvicorn and not self._uvicorn.conn.extensions else None
 
     def __repr__(self) -> str:
         return (
@@ -191,9 +192,8 @@ class Connection:
             if isinstance(item, _Suspended):
                 item.coro.close()
         self._queued_bytes = 0
-        proto = getattr(self._raw_send, "__self__", None)
-        if isinstance(proto, WebSocketsSansIOProtocol) and proto.transport is not None:
-            proto.transport.abort()  # uvicorn then reports the disconnect to the receive loop
+        if self._uvicorn is not None:
+            self._uvicorn.transport.abort()  # uvicorn then reports the disconnect to the receiver
         self._queue.put_nowait(_CloseRequest(Close.TOO_SLOW, "client is not reading fast enough"))
 
     def _write_plain(self, wire: bytes) -> bool:
