@@ -69,15 +69,13 @@ def locked(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
 
 
-def checkpoint_wal(engine: Engine) -> tuple[int, int] | None:
+def checkpoint_wal(engine: Engine) -> None:
     """Copy what the SQLite WAL holds into the database file without blocking readers or
-    writers (a PASSIVE checkpoint); ``(frames in the WAL, frames copied)``, or None when the
-    database is not SQLite."""
+    writers (a PASSIVE checkpoint); nothing to do for other databases."""
     if engine.dialect.name != "sqlite":
-        return None
+        return
     with engine.connect() as conn:
-        busy, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
-        return frames, copied
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

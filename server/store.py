@@ -74,10 +74,6 @@ class Store:
             ),
         )
 
-    async def checkpoint_wal(self) -> tuple[int, int] | None:
-        """SQLite: copy the WAL into the database, beside the writer (never behind it)."""
-        return await anyio.to_thread.run_sync(persistence.checkpoint_wal, self.engine)
-
     async def keep_wal_short(self, every: float = 0.5) -> None:
         """Runs for the server's lifetime (SQLite only): checkpoints the WAL after writes, so
         that a commit seldom has to (see ``persistence.make_engine``)."""
@@ -89,7 +85,8 @@ class Store:
                 continue
             self._checkpointed_writes = self.writes
             try:
-                await self.checkpoint_wal()
+                # Beside the writer, never behind it: a PASSIVE checkpoint blocks no one.
+                await anyio.to_thread.run_sync(persistence.checkpoint_wal, self.engine)
             except Exception:
                 log.exception("checkpointing the SQLite WAL failed; will retry")
 
