@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/build.mjs
 
-.PHONY: run test setup test-setup build lint format chromium bench clean
+.PHONY: run test setup test-setup build lint format browsers bench clean
 
 run: setup build
 	$(BIN)/tandem serve
 
-test: test-setup build chromium
+test: test-setup build browsers
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 setup: $(VENV)/.installed
@@ -37,9 +37,11 @@ web/dist/.built: node_modules/.installed $(WEB_SOURCES)
 	npm run --silent build
 	touch $@
 
-# Debian's Chromium for the browser tests (Playwright cannot download its own here).
-chromium:
-	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+# Debian's Chromium and Firefox for the browser tests: Playwright drives Chromium, puppeteer-core
+# drives Firefox over WebDriver BiDi (neither can download its own browser here).
+BROWSERS_MISSING = $(if $(shell command -v chromium),,chromium) $(if $(shell command -v firefox-esr),,firefox-esr)
+browsers:
+	@$(if $(strip $(BROWSERS_MISSING)),$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(BROWSERS_MISSING),true)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check crdt persistence server tests bench
