@@ -7,6 +7,7 @@ per-connection rules (identity, read-only, back-pressure) live here.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -45,6 +46,15 @@ class Identity:
     @property
     def is_account(self) -> bool:
         return self.via in ("session", "token")
+
+    @property
+    def person(self) -> str | None:
+        """The same short key in every tab an account has open on this plan, so presence
+        shows each person once; it names the account (not a secret: plans list members) but
+        is not reused across plans. None for visitors: people may share one link."""
+        if not self.is_account or self.user_id is None or self.plan_id is None:
+            return None
+        return hashlib.sha256(f"{self.plan_id}:{self.user_id}".encode()).hexdigest()[:12]
 
 
 class _CloseRequest:

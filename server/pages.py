@@ -231,7 +231,7 @@ def editor_context(request: Request, *, internal: bool = False, embed: bool = Fa
     config = {
         "planId": f"{plan.id}/internal" if internal else plan.id,
         "wsUrl": f"{ws_scheme}://{request.url.netloc}/ws/plans",
-        "user": _person(identity),
+        "user": {**_person(identity), "person": identity.person},
         "readOnly": identity.read_only,
         "closeCodes": {c.name: int(c) for c in Close},
     }

@@ -244,7 +244,7 @@ class Room:
 
     @staticmethod
     def _stamp(conn: Connection, state: str) -> str:
-        """Presence carries the server-known name, whatever the client claimed."""
+        """Presence carries the server-known name and person key, whatever the client claimed."""
         try:
             value = json.loads(state)
         except (ValueError, RecursionError):
@@ -254,7 +254,13 @@ class Room:
         if not isinstance(value, dict):
             raise FrameError("awareness state is not an object")
         user = value.get("user")
-        value["user"] = {**(user if isinstance(user, dict) else {}), "name": conn.identity.name}
+        stamped = {**(user if isinstance(user, dict) else {}), "name": conn.identity.name}
+        person = conn.identity.person
+        if person is None:
+            stamped.pop("person", None)
+        else:
+            stamped["person"] = person
+        value["user"] = stamped
         return json.dumps(value, separators=(",", ":"))
 
     # The writer

@@ -66,6 +66,21 @@ def test_two_people_see_each_others_text_and_named_caret(
     # And each is listed in the other's presence strip.
     expect(casey.locator("#presence")).to_contain_text("Robin Customer")
     expect(robin.locator("#presence")).to_contain_text("Casey Vendor")
+
+    # Casey opens the plan in a second tab: still one Casey in everyone's strip, in two tabs.
+    casey_tab = casey.context.new_page()
+    open_plan(casey_tab, base, plan_id)
+    casey_tab.locator("#editor .ProseMirror").click()
+    expect(robin.locator(".collaboration-carets__label", has_text="Casey Vendor")).to_have_count(2)
+    for page in (robin, casey, casey_tab):
+        strip = page.locator("#presence .presence-person")
+        expect(strip).to_have_count(2)
+        expect(strip.filter(has_text="Casey Vendor")).to_have_attribute("data-tabs", "2")
+    expect(casey_tab.locator('#presence [data-self="true"]')).to_contain_text("Casey Vendor")
+    casey_tab.close()
+    expect(robin.locator('#presence [data-name="Casey Vendor"]')).to_have_attribute(
+        "data-tabs", "1"
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     casey.screenshot(path=str(ARTIFACTS / "two-people-casey.png"))
 

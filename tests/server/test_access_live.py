@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -229,6 +230,50 @@ def test_presence_names_come_from_the_server(world: World) -> None:
                             break
             names = [json.loads(st)["user"]["name"] for c, _, st in entries if c == 42]
             assert names == ["Honest Hal"]
+
+    asyncio.run(scenario())
+
+
+def test_presence_names_each_person_once_whatever_they_claim(world: World) -> None:
+    """An account's tabs share one server-made person key (so the strip lists them once);
+    another account, another key; a visitor through a link none; claimed keys are replaced."""
+    second_plan = world.server.create_plan(world.owner_token, "Second plan", "Acme")
+    cora, olive = world.callers["api_token"].token, world.owner_token
+    claim = json.dumps({"user": {"name": "x", "color": "#000", "person": "forged"}})
+
+    async def presence(plan: str, observer: str, senders: dict[int, str]) -> dict[int, dict]:
+        """Each sender (client id -> token) sends ``claim``; the ``user`` the observer gets."""
+        base = f"{world.server.ws}/{plan}"
+        async with websockets.connect(f"{base}?token={observer}") as watch:
+            sockets = [await websockets.connect(f"{base}?token={t}") for t in senders.values()]
+            try:
+                for client, ws in zip(senders, sockets, strict=True):
+                    await ws.recv()
+                    await ws.send(awareness_frame([(client, 1, claim)]))
+                seen: dict[int, dict] = {}
+                async with asyncio.timeout(5):
+                    while len(seen) < len(senders):
+                        frame = await watch.recv()
+                        for c, _, st in parse_awareness(frame) if frame[:1] == b"\x01" else []:
+                            if c in senders and st != "null":
+                                seen[c] = json.loads(st)["user"]
+                return seen
+            finally:
+                for ws in sockets:
+                    await ws.close()
+
+    async def scenario() -> None:
+        link = f"{world.links['editor']['token']}&name=Ed+Editor"
+        seen = await presence(world.plan, cora, {1: olive, 2: olive, 3: link})
+        assert seen[1]["name"] == seen[2]["name"] == "Olive Owner"
+        key = seen[1]["person"]
+        assert seen[2]["person"] == key and re.fullmatch(r"[0-9a-f]{12}", key)
+        assert seen[3] == {"name": "Ed Editor", "color": "#000"}  # a visitor: no key
+        # Another account, another key; the same account on another plan, another key.
+        other = (await presence(world.plan, olive, {4: cora}))[4]
+        assert other["name"] == "Cora Customer" and other["person"] not in (key, "forged")
+        elsewhere = (await presence(second_plan, olive, {5: olive}))[5]
+        assert elsewhere["name"] == "Olive Owner" and elsewhere["person"] not in (key, "forged")
 
     asyncio.run(scenario())
 

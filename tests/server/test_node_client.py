@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -117,7 +118,9 @@ async def test_node_and_pycrdt_converge_and_share_presence(
 
             async with node_client(server, plan_id, node_token) as node:
                 node_id = (await node.call("synced"))["clientID"]
-                await node.call("user", user={"name": "spoofed", "color": "#ff00aa"})
+                await node.call(
+                    "user", user={"name": "spoofed", "color": "#ff00aa", "person": "spoofed"}
+                )
                 await node.call("paragraph", text="node, live")
 
                 # Node -> pycrdt: the paragraph, and the presence under the token user's name.
@@ -147,14 +150,20 @@ async def test_node_and_pycrdt_converge_and_share_presence(
             ]
             assert state["xml"] == str(fragment(py.doc))
 
-            # What pycrdt saw of Node: the server-known name, the claimed colour kept.
-            # (The first is y-websocket's empty initial state, stamped with the name too.)
+            # What pycrdt saw of Node: the server-known name and person key, the claimed
+            # colour kept. (The first is y-websocket's empty initial state, stamped too.)
             node_states = [s for c, _, s in py.awareness() if c == node_id and s is not None]
             assert [s["user"]["name"] for s in node_states] == ["Nora Node"] * len(node_states)
-            assert node_states[-1] == {"user": {"name": "Nora Node", "color": "#ff00aa"}}
-            # What Node saw of pycrdt.
+            nora = node_states[-1]["user"]["person"]
+            assert re.fullmatch(r"[0-9a-f]{12}", nora)
+            assert node_states[-1] == {
+                "user": {"name": "Nora Node", "color": "#ff00aa", "person": nora}
+            }
+            # What Node saw of pycrdt: another person.
             seen_py = [p["state"] for p in state["presence"] if p["clientID"] == py_id]
-            assert seen_py == [{"user": {"name": "Casey CSM", "color": "#00f"}}]
+            casey = seen_py[0]["user"]["person"]
+            assert seen_py == [{"user": {"name": "Casey CSM", "color": "#00f", "person": casey}}]
+            assert re.fullmatch(r"[0-9a-f]{12}", casey) and casey != nora
             # Nobody got their own presence back.
             assert own_awareness(state) == []
             assert [e for e in py.awareness() if e[0] == py_id] == []
@@ -196,12 +205,12 @@ async def test_two_node_clients_converge_and_see_each_other(
         assert n["paragraphs"] == c["paragraphs"]
         assert sorted(n["paragraphs"]) == ["from casey", "from nora"]
         assert n["xml"] == c["xml"]
-        assert [p["state"]["user"] for p in n["presence"]] == [
-            {"name": "Casey CSM", "color": "#222222"}
-        ]
-        assert [p["state"]["user"] for p in c["presence"]] == [
-            {"name": "Nora Node", "color": "#111111"}
-        ]
+        assert [
+            (p["state"]["user"]["name"], p["state"]["user"]["color"]) for p in n["presence"]
+        ] == [("Casey CSM", "#222222")]
+        assert [
+            (p["state"]["user"]["name"], p["state"]["user"]["color"]) for p in c["presence"]
+        ] == [("Nora Node", "#111111")]
         assert own_awareness(n) == [] and own_awareness(c) == []
         assert n["closes"] == [] and c["closes"] == []
 

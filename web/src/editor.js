@@ -80,6 +80,9 @@ function start () {
     name: displayName(config.user && config.user.name),
     color: safeColor(config.user && config.user.color),
   }
+  // The server's key for this account on this plan: the presence strip lists each person
+  // once, however many tabs they have open (the server stamps it on what others receive).
+  if (config.user && typeof config.user.person === 'string') user.person = config.user.person
   const $ = (id) => document.getElementById(id)
   const editorEl = $('editor')
   const toolbarEl = $('toolbar')

@@ -1,8 +1,10 @@
 // The presence strip (#presence): who has this plan open right now.
 //
-// One entry per awareness client (a browser tab) that has announced a user:
+// One entry per person: awareness clients (browser tabs) that announce the same `user.person`
+// (the server's key for an account on this plan) are one entry; a client without one (a
+// visitor through a shared link) is an entry of its own.
 //   <li class="presence-person" data-client-id="…" data-name="…" data-color="#rrggbb"
-//       data-self="true|false">
+//       data-self="true|false" data-tabs="n">
 //     <span class="presence-avatar">AL</span><span class="presence-name">Ada</span>
 //     <span class="presence-you">you</span>            (only on your own entry)
 //   </li>
@@ -41,18 +43,30 @@ export class Presence {
 
   people () {
     const self = this.awareness.clientID
-    const seen = new Map()
+    const byPerson = new Map()
     for (const [clientId, state] of this.awareness.getStates()) {
       const user = state && state.user
-      if (!user || seen.has(clientId)) continue
-      seen.set(clientId, {
+      if (!user) continue
+      const key = typeof user.person === 'string' && user.person
+        ? `p:${user.person}`
+        : `c:${clientId}`
+      const entry = {
         clientId,
         name: displayName(user.name),
         color: safeColor(user.color),
         self: clientId === self,
-      })
+        tabs: 1,
+      }
+      const known = byPerson.get(key)
+      if (!known) {
+        byPerson.set(key, entry)
+      } else {
+        // Your own tab wins, then the lowest client id, so the entry does not flicker.
+        const keep = entry.self || (!known.self && clientId < known.clientId) ? entry : known
+        byPerson.set(key, { ...keep, tabs: known.tabs + 1 })
+      }
     }
-    return [...seen.values()].sort((a, b) =>
+    return [...byPerson.values()].sort((a, b) =>
       (b.self - a.self) || a.name.localeCompare(b.name) || a.clientId - b.clientId)
   }
 
@@ -68,7 +82,9 @@ export class Presence {
       li.dataset.name = p.name
       li.dataset.color = p.color
       li.dataset.self = String(p.self)
-      li.title = p.self ? `${p.name} (you)` : p.name
+      li.dataset.tabs = String(p.tabs)
+      const where = p.tabs > 1 ? `, in ${p.tabs} tabs` : ''
+      li.title = p.self ? `${p.name} (you${where})` : `${p.name}${where ? ` (${where.slice(2)})` : ''}`
       const avatar = document.createElement('span')
       avatar.className = 'presence-avatar'
       avatar.style.backgroundColor = p.color
