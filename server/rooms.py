@@ -148,8 +148,11 @@ class Room:
     def present(self) -> list[Identity]:
         seen: dict[str, Identity] = {}
         for conn in self.connections:
-            key = f"{conn.identity.via}:{conn.identity.user_id}:{conn.identity.name}"
-            seen.setdefault(key, conn.identity)
+            # One entry per account, whether through the browser or a token, in any number
+            # of tabs (as in the editor's strip); visitors per link and name.
+            i = conn.identity
+            key = i.person or f"{i.via}:{i.credential_id}:{i.name}"
+            seen.setdefault(key, i)
         return sorted(seen.values(), key=lambda i: i.name.lower())
 
     def _broadcast(self, frame: bytes, *, exclude: Connection | None) -> None:

@@ -360,6 +360,9 @@ async def test_document_written_live_reads_as_markdown_and_json(
                     await anyio.sleep(0.05)
             present = (await http.get(f"/api/plans/{plan_id}")).json()["present"]
             assert [p["name"] for p in present] == ["Casey CSM"]
+            async with connect(api_server.ws, plan_id, api_token):  # a second tab: still one
+                present = (await http.get(f"/api/plans/{plan_id}")).json()["present"]
+                assert [p["name"] for p in present] == ["Casey CSM"]
 
             r = await http.get(url, params={"format": "markdown"})
             assert r.status_code == 200
