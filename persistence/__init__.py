@@ -34,6 +34,7 @@ from .links import revoke_link as revoke_link
 from .links import touch_link as touch_link
 from .links import use_code as use_code
 from .log import append_updates as append_updates
+from .log import checkpoint_at_or_before as checkpoint_at_or_before
 from .log import count_updates as count_updates
 from .log import load_history as load_history
 from .log import log_entries as log_entries

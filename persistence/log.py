@@ -76,6 +76,21 @@ def load_history(*, session: Session, plan_id: str, doc: str = "plan") -> PlanHi
     )
 
 
+def checkpoint_at_or_before(
+    *, session: Session, plan_id: str, upto_id: int, doc: str = "plan"
+) -> tuple[int, bytes] | None:
+    """``(upto_id, state)`` of the newest checkpoint that covers no update after ``upto_id``,
+    if one is still kept."""
+    row = session.execute(
+        select(Checkpoint.upto_id, Checkpoint.state)
+        .where(Checkpoint.plan_id == plan_id, Checkpoint.doc == doc)
+        .where(Checkpoint.upto_id <= upto_id)
+        .order_by(Checkpoint.upto_id.desc())
+        .limit(1)
+    ).first()
+    return (row.upto_id, row.state) if row else None
+
+
 def log_entries(
     *,
     session: Session,

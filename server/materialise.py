@@ -46,9 +46,24 @@ def _read(s, plan_id: str, shadow: Shadow | None) -> tuple[int, list[LogEntry], 
     mark = persistence.projection_watermark(session=s, plan_id=plan_id)
     if shadow is not None and shadow.upto_id == mark:
         return mark, persistence.log_entries(session=s, plan_id=plan_id, after_id=mark), shadow
-    entries = persistence.log_entries(session=s, plan_id=plan_id)
-    done = [e for e in entries if e[0] <= mark]
-    return mark, [e for e in entries if e[0] > mark], (Shadow.replayed(done) if done else None)
+    new = persistence.log_entries(session=s, plan_id=plan_id, after_id=mark)
+    if not mark:
+        return mark, new, None
+    # The tables reflect the log up to the mark: rebuild that document from the newest
+    # checkpoint at or before it and the updates between, not from the whole log (after a
+    # restart, a long-lived plan's first pass would otherwise replay its entire history).
+    cp = persistence.checkpoint_at_or_before(session=s, plan_id=plan_id, upto_id=mark)
+    base_upto, base = cp if cp else (0, None)
+    done = persistence.log_entries(session=s, plan_id=plan_id, after_id=base_upto, upto_id=mark)
+    if base is None and not done:
+        return mark, new, None
+    log.info(
+        "plan %s: shadow rebuilt from %s and %d logged updates",
+        plan_id,
+        f"the checkpoint at {base_upto}" if base is not None else "the start",
+        len(done),
+    )
+    return mark, new, Shadow.replayed(done, base=base, upto=mark)
 
 
 def write_step(s, plan_id: str, step: Step, *, replace: bool = False) -> bool:  # type: ignore[no-untyped-def]

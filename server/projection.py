@@ -39,10 +39,14 @@ class Shadow:
         return cls(doc, Structure(), 0, StructureReader(doc))
 
     @classmethod
-    def replayed(cls, entries: Sequence[LogEntry]) -> Shadow:
-        doc = crdt.doc_from_updates(e[3] for e in entries)
+    def replayed(
+        cls, entries: Sequence[LogEntry], *, base: bytes | None = None, upto: int
+    ) -> Shadow:
+        """The document as of log id ``upto``: ``entries`` replayed on ``base`` (the state of
+        a checkpoint that covers the log up to where ``entries`` start), when given."""
+        doc = crdt.doc_from_updates((e[3] for e in entries), base=base)
         reader = StructureReader(doc)
-        return cls(doc, reader.read(), entries[-1][0] if entries else 0, reader)
+        return cls(doc, reader.read(), upto, reader)
 
 
 @dataclass
