@@ -7,6 +7,7 @@ per-connection rules (identity, read-only, back-pressure) live here.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
@@ -47,7 +48,7 @@ class Identity:
     def is_account(self) -> bool:
         return self.via in ("session", "token")
 
-    @property
+    @functools.cached_property  # read for every awareness message a connection sends
     def person(self) -> str | None:
         """The same short key in every tab an account has open on this plan, so presence
         shows each person once; it names the account (not a secret: plans list members) but

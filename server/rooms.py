@@ -258,11 +258,9 @@ class Room:
             raise FrameError("awareness state is not an object")
         user = value.get("user")
         stamped = {**(user if isinstance(user, dict) else {}), "name": conn.identity.name}
-        person = conn.identity.person
-        if person is None:
-            stamped.pop("person", None)
-        else:
-            stamped["person"] = person
+        stamped.pop("person", None)
+        if conn.identity.person is not None:
+            stamped["person"] = conn.identity.person
         value["user"] = stamped
         return json.dumps(value, separators=(",", ":"))
 
