@@ -8,10 +8,11 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from .models import Checkpoint, Plan, PlanUpdate
+from .models import Checkpoint, Plan, PlanProjection, PlanUpdate
 from .records import PlanHistory, now, utc
 
-# A plan keeps this many checkpoints: the newest, and one before it in case it is unreadable.
+# A plan keeps this many newest checkpoints: the newest, and one before it in case it is
+# unreadable (plus the newest its projected tables have reached; see save_checkpoint).
 KEEP_CHECKPOINTS = 2
 
 
@@ -126,21 +127,29 @@ def count_updates(*, session: Session, plan_id: str, doc: str = "plan") -> int:
 def save_checkpoint(
     *, session: Session, plan_id: str, upto_id: int, state: bytes, doc: str = "plan"
 ) -> None:
-    """Record the merged state up to ``upto_id``, keeping the two newest checkpoints.
+    """Record the merged state up to ``upto_id``, keeping the two newest checkpoints and, for
+    the shared document, the newest one the projected tables have caught up with.
 
     Each checkpoint is a whole copy of the document, so keeping all of them grows with the
-    square of a plan's history; the log itself is never shortened, so nothing is lost.
+    square of a plan's history; the log itself is never shortened, so nothing is lost. The
+    third one is what the materialiser rebuilds its view from after a restart: when the tables
+    lag more than two checkpoints behind (a busy plan, a crash), it would otherwise replay the
+    whole log.
     """
     session.add(
         Checkpoint(plan_id=plan_id, doc=doc, upto_id=upto_id, created_at=now(), state=state)
     )
     session.flush()
-    keep = select(Checkpoint.id).where(Checkpoint.plan_id == plan_id, Checkpoint.doc == doc)
-    keep = keep.order_by(Checkpoint.upto_id.desc(), Checkpoint.id.desc()).limit(KEEP_CHECKPOINTS)
+    mine = select(Checkpoint.id).where(Checkpoint.plan_id == plan_id, Checkpoint.doc == doc)
+    newest = mine.order_by(Checkpoint.upto_id.desc(), Checkpoint.id.desc())
+    keep = set(session.scalars(newest.limit(KEEP_CHECKPOINTS)))
+    if doc == "plan":
+        mark = select(PlanProjection.upto_id).where(PlanProjection.plan_id == plan_id)
+        seen = session.scalar(newest.where(Checkpoint.upto_id <= mark.scalar_subquery()).limit(1))
+        if seen is not None:
+            keep.add(seen)
     session.execute(
         delete(Checkpoint).where(
-            Checkpoint.plan_id == plan_id,
-            Checkpoint.doc == doc,
-            Checkpoint.id.not_in(list(session.scalars(keep))),
+            Checkpoint.plan_id == plan_id, Checkpoint.doc == doc, Checkpoint.id.not_in(keep)
         )
     )

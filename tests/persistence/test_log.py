@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -192,6 +193,54 @@ def test_save_checkpoint_never_deletes_log_rows(factory: Factory) -> None:
         assert persistence.count_updates(session=s, plan_id=plan.id) == 3
     # The full log still replays from the start, checkpoint or not.
     assert [e[3] for e in entries(factory, plan.id, after_id=0)] == [b"u1", b"u2", b"u3"]
+
+
+def kept(factory: Factory, plan_id: str) -> list[int]:
+    """The ``upto_id`` of each checkpoint a plan still has, oldest first."""
+    with persistence.transaction(factory) as s:
+        q = text("SELECT upto_id FROM checkpoints WHERE plan_id = :p ORDER BY upto_id")
+        return list(s.execute(q, {"p": plan_id}).scalars())
+
+
+def project_upto(factory: Factory, plan_id: str, expect: int, upto: int) -> None:
+    with persistence.transaction(factory) as s:
+        assert persistence.write_projection(
+            session=s,
+            plan_id=plan_id,
+            expect_upto=expect,
+            upto_id=upto,
+            upserts={},
+            deletes={},
+            events=[],
+        )
+
+
+def test_save_checkpoint_keeps_the_two_newest_and_the_one_the_tables_reached(
+    factory: Factory,
+) -> None:
+    """The two newest copies, plus the newest one at or before the projection's watermark:
+    what the materialiser rebuilds from after a restart when its tables lag further behind."""
+    plan, other = new_plan(factory), new_plan(factory)
+    ids = append(factory, plan.id, *(f"u{n}".encode() for n in range(9)))
+    checkpoint(factory, other.id, 0, b"elsewhere")
+    # No projection yet: only the two newest are kept.
+    for n in (1, 2, 3):
+        checkpoint(factory, plan.id, ids[n], f"s{n}".encode())
+    assert kept(factory, plan.id) == [ids[2], ids[3]]
+    # The tables have taken in up to u3: the checkpoint at u3 outlives two newer ones.
+    project_upto(factory, plan.id, 0, ids[3])
+    for n in (4, 5, 6):
+        checkpoint(factory, plan.id, ids[n], f"s{n}".encode())
+    assert kept(factory, plan.id) == [ids[3], ids[5], ids[6]]
+    # The watermark between two checkpoints: the newest one at or before it stays.
+    project_upto(factory, plan.id, ids[3], ids[4])
+    checkpoint(factory, plan.id, ids[7], b"s7")
+    assert kept(factory, plan.id) == [ids[3], ids[6], ids[7]]
+    # Caught up: that one is among the two newest, and nothing older is kept.
+    project_upto(factory, plan.id, ids[4], ids[7])
+    checkpoint(factory, plan.id, ids[8], b"s8")
+    assert kept(factory, plan.id) == [ids[7], ids[8]]
+    assert kept(factory, other.id) == [0]
 
 
 # log_entries

@@ -105,9 +105,12 @@ async def test_checkpoints_and_reload_match_the_log_replayed_from_scratch(
             checkpoints = db.checkpoints(plan_id)
 
         assert len(rows) == 35
-        # Checkpoints fell after rows 10, 20 and 30; only the two newest are kept (the log
-        # itself is whole, so the oldest was a copy nobody needs).
-        assert [c.upto_id for c in checkpoints] == [rows[19].id, rows[29].id]
+        # Checkpoints fell after rows 10, 20 and 30; the two newest are kept (the log itself is
+        # whole), and the one after row 10 only if it is the newest the materialised tables
+        # had reached when the last was written (what a restart rebuilds them from).
+        uptos = [c.upto_id for c in checkpoints]
+        assert uptos[-2:] == [rows[19].id, rows[29].id]
+        assert uptos[:-2] in ([], [rows[9].id])
         assert len(rows) == 35
         # Each checkpoint is exactly the log up to its row.
         for cp in checkpoints:
