@@ -91,6 +91,11 @@ def test_two_people_see_each_others_text_and_named_caret(
         expect(casey.get_by_role("button", name="Sign out")).to_be_in_viewport(ratio=1)
         expect(casey.locator("#presence")).to_be_in_viewport(ratio=1)
         expect(casey.locator("#connection")).to_be_in_viewport(ratio=1)
+        # The customer pill says enough to read ("Robin's Co" or most of it), or it steps
+        # aside for the title; never a letter and an ellipsis.
+        pill = casey.locator(".topbar .plan-customer")
+        if pill.is_visible():
+            assert (pill.bounding_box() or {"width": 0})["width"] >= 72, width
         casey.screenshot(path=str(ARTIFACTS / f"two-people-casey-{width}.png"))
 
 
