@@ -140,6 +140,15 @@ def allowed(rule_: Rule, identity: Identity) -> bool:
     return False
 
 
+def plan_nav(identity: Identity) -> dict[str, bool]:
+    """What a plan's tab bar offers this person on every plan page: the internal plan and
+    Share only to those who may open them."""
+    return {
+        "is_vendor": allowed(Rule.PLAN_VENDOR, identity),
+        "is_owner": allowed(Rule.PLAN_OWNER, identity),
+    }
+
+
 # The decorator every endpoint wears
 
 Endpoint = Callable[..., Awaitable[Any]]

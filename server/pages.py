@@ -11,7 +11,7 @@ from starlette.routing import Route
 import persistence
 
 from . import access, catalog
-from .access import VENDOR, Rule, rule
+from .access import Rule, rule
 from .auth import SESSION_COOKIE, hash_password, verify_password
 from .channel import Identity
 from .protocol import Close
@@ -243,8 +243,7 @@ def editor_context(request: Request, *, internal: bool = False, embed: bool = Fa
         "config_json": json_for_script(config),
         "internal": internal,
         "embed": embed,
-        "is_owner": identity.is_account and identity.role == access.OWNER,
-        "is_vendor": identity.is_account and identity.side == VENDOR,
+        **access.plan_nav(identity),
     }
 
 

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 import persistence
 
-from .access import Rule, allowed, rule
+from .access import Rule, allowed, plan_nav, rule
 from .channel import Identity
 from .plandata_api import RAGS, plan_summary
 from .web import render, services
@@ -130,6 +130,7 @@ async def _dashboard(request: Request, error: str | None = None) -> Response:
         "error": error,
         "active": "dashboard",
         "can_override": allowed(Rule.PLAN_OWNER, identity),
+        **plan_nav(identity),
     }
     return render(request, "dashboard.html", context, 400 if error else 200)
 
@@ -189,6 +190,7 @@ async def history(request: Request) -> Response:
         "rows": rows,
         "now": datetime.now(UTC),
         "active": "history",
+        **plan_nav(identity),
     }
     return render(request, "history.html", context)
 

@@ -129,3 +129,21 @@ def test_task_typed_in_the_editor_is_tracked(browser: Browser, web_server: Serve
     page.goto(f"{base}/plans/{plan_id}/history")
     expect(page.locator("table.history")).to_contain_text("Send the security questionnaire")
     expect(page.locator("table.history")).to_contain_text("completed the task")
+
+    # The dashboard and history carry the editor's tabs, Share included, and at any width
+    # every tab and Sign out stay in the window without being drawn over the plan's title.
+    for tab in ("dashboard", "history"):
+        page.goto(f"{base}/plans/{plan_id}/{tab}")
+        for width in (1440, 1280, 1000, 760):
+            page.set_viewport_size({"width": width, "height": 800})
+            links = page.locator(".topbar .plan-nav a")
+            expect(links).to_have_count(5)  # Editor, Dashboard, History, Internal plan, Share
+            for i in range(5):
+                expect(links.nth(i)).to_be_in_viewport(ratio=1)
+            expect(page.get_by_role("button", name="Sign out")).to_be_in_viewport(ratio=1)
+            title = page.locator(".topbar .plan-title").bounding_box()
+            first = links.first.bounding_box()
+            assert title and first, (tab, width)
+            side_by_side = title["x"] + title["width"] <= first["x"] + 1
+            assert side_by_side or first["y"] >= title["y"] + title["height"] - 1, (tab, width)
+            page.screenshot(path=str(ARTIFACTS / f"plan-{tab}-{width}.png"))

@@ -188,11 +188,31 @@ def test_internal_plan_is_for_the_vendor_side_only(world: World) -> None:
         for path in ("", "/document", "/document?format=markdown"):
             r = client.get(f"/api/plans/{world.plan}{path}")
             assert "champion" not in r.text
-        page = client.get(f"/plans/{world.plan}")
-        assert "champion" not in page.text and "/internal" not in page.text
+        for tab in ("", "/dashboard", "/history"):
+            page = client.get(f"/plans/{world.plan}{tab}")
+            assert "champion" not in page.text and "/internal" not in page.text, (caller, tab)
         assert client.get(f"/plans/{world.plan}/internal").status_code in (303, 404)
         assert client.get(f"/api/plans/{world.plan}/internal/document").status_code in (401, 404)
     assert "champion" not in markdown(world)
+
+
+def test_every_plan_page_offers_the_same_tabs_to_the_same_person(world: World) -> None:
+    """Editor, dashboard and history share one tab bar: Share for the plan's owners, the
+    internal plan for the vendor side, on each of them (the dashboard and history used to
+    drop both, so an owner lost Share by looking at the dashboard)."""
+    expected = {
+        "owner": {"share-link", "internal-link"},
+        "vendor_member": {"internal-link"},
+        "customer_member": set(),
+        "link_editor": set(),
+    }
+    for caller, links in expected.items():
+        client = world.callers[caller].client
+        for tab in ("", "/dashboard", "/history"):
+            page = client.get(f"/plans/{world.plan}{tab}")
+            assert page.status_code == 200, (caller, tab)
+            shown = {i for i in ("share-link", "internal-link") if f'id="{i}"' in page.text}
+            assert shown == links, (caller, tab)
 
 
 def test_csrf_is_required_for_cookie_state_changes(world: World) -> None:
