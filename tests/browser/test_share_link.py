@@ -42,6 +42,14 @@ def test_share_link_visitor_is_live_read_only_and_cut_off_on_revoke(
     expect(casey.locator("#editor")).to_have_attribute("data-synced", "true")
     type_at_end(casey, "Internal: budget is at risk")
     casey.screenshot(path=str(ARTIFACTS / "internal-plan.png"))
+    # Whatever the width, the page says in full that it is the internal plan (the badge used
+    # to truncate on a laptop and vanish below 960 px).
+    badge = casey.locator("#internal-badge")
+    for width in (1440, 1280, 1000, 760):
+        casey.set_viewport_size({"width": width, "height": 800})
+        expect(badge).to_be_in_viewport(ratio=1)
+        assert badge.evaluate("e => e.scrollWidth <= e.clientWidth"), width
+    casey.set_viewport_size({"width": 1280, "height": 900})
     casey.goto(f"{base}/plans/{plan_id}/share")
     casey.select_option("#link-role", "viewer")
     casey.fill("#link-label", "Steering committee")
