@@ -417,7 +417,8 @@ def test_user_text_is_escaped_in_the_plan_list_and_editor(site: Site) -> None:
         editor = parse(editor_html)
         assert_inert(editor)
         assert SCRIPT + ATTR_BREAK in "".join(editor.text)
-        assert SCRIPT + ATTR_BREAK in attr_values(editor)
+        # The title's tooltip names the plan and its customer, each whole inside the attribute.
+        assert f"{SCRIPT + ATTR_BREAK} · {ATTR_BREAK + SCRIPT}" in attr_values(editor)
         assert ATTR_BREAK + SCRIPT in "".join(editor.text)
 
         # Exactly the page's own two scripts; the JSON config is whole and carries the name.
