@@ -146,4 +146,14 @@ def test_task_typed_in_the_editor_is_tracked(browser: Browser, web_server: Serve
             assert title and first, (tab, width)
             side_by_side = title["x"] + title["width"] <= first["x"] + 1
             assert side_by_side or first["y"] >= title["y"] + title["height"] - 1, (tab, width)
+            page.wait_for_function("document.documentElement.scrollWidth <= innerWidth")
             page.screenshot(path=str(ARTIFACTS / f"plan-{tab}-{width}.png"))
+        # A phone: the page is never wider than the screen; the tabs scroll sideways in their
+        # own row, and Share is there at the end of it.
+        page.set_viewport_size({"width": 390, "height": 800})
+        page.wait_for_function("document.documentElement.scrollWidth <= innerWidth")
+        expect(page.get_by_role("button", name="Sign out")).to_be_in_viewport(ratio=1)
+        links.last.scroll_into_view_if_needed()
+        expect(links.last).to_be_in_viewport(ratio=1)
+        page.wait_for_function("document.documentElement.scrollWidth <= innerWidth")
+        page.screenshot(path=str(ARTIFACTS / f"plan-{tab}-390.png"))
