@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -42,6 +43,21 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     is_owner: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Workspace staff (the vendor's people) or a guest (customer people, invited to plans).
+    is_staff: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # A deactivated account cannot sign in; its sessions, tokens and sockets end.
+    deactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PasswordReset(Base):
+    """A single-use password reset link: the signed token names this row."""
+
+    __tablename__ = "password_resets"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Session(Base):
@@ -77,6 +93,8 @@ class Plan(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # An archived plan is read-only and hidden from the list until it is restored.
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # 64-bit ids on PostgreSQL; on SQLite only INTEGER is an alias of the (already 64-bit) rowid.
