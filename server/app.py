@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import api, embed, links, members, pages, plan_pages, plandata_api, share
 from .access import Rule, rule
@@ -53,6 +53,10 @@ class Services:
     signer: Signer
     limits: Limits
     mailer: Mailer
+
+
+class BodyTooLarge(Exception):
+    """A request body past TANDEM_MAX_REQUEST_BYTES, found while it streams in."""
 
 
 class SecurityHeaders:
@@ -100,16 +104,39 @@ class SecurityHeaders:
                     headers.append((b"strict-transport-security", b"max-age=31536000"))
             await send(message)
 
+        too_large = JSONResponse(
+            {"error": f"request body is larger than {self.max_request_bytes} bytes"}, 413
+        )
         length = dict(scope["headers"]).get(b"content-length")
         if length and length.isdigit() and int(length) > self.max_request_bytes:
-            response = JSONResponse(
-                {"error": f"request body is larger than {self.max_request_bytes} bytes"}, 413
-            )
             # Through send_with_headers: this early answer gets the security headers too.
-            await response(scope, receive, send_with_headers)
+            await too_large(scope, receive, send_with_headers)
             return
+        # A chunked body declares no length: count what arrives, for every route, before any
+        # form or multipart parser spools it to disk.
+        limit = self.max_request_bytes
+        received = 0
+        started = False
 
-        await self.app(scope, receive, send_with_headers)
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send_with_headers(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except BodyTooLarge:
+            if not started:
+                await too_large(scope, receive, send_with_headers)
 
 
 @rule(Rule.PUBLIC)

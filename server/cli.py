@@ -17,17 +17,29 @@ from .settings import Settings
 log = logging.getLogger("tandem")
 
 
-# Credentials in URLs (API tokens and share-link tokens in ?token=) never reach the logs.
-_SECRET_PARAM = re.compile(r"((?:^|[?&])(?:token|code)=)[^&\s\"]*")
+# Credentials in URLs never reach the logs: every token we issue starts with "td" and a letter
+# (tdm_ API tokens, tdl_ share links, tde_ embeds, tdi_ invitations, and any added later), in a
+# path segment or a query value; and ?token= / ?code= whatever their form.
+_TOKEN = re.compile(r"\b(td[a-z]_)[^/?&#\s\"']+")
+_SECRET_PARAM = re.compile(r"((?:^|[?&])(?:token|code)=)[^&\s\"']*")
+
+
+def redact(text: str) -> str:
+    return _SECRET_PARAM.sub(r"\1[redacted]", _TOKEN.sub(r"\1[redacted]", text))
 
 
 class RedactSecrets(logging.Filter):
+    """On the handlers, so it sees every record: uvicorn's access and error logs and ours."""
+
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                _SECRET_PARAM.sub(r"\1[redacted]", a) if isinstance(a, str) else a
-                for a in record.args
-            )
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {
+                k: redact(v) if isinstance(v, str) else v for k, v in record.args.items()
+            }
         return True
 
 
@@ -36,9 +48,10 @@ def _setup_logging(level: str) -> None:
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    # uvicorn logs each request's path, query string included, on these two loggers.
-    for name in ("uvicorn.access", "uvicorn.error"):
-        logging.getLogger(name).addFilter(RedactSecrets())
+    # A filter on a logger misses records of its child loggers; one on the root's handlers
+    # sees every record that is written.
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSecrets())
 
 
 def _store(settings: Settings):  # type: ignore[no-untyped-def]
@@ -51,6 +64,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
+    from .transport import forwarded_allow_ips, with_header_timeout
 
     persistence.upgrade(settings.database_url)
     host = args.host or settings.host
@@ -75,6 +89,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         ws="websockets-sansio",
         workers=1,
         timeout_graceful_shutdown=10,
+        http=with_header_timeout(settings.header_timeout_seconds),
+        timeout_keep_alive=settings.keep_alive_seconds,
+        **forwarded_allow_ips(settings.trusted_proxies),
         # Our logging setup (with the redaction filter), not uvicorn's own.
         log_config=None,
     )

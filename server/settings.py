@@ -69,6 +69,23 @@ DOCUMENTED = {
         "100",
         "Sockets that may be waiting to authenticate at once.",
     ),
+    "TANDEM_TRUSTED_PROXIES": (
+        "(empty: no proxy trusted)",
+        "Space-separated addresses of reverse proxies whose X-Forwarded-For/-Proto are believed.",
+    ),
+    "TANDEM_HEADER_TIMEOUT_SECONDS": (
+        "10",
+        "A connection that sends no complete request head in this long is closed.",
+    ),
+    "TANDEM_KEEP_ALIVE_SECONDS": ("5", "An idle keep-alive connection is closed after this long."),
+    "TANDEM_MAX_CONCURRENT_HASHES": (
+        "2",
+        "Password hashes (64 MiB each) computed at once; more sign-ins wait their turn.",
+    ),
+    "TANDEM_RECHECK_SECONDS": (
+        "5",
+        "How often open websockets' sessions, tokens and links are checked again (4401 if gone).",
+    ),
 }
 
 
@@ -98,6 +115,11 @@ class Settings:
     codes_per_minute: int = 5
     ws_connects_per_minute: int = 120
     max_unauthenticated_sockets: int = 100
+    trusted_proxies: tuple[str, ...] = ()
+    header_timeout_seconds: float = 10.0
+    keep_alive_seconds: int = 5
+    max_concurrent_hashes: int = 2
+    recheck_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -130,6 +152,11 @@ class Settings:
             codes_per_minute=int(env.get("TANDEM_CODES_PER_MINUTE", "5")),
             ws_connects_per_minute=int(env.get("TANDEM_WS_CONNECTS_PER_MINUTE", "120")),
             max_unauthenticated_sockets=int(env.get("TANDEM_MAX_UNAUTHENTICATED_SOCKETS", "100")),
+            trusted_proxies=tuple(env.get("TANDEM_TRUSTED_PROXIES", "").replace(",", " ").split()),
+            header_timeout_seconds=float(env.get("TANDEM_HEADER_TIMEOUT_SECONDS", "10")),
+            keep_alive_seconds=int(env.get("TANDEM_KEEP_ALIVE_SECONDS", "5")),
+            max_concurrent_hashes=max(1, int(env.get("TANDEM_MAX_CONCURRENT_HASHES", "2"))),
+            recheck_seconds=float(env.get("TANDEM_RECHECK_SECONDS", "5")),
         )
 
 
