@@ -168,7 +168,12 @@ def create_app(settings: Settings) -> Starlette:
     svc = Services(
         settings=settings,
         store=store,
-        auth=Auth(settings.secret_key, store, session_days=settings.session_days),
+        auth=Auth(
+            settings.secret_key,
+            store,
+            session_days=settings.session_days,
+            max_hashes=settings.max_concurrent_hashes,
+        ),
         rooms=rooms,
         materialiser=materialiser,
         templates=make_templates(),

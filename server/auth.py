@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import anyio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
@@ -26,8 +27,13 @@ TOKEN_PREFIX = "tdm_"
 DEFAULT_TOKEN_DAYS = 365
 
 _hasher = PasswordHasher()
-# A real hash to verify against when the email is unknown, so timing does not reveal accounts.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+# A real hash to verify against when the email is unknown, so timing does not reveal accounts:
+# of a random password nobody kept, with the hasher's parameters (a test checks they match).
+# Written out rather than computed at import, which cost argon2's 64 MiB at every start.
+DUMMY_HASH = (
+    "$argon2id$v=19$m=65536,t=3,p=4$Ol1mPYuxM7SczWtjhQperA"
+    "$6smJyHuombNXuCM8chOpY2l/y5o7lGGQZzxWdRNSF7o"
+)
 
 
 def hash_password(password: str) -> str:
@@ -36,7 +42,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or DUMMY_HASH, password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
@@ -51,12 +57,27 @@ class Credentials:
 
 
 class Auth:
-    def __init__(self, secret_key: str, store: Store, *, session_days: int) -> None:
+    def __init__(
+        self, secret_key: str, store: Store, *, session_days: int, max_hashes: int = 2
+    ) -> None:
         self._secret = secret_key
         self._store = store
         self.session_days = session_days
+        # Each argon2 hash takes 64 MiB while it runs: concurrent sign-ins would add up to
+        # gigabytes. Past this many at once they wait (off the event loop) for a turn.
+        self._hashing = anyio.CapacityLimiter(max_hashes)
         self._sessions = URLSafeTimedSerializer(secret_key, salt="tandem.session")
         self._tokens = URLSafeSerializer(secret_key, salt="tandem.api-token")
+
+    # Passwords, hashed and checked in worker threads, a bounded number at once
+
+    async def hash_password(self, password: str) -> str:
+        return await anyio.to_thread.run_sync(hash_password, password, limiter=self._hashing)
+
+    async def verify_password(self, password_hash: str | None, password: str) -> bool:
+        return await anyio.to_thread.run_sync(
+            verify_password, password_hash, password, limiter=self._hashing
+        )
 
     # Browser sessions
 

@@ -16,7 +16,7 @@ import persistence
 
 from . import access
 from .access import OWNER, ROLES, SIDES, VENDOR, VIEWER, Rule, rule
-from .auth import SESSION_COOKIE, hash_password
+from .auth import SESSION_COOKIE
 from .channel import Identity
 from .protocol import Close
 from .web import ApiError, read_json, render, services, text_field
@@ -320,6 +320,7 @@ async def accept_page(request: Request) -> Response:
             ctx.update(errors=errors, form={"name": name})
             return render(request, "invite.html", ctx, 400)
         user_id = 0
+        password_hash = await svc.auth.hash_password(password)
 
     def join(s):  # type: ignore[no-untyped-def]
         if not persistence.accept_invite(session=s, invite_id=record.id):
@@ -327,7 +328,7 @@ async def accept_page(request: Request) -> Response:
         uid = (
             user_id
             or persistence.create_user(
-                session=s, email=record.email, name=name, password_hash=hash_password(password)
+                session=s, email=record.email, name=name, password_hash=password_hash
             ).id
         )
         persistence.set_member(

@@ -12,7 +12,7 @@ import persistence
 
 from . import access, catalog
 from .access import Rule, rule
-from .auth import SESSION_COOKIE, hash_password, verify_password
+from .auth import SESSION_COOKIE
 from .channel import Identity
 from .protocol import Close
 from .web import ApiError, colour_for, json_for_script, render, services
@@ -82,6 +82,7 @@ async def setup(request: Request) -> Response:
             errors["confirm"] = "The two passwords differ."
         if not errors:
             svc = services(request)
+            password_hash = await svc.auth.hash_password(password)
 
             def create(s):  # type: ignore[no-untyped-def]
                 # Checked again inside the transaction: two first visitors cannot both become owner.
@@ -91,7 +92,7 @@ async def setup(request: Request) -> Response:
                     session=s,
                     email=form["email"],
                     name=form["name"],
-                    password_hash=hash_password(password),
+                    password_hash=password_hash,
                     is_owner=True,
                 )
 
@@ -133,13 +134,13 @@ async def login(request: Request) -> Response:
             response.headers["retry-after"] = str(svc.limits.signin.retry_after(key))
             return response
         found = await svc.store.run(lambda s: persistence.find_user(session=s, email=email))
-        if found is not None and verify_password(found[1], password):
+        # Verified against a dummy hash when the email is unknown: the same time either way.
+        if await svc.auth.verify_password(found[1] if found else None, password) and found:
             log.info("sign-in: user %d", found[0].id)
             await access.audit(
                 request, "signin", plan_id=None, actor=found[0].name, subject=found[0].email
             )
             return _signed_in(request, await svc.auth.start_session(found[0].id), target)
-        verify_password(None, password) if found is None else None
         log.info("failed sign-in")
         await access.audit(
             request, "signin.failed", plan_id=None, actor="unknown", subject=email.lower()[:320]
