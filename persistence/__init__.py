@@ -20,6 +20,8 @@ from .audit import mark_mail as mark_mail
 from .audit import outbox as outbox
 from .audit import queue_mail as queue_mail
 from .audit import record_event as record_event
+from .credentials import Lapsed as Lapsed
+from .credentials import lapsed_credentials as lapsed_credentials
 from .db import checkpoint_wal as checkpoint_wal
 from .db import locked as locked
 from .db import make_engine as make_engine

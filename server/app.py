@@ -26,6 +26,7 @@ from .channel import RAW_SEND
 from .mail import Mailer
 from .materialise import Materialiser
 from .ratelimit import Limits
+from .recheck import CredentialRecheck
 from .rooms import RoomManager
 from .settings import Settings
 from .store import Store
@@ -188,11 +189,14 @@ def create_app(settings: Settings) -> Starlette:
         ),
     )
 
+    recheck = CredentialRecheck(store, rooms, interval=settings.recheck_seconds)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Rooms close first; their last commits are then materialised on the way out.
         async with materialiser, rooms, anyio.create_task_group() as background:
             background.start_soon(store.keep_wal_short)
+            background.start_soon(recheck.run)
             # What startup allocated (modules, routes, templates, the ORM's registries) lives
             # as long as the process: keep it out of the collector's full passes, which
             # otherwise walk it all and stall every room for tens of ms (bench/ measures it).
