@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import api, embed, links, members, pages, plan_pages, plandata_api, share
 from .access import Rule, rule
@@ -31,6 +31,7 @@ from .rooms import RoomManager
 from .settings import Settings
 from .store import Store
 from .tokens import Signer
+from .transport import RequestBodies
 from .web import STATIC, ApiError, api_error_response, make_templates
 from .ws import internal_socket, plan_socket
 
@@ -54,10 +55,6 @@ class Services:
     signer: Signer
     limits: Limits
     mailer: Mailer
-
-
-class BodyTooLarge(Exception):
-    """A request body past TANDEM_MAX_REQUEST_BYTES, found while it streams in."""
 
 
 class SecurityHeaders:
@@ -105,39 +102,16 @@ class SecurityHeaders:
                     headers.append((b"strict-transport-security", b"max-age=31536000"))
             await send(message)
 
-        too_large = JSONResponse(
-            {"error": f"request body is larger than {self.max_request_bytes} bytes"}, 413
-        )
         length = dict(scope["headers"]).get(b"content-length")
         if length and length.isdigit() and int(length) > self.max_request_bytes:
+            response = JSONResponse(
+                {"error": f"request body is larger than {self.max_request_bytes} bytes"}, 413
+            )
             # Through send_with_headers: this early answer gets the security headers too.
-            await too_large(scope, receive, send_with_headers)
+            await response(scope, receive, send_with_headers)
             return
-        # A chunked body declares no length: count what arrives, for every route, before any
-        # form or multipart parser spools it to disk.
-        limit = self.max_request_bytes
-        received = 0
-        started = False
 
-        async def counted_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge(limit)
-            return message
-
-        async def tracked_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send_with_headers(message)
-
-        try:
-            await self.app(scope, counted_receive, tracked_send)
-        except BodyTooLarge:
-            if not started:
-                await too_large(scope, receive, send_with_headers)
+        await self.app(scope, receive, send_with_headers)
 
 
 @rule(Rule.PUBLIC)
@@ -231,7 +205,13 @@ def create_app(settings: Settings) -> Starlette:
                 max_request_bytes=settings.max_request_bytes,
                 embed_origins=settings.embed_allowed_origins,
                 https=settings.secure_cookies,
-            )
+            ),
+            # Inside SecurityHeaders, so its refusals carry the security headers too.
+            Middleware(
+                RequestBodies,
+                max_bytes=settings.max_request_bytes,
+                timeout=settings.body_timeout_seconds,
+            ),
         ],
         exception_handlers={ApiError: api_error_response},
     )

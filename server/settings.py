@@ -77,6 +77,10 @@ DOCUMENTED = {
         "10",
         "A connection that sends no complete request head in this long is closed.",
     ),
+    "TANDEM_BODY_TIMEOUT_SECONDS": (
+        "30",
+        "A request body must arrive whole within this long of its first byte (408 beyond).",
+    ),
     "TANDEM_KEEP_ALIVE_SECONDS": ("5", "An idle keep-alive connection is closed after this long."),
     "TANDEM_MAX_CONCURRENT_HASHES": (
         "2",
@@ -117,6 +121,7 @@ class Settings:
     max_unauthenticated_sockets: int = 100
     trusted_proxies: tuple[str, ...] = ()
     header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
     keep_alive_seconds: int = 5
     max_concurrent_hashes: int = 2
     recheck_seconds: float = 5.0
@@ -154,6 +159,7 @@ class Settings:
             max_unauthenticated_sockets=int(env.get("TANDEM_MAX_UNAUTHENTICATED_SOCKETS", "100")),
             trusted_proxies=tuple(env.get("TANDEM_TRUSTED_PROXIES", "").replace(",", " ").split()),
             header_timeout_seconds=float(env.get("TANDEM_HEADER_TIMEOUT_SECONDS", "10")),
+            body_timeout_seconds=float(env.get("TANDEM_BODY_TIMEOUT_SECONDS", "30")),
             keep_alive_seconds=int(env.get("TANDEM_KEEP_ALIVE_SECONDS", "5")),
             max_concurrent_hashes=max(1, int(env.get("TANDEM_MAX_CONCURRENT_HASHES", "2"))),
             recheck_seconds=float(env.get("TANDEM_RECHECK_SECONDS", "5")),

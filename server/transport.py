@@ -1,10 +1,11 @@
-"""What uvicorn needs from us beyond the app: a deadline on request headers, and which proxies
-may name the client.
+"""The server as a network peer: deadlines for request heads and bodies, a size limit on every
+body, and which proxies may name the client.
 
 uvicorn times out idle keep-alive connections, but only once a response has been sent: a
 connection that never sends a whole request head (a silent TCP connect, a slowloris trickling
 headers) was held forever. ``with_header_timeout`` gives every connection a deadline to
-complete its request head, from when it opens and again after each response.
+complete its request head, from when it opens and again after each response; ``RequestBodies``
+gives the body that follows a deadline and a size limit.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import asyncio
 import logging
 from typing import Any
 
+import anyio
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 log = logging.getLogger(__name__)
@@ -68,3 +72,79 @@ def forwarded_allow_ips(trusted: tuple[str, ...]) -> dict[str, Any]:
     if not trusted:
         return {"proxy_headers": False}
     return {"proxy_headers": True, "forwarded_allow_ips": list(trusted)}
+
+
+class _BodyRefused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class RequestBodies:
+    """Every HTTP request body, whatever the route: at most ``max_bytes`` (413), all of it
+    within ``timeout`` seconds of the first read (408).
+
+    A declared Content-Length is checked up front, but a chunked body declares none: it is
+    counted as it streams in, before any form or multipart parser spools it to disk.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, timeout: float) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = _BodyRefused(413, f"request body is larger than {self.max_bytes} bytes")
+        length = dict(scope["headers"]).get(b"content-length")
+        if length and length.isdigit() and int(length) > self.max_bytes:
+            await self._refuse(too_large, scope, receive, send)
+            return
+        received = 0
+        deadline: float | None = None
+        done = False
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, deadline, done
+            if done:  # the body is in: what follows is waiting for a disconnect
+                return await receive()
+            if deadline is None:
+                deadline = anyio.current_time() + self.timeout
+            try:
+                with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+                    message = await receive()
+            except TimeoutError:
+                raise _BodyRefused(
+                    408, f"request body not received within {self.timeout:g} seconds"
+                ) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                done = True
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise too_large
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracked_send)
+        except _BodyRefused as refused:
+            if started:
+                raise
+            log.info("refused a request body: %s", refused.message)
+            await self._refuse(refused, scope, receive, send)
+
+    @staticmethod
+    async def _refuse(refused: _BodyRefused, scope: Scope, receive: Receive, send: Send) -> None:
+        # Connection: close, so the rest of the body is not read into the void.
+        response = JSONResponse(
+            {"error": refused.message}, refused.status, headers={"connection": "close"}
+        )
+        await response(scope, receive, send)

@@ -105,8 +105,18 @@ def _closed_by_server(sock: socket.socket) -> bool:
 
 
 def test_connections_that_never_finish_a_request_are_closed(start) -> None:  # type: ignore[no-untyped-def]
-    srv = start(TANDEM_HEADER_TIMEOUT_SECONDS="1", TANDEM_KEEP_ALIVE_SECONDS="1")
+    srv = start(
+        TANDEM_HEADER_TIMEOUT_SECONDS="1",
+        TANDEM_KEEP_ALIVE_SECONDS="1",
+        TANDEM_BODY_TIMEOUT_SECONDS="1",
+    )
+    token = _token_on(srv)  # with an account, /login reads its form
     addr = ("127.0.0.1", srv.port)
+    slow_body = socket.create_connection(addr)
+    slow_body.sendall(
+        b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n\r\nemail=a"
+    )
     silent = socket.create_connection(addr)
     partial = socket.create_connection(addr)
     partial.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
@@ -117,17 +127,22 @@ def test_connections_that_never_finish_a_request_are_closed(start) -> None:  # t
     for sock in (silent, partial, second):
         with sock:
             assert _closed_by_server(sock)
+    with slow_body:
+        slow_body.settimeout(20)
+        answer = slow_body.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert b"request body not received within 1 seconds" in answer
+        assert _closed_by_server(slow_body)
     assert httpx.get(f"{srv.http}/healthz").status_code == 200
 
     async def a_socket_outlives_the_deadline() -> None:
-        plan = srv.create_plan(await_token)
-        async with websockets.connect(f"{srv.ws}/{plan}?token={await_token}") as ws:
+        plan = srv.create_plan(token)
+        async with websockets.connect(f"{srv.ws}/{plan}?token={token}") as ws:
             await ws.recv()
             await asyncio.sleep(2.5)  # past the 1 s head deadline: an upgraded socket stays
             pong = await ws.ping()
             await asyncio.wait_for(pong, 5)
 
-    await_token = _token_on(srv)
     asyncio.run(a_socket_outlives_the_deadline())
 
 
