@@ -19,8 +19,9 @@ log = logging.getLogger("tandem")
 
 # Credentials in URLs never reach the logs: every token we issue starts with "td" and a letter
 # (tdm_ API tokens, tdl_ share links, tde_ embeds, tdi_ invitations, and any added later), in a
-# path segment or a query value; and ?token= / ?code= whatever their form.
-_TOKEN = re.compile(r"\b(td[a-z]_)[^/?&#\s\"']+")
+# path segment or a query value (percent-encoded too, as in ?next=%2Fs%2Ftdl_...); and
+# ?token= / ?code= whatever their form.
+_TOKEN = re.compile(r"(?:(?<![A-Za-z0-9])|(?<=%2[Ff])|(?<=%3[Dd]))(td[a-z]_)[^/?&#%\s\"']+")
 _SECRET_PARAM = re.compile(r"((?:^|[?&])(?:token|code)=)[^&\s\"']*")
 
 
@@ -28,30 +29,24 @@ def redact(text: str) -> str:
     return _SECRET_PARAM.sub(r"\1[redacted]", _TOKEN.sub(r"\1[redacted]", text))
 
 
-class RedactSecrets(logging.Filter):
-    """On the handlers, so it sees every record: uvicorn's access and error logs and ours."""
+class RedactingFormatter(logging.Formatter):
+    """Redacts the whole written line, arguments and traceback included, whichever logger
+    (uvicorn's access and error logs, ours, a library's) wrote it."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
-        elif isinstance(record.args, dict):
-            record.args = {
-                k: redact(v) if isinstance(v, str) else v for k, v in record.args.items()
-            }
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=level.upper(), format=_FORMAT)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    # A filter on a logger misses records of its child loggers; one on the root's handlers
-    # sees every record that is written.
+    # On the root's handlers, which every propagated record reaches (a logger's own filter
+    # misses its children's records).
     for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactSecrets())
+        handler.setFormatter(RedactingFormatter(_FORMAT))
 
 
 def _store(settings: Settings):  # type: ignore[no-untyped-def]

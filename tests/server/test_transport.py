@@ -43,6 +43,7 @@ def test_tokens_in_urls_never_reach_the_log(start) -> None:  # type: ignore[no-u
         "/reset/tdr_SECRETreset.abc": "tdr_",  # a prefix the server may not even know yet
         "/api/plans?token=tdm_SECRETquery.abc&x=1": "tdm_",
         "/api/plans?token=SECRETbare": "token=",
+        "/login?next=%2Fs%2Ftdl_SECRETencoded.abc": "tdl_",
     }
     with httpx.Client(base_url=srv.http) as client:
         for path in secrets:
