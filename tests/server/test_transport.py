@@ -76,12 +76,29 @@ def _sign_in_attempts(srv: Server, count: int) -> list[int]:
     return codes
 
 
+def _socket_closes(srv: Server, count: int) -> list[int | None]:
+    async def one(i: int) -> int | None:
+        headers = {"X-Forwarded-For": f"203.0.113.{i + 1}"}
+        async with websockets.connect(f"{srv.ws}/p1", additional_headers=headers) as ws:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+        return closed.value.rcvd.code if closed.value.rcvd else None
+
+    async def all_of_them() -> list[int | None]:
+        return [await one(i) for i in range(count)]
+
+    return asyncio.run(all_of_them())
+
+
 def test_forwarded_for_is_believed_only_from_configured_proxies(start) -> None:  # type: ignore[no-untyped-def]
-    srv = start(TANDEM_SIGNIN_PER_MINUTE="3")
+    srv = start(TANDEM_SIGNIN_PER_MINUTE="3", TANDEM_WS_CONNECTS_PER_MINUTE="3")
     srv.create_user("csm@vendor.example", "Casey CSM")
     codes = _sign_in_attempts(srv, 6)
     assert codes[:3] == [401, 401, 401]
     assert 429 in codes  # a made-up header from a direct peer does not dodge the limit
+    closes = _socket_closes(srv, 6)
+    assert closes[:3] == [4401, 4401, 4401]  # no credentials, but connected
+    assert 4429 in closes  # ...and then limited, whatever the header says
     srv.stop()
 
     behind_proxy = start(  # the same database: the account is there already
