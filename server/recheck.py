@@ -32,7 +32,7 @@ class CredentialRecheck:
     async def run(self) -> None:
         """Check every ``interval`` seconds until cancelled; a failed check is retried."""
         while True:
-            await anyio.sleep(self.interval)
+            await anyio.sleep(max(self.interval, 0.05))
             try:
                 await self.check()
             except Exception:  # noqa: BLE001 - the database may be away; sockets stay meanwhile
