@@ -256,7 +256,7 @@ def editor_context(request: Request, *, internal: bool = False, embed: bool = Fa
         "planId": f"{plan.id}/internal" if internal else plan.id,
         "wsUrl": f"{ws_scheme}://{request.url.netloc}/ws/plans",
         "user": {**_person(identity), "person": identity.person},
-        "readOnly": identity.read_only,
+        "readOnly": identity.read_only or plan.archived,
         "closeCodes": {c.name: int(c) for c in Close},
     }
     if not identity.is_account:

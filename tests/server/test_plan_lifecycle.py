@@ -156,6 +156,10 @@ def test_archive_makes_every_socket_and_write_read_only_until_restored(world: Wo
     error(o.patch(f"{url}/tasks/t_x", json={"status": "done"}), 409)
     error(o.post(f"{url}/links", json={"role": "viewer"}), 409)
     error(o.patch(url, json={"title": "Renamed while archived"}), 409)
+    # Taking access away and reusing the content still work.
+    assert o.delete(f"{url}/links/{viewer['id']}").status_code == 204
+    r = o.post(f"{url}/save-as-template", json={"name": "From an archived plan"})
+    assert r.status_code == 201, r.text
     assert o.get(f"{url}/summary").status_code == 200
     # Hidden from the list, shown with archived=true.
     assert plan not in [p["id"] for p in o.get("/api/plans").json()["plans"]]
@@ -177,7 +181,12 @@ def test_archive_makes_every_socket_and_write_read_only_until_restored(world: Wo
 
 def test_archived_plan_page_shows_the_banner_and_pages_refuse_writes(world: World) -> None:
     plan = new_plan(world, "Banner plan")
+    embed = owner(world).post(f"/api/plans/{plan}/embeds", json={"role": "editor"})
+    assert embed.status_code == 201, embed.text
     assert owner(world).patch(f"/api/plans/{plan}", json={"archived": True}).status_code == 200
+    # Every page that hosts the editor starts it read-only, the CRM embed included.
+    framed = httpx.get(embed.json()["url"])
+    assert framed.status_code == 200 and '"readOnly": true' in framed.text
     page = world.callers["owner"].client.get(f"/plans/{plan}")
     assert page.status_code == 200
     assert 'id="archived-banner"' in page.text and 'id="restore-plan"' in page.text
