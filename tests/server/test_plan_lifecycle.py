@@ -11,7 +11,7 @@ import websockets
 from sqlalchemy import func, select
 
 import persistence
-from persistence.models import AccessEvent, Base
+from persistence.models import AccessEvent, Base, EmailCode
 from tests.support.access import World, create_link, invite_and_join
 from tests.support.yclient import add_paragraph, connect
 
@@ -70,6 +70,16 @@ def rows_of_plan(url: str, plan_id: str) -> dict[str, int]:
                 for t in Base.metadata.sorted_tables
                 if "plan_id" in t.c
             }
+    finally:
+        engine.dispose()
+
+
+def email_codes(url: str, link_id: str) -> int:
+    engine = persistence.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            q = select(func.count()).select_from(EmailCode).where(EmailCode.link_id == link_id)
+            return conn.execute(q).scalar_one()
     finally:
         engine.dispose()
 
@@ -228,7 +238,12 @@ def test_delete_removes_every_row_of_the_plan_and_keeps_a_workspace_record(
     )
     assert r.status_code == 201, r.text
     create_link(o, plan, role="viewer")
-    create_link(o, plan, role="editor", domain="customer.example")
+    locked = create_link(o, plan, role="editor", domain="customer.example")
+    # A one-time code for the domain-locked link: a row that hangs off the link, not the plan.
+    path = "/" + locked["url"].split("://", 1)[1].split("/", 1)[1]
+    data = {"step": "name", "name": "Dee", "email": "dee@customer.example"}
+    assert httpx.post(world.server.http + path, data=data).status_code == 200
+    assert email_codes(world.server.database_url, locked["id"]) == 1
     assert o.put(f"{url}/status", json={"rag": "amber", "reason": "slipping"}).status_code == 200
     dee = world.server.create_token("dee@customer.example")
 
@@ -267,6 +282,7 @@ def test_delete_removes_every_row_of_the_plan_and_keeps_a_workspace_record(
     assert rows_of_plan(world.server.database_url, plan) == {
         t.name: 0 for t in Base.metadata.sorted_tables if "plan_id" in t.c
     }
+    assert email_codes(world.server.database_url, locked["id"]) == 0
     engine = persistence.make_engine(world.server.database_url)
     try:
         with engine.connect() as conn:
