@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 import persistence
 from persistence.models import AccessEvent, Base, EmailCode
+from tests.server.test_access_matrix import ENDPOINTS, app_routes, fill
 from tests.support.access import World, create_link, invite_and_join
 from tests.support.yclient import add_paragraph, connect
 
@@ -299,3 +300,33 @@ def test_delete_removes_every_row_of_the_plan_and_keeps_a_workspace_record(
     assert plan not in [
         p["id"] for p in o.get("/api/plans", params={"archived": "all"}).json()["plans"]
     ]
+
+
+def test_every_plan_write_route_answers_409_once_archived(world: World) -> None:
+    """Enumerated from the app's route table, like the authorization matrix: a write route
+    added later is covered without anyone remembering to."""
+    plan = new_plan(world, "Frozen")
+    assert owner(world).patch(f"/api/plans/{plan}", json={"archived": True}).status_code == 200
+    c = world.callers["owner"]
+    routes = app_routes()
+    checked = 0
+    for method, path, _rule in ENDPOINTS:
+        if method in ("GET", "WS") or "{plan_id}" not in path:
+            continue
+        route = next(
+            r
+            for r in routes
+            if getattr(r, "path", None) == path and method in (getattr(r, "methods", None) or ())
+        )
+        if route.endpoint.on_archived:
+            continue
+        url = fill(path, world).replace(world.plan, plan)
+        kwargs: dict[str, Any] = {"headers": {"X-CSRF-Token": c.csrf}}
+        if path.startswith("/api/"):
+            kwargs["json"] = {}
+        else:
+            kwargs["data"] = {"csrf": c.csrf, "action": "none-such"}
+        r = c.client.request(method, url, **kwargs)
+        assert r.status_code == 409, f"{method} {path}: {r.status_code} {r.text[:200]}"
+        checked += 1
+    assert checked >= 8
