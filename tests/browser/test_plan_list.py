@@ -90,6 +90,10 @@ def test_search_filter_archive_restore_delete(browser: Browser, web_server: Serv
 
     # Delete Gamma: a wrong title is refused, the exact title deletes it.
     page.goto(f"{base}/plans/{gamma}/settings")
+    page.set_viewport_size({"width": 390, "height": 900})
+    page.wait_for_function("document.documentElement.scrollWidth <= innerWidth")
+    page.screenshot(path=str(ARTIFACTS / "plan-settings-390.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
     page.fill("#delete-confirm", "gamma")
     page.click("#delete-plan")
     expect(page.locator("#settings-error")).to_contain_text("type its title exactly")

@@ -330,3 +330,25 @@ def test_every_plan_write_route_answers_409_once_archived(world: World) -> None:
         assert r.status_code == 409, f"{method} {path}: {r.status_code} {r.text[:200]}"
         checked += 1
     assert checked >= 8
+
+
+def test_settings_page_renames_and_saves_as_template_without_javascript(world: World) -> None:
+    plan = new_plan(world, "Form plan")
+    c = world.callers["owner"]
+    page = c.client.get(f"/plans/{plan}/settings")
+    assert page.status_code == 200 and 'id="save-template"' in page.text
+    url = f"/plans/{plan}/settings"
+    r = c.client.post(url, data={"csrf": c.csrf, "action": "rename", "title": "", "customer": "X"})
+    assert r.status_code == 400 and "Enter a title" in r.text
+    data = {"csrf": c.csrf, "action": "rename", "title": "Form plan 2", "customer": "Hooli"}
+    assert c.client.post(url, data=data).status_code == 303
+    assert owner(world).get(f"/api/plans/{plan}").json()["customer"] == "Hooli"
+    data = {"csrf": c.csrf, "action": "template", "name": "Our onboarding"}
+    assert c.client.post(url, data=data).status_code == 303
+    names = [t["name"] for t in owner(world).get("/api/templates").json()["templates"]]
+    assert "Our onboarding" in names
+    # Editors do not see it.
+    assert (
+        world.callers["vendor_member"].client.get(f"/plans/{world.plan}/settings").status_code
+        == 403
+    )
