@@ -6,10 +6,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from .models import Plan, PlanMember, PlanStatus, User
+from .models import Base, Plan, PlanMember, PlanStatus, User
 from .records import PlanRecord, now, utc
 
 
@@ -21,6 +21,7 @@ def _record(row: Plan) -> PlanRecord:
         created_by=row.created_by,
         created_at=utc(row.created_at),  # type: ignore[arg-type]
         updated_at=utc(row.updated_at),  # type: ignore[arg-type]
+        archived_at=utc(row.archived_at),
     )
 
 
@@ -90,3 +91,101 @@ def set_status_override(
 
 def clear_status_override(*, session: Session, plan_id: str) -> bool:
     return session.execute(delete(PlanStatus).where(PlanStatus.plan_id == plan_id)).rowcount > 0
+
+
+# A plan's life cycle
+
+
+def update_plan(
+    *,
+    session: Session,
+    plan_id: str,
+    title: str | None = None,
+    customer: str | None = None,
+    archived: bool | None = None,
+) -> PlanRecord | None:
+    row = session.get(Plan, plan_id)
+    if row is None:
+        return None
+    if title is not None:
+        row.title = title
+    if customer is not None:
+        row.customer = customer
+    if archived is not None and archived != (row.archived_at is not None):
+        row.archived_at = now() if archived else None
+    session.flush()
+    return _record(row)
+
+
+def delete_plan(*, session: Session, plan_id: str) -> bool:
+    """Every row of the plan, in every table, then the plan itself; False if there was none.
+
+    Driven by the schema rather than a list, so a table added later with a ``plan_id`` (or
+    hanging off one that has it, as email codes hang off share links) is not forgotten; and
+    explicit, because SQLite enforces no ``ON DELETE CASCADE`` unless asked to."""
+    tables = Base.metadata.sorted_tables
+    scoped = {t for t in tables if "plan_id" in t.c and t.name != Plan.__tablename__}
+    for table in reversed(tables):
+        if table in scoped or table.name == Plan.__tablename__:
+            continue
+        for fk in table.foreign_keys:
+            parent = fk.column.table
+            if parent in scoped:
+                owned = select(fk.column).where(parent.c.plan_id == plan_id)
+                session.execute(table.delete().where(fk.parent.in_(owned)))
+    for table in reversed(tables):
+        if table in scoped:
+            session.execute(table.delete().where(table.c.plan_id == plan_id))
+    return session.execute(delete(Plan).where(Plan.id == plan_id)).rowcount > 0
+
+
+def find_plans(
+    *,
+    session: Session,
+    member_of: int | None,
+    owned_by: int | None = None,
+    archived: bool | None = False,
+    text: str | None = None,
+    customer: str | None = None,
+) -> list[PlanRecord]:
+    """Plans newest-edited first: those ``member_of`` is a member of (None: every plan), of
+    which ``owned_by`` owns (None: any), archived or not (None: both), whose title or customer
+    contains ``text`` and whose customer is ``customer`` (both case-insensitive)."""
+    q = select(Plan)
+    if member_of is not None:
+        q = q.where(Plan.id.in_(select(PlanMember.plan_id).where(PlanMember.user_id == member_of)))
+    if owned_by is not None:
+        q = q.where(
+            Plan.id.in_(
+                select(PlanMember.plan_id).where(
+                    PlanMember.user_id == owned_by, PlanMember.role == "owner"
+                )
+            )
+        )
+    if archived is not None:
+        q = q.where(Plan.archived_at.is_not(None) if archived else Plan.archived_at.is_(None))
+    if text:
+        needle = text.lower()
+        q = q.where(
+            func.lower(Plan.title).contains(needle, autoescape=True)
+            | func.lower(Plan.customer).contains(needle, autoescape=True)
+        )
+    if customer:
+        q = q.where(func.lower(Plan.customer) == customer.lower())
+    rows = session.scalars(q.order_by(Plan.updated_at.desc(), Plan.id)).all()
+    return [_record(r) for r in rows]
+
+
+def status_overrides(*, session: Session, plan_ids: list[str]) -> dict[str, StatusOverride]:
+    """The owners' status overrides of many plans, in one query."""
+    if not plan_ids:
+        return {}
+    rows = session.execute(
+        select(PlanStatus, User.name)
+        .outerjoin(User, User.id == PlanStatus.set_by)
+        .where(PlanStatus.plan_id.in_(plan_ids))
+    ).all()
+    return {
+        st.plan_id: StatusOverride(st.rag, st.reason, st.set_by, name, utc(st.set_at))  # type: ignore[arg-type]
+        for st, name in rows
+    }

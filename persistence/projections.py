@@ -210,6 +210,20 @@ def list_rows(*, session: Session, plan_id: str, table: str) -> list[dict[str, A
     return [_plain(r) for r in session.scalars(q).all()]
 
 
+def rows_of_plans(
+    *, session: Session, plan_ids: list[str], table: str
+) -> dict[str, list[dict[str, Any]]]:
+    """Tasks, key results or risks of many plans in one query, by plan, in document order."""
+    model = TABLES[table]
+    out: dict[str, list[dict[str, Any]]] = {p: [] for p in plan_ids}
+    if not plan_ids:
+        return out
+    q = select(model).where(model.plan_id.in_(plan_ids)).order_by(model.plan_id, model.position)
+    for r in session.scalars(q).all():
+        out[r.plan_id].append(_plain(r))
+    return out
+
+
 def list_audit(
     *, session: Session, plan_id: str, before_id: int | None = None, limit: int = 200
 ) -> list[AuditRecord]:

@@ -33,6 +33,11 @@ class PlanRecord:
     created_by: int | None
     created_at: datetime
     updated_at: datetime
+    archived_at: datetime | None = None
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
 
 
 @dataclass(frozen=True)

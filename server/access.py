@@ -154,15 +154,19 @@ def plan_nav(identity: Identity) -> dict[str, bool]:
 Endpoint = Callable[..., Awaitable[Any]]
 
 
-def rule(rule_: Rule) -> Callable[[Endpoint], Endpoint]:
+def rule(rule_: Rule, *, on_archived: bool = False) -> Callable[[Endpoint], Endpoint]:
+    """``on_archived``: the endpoint changes something on an archived plan too (restoring it,
+    deleting it, taking access away); every other change to an archived plan answers 409."""
+
     def decorate(fn: Endpoint) -> Endpoint:
         @functools.wraps(fn)
         async def guarded(conn):  # type: ignore[no-untyped-def]
             if isinstance(conn, WebSocket):
                 return await _guard_socket(rule_, fn, conn)
-            return await _guard_http(rule_, fn, conn)
+            return await _guard_http(rule_, fn, conn, on_archived)
 
         guarded.access_rule = rule_  # type: ignore[attr-defined]
+        guarded.on_archived = on_archived  # type: ignore[attr-defined]
         return guarded
 
     return decorate
@@ -191,7 +195,15 @@ async def _csrf_ok(request: Request, identity: Identity) -> bool:
     return auth.check_csrf(cookie, str(form.get("csrf", "")))
 
 
-async def _guard_http(rule_: Rule, fn: Endpoint, request: Request) -> Any:
+ARCHIVED_MESSAGE = "this plan is archived and read-only; an owner can restore it first"
+
+
+def archived_view(identity: Identity) -> Identity:
+    """An archived plan is read-only for everyone in it, as for a viewer."""
+    return dataclasses.replace(identity, read_only=True)
+
+
+async def _guard_http(rule_: Rule, fn: Endpoint, request: Request, on_archived: bool) -> Any:
     if rule_ is Rule.PUBLIC:
         return await fn(request)
     plan_id = request.path_params.get("plan_id")
@@ -227,6 +239,11 @@ async def _guard_http(rule_: Rule, fn: Endpoint, request: Request) -> Any:
             return _refuse(request, 403, "only the plan's owners can do this")
     if not await _csrf_ok(request, identity):
         return _refuse(request, 403, "missing or wrong CSRF token (X-CSRF-Token header)")
+    plan = getattr(request.state, "plan", None)
+    if plan is not None and plan.archived:
+        identity = archived_view(identity)
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not on_archived:
+            return _refuse(request, 409, ARCHIVED_MESSAGE)
     request.state.identity = identity
     return await fn(request)
 
@@ -298,6 +315,8 @@ async def _guard_socket(rule_: Rule, fn: Endpoint, websocket: WebSocket) -> Any:
         log.info("ws %s: refused, rule %s", plan_id, rule_)
         await websocket.close(Close.FORBIDDEN, "no access")
         return
+    if plan.archived:
+        identity = archived_view(identity)
     if identity.via in ("link", "embed"):
         await svc.store.run(
             lambda s: persistence.touch_link(session=s, link_id=identity.credential_id, count=False)

@@ -11,10 +11,9 @@ from starlette.routing import Route
 import crdt
 import persistence
 
-from . import catalog
+from . import catalog, plan_list
 from .access import Rule, rule
 from .channel import Identity
-from .pages import visible_plans
 from .store import room_key
 from .web import ApiError, colour_for, read_json, services, text_field
 
@@ -34,6 +33,8 @@ def plan_json(
         "url": str(request.url_for("plan_page", plan_id=plan.id)),
         "created_at": plan.created_at.isoformat(),
         "updated_at": plan.updated_at.isoformat(),
+        "archived": plan.archived,
+        "archived_at": plan.archived_at.isoformat() if plan.archived_at else None,
         "present": [_person(i) for i in present],
         "role": role,
     }
@@ -57,16 +58,20 @@ async def create_plan(request: Request) -> Response:
 
 @rule(Rule.SIGNED_IN)
 async def list_plans(request: Request) -> Response:
-    identity: Identity = request.state.identity
+    """The caller's plans with their figures; see plan_list for the query parameters."""
+    query = plan_list.parse_query(request.query_params)
+    rows = await plan_list.plan_rows(services(request).store, request.state.identity, query)
+    return JSONResponse({"plans": [plan_list_item(request, row) for row in rows]})
 
-    def read(s):  # type: ignore[no-untyped-def]
-        roles = persistence.member_roles(session=s, user_id=identity.user_id)
-        return visible_plans(s, identity), roles
 
-    plans, roles = await services(request).store.run(read)
-    # The workspace owner is an owner of every plan, member or not (as in GET /api/plans/{id}).
-    default = "owner" if identity.workspace_owner else None
-    return JSONResponse({"plans": [plan_json(request, p, roles.get(p.id, default)) for p in plans]})
+def plan_list_item(request: Request, row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **plan_json(request, row["plan"], row["role"]),
+        "status": row["status"],
+        "progress": row["progress"],
+        "overdue": row["overdue"],
+        "next_milestone": row["next_milestone"],
+    }
 
 
 @rule(Rule.PLAN_VIEW)

@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import api, embed, links, members, pages, plan_pages, plandata_api, share
+from . import api, embed, lifecycle, links, members, pages, plan_pages, plandata_api, share
 from .access import Rule, rule
 from .auth import Auth
 from .channel import RAW_SEND
@@ -185,6 +185,7 @@ def create_app(settings: Settings) -> Starlette:
         *pages.routes,
         *plan_pages.routes,
         *api.routes,
+        *lifecycle.routes,
         *members.routes,
         *links.routes,
         *share.routes,

@@ -191,7 +191,8 @@ async def list_links_api(request: Request) -> Response:
     return JSONResponse({"links": [link_json(request, link) for link in links]})
 
 
-@rule(Rule.PLAN_OWNER)
+# Taking access away, or reusing the content, is still allowed once archived.
+@rule(Rule.PLAN_OWNER, on_archived=True)
 async def revoke_link_api(request: Request) -> Response:
     await revoke(request, request.path_params["link_id"])
     return Response(status_code=204)

@@ -259,7 +259,8 @@ async def change_member_api(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
-@rule(Rule.PLAN_OWNER)
+# Taking access away, or reusing the content, is still allowed once archived.
+@rule(Rule.PLAN_OWNER, on_archived=True)
 async def remove_member_api(request: Request) -> Response:
     await remove(request, _user_id(request))
     return Response(status_code=204)

@@ -11,6 +11,7 @@ from starlette.routing import Route
 import persistence
 
 from . import access, catalog
+from . import plan_list as listing
 from .access import Rule, rule
 from .auth import SESSION_COOKIE
 from .channel import Identity
@@ -205,8 +206,15 @@ async def plan_list(request: Request) -> Response:
             if content is not None:
                 await svc.materialiser.flush(plan.id)
             return RedirectResponse(f"/plans/{plan.id}", status_code=303)
-    plans = await svc.store.run(lambda s: visible_plans(s, identity))
-    rows = [{"plan": p, "present": [_person(i) for i in svc.rooms.present(p.id)]} for p in plans]
+    # h7: the list a CSM works from (search, filters, sorting): see plan_list.py.
+    list_error = None
+    try:
+        query = listing.parse_query(request.query_params)
+    except ApiError as exc:
+        query, list_error = listing.ListQuery(), str(exc.detail)
+    rows = await listing.plan_rows(svc.store, identity, query)
+    for row in rows:
+        row["present"] = [_person(i) for i in svc.rooms.present(row["plan"].id)]
     templates = await catalog.list_templates(svc.store)
     context = {
         "user": identity,
@@ -214,8 +222,24 @@ async def plan_list(request: Request) -> Response:
         "errors": errors,
         "form": form,
         "templates": templates,
+        "query": query.as_form(),
+        "filtered": query != listing.ListQuery(),
+        "list_error": list_error,
+        "sorts": LIST_SORTS,
+        "customers": listing.customers(rows),
     }
-    return render(request, "plans.html", context, 400 if errors else 200)
+    return render(request, "plans.html", context, 400 if errors or list_error else 200)
+
+
+LIST_SORTS = {
+    "updated": "Last edited",
+    "status": "Status (red first)",
+    "overdue": "Most overdue",
+    "next_milestone": "Next milestone",
+    "progress": "Progress (least first)",
+    "title": "Title",
+    "customer": "Customer",
+}
 
 
 def visible_plans(s, identity: Identity) -> list[persistence.PlanRecord]:  # noqa: ANN001
@@ -233,7 +257,7 @@ def editor_context(request: Request, *, internal: bool = False, embed: bool = Fa
         "planId": f"{plan.id}/internal" if internal else plan.id,
         "wsUrl": f"{ws_scheme}://{request.url.netloc}/ws/plans",
         "user": {**_person(identity), "person": identity.person},
-        "readOnly": identity.read_only,
+        "readOnly": identity.read_only or plan.archived,
         "closeCodes": {c.name: int(c) for c in Close},
     }
     if not identity.is_account:

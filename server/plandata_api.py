@@ -70,7 +70,8 @@ async def list_templates(request: Request) -> Response:
     return JSONResponse({"templates": await catalog.list_templates(services(request).store)})
 
 
-@rule(Rule.PLAN_OWNER)
+# Taking access away, or reusing the content, is still allowed once archived.
+@rule(Rule.PLAN_OWNER, on_archived=True)
 async def save_as_template(request: Request) -> Response:
     identity: Identity = request.state.identity
     plan = request.state.plan

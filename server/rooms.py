@@ -476,6 +476,19 @@ class RoomManager:
             await room.stop()
             log.info("room %s unloaded", room.plan_id)
 
+    async def discard(self, key: str, code: int, reason: str) -> None:
+        """Close a room's connections and stop it, writing what is pending, without waiting
+        for them to leave (a deleted plan)."""
+        async with self._lock(key):
+            room = self._rooms.pop(key, None)
+            if room is None:
+                return
+            for conn in list(room.connections):
+                conn.close(code, reason)
+            room.cancel_unload()
+            await room.stop()
+            log.info("room %s discarded", key)
+
     def _forget(self, room: Room) -> None:
         if self._rooms.get(room.plan_id) is room:
             del self._rooms[room.plan_id]

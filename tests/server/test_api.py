@@ -268,7 +268,9 @@ def test_list_plans(client: httpx.Client) -> None:
     assert r.status_code == 200
     listed = {p["id"]: p for p in r.json()["plans"]}
     for plan in made:
-        assert listed[plan["id"]] == plan
+        # The plan as GET /api/plans/{id} gives it, plus the list's figures.
+        assert {k: listed[plan["id"]][k] for k in plan} == plan
+        assert listed[plan["id"]]["status"]["rag"] == "green"
 
 
 def test_unknown_plan_is_a_404(client: httpx.Client) -> None:
