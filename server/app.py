@@ -4,14 +4,15 @@ and the tests' server launcher."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -112,6 +113,18 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class _App(Starlette):
+    """Starlette's own error handler is the outermost layer of the middleware it builds, so the
+    security headers, as a middleware, never reached its 500 page: they go around it instead."""
+
+    def __init__(self, *, outermost: Callable[[ASGIApp], ASGIApp], **kwargs: Any) -> None:
+        self._outermost = outermost
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return self._outermost(super().build_middleware_stack())
+
+
 @rule(Rule.PUBLIC)
 async def health(_request: Request) -> Response:
     return JSONResponse({"status": "ok"})
@@ -186,18 +199,16 @@ def create_app(settings: Settings) -> Starlette:
         Mount("/static", StaticFiles(directory=str(STATIC), check_dir=False), name="static"),
     ]
     check_rules(routes)
-    app = Starlette(
+    app = _App(
         routes=routes,
         lifespan=lifespan,
-        middleware=[
-            Middleware(
-                SecurityHeaders,
-                max_request_bytes=settings.max_request_bytes,
-                embed_origins=settings.embed_allowed_origins,
-                https=settings.secure_cookies,
-            )
-        ],
         exception_handlers={ApiError: api_error_response},
+        outermost=functools.partial(
+            SecurityHeaders,
+            max_request_bytes=settings.max_request_bytes,
+            embed_origins=settings.embed_allowed_origins,
+            https=settings.secure_cookies,
+        ),
     )
     app.state.services = svc
     return app
