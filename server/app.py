@@ -91,7 +91,9 @@ class SecurityHeaders:
                     (b"content-security-policy", self.embed_csp if framed else self.csp),
                     (b"x-content-type-options", b"nosniff"),
                     # Link and invitation tokens live in URLs: never send them elsewhere.
-                    (b"referrer-policy", b"no-referrer"),
+                    # "same-origin", not "no-referrer": under no-referrer a browser sends
+                    # "Origin: null" even on our own forms, and the Origin check needs it.
+                    (b"referrer-policy", b"same-origin"),
                     (b"cross-origin-opener-policy", b"same-origin"),
                     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
                 ]
