@@ -30,6 +30,8 @@ BAD = [
     "https://",
     "file:///etc/passwd",
     "",
+    " https://example.com",
+    "https://exa\nmple.com",
 ]
 GOOD = ["https://example.com/a?b=c#d", "HTTP://example.com", "mailto:ada@example.com"]
 
