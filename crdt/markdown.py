@@ -14,7 +14,7 @@ from typing import Any
 
 from pycrdt import Doc
 
-from .prosemirror import to_prosemirror
+from .prosemirror import safe_href, to_prosemirror
 
 Node = Mapping[str, Any]
 
@@ -294,7 +294,9 @@ def _mark_delims(marks: Sequence[Node]) -> list[tuple[str, str, str, str]]:
     for mark in marks:
         kind = mark.get("type")
         if kind == "link":
-            href = str((mark.get("attrs") or {}).get("href") or "")
+            href = (mark.get("attrs") or {}).get("href")
+            if not safe_href(href):
+                continue  # the text stays, without the link
             # Keep the destination one token: no spaces, balanced-free parentheses.
             href = href.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
             out.append((f"link:{href}", "[", f"]({href})", "link"))

@@ -70,6 +70,24 @@ _MARK_RANK = {name: rank for rank, name in enumerate(MARK_ATTRS)}
 # y-prosemirror keys marks that may overlap themselves (e.g. comments) as "name--<8 char hash>".
 _HASHED_MARK = re.compile(r"(.*)(--[a-zA-Z0-9+/=]{8})$")
 
+# Link targets kept anywhere the document leaves the editor (JSON, Markdown, templates): absolute
+# http(s) with a host, and mailto, as web/src/lib/links.js allows. Relative targets are dropped
+# too: the editor never makes them, "//evil.example" is one, and outside the app they mean nothing.
+_SAFE_HREF = re.compile(r"(?:https?://[^/?#\\\s]|mailto:\S)", re.IGNORECASE)
+
+
+def safe_href(href: Any) -> bool:
+    """Whether ``href`` may be a link's target; a link with any other target keeps its text only.
+
+    No control characters either: browsers drop them, so "java\tscript:" is a script URL."""
+    return (
+        isinstance(href, str)
+        and len(href) <= 4096
+        and not any(ord(c) < 32 or ord(c) == 127 for c in href)
+        and _SAFE_HREF.match(href) is not None
+    )
+
+
 # y-prosemirror's own bookkeeping attribute for change tracking, never a real attr or mark.
 _YCHANGE = "ychange"
 
@@ -153,6 +171,8 @@ def _read_marks(attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
         # Old clients stored e.g. ``bold: true``; the schema then uses the defaults.
         given = _plain(value) if isinstance(value, Mapping) else {}
         mark_attrs = _with_defaults(MARK_ATTRS[name], given) if name in MARK_ATTRS else given
+        if name == "link" and not safe_href(mark_attrs.get("href")):
+            continue  # any client can store any target; none but http(s) and mailto leaves
         mark: dict[str, Any] = {"type": name}
         if mark_attrs:
             mark["attrs"] = mark_attrs
@@ -214,6 +234,8 @@ def _write_marks(marks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for mark in marks:
         name = mark["type"]
         given = mark.get("attrs") or {}
+        if name == "link" and not safe_href(given.get("href")):
+            continue
         # The full attrs, nulls included, exactly like y-prosemirror's marksToAttributes.
         value = _with_defaults(MARK_ATTRS[name], given) if name in MARK_ATTRS else dict(given)
         key = name

@@ -203,7 +203,41 @@ def archived_view(identity: Identity) -> Identity:
     return dataclasses.replace(identity, read_only=True)
 
 
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def same_site_post(request: Request) -> bool:
+    """Whether a request that changes something may come from where it says it comes from.
+
+    Checked before any credential, so it also covers the forms that need none (sign-in, setup,
+    a share link's name form, accepting an invitation): posted from another site they signed
+    the browser in as the attacker. Browsers send Origin with every cross-site POST ("null" from
+    sandboxes and no-referrer pages); without it the Referer decides; with neither the sender
+    is no browser, so no victim's cookies or session can be involved. Bearer-token calls are
+    exempt: another site cannot make a browser send them.
+    """
+    if request.method in SAFE_METHODS:
+        return True
+    if request.headers.get("authorization", "").lower().startswith("bearer "):
+        return True
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if source is None:
+        return True
+    here = {request.headers.get("host")}
+    base = services(request).settings.base_url
+    if base:
+        here.add(urlsplit(base).netloc)
+    try:
+        there = urlsplit(source).netloc
+    except ValueError:
+        return False
+    return bool(there) and there in here
+
+
 async def _guard_http(rule_: Rule, fn: Endpoint, request: Request, on_archived: bool) -> Any:
+    if not same_site_post(request):
+        log.warning("refused a cross-site %s to %s", request.method, request.url.path)
+        return _refuse(request, 403, "refused: this form was sent from another site")
     if rule_ is Rule.PUBLIC:
         return await fn(request)
     plan_id = request.path_params.get("plan_id")

@@ -4,10 +4,12 @@ and the tests' server launcher."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 from starlette.applications import Starlette
@@ -92,7 +94,9 @@ class SecurityHeaders:
                     (b"content-security-policy", self.embed_csp if framed else self.csp),
                     (b"x-content-type-options", b"nosniff"),
                     # Link and invitation tokens live in URLs: never send them elsewhere.
-                    (b"referrer-policy", b"no-referrer"),
+                    # "same-origin", not "no-referrer": under no-referrer a browser sends
+                    # "Origin: null" even on our own forms, and the Origin check needs it.
+                    (b"referrer-policy", b"same-origin"),
                     (b"cross-origin-opener-policy", b"same-origin"),
                     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
                 ]
@@ -112,6 +116,18 @@ class SecurityHeaders:
             return
 
         await self.app(scope, receive, send_with_headers)
+
+
+class _App(Starlette):
+    """Starlette's own error handler is the outermost layer of the middleware it builds, so the
+    security headers, as a middleware, never reached its 500 page: they go around it instead."""
+
+    def __init__(self, *, outermost: Callable[[ASGIApp], ASGIApp], **kwargs: Any) -> None:
+        self._outermost = outermost
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return self._outermost(super().build_middleware_stack())
 
 
 @rule(Rule.PUBLIC)
@@ -197,17 +213,11 @@ def create_app(settings: Settings) -> Starlette:
         Mount("/static", StaticFiles(directory=str(STATIC), check_dir=False), name="static"),
     ]
     check_rules(routes)
-    app = Starlette(
+    app = _App(
         routes=routes,
         lifespan=lifespan,
         middleware=[
-            Middleware(
-                SecurityHeaders,
-                max_request_bytes=settings.max_request_bytes,
-                embed_origins=settings.embed_allowed_origins,
-                https=settings.secure_cookies,
-            ),
-            # Inside SecurityHeaders, so its refusals carry the security headers too.
+            # Inside SecurityHeaders (the outermost layer), so its refusals carry the headers.
             Middleware(
                 RequestBodies,
                 max_bytes=settings.max_request_bytes,
@@ -215,6 +225,12 @@ def create_app(settings: Settings) -> Starlette:
             ),
         ],
         exception_handlers={ApiError: api_error_response},
+        outermost=functools.partial(
+            SecurityHeaders,
+            max_request_bytes=settings.max_request_bytes,
+            embed_origins=settings.embed_allowed_origins,
+            https=settings.secure_cookies,
+        ),
     )
     app.state.services = svc
     return app

@@ -25,6 +25,8 @@ from .store import Store
 SESSION_COOKIE = "tandem_session"
 TOKEN_PREFIX = "tdm_"
 DEFAULT_TOKEN_DAYS = 365
+# A token is a password that never changes: two years is as long as one may live.
+MAX_TOKEN_DAYS = 730
 
 _hasher = PasswordHasher()
 # A real hash to verify against when the email is unknown, so timing does not reveal accounts:
@@ -118,10 +120,15 @@ class Auth:
     async def create_token(
         self, user_id: int, *, label: str | None = None, days: int | None = None
     ) -> tuple[str, persistence.TokenRecord]:
+        days = DEFAULT_TOKEN_DAYS if days is None else days
+        # "days or DEFAULT" once turned 0 into a year and let -1 make a token that was expired
+        # yet listed as active.
+        if not 1 <= days <= MAX_TOKEN_DAYS:
+            raise ValueError(f"days must be from 1 to {MAX_TOKEN_DAYS}")
         token_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(24)
         # Every token expires: a year unless asked otherwise.
-        expires = datetime.now(UTC) + timedelta(days=days or DEFAULT_TOKEN_DAYS)
+        expires = datetime.now(UTC) + timedelta(days=days)
         record = await self._store.run(
             lambda s: persistence.create_token(
                 session=s,

@@ -9,10 +9,16 @@ import logging
 import re
 import signal
 import sys
+from datetime import UTC, datetime
 
 import persistence
 
 from .settings import Settings
+
+# Here, not imported from .auth: that module hashes a password on import, which every command
+# would pay for. tests/server/test_cli.py checks the two agree.
+DEFAULT_TOKEN_DAYS = 365
+MAX_TOKEN_DAYS = 730
 
 log = logging.getLogger("tandem")
 
@@ -159,6 +165,9 @@ def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> int:
         # api_tokens.label is VARCHAR(200): PostgreSQL refused a longer one with a traceback.
         print("error: the label must have at most 200 characters", file=sys.stderr)
         return 2
+    if not 1 <= args.days <= MAX_TOKEN_DAYS:
+        print(f"error: --days must be from 1 to {MAX_TOKEN_DAYS}", file=sys.stderr)
+        return 2
     persistence.upgrade(settings.database_url)
     store = _store(settings)
     user_id = _user_id(store, args.email)
@@ -181,8 +190,10 @@ def cmd_tokens_list(settings: Settings, args: argparse.Namespace) -> int:
         print(f"error: no user with email {args.email}", file=sys.stderr)
         return 1
     tokens = asyncio.run(store.run(lambda s: persistence.list_tokens(session=s, user_id=user_id)))
+    now = datetime.now(UTC)
     for t in tokens:
-        state = "revoked" if t.revoked_at else "active"
+        expired = t.expires_at is not None and t.expires_at <= now
+        state = "revoked" if t.revoked_at else "expired" if expired else "active"
         expiry = t.expires_at.isoformat() if t.expires_at else "never"
         used = t.last_used_at.isoformat() if t.last_used_at else "never"
         print(f"{t.id}\t{state}\texpires {expiry}\tlast used {used}\t{t.label or ''}")
@@ -248,7 +259,12 @@ def parser() -> argparse.ArgumentParser:
     tc = tokens.add_parser("create", help="print a new API token for EMAIL on stdout")
     tc.add_argument("email")
     tc.add_argument("--label", help="what the token is for")
-    tc.add_argument("--days", type=int, default=365, help="days until it expires (default 365)")
+    tc.add_argument(
+        "--days",
+        type=int,
+        default=DEFAULT_TOKEN_DAYS,
+        help=f"days until it expires, 1 to {MAX_TOKEN_DAYS} (default {DEFAULT_TOKEN_DAYS})",
+    )
     tc.set_defaults(func=cmd_tokens_create)
     tl = tokens.add_parser("list", help="list EMAIL's tokens")
     tl.add_argument("email")

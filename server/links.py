@@ -25,14 +25,13 @@ from .access import LINK_ROLES, Rule, rule, visit_cookie
 from .channel import Identity
 from .members import base_url, valid_email
 from .protocol import Close
+from .tokens import CODE_MINUTES, VISIT_DAYS
 from .web import ApiError, read_json, render, services, text_field
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 365
-VISIT_DAYS = 7
-CODE_MINUTES = 10
 CODE_ATTEMPTS = 5
 DOMAIN = re.compile(r"^[a-z0-9-]{1,63}(\.[a-z0-9-]{1,63})+$")
 

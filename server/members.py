@@ -19,7 +19,7 @@ from .access import OWNER, ROLES, SIDES, VENDOR, VIEWER, Rule, rule
 from .auth import SESSION_COOKIE
 from .channel import Identity
 from .protocol import Close
-from .web import ApiError, read_json, render, services, text_field
+from .web import ApiError, int_param, read_json, render, services, text_field
 
 log = logging.getLogger(__name__)
 
@@ -241,10 +241,9 @@ async def invite_api(request: Request) -> Response:
 
 
 def _user_id(request: Request) -> int:
-    raw = request.path_params["user_id"]
-    if not raw.isdigit():
-        raise ApiError(404, "no such member")
-    return int(raw)
+    return int_param(
+        request.path_params["user_id"], "user_id", status=404, message="no such member"
+    )
 
 
 @rule(Rule.PLAN_OWNER)

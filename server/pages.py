@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -172,8 +173,9 @@ async def logout(request: Request) -> Response:
     return response
 
 
-def _person(identity: Identity) -> dict[str, str]:
-    return {"name": identity.name, "color": colour_for(identity)}
+def _person(identity: Identity) -> dict[str, Any]:
+    # A visitor chooses their own name, so it may be a member's: "guest" tells them apart.
+    return {"name": identity.name, "color": colour_for(identity), "guest": not identity.is_account}
 
 
 @rule(Rule.SIGNED_IN)

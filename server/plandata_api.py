@@ -21,7 +21,7 @@ from . import catalog
 from .access import Rule, rule
 from .channel import Identity
 from .summary import summarise, task_json
-from .web import ApiError, read_json, services, text_field
+from .web import ApiError, int_param, read_json, services, text_field
 
 TASK_FILTERS = ("owner", "side", "status", "due_before", "due_after", "milestone")
 RAGS = ("red", "amber", "green")
@@ -163,20 +163,18 @@ def audit_json(e: persistence.AuditRecord) -> dict[str, Any]:
 async def get_audit(request: Request) -> Response:
     plan = request.state.plan
     q = request.query_params
-    try:
-        before = int(q["before"]) if "before" in q else None
-    except ValueError:
-        raise ApiError(400, "before must be an event id", field="before") from None
-    try:
-        limit = int(q.get("limit", "200"))
-        if not 1 <= limit <= 1000:
-            raise ValueError
-    except ValueError:
-        raise ApiError(400, "limit must be a number from 1 to 1000", field="limit") from None
+    before = None
+    if "before" in q:
+        before = int_param(q["before"], "before", message="before must be an event id")
+    limit = int_param(q.get("limit", "200"), "limit", high=1000)
     events = await services(request).store.run(
         lambda s: persistence.list_audit(session=s, plan_id=plan.id, before_id=before, limit=limit)
     )
     return JSONResponse({"events": [audit_json(e) for e in events]})
+
+
+def _user_ref(ref: str) -> int:
+    return int_param(ref[5:], "owner", message="owner.id user:<id> must name a member by number")
 
 
 def _owner(value: Any, people: dict[int, str]) -> structure.Owner | None:
@@ -195,8 +193,8 @@ def _owner(value: Any, people: dict[int, str]) -> structure.Owner | None:
         )
     if side is not None and side not in structure.SIDES:
         raise ApiError(400, "owner.side must be vendor, customer or null", field="owner")
-    if label is None and ref.startswith("user:") and ref[5:].isdigit():
-        label = people.get(int(ref[5:]))
+    if label is None and ref.startswith("user:"):
+        label = people.get(_user_ref(ref))
     if label is None and ref.startswith("name:"):
         label = ref[5:]
     if not isinstance(label, str) or not label.strip() or len(label) > 200:
@@ -235,10 +233,11 @@ async def patch_task(request: Request) -> Response:
     if "owner" in data:
         people: dict[int, str] = {}
         ref = data["owner"].get("id") if isinstance(data["owner"], dict) else None
-        if isinstance(ref, str) and ref.startswith("user:") and ref[5:].isdigit():
+        if isinstance(ref, str) and ref.startswith("user:"):
             # Only the plan's members can own its tasks (and only they can be looked up here).
+            uid = _user_ref(ref)
             member = await svc.store.run(
-                lambda s: persistence.get_member(session=s, plan_id=plan.id, user_id=int(ref[5:]))
+                lambda s: persistence.get_member(session=s, plan_id=plan.id, user_id=uid)
             )
             if member is None:
                 raise ApiError(400, f"user {ref[5:]} is not a member of this plan", field="owner")

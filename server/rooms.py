@@ -261,6 +261,8 @@ class Room:
         stamped.pop("person", None)
         if conn.identity.person is not None:
             stamped["person"] = conn.identity.person
+        # Only the server knows who signed in: a link visitor named like a member is a guest.
+        stamped["guest"] = not conn.identity.is_account
         value["user"] = stamped
         return json.dumps(value, separators=(",", ":"))
 

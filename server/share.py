@@ -13,7 +13,7 @@ import persistence
 
 from . import links, members
 from .access import LINK_ROLES, ROLES, SIDES, Rule, rule
-from .web import ApiError, render, services
+from .web import ApiError, int_param, render, services
 
 EXPIRY_CHOICES = [
     ("1", "1 day"),
@@ -126,9 +126,7 @@ async def share_action(request: Request) -> Response:
 
 
 def _int(value: str | None) -> int:
-    if not value or not value.isdigit():
-        raise ApiError(400, "no such member")
-    return int(value)
+    return int_param(value, "user_id", message="no such member")
 
 
 async def _events(request: Request) -> list[persistence.AccessEventRecord]:

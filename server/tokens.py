@@ -21,6 +21,18 @@ PURPOSES = {
 }
 # The longest any of these can live; rows carry the real, shorter expiry.
 MAX_AGE = 366 * 86400
+VISIT_DAYS = 7
+CODE_MINUTES = 10
+INVITE_DAYS = 7
+# How long each purpose's signature is honoured. A visit cookie has no row, so its signature is
+# its only clock: read with the 366-day ceiling it lived a year though it said 7 days.
+LIFETIMES = {
+    "invite": INVITE_DAYS * 86400 + 3600,
+    "link": MAX_AGE,
+    "embed": MAX_AGE,
+    "visit": VISIT_DAYS * 86400,
+    "code": CODE_MINUTES * 60,
+}
 
 
 class Signer:
@@ -34,9 +46,12 @@ class Signer:
         serializer, prefix = self._serializers[purpose]
         return prefix + serializer.dumps(value)
 
-    def loads(self, purpose: str, token: str | None, *, max_age: int = MAX_AGE) -> Any:
-        """The signed value, or None if the token is not a valid, unexpired one for ``purpose``."""
+    def loads(self, purpose: str, token: str | None, *, max_age: int | None = None) -> Any:
+        """The signed value, or None if the token is not a valid, unexpired one for ``purpose``.
+
+        Unexpired means younger than ``max_age``, at most the purpose's own lifetime."""
         serializer, prefix = self._serializers[purpose]
+        max_age = min(max_age or LIFETIMES[purpose], LIFETIMES[purpose])
         if not token or not token.startswith(prefix) or len(token) > 2000:
             return None
         try:

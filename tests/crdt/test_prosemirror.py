@@ -114,7 +114,9 @@ def test_write_fills_defaults_and_skips_nulls_like_y_tiptap() -> None:
             "content": [
                 {
                     "type": "heading",
-                    "content": [text("h", {"type": "link", "attrs": {"href": "x"}})],
+                    "content": [
+                        text("h", {"type": "link", "attrs": {"href": "https://x.example"}})
+                    ],
                 },
                 {"type": "codeBlock", "attrs": {"language": None, "bogus": 1}},
             ],
@@ -122,7 +124,9 @@ def test_write_fills_defaults_and_skips_nulls_like_y_tiptap() -> None:
     )
     heading, code = fragment(doc).children
     assert dict(heading.attributes) == {"level": 1}
-    assert heading.children[0].diff() == [("h", {"link": MARK_ATTRS["link"] | {"href": "x"}})]
+    assert heading.children[0].diff() == [
+        ("h", {"link": MARK_ATTRS["link"] | {"href": "https://x.example"}})
+    ]
     assert dict(code.attributes) == {}
 
 

@@ -259,7 +259,7 @@ def test_presence_names_each_person_once_whatever_they_claim(world: World) -> No
     another account, another key; a visitor through a link none; claimed keys are replaced."""
     second_plan = world.server.create_plan(world.owner_token, "Second plan", "Acme")
     cora, olive = world.callers["api_token"].token, world.owner_token
-    claim = json.dumps({"user": {"name": "x", "color": "#000", "person": "forged"}})
+    claim = json.dumps({"user": {"name": "x", "color": "#000", "person": "forged", "guest": False}})
 
     async def presence(plan: str, observer: str, senders: dict[int, str]) -> dict[int, dict]:
         """Each sender (client id -> token) sends ``claim``; the ``user`` the observer gets."""
@@ -288,7 +288,9 @@ def test_presence_names_each_person_once_whatever_they_claim(world: World) -> No
         assert seen[1]["name"] == seen[2]["name"] == "Olive Owner"
         key = seen[1]["person"]
         assert seen[2]["person"] == key and re.fullmatch(r"[0-9a-f]{12}", key)
-        assert seen[3] == {"name": "Ed Editor", "color": "#000"}  # a visitor: no key
+        # A visitor: no key, and a guest whatever they claimed.
+        assert seen[3] == {"name": "Ed Editor", "color": "#000", "guest": True}
+        assert seen[1]["guest"] is False
         # Another account, another key; the same account on another plan, another key.
         other = (await presence(world.plan, olive, {4: cora}))[4]
         assert other["name"] == "Cora Customer" and other["person"] not in (key, "forged")

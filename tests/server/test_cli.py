@@ -134,6 +134,32 @@ def test_tokens_create_refuses_unknown_users_and_long_labels(cli: Server) -> Non
     assert tokens(cli, "casey@vendor.example") == []
 
 
+@pytest.mark.parametrize("days", ["0", "-1", "731", "100000000"])
+def test_tokens_create_refuses_lifetimes_out_of_range(cli: Server, days: str) -> None:
+    # 0 made a 365-day token; -1 one already expired but listed as active.
+    assert create_user(cli, "casey@vendor.example").returncode == 0
+    done = cli.cli("tokens", "create", "casey@vendor.example", "--days", days)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "--days must be from 1 to 730" in done.stderr and "Traceback" not in done.stderr
+    assert tokens(cli, "casey@vendor.example") == []
+
+
+def test_tokens_create_days_sets_the_expiry(cli: Server) -> None:
+    from server import auth
+    from server import cli as tandem_cli
+
+    assert (tandem_cli.DEFAULT_TOKEN_DAYS, tandem_cli.MAX_TOKEN_DAYS) == (
+        auth.DEFAULT_TOKEN_DAYS,
+        auth.MAX_TOKEN_DAYS,
+    )
+    assert create_user(cli, "casey@vendor.example").returncode == 0
+    for days in ("1", "730"):
+        done = cli.cli("tokens", "create", "casey@vendor.example", "--days", days)
+        assert done.returncode == 0, done.stderr
+    states = sorted(row[1] for row in tokens(cli, "casey@vendor.example"))
+    assert states == ["active", "active"]
+
+
 def test_token_works_as_bearer_until_revoked(cli: Server) -> None:
     assert create_user(cli, "casey@vendor.example").returncode == 0
     assert create_user(cli, "other@vendor.example").returncode == 0

@@ -157,12 +157,14 @@ async def test_node_and_pycrdt_converge_and_share_presence(
             nora = node_states[-1]["user"]["person"]
             assert re.fullmatch(r"[0-9a-f]{12}", nora)
             assert node_states[-1] == {
-                "user": {"name": "Nora Node", "color": "#ff00aa", "person": nora}
+                "user": {"name": "Nora Node", "color": "#ff00aa", "person": nora, "guest": False}
             }
             # What Node saw of pycrdt: another person.
             seen_py = [p["state"] for p in state["presence"] if p["clientID"] == py_id]
             casey = seen_py[0]["user"]["person"]
-            assert seen_py == [{"user": {"name": "Casey CSM", "color": "#00f", "person": casey}}]
+            assert seen_py == [
+                {"user": {"name": "Casey CSM", "color": "#00f", "person": casey, "guest": False}}
+            ]
             assert re.fullmatch(r"[0-9a-f]{12}", casey) and casey != nora
             # Nobody got their own presence back.
             assert own_awareness(state) == []

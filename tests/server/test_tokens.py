@@ -125,6 +125,36 @@ def test_visit_cookie_is_for_one_plan(world: World) -> None:
         assert c.get("/api/plans").status_code == 401
 
 
+def forge_aged(purpose: str, value: object, days: float) -> str:
+    class Signer(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time() - days * 86400)
+
+    class Serializer(URLSafeTimedSerializer):
+        default_signer = Signer
+
+    salt, prefix = PURPOSES[purpose]
+    return prefix + Serializer(SECRET, salt=salt).dumps(value)
+
+
+def test_visit_cookie_is_honoured_for_its_own_age_only(world: World) -> None:
+    # It says 7 days (VISIT_DAYS) but was read with the 366-day ceiling of every token.
+    for kind in ("viewer", "editor"):
+        link_id = world.links[kind]["id"]
+        cookie = f"tandem_v_{world.plan}"
+        value = ["v", link_id, world.plan, "Mallory", None]
+        with anon(world) as c:
+            c.cookies.set(cookie, forge_aged("visit", value, 6.9))
+            assert c.get(f"/plans/{world.plan}").status_code == 200, kind
+            c.cookies.set(cookie, forge_aged("visit", value, 7.1))
+            assert c.get(f"/plans/{world.plan}").status_code == 303, kind
+        headers = {
+            "Cookie": f"{cookie}={forge_aged('visit', value, 7.1)}",
+            "Origin": world.server.http,
+        }
+        assert ws_close(world, f"/ws/plans/{world.plan}", headers) == 4401, kind
+
+
 def test_embed_tokens(world: World) -> None:
     owner = world.callers["owner_api"].client
     r = owner.post(f"/api/plans/{world.plan}/embeds", json={"role": "viewer", "label": "CRM"})

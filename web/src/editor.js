@@ -54,7 +54,7 @@ function renderCaret (user) {
   label.classList.add('collaboration-carets__label')
   label.style.backgroundColor = color
   label.style.color = textColorOn(color)
-  label.textContent = displayName(user.name)
+  label.textContent = displayName(user.name) + (user.guest === true ? ' (guest)' : '')
   caret.append(label)
   return caret
 }

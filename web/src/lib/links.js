@@ -4,10 +4,13 @@ const ALLOWED = /^(https?:\/\/|mailto:)/i
 const EMAIL = /^[^\s@<>()"]+@[^\s@<>()"]+\.[^\s@<>()"]+$/
 const HOSTISH = /^(localhost|[\w-]+(\.[\w-]+)+)(:\d+)?([/?#]\S*)?$/i
 
-/** True when `href` is an absolute http(s) or mailto URL. */
+/** True when `href` is an absolute http(s) or mailto URL, with no surrounding whitespace. */
 export function isAllowedHref (href) {
   if (typeof href !== 'string') return false
   const s = href.trim()
+  // Exactly as stored, as the server's exports check it (crdt/prosemirror.py safe_href): URL
+  // parsing forgives surrounding spaces and inner tabs or newlines, which the exports do not.
+  if (s !== href || /[\u0000-\u001f\u007f]/.test(s)) return false
   if (!ALLOWED.test(s)) return false
   try {
     const url = new URL(s)

@@ -4,8 +4,10 @@
 // (the server's key for an account on this plan) are one entry; a client without one (a
 // visitor through a shared link) is an entry of its own.
 //   <li class="presence-person" data-client-id="…" data-name="…" data-color="#rrggbb"
-//       data-self="true|false" data-tabs="n">
+//       data-self="true|false" data-tabs="n" data-guest="true|false">
 //     <span class="presence-avatar">AL</span><span class="presence-name">Ada</span>
+//     <span class="presence-guest">guest</span>        (a link or embed visitor, as the
+//                                                       server stamps it: never the client's say)
 //     <span class="presence-you">you</span>            (only on your own entry)
 //   </li>
 // Your own entry comes first; the others are sorted by name.
@@ -55,6 +57,7 @@ export class Presence {
         name: displayName(user.name),
         color: safeColor(user.color),
         self: clientId === self,
+        guest: user.guest === true,
         tabs: 1,
       }
       const known = byPerson.get(key)
@@ -83,8 +86,10 @@ export class Presence {
       li.dataset.color = p.color
       li.dataset.self = String(p.self)
       li.dataset.tabs = String(p.tabs)
+      li.dataset.guest = String(p.guest)
       const where = p.tabs > 1 ? `, in ${p.tabs} tabs` : ''
-      li.title = p.self ? `${p.name} (you${where})` : `${p.name}${where ? ` (${where.slice(2)})` : ''}`
+      const who = p.guest ? `${p.name}, guest` : p.name
+      li.title = p.self ? `${who} (you${where})` : `${who}${where ? ` (${where.slice(2)})` : ''}`
       const avatar = document.createElement('span')
       avatar.className = 'presence-avatar'
       avatar.style.backgroundColor = p.color
@@ -95,6 +100,12 @@ export class Presence {
       name.className = 'presence-name'
       name.textContent = p.name
       li.append(avatar, name)
+      if (p.guest) {
+        const guest = document.createElement('span')
+        guest.className = 'presence-guest'
+        guest.textContent = 'guest'
+        li.append(guest)
+      }
       if (p.self) {
         const you = document.createElement('span')
         you.className = 'presence-you'
