@@ -20,7 +20,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 
-from pycrdt import Doc, merge_updates
+from pycrdt import Doc, get_state, merge_updates
 
 import crdt
 
@@ -39,6 +39,7 @@ from .protocol import (
     parse_awareness,
     parse_sync,
     permission_denied_frame,
+    read_var_uint,
     sync_frame,
 )
 from .store import Store
@@ -51,9 +52,29 @@ TOUCH_EVERY = 10.0
 # Updates a room holds before the connections sending them have to wait for the writer.
 MAX_PENDING_BYTES = 16 * 1024 * 1024
 
+# Bytes of updates a document holds back because what they build on never arrived (no
+# well-behaved client sends those: everything it builds on came through this server). Past
+# either bound the connection is closed and the room's document reloaded from the log.
+MAX_UNAPPLIED_BYTES_PER_CONNECTION = 1024 * 1024
+MAX_UNAPPLIED_BYTES_PER_ROOM = 4 * 1024 * 1024
+
+# Presence states one connection may introduce (a browser tab introduces one), and the size of
+# one state (a name, a colour, a cursor).
+MAX_AWARENESS_CLIENTS = 8
+MAX_AWARENESS_STATE_BYTES = 4096
+
 #: Called after each group commit with the plan id and the ``(author id, log id)`` of every
 #: update it made durable, in log order. Must not block: it schedules work, it doesn't do it.
 OnCommit = Callable[[str, Sequence[tuple[int | None, int]]], None]
+
+
+def _clocks(state_vector: bytes) -> dict[int, int]:
+    count, pos = read_var_uint(state_vector, 0)
+    out = {}
+    for _ in range(count):
+        client, pos = read_var_uint(state_vector, pos)
+        out[client], pos = read_var_uint(state_vector, pos)
+    return out
 
 
 def _is_fatal(exc: BaseException) -> bool:
@@ -74,7 +95,6 @@ class Room:
         self.on_commit = on_commit
         self.store = store
         self.checkpoint_every = checkpoint_every
-        self.doc = crdt.doc_from_updates(history.updates, base=history.checkpoint)
         self.last_id: int = history.last_id
         self.since_checkpoint = len(history.updates)
         self.connections: set[Connection] = set()
@@ -86,13 +106,43 @@ class Room:
         self._wake = asyncio.Event()
         self._stopping = False
         self._captured: list[bytes] = []
-        self._subscription = self.doc.observe(lambda event: self._captured.append(event.update))
+        self._load(history)
+        # Updates the document holds back for missing dependencies: (connection, the clocks
+        # they reach, size).
+        self._unapplied: list[tuple[Connection, dict[int, int], int]] = []
         self._awareness: dict[int, tuple[int, str, Connection]] = {}
         self._writer: asyncio.Task[None] | None = None
         self._unload: asyncio.TimerHandle | None = None
         self._on_reset: Callable[[Room], None] | None = None
         self._checkpointing: asyncio.Task[None] | None = None
         self._touched = -TOUCH_EVERY  # loop time the plan's updated_at was last set
+
+    def _load(self, history) -> None:  # noqa: ANN001
+        self.doc = crdt.doc_from_updates(history.updates, base=history.checkpoint)
+        self._subscription = self.doc.observe(lambda event: self._captured.append(event.update))
+        self._guard = crdt.SchemaGuard(self.doc)
+
+    async def _reload(self, why: str) -> None:
+        """Replace the document by the log's (caller holds the lock, nothing is pending to be
+        logged): drops what a refused update left in it, and what waits for dependencies."""
+        log.warning("room %s: reloading its document from the log (%s)", self.plan_id, why)
+        self._guard.close()
+        self.doc.unobserve(self._subscription)
+        self._load(await self.store.load(self.plan_id))
+        for conn, _, size in self._unapplied:
+            conn.unapplied_bytes -= size
+        self._unapplied.clear()
+
+    async def repair(self) -> None:
+        """Delete what breaks the plan's schema (written before updates were checked), as an
+        ordinary logged change that connected clients receive too."""
+        update = crdt.schema_repair(self.doc)
+        if update is None:
+            return
+        log.warning("room %s: deleting content that breaks the plan's schema", self.plan_id)
+        await self.apply_server_change(lambda doc: doc.apply_update(update), None)
+        self._guard.close()
+        self._guard = crdt.SchemaGuard(self.doc)
 
     # Lifecycle
 
@@ -226,6 +276,8 @@ class Room:
     def _on_awareness(self, conn: Connection, frame: bytes) -> None:
         forward = []
         for client, clock, state in parse_awareness(frame):
+            if len(state) > MAX_AWARENESS_STATE_BYTES:
+                raise FrameError("awareness state too large")
             known = self._awareness.get(client)
             if known is not None:
                 if known[2] is not conn and known[2] in self.connections:
@@ -238,6 +290,11 @@ class Room:
                 del self._awareness[client]
                 conn.awareness_clients.discard(client)
             else:
+                if (
+                    client not in conn.awareness_clients
+                    and len(conn.awareness_clients) >= MAX_AWARENESS_CLIENTS
+                ):
+                    raise FrameError("too many awareness client ids")
                 state = self._stamp(conn, state)
                 self._awareness[client] = (clock, state, conn)
                 conn.awareness_clients.add(client)
@@ -287,7 +344,10 @@ class Room:
     async def _commit(self, batch: list[tuple[Connection, bytes]]) -> None:
         async with self._lock:
             accepted: list[tuple[Connection, bytes]] = []
-            for conn, update in batch:
+            reload = None
+            for i, (conn, update) in enumerate(batch):
+                if conn.refused:
+                    continue  # what a refused connection sent after is not applied either
                 self._captured.clear()
                 try:
                     self.doc.apply_update(update)
@@ -295,6 +355,14 @@ class Room:
                     log.warning("closing %r: update could not be applied (%s)", conn, exc)
                     conn.close(Close.BAD_FRAME, "update could not be applied")
                     continue
+                reload = self._refused(conn, update)
+                if reload is not None:
+                    # The document holds what was refused: the rest of the batch waits for
+                    # the reload, which needs what was accepted logged first.
+                    self._pending[:0] = batch[i + 1 :]
+                    self._pending_bytes += sum(len(u) for _, u in batch[i + 1 :])
+                    self._wake.set()
+                    break
                 if self._captured:
                     effective = (
                         self._captured[0]
@@ -303,6 +371,8 @@ class Room:
                     )
                     accepted.append((conn, effective))
             if not accepted:
+                if reload is not None:
+                    await self._reload(reload)
                 return
             ids = await self.store.append(
                 self.plan_id,
@@ -313,11 +383,52 @@ class Room:
             self.since_checkpoint += len(ids)
             for conn, update in accepted:
                 self._broadcast(sync_frame(SYNC_UPDATE, update), exclude=conn)
-            if self.since_checkpoint >= self.checkpoint_every:
+            if reload is not None:
+                await self._reload(reload)
+            elif self.since_checkpoint >= self.checkpoint_every:
                 self._checkpoint()
         self._committed(
             [(conn.identity.user_id, i) for (conn, _), i in zip(accepted, ids, strict=True)]
         )
+
+    def _refused(self, conn: Connection, update: bytes) -> str | None:
+        """After ``update`` from ``conn`` was applied: None if it may be logged and sent on.
+        Otherwise ``conn`` is closed and the reason returned: the document must be reloaded."""
+        problem = self._guard.check()
+        if problem is not None:
+            # Not logged, not forwarded; the log names the connection, not the content.
+            log.warning("closing %r: update breaks the plan's schema (%s)", conn, problem)
+            conn.refused = True
+            conn.close(Close.BAD_FRAME, "update breaks the plan's schema")
+            return "refused an update"
+        wanted = _clocks(get_state(update))
+        have = _clocks(self.doc.get_state())
+        if any(have.get(c, 0) < k for c, k in wanted.items()):
+            self._unapplied.append((conn, wanted, len(update)))
+            conn.unapplied_bytes += len(update)
+        if self._unapplied:
+            still = []
+            for entry in self._unapplied:
+                if any(have.get(c, 0) < k for c, k in entry[1].items()):
+                    still.append(entry)
+                else:
+                    entry[0].unapplied_bytes -= entry[2]
+            self._unapplied = still
+            total = sum(size for _, _, size in still)
+            if (
+                conn.unapplied_bytes > MAX_UNAPPLIED_BYTES_PER_CONNECTION
+                or total > MAX_UNAPPLIED_BYTES_PER_ROOM
+            ):
+                log.warning(
+                    "closing %r with %d: %d bytes of updates wait for missing dependencies",
+                    conn,
+                    Close.UNAPPLIED,
+                    conn.unapplied_bytes,
+                )
+                conn.refused = True
+                conn.close(Close.UNAPPLIED, "too many updates with missing dependencies")
+                return "dropping updates with missing dependencies"
+        return None
 
     async def apply_server_change(
         self, fn: Callable[[Doc], object], author_id: int | None
@@ -443,6 +554,10 @@ class RoomManager:
             )
             room.start(self._forget)
             self._rooms[plan_id] = room
+            try:
+                await room.repair()
+            except Exception:
+                log.exception("room %s: repairing its schema failed", plan_id)
             log.info("room %s loaded (%d updates replayed)", plan_id, len(history.updates))
         return room
 
