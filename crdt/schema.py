@@ -123,7 +123,8 @@ class SchemaGuard:
         self.doc = doc
         self._problem: str | None = None
         self._roots = len(doc.keys())
-        self._subscription = fragment(doc).observe_deep(self._changed)
+        self._fragment = fragment(doc)  # pycrdt unsubscribes through the object subscribed
+        self._subscription = self._fragment.observe_deep(self._changed)
 
     def _changed(self, events: list[Any]) -> None:
         if self._problem is None:
@@ -141,7 +142,7 @@ class SchemaGuard:
         return problem
 
     def close(self) -> None:
-        fragment(self.doc).unobserve(self._subscription)
+        self._fragment.unobserve(self._subscription)
 
 
 def schema_repair(doc: Doc) -> bytes | None:

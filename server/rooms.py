@@ -20,7 +20,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 
-from pycrdt import Doc, get_state, merge_updates
+from pycrdt import Doc, get_update, merge_updates
 
 import crdt
 
@@ -39,7 +39,6 @@ from .protocol import (
     parse_awareness,
     parse_sync,
     permission_denied_frame,
-    read_var_uint,
     sync_frame,
 )
 from .store import Store
@@ -68,13 +67,11 @@ MAX_AWARENESS_STATE_BYTES = 4096
 OnCommit = Callable[[str, Sequence[tuple[int | None, int]]], None]
 
 
-def _clocks(state_vector: bytes) -> dict[int, int]:
-    count, pos = read_var_uint(state_vector, 0)
-    out = {}
-    for _ in range(count):
-        client, pos = read_var_uint(state_vector, pos)
-        out[client], pos = read_var_uint(state_vector, pos)
-    return out
+def _held_back(update: bytes, state: bytes) -> bool:
+    """Whether ``update`` has structs a document with ``state`` has not integrated: pycrdt
+    does not expose a document's pending structs, but they are what the document's state
+    does not cover (the leading count of client blocks is then not zero)."""
+    return get_update(update, state)[0] != 0
 
 
 def _is_fatal(exc: BaseException) -> bool:
@@ -107,9 +104,8 @@ class Room:
         self._stopping = False
         self._captured: list[bytes] = []
         self._load(history)
-        # Updates the document holds back for missing dependencies: (connection, the clocks
-        # they reach, size).
-        self._unapplied: list[tuple[Connection, dict[int, int], int]] = []
+        # Updates the document holds back for missing dependencies: (connection, update).
+        self._unapplied: list[tuple[Connection, bytes]] = []
         self._awareness: dict[int, tuple[int, str, Connection]] = {}
         self._writer: asyncio.Task[None] | None = None
         self._unload: asyncio.TimerHandle | None = None
@@ -129,8 +125,8 @@ class Room:
         self._guard.close()
         self.doc.unobserve(self._subscription)
         self._load(await self.store.load(self.plan_id))
-        for conn, _, size in self._unapplied:
-            conn.unapplied_bytes -= size
+        for conn, update in self._unapplied:
+            conn.unapplied_bytes -= len(update)
         self._unapplied.clear()
 
     async def repair(self) -> None:
@@ -275,9 +271,14 @@ class Room:
 
     def _on_awareness(self, conn: Connection, frame: bytes) -> None:
         forward = []
-        for client, clock, state in parse_awareness(frame):
-            if len(state) > MAX_AWARENESS_STATE_BYTES:
-                raise FrameError("awareness state too large")
+        entries = parse_awareness(frame)
+        # Checked before anything changes, so a refused frame leaves nothing behind.
+        if any(len(state) > MAX_AWARENESS_STATE_BYTES for _, _, state in entries):
+            raise FrameError("awareness state too large")
+        new = {c for c, _, state in entries if state != "null"} - conn.awareness_clients
+        if len(conn.awareness_clients) + len(new) > MAX_AWARENESS_CLIENTS:
+            raise FrameError("too many awareness client ids")
+        for client, clock, state in entries:
             known = self._awareness.get(client)
             if known is not None:
                 if known[2] is not conn and known[2] in self.connections:
@@ -290,11 +291,6 @@ class Room:
                 del self._awareness[client]
                 conn.awareness_clients.discard(client)
             else:
-                if (
-                    client not in conn.awareness_clients
-                    and len(conn.awareness_clients) >= MAX_AWARENESS_CLIENTS
-                ):
-                    raise FrameError("too many awareness client ids")
                 state = self._stamp(conn, state)
                 self._awareness[client] = (clock, state, conn)
                 conn.awareness_clients.add(client)
@@ -401,20 +397,19 @@ class Room:
             conn.refused = True
             conn.close(Close.BAD_FRAME, "update breaks the plan's schema")
             return "refused an update"
-        wanted = _clocks(get_state(update))
-        have = _clocks(self.doc.get_state())
-        if any(have.get(c, 0) < k for c, k in wanted.items()):
-            self._unapplied.append((conn, wanted, len(update)))
+        state = self.doc.get_state()
+        if _held_back(update, state):
+            self._unapplied.append((conn, update))
             conn.unapplied_bytes += len(update)
         if self._unapplied:
             still = []
             for entry in self._unapplied:
-                if any(have.get(c, 0) < k for c, k in entry[1].items()):
+                if _held_back(entry[1], state):
                     still.append(entry)
                 else:
-                    entry[0].unapplied_bytes -= entry[2]
+                    entry[0].unapplied_bytes -= len(entry[1])
             self._unapplied = still
-            total = sum(size for _, _, size in still)
+            total = sum(len(u) for _, u in still)
             if (
                 conn.unapplied_bytes > MAX_UNAPPLIED_BYTES_PER_CONNECTION
                 or total > MAX_UNAPPLIED_BYTES_PER_ROOM
