@@ -293,3 +293,34 @@ async def test_a_plan_broken_before_the_check_is_repaired_for_clients_holding_it
         async with peer(url) as fresh:
             assert paragraphs(fresh.doc) == good
             assert "evil" not in str(fragment(fresh.doc))
+
+
+async def test_one_plan_failing_at_catch_up_leaves_the_others_caught_up(
+    server: Server, token: str, database: Database
+) -> None:
+    first, second = sorted([server.create_plan(token), server.create_plan(token)])
+    docs = {}
+    for plan_id in (first, second):
+        async with peer(f"{server.ws}/{plan_id}?token={token}") as p:
+            add_task(p.doc, f"Before, in {plan_id}")
+            docs[plan_id] = p.doc
+            await poll(lambda: task_texts(server, token, plan_id), "materialised")  # noqa: B023
+    assert server.stop() == 0
+
+    # Logged while the server was down, not yet materialised: the first plan's log is
+    # unreadable, the second's has a new task.
+    before = docs[second].get_state()
+    add_task(docs[second], "Logged, then caught up")
+    engine = persistence.make_engine(database.url)
+    try:
+        with Session(engine) as s, s.begin():
+            persistence.append_updates(session=s, plan_id=first, entries=[(None, b"\xde\xad")])
+            persistence.append_updates(
+                session=s, plan_id=second, entries=[(None, docs[second].get_update(before))]
+            )
+    finally:
+        engine.dispose()
+
+    await anyio.to_thread.run_sync(server.start)
+    await poll(lambda: len(task_texts(server, token, second)) == 2, "the second plan caught up")
+    assert f"catching up plan {first}" in server.log()
