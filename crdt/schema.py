@@ -84,7 +84,12 @@ def _subtree_problem(top: XmlElement, depth: int) -> str | None:
 
 
 def _event_problem(event: object) -> str | None:
-    if isinstance(event, XmlEvent):
+    if isinstance(event, TextEvent) or isinstance(getattr(event, "target", None), XmlText):
+        # Typing: pycrdt reports an XmlText's changes as an XmlEvent, with strings inserted.
+        for op in event.delta:  # type: ignore[attr-defined]
+            if value_too_deep(op.get("attributes")) or value_too_deep(op.get("insert")):
+                return "a text format or embed nested too deep"
+    elif isinstance(event, XmlEvent):
         written = [c for c in event.keys.values() if c.get("action") != "delete"]
         if written and isinstance(event.target, XmlFragment):
             return f"keys written on the {FRAGMENT!r} root"
@@ -102,10 +107,6 @@ def _event_problem(event: object) -> str | None:
                 problem = _subtree_problem(item, depth)
                 if problem:
                     return problem
-    elif isinstance(event, TextEvent):
-        for op in event.delta:
-            if value_too_deep(op.get("attributes")) or value_too_deep(op.get("insert")):
-                return "a text format or embed nested too deep"
     return None
 
 
