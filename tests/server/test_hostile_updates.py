@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 import persistence
 from tests.support.access import api, create_link
+from tests.support.db import Inspector
 from tests.support.servers import Database, Server
 from tests.support.wire import awareness_frame, peer, update_frame, wait_for
 from tests.support.yclient import add_paragraph, fragment, paragraphs
@@ -270,18 +271,7 @@ async def test_a_plan_broken_before_the_check_is_repaired_for_clients_holding_it
     assert "kept" in good
     assert server.stop() == 0
 
-    # What an earlier server logged without looking: default written as a Text, a foreign root.
-    copy, before = _copy(a.doc)
-    copy.get("default", type=Text).insert(0, "evil text")
-    copy.get("comments", type=Map)["evil"] = "value"
-    broken = copy.get_update(before)
-    engine = persistence.make_engine(database.url)
-    try:
-        with Session(engine) as s, s.begin():
-            persistence.append_updates(session=s, plan_id=plan_id, entries=[(None, broken)])
-    finally:
-        engine.dispose()
-    a.doc.apply_update(broken)  # a client that received it back then
+    log_broken_update(database, plan_id, a.doc)
     assert paragraphs(a.doc) == []  # pycrdt stops reading the fragment at the foreign text
 
     await anyio.to_thread.run_sync(server.start)
@@ -300,6 +290,42 @@ async def test_a_plan_broken_before_the_check_is_repaired_for_clients_holding_it
         async with peer(url) as fresh:
             assert paragraphs(fresh.doc) == good
             assert "evil" not in str(fragment(fresh.doc))
+
+
+def log_broken_update(database: Database, plan_id: str, doc: Doc) -> bytes:
+    """What an earlier server logged without looking: default written as a Text, a foreign
+    root. Returns the update, which ``doc`` also receives (a client that got it back then)."""
+    copy, before = _copy(doc)
+    copy.get("default", type=Text).insert(0, "evil text")
+    copy.get("comments", type=Map)["evil"] = "value"
+    broken = copy.get_update(before)
+    engine = persistence.make_engine(database.url)
+    try:
+        with Session(engine) as s, s.begin():
+            persistence.append_updates(session=s, plan_id=plan_id, entries=[(None, broken)])
+    finally:
+        engine.dispose()
+    doc.apply_update(broken)
+    return broken
+
+
+async def test_plans_rebuild_repairs_a_broken_plan_and_its_tables(
+    server: Server, token: str, plan_id: str, database: Database
+) -> None:
+    async with peer(f"{server.ws}/{plan_id}?token={token}") as a:
+        add_task(a.doc, "A task that survives")
+        await poll(lambda: task_texts(server, token, plan_id), "the task materialised")
+    assert server.stop() == 0
+    log_broken_update(database, plan_id, a.doc)
+    logged = len(Inspector(database.url).log(plan_id))
+
+    done = server.cli("plans", "rebuild", plan_id)
+    assert done.returncode == 0, done.stderr
+    # One update appended, deleting what broke the schema; the tables read the plan again.
+    assert len(Inspector(database.url).log(plan_id)) == logged + 1
+    await anyio.to_thread.run_sync(server.start)
+    assert task_texts(server, token, plan_id) == ["A task that survives"]
+    assert "evil" not in markdown(server, token, plan_id)
 
 
 async def test_one_plan_failing_at_catch_up_leaves_the_others_caught_up(
