@@ -438,6 +438,7 @@ class Room:
             self._captured.clear()
             with self.doc.transaction():
                 fn(self.doc)
+            self._guard.check()  # the server's own change: nothing to blame on the next client
             if not self._captured:
                 return None
             update = (
