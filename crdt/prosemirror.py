@@ -21,7 +21,7 @@ from typing import Any
 
 from pycrdt import Doc, XmlElement, XmlFragment, XmlText
 
-from .schema import fragment
+from .schema import MAX_DEPTH, fragment
 
 #: Attr defaults of the editor's node types (Tiptap StarterKit, TaskList/TaskItem, TableKit, and
 #: Tandem's own: task id/status/milestone, row id, owner ``mention``, ``dueDate``; see
@@ -123,8 +123,12 @@ def write_prosemirror(doc: Doc, pm_json: Mapping[str, Any]) -> None:
 # --- reading ---------------------------------------------------------------------------------
 
 
-def _read_children(parent: XmlFragment | XmlElement) -> list[dict[str, Any]]:
+def _read_children(parent: XmlFragment | XmlElement, depth: int = 0) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
+    if depth >= MAX_DEPTH:
+        # Deeper than the server accepts (written before it checked): left out, so that no
+        # reader ever meets Python's recursion limit.
+        return out
     for child in parent.children:
         if isinstance(child, XmlText):
             for insert, attrs in child.diff():
@@ -132,7 +136,7 @@ def _read_children(parent: XmlFragment | XmlElement) -> list[dict[str, Any]]:
                 if isinstance(insert, str) and insert:
                     _push_text(out, insert, _read_marks(attrs or {}))
         elif isinstance(child, XmlElement):
-            out.append(_read_element(child))
+            out.append(_read_element(child, depth + 1))
     return out
 
 
@@ -148,14 +152,14 @@ def _push_text(out: list[dict[str, Any]], text: str, marks: list[dict[str, Any]]
     out.append(node)
 
 
-def _read_element(el: XmlElement) -> dict[str, Any]:
+def _read_element(el: XmlElement, depth: int) -> dict[str, Any]:
     tag = el.tag or ""
     stored = {k: _plain(v) for k, v in el.attributes if k != _YCHANGE}
     node: dict[str, Any] = {"type": tag}
     attrs = _with_defaults(NODE_ATTRS[tag], stored) if tag in NODE_ATTRS else stored
     if attrs:
         node["attrs"] = attrs
-    content = _read_children(el)
+    content = _read_children(el, depth)
     if content:
         node["content"] = content
     return node
@@ -187,21 +191,26 @@ def _with_defaults(defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dic
     return {key: given.get(key, default) for key, default in defaults.items()}
 
 
-def _plain(value: Any) -> Any:
-    """A Yjs value as JSON-like Python; yrs decodes every JS number as a float."""
+def _plain(value: Any, depth: int = 0) -> Any:
+    """A Yjs value as JSON-like Python; yrs decodes every JS number as a float. Values
+    nested deeper than MAX_DEPTH (written before the server checked) are cut off there."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: _plain(v, depth + 1) for k, v in value.items()} if depth < MAX_DEPTH else {}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [_plain(v, depth + 1) for v in value] if depth < MAX_DEPTH else []
     return value
 
 
 # --- writing ---------------------------------------------------------------------------------
 
 
-def _write_children(parent: XmlFragment | XmlElement, content: Sequence[Mapping[str, Any]]) -> None:
+def _write_children(
+    parent: XmlFragment | XmlElement, content: Sequence[Mapping[str, Any]], depth: int = 0
+) -> None:
+    if content and depth >= MAX_DEPTH:
+        raise ValueError(f"ProseMirror nodes nested deeper than {MAX_DEPTH}")
     i = 0
     while i < len(content):
         node = content[i]
@@ -219,7 +228,7 @@ def _write_children(parent: XmlFragment | XmlElement, content: Sequence[Mapping[
         if not isinstance(tag, str) or not tag:
             raise ValueError(f"ProseMirror node without a type: {node!r}")
         el = parent.children.append(XmlElement(tag, _write_attrs(tag, node.get("attrs") or {})))
-        _write_children(el, node.get("content") or [])
+        _write_children(el, node.get("content") or [], depth + 1)
         i += 1
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from pycrdt import Doc, XmlElement, XmlText
 
-from .schema import fragment
+from .schema import MAX_DEPTH, fragment
 from .structure import (
     _ID_OWNERS,
     COLUMNS,
@@ -154,7 +154,9 @@ def _table(el: XmlElement, ctx: _Context, out: list[Row]) -> None:
             out.append(Row(row_id, kind, tuple(sorted(fields.items())), ctx.path, -1))
 
 
-def _walk(el: XmlElement, ctx: _Context, block: _Block) -> None:
+def _walk(el: XmlElement, ctx: _Context, block: _Block, depth: int = 1) -> None:
+    if depth > MAX_DEPTH:
+        return  # deeper than the server accepts: written before it checked, not read
     tag = el.tag
     if tag in _ID_OWNERS:
         block.note_id(el)
@@ -170,7 +172,7 @@ def _walk(el: XmlElement, ctx: _Context, block: _Block) -> None:
         return
     for child in el.children:
         if isinstance(child, XmlElement):
-            _walk(child, ctx, block)
+            _walk(child, ctx, block, depth + 1)
 
 
 def _item_block(el: object, ctx: _Context) -> _Block:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pycrdt import Doc, XmlElement, XmlFragment, XmlText
 
-from .schema import fragment
+from .schema import MAX_DEPTH, fragment
 
 STATUSES = ("todo", "in_progress", "blocked", "done")
 SIDES = ("vendor", "customer")
@@ -100,10 +100,18 @@ def new_id(prefix: str) -> str:
 
 
 def _walk(parent: XmlFragment | XmlElement) -> Iterator[XmlElement]:
-    for child in parent.children:
-        if isinstance(child, XmlElement):
+    """Every element under ``parent``, in document order, to MAX_DEPTH (deeper ones were
+    written before the server checked depth; a stack, not recursion, walks to the limit)."""
+    stack = [(iter(parent.children), 1)]
+    while stack:
+        children, depth = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+        elif isinstance(child, XmlElement):
             yield child
-            yield from _walk(child)
+            if depth < MAX_DEPTH:
+                stack.append((iter(child.children), depth + 1))
 
 
 def missing_ids(doc: Doc) -> bool:

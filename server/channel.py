@@ -148,6 +148,8 @@ class Connection:
         self.plan_id = plan_id
         self.closing = False
         self.awareness_clients: set[int] = set()
+        self.refused = False  # an update of its was refused: ignore what it sent after
+        self.unapplied_bytes = 0  # of updates held back by the room for missing dependencies
         self.told_read_only = False
         self._queue: asyncio.Queue[bytes | _CloseRequest | _Suspended] = asyncio.Queue()
         self._queued_bytes = 0

@@ -109,9 +109,13 @@ class Materialiser:
             for plan_id, author_id in behind:
                 if author_id is not None:
                     self._authors.setdefault(plan_id, author_id)
-                # Loaded so that tasks still waiting for ids get them (through the room).
-                await self.rooms.open(plan_id)
-                await self.materialise(plan_id)
+                try:
+                    # Loaded so that tasks still waiting for ids get them (through the room).
+                    await self.rooms.open(plan_id)
+                    await self.materialise(plan_id)
+                except Exception:
+                    # One plan's failure must not leave the others' tables behind.
+                    log.exception("catching up plan %s with its update log failed", plan_id)
             if behind:
                 log.info("caught up %d plan(s) with their update logs", len(behind))
         except Exception:
@@ -225,7 +229,15 @@ class Materialiser:
 
 
 async def rebuild(store: Store, plan_id: str) -> Step:
-    """Every table and audit event of a plan, from its update log alone, in one transaction."""
+    """Every table and audit event of a plan, from its update log alone, in one transaction.
+
+    A log holding content that breaks the plan's schema (written before updates were checked)
+    first gets the update deleting it appended, as the server does when it loads the room."""
+    history = await store.load(plan_id)
+    repair = crdt.schema_repair(crdt.doc_from_updates(history.updates, base=history.checkpoint))
+    if repair is not None:
+        log.warning("plan %s: appending an update deleting what breaks its schema", plan_id)
+        await store.append(plan_id, [(None, repair)])
     entries = await store.run(lambda s: persistence.log_entries(session=s, plan_id=plan_id))
     step = advance(Shadow.empty(), entries)
     await store.run(lambda s: write_step(s, plan_id, step, replace=True))

@@ -18,6 +18,7 @@ class Close(IntEnum):
     READ_ONLY = 4405
     TOO_SLOW = 4408
     FRAME_TOO_LARGE = 4413
+    UNAPPLIED = 4422  # too many updates whose dependencies never arrived
     TOO_MANY = 4429
     ROOM_RESET = 4500
 

@@ -20,7 +20,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 
-from pycrdt import Doc, merge_updates
+from pycrdt import Doc, get_update, merge_updates
 
 import crdt
 
@@ -51,9 +51,27 @@ TOUCH_EVERY = 10.0
 # Updates a room holds before the connections sending them have to wait for the writer.
 MAX_PENDING_BYTES = 16 * 1024 * 1024
 
+# Bytes of updates a document holds back because what they build on never arrived (no
+# well-behaved client sends those: everything it builds on came through this server). Past
+# either bound the connection is closed and the room's document reloaded from the log.
+MAX_UNAPPLIED_BYTES_PER_CONNECTION = 1024 * 1024
+MAX_UNAPPLIED_BYTES_PER_ROOM = 4 * 1024 * 1024
+
+# Presence states one connection may introduce (a browser tab introduces one), and the size of
+# one state (a name, a colour, a cursor).
+MAX_AWARENESS_CLIENTS = 8
+MAX_AWARENESS_STATE_BYTES = 4096
+
 #: Called after each group commit with the plan id and the ``(author id, log id)`` of every
 #: update it made durable, in log order. Must not block: it schedules work, it doesn't do it.
 OnCommit = Callable[[str, Sequence[tuple[int | None, int]]], None]
+
+
+def _held_back(update: bytes, state: bytes) -> bool:
+    """Whether ``update`` has structs a document with ``state`` has not integrated: pycrdt
+    does not expose a document's pending structs, but they are what the document's state
+    does not cover (the leading count of client blocks is then not zero)."""
+    return get_update(update, state)[0] != 0
 
 
 def _is_fatal(exc: BaseException) -> bool:
@@ -74,7 +92,6 @@ class Room:
         self.on_commit = on_commit
         self.store = store
         self.checkpoint_every = checkpoint_every
-        self.doc = crdt.doc_from_updates(history.updates, base=history.checkpoint)
         self.last_id: int = history.last_id
         self.since_checkpoint = len(history.updates)
         self.connections: set[Connection] = set()
@@ -86,13 +103,42 @@ class Room:
         self._wake = asyncio.Event()
         self._stopping = False
         self._captured: list[bytes] = []
-        self._subscription = self.doc.observe(lambda event: self._captured.append(event.update))
+        self._load(history)
+        # Updates the document holds back for missing dependencies: (connection, update).
+        self._unapplied: list[tuple[Connection, bytes]] = []
         self._awareness: dict[int, tuple[int, str, Connection]] = {}
         self._writer: asyncio.Task[None] | None = None
         self._unload: asyncio.TimerHandle | None = None
         self._on_reset: Callable[[Room], None] | None = None
         self._checkpointing: asyncio.Task[None] | None = None
         self._touched = -TOUCH_EVERY  # loop time the plan's updated_at was last set
+
+    def _load(self, history) -> None:  # noqa: ANN001
+        self.doc = crdt.doc_from_updates(history.updates, base=history.checkpoint)
+        self._subscription = self.doc.observe(lambda event: self._captured.append(event.update))
+        self._guard = crdt.SchemaGuard(self.doc)
+
+    async def _reload(self, why: str) -> None:
+        """Replace the document by the log's (caller holds the lock, nothing is pending to be
+        logged): drops what a refused update left in it, and what waits for dependencies."""
+        log.warning("room %s: reloading its document from the log (%s)", self.plan_id, why)
+        self._guard.close()
+        self.doc.unobserve(self._subscription)
+        self._load(await self.store.load(self.plan_id))
+        for conn, update in self._unapplied:
+            conn.unapplied_bytes -= len(update)
+        self._unapplied.clear()
+
+    async def repair(self) -> None:
+        """Delete what breaks the plan's schema (written before updates were checked), as an
+        ordinary logged change that connected clients receive too."""
+        update = crdt.schema_repair(self.doc)
+        if update is None:
+            return
+        log.warning("room %s: deleting content that breaks the plan's schema", self.plan_id)
+        await self.apply_server_change(lambda doc: doc.apply_update(update), None)
+        self._guard.close()
+        self._guard = crdt.SchemaGuard(self.doc)
 
     # Lifecycle
 
@@ -225,7 +271,14 @@ class Room:
 
     def _on_awareness(self, conn: Connection, frame: bytes) -> None:
         forward = []
-        for client, clock, state in parse_awareness(frame):
+        entries = parse_awareness(frame)
+        # Checked before anything changes, so a refused frame leaves nothing behind.
+        if any(len(state) > MAX_AWARENESS_STATE_BYTES for _, _, state in entries):
+            raise FrameError("awareness state too large")
+        new = {c for c, _, state in entries if state != "null"} - conn.awareness_clients
+        if len(conn.awareness_clients) + len(new) > MAX_AWARENESS_CLIENTS:
+            raise FrameError("too many awareness client ids")
+        for client, clock, state in entries:
             known = self._awareness.get(client)
             if known is not None:
                 if known[2] is not conn and known[2] in self.connections:
@@ -289,7 +342,10 @@ class Room:
     async def _commit(self, batch: list[tuple[Connection, bytes]]) -> None:
         async with self._lock:
             accepted: list[tuple[Connection, bytes]] = []
-            for conn, update in batch:
+            reload = None
+            for i, (conn, update) in enumerate(batch):
+                if conn.refused:
+                    continue  # what a refused connection sent after is not applied either
                 self._captured.clear()
                 try:
                     self.doc.apply_update(update)
@@ -297,6 +353,14 @@ class Room:
                     log.warning("closing %r: update could not be applied (%s)", conn, exc)
                     conn.close(Close.BAD_FRAME, "update could not be applied")
                     continue
+                reload = self._refused(conn, update)
+                if reload is not None:
+                    # The document holds what was refused: the rest of the batch waits for
+                    # the reload, which needs what was accepted logged first.
+                    self._pending[:0] = batch[i + 1 :]
+                    self._pending_bytes += sum(len(u) for _, u in batch[i + 1 :])
+                    self._wake.set()
+                    break
                 if self._captured:
                     effective = (
                         self._captured[0]
@@ -305,6 +369,8 @@ class Room:
                     )
                     accepted.append((conn, effective))
             if not accepted:
+                if reload is not None:
+                    await self._reload(reload)
                 return
             ids = await self.store.append(
                 self.plan_id,
@@ -315,11 +381,51 @@ class Room:
             self.since_checkpoint += len(ids)
             for conn, update in accepted:
                 self._broadcast(sync_frame(SYNC_UPDATE, update), exclude=conn)
-            if self.since_checkpoint >= self.checkpoint_every:
+            if reload is not None:
+                await self._reload(reload)
+            elif self.since_checkpoint >= self.checkpoint_every:
                 self._checkpoint()
         self._committed(
             [(conn.identity.user_id, i) for (conn, _), i in zip(accepted, ids, strict=True)]
         )
+
+    def _refused(self, conn: Connection, update: bytes) -> str | None:
+        """After ``update`` from ``conn`` was applied: None if it may be logged and sent on.
+        Otherwise ``conn`` is closed and the reason returned: the document must be reloaded."""
+        problem = self._guard.check()
+        if problem is not None:
+            # Not logged, not forwarded; the log names the connection, not the content.
+            log.warning("closing %r: update breaks the plan's schema (%s)", conn, problem)
+            conn.refused = True
+            conn.close(Close.BAD_FRAME, "update breaks the plan's schema")
+            return "refused an update"
+        state = self.doc.get_state()
+        if _held_back(update, state):
+            self._unapplied.append((conn, update))
+            conn.unapplied_bytes += len(update)
+        if self._unapplied:
+            still = []
+            for entry in self._unapplied:
+                if _held_back(entry[1], state):
+                    still.append(entry)
+                else:
+                    entry[0].unapplied_bytes -= len(entry[1])
+            self._unapplied = still
+            total = sum(len(u) for _, u in still)
+            if (
+                conn.unapplied_bytes > MAX_UNAPPLIED_BYTES_PER_CONNECTION
+                or total > MAX_UNAPPLIED_BYTES_PER_ROOM
+            ):
+                log.warning(
+                    "closing %r with %d: %d bytes of updates wait for missing dependencies",
+                    conn,
+                    Close.UNAPPLIED,
+                    conn.unapplied_bytes,
+                )
+                conn.refused = True
+                conn.close(Close.UNAPPLIED, "too many updates with missing dependencies")
+                return "dropping updates with missing dependencies"
+        return None
 
     async def apply_server_change(
         self, fn: Callable[[Doc], object], author_id: int | None
@@ -334,6 +440,7 @@ class Room:
             self._captured.clear()
             with self.doc.transaction():
                 fn(self.doc)
+            self._guard.check()  # the server's own change: nothing to blame on the next client
             if not self._captured:
                 return None
             update = (
@@ -445,6 +552,10 @@ class RoomManager:
             )
             room.start(self._forget)
             self._rooms[plan_id] = room
+            try:
+                await room.repair()
+            except Exception:
+                log.exception("room %s: repairing its schema failed", plan_id)
             log.info("room %s loaded (%d updates replayed)", plan_id, len(history.updates))
         return room
 
