@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser.conftest import add_member, sign_in
 from tests.browser.test_editor import ARTIFACTS, open_plan, type_at_end
+from tests.browser.test_plan_data import END_OF_TASK
 from tests.support.servers import Server
 
 pytestmark = pytest.mark.browser
@@ -208,6 +210,63 @@ def test_a_wide_window_shows_the_customer_beside_the_title_with_two_people_prese
         title = page.locator(".topbar .plan-title").bounding_box()
         assert title and title["width"] >= 120, title
     plan.casey.screenshot(path=str(ARTIFACTS / "wide-editor-two-people.png"))
+
+
+# The open due-date list and the line being typed (the caret's line box), in window coordinates.
+DUE_LIST_AND_LINE = """() => {
+  const list = document.querySelector('.due-suggest:not([hidden])')
+  const line = window.getSelection().getRangeAt(0).getBoundingClientRect()
+  const box = list && list.getBoundingClientRect()
+  const clear = !!box && (box.top >= line.bottom || box.bottom <= line.top) &&
+    box.top >= 0 && box.bottom <= innerHeight
+  return { clear, list: box && box.toJSON(), line: line.toJSON(), height: innerHeight }
+}"""
+
+
+def test_the_due_date_list_never_covers_the_line_being_typed(
+    browser: Browser, web_server: Server
+) -> None:
+    base = web_server.http
+    page = sign_in(browser, base, "casey@vendor.example").new_page()
+    page.goto(f"{base}/")
+    page.fill("#title", "Onboarding")
+    page.fill("#customer", "Globex")
+    page.select_option("#template", "onboarding-roadmap")
+    page.click("form.form button[type=submit]")
+    page.wait_for_url(f"{base}/plans/*")
+    page.set_viewport_size(PHONE)
+    open_plan(page, base, page.url.rsplit("/", 1)[1])
+
+    start = "Walk through this roadmap"
+    task = page.locator("#editor li[data-checked]", has_text=start)
+    task.evaluate("e => e.scrollIntoView({ block: 'center' })")
+    task.click()
+    page.evaluate(END_OF_TASK, start)
+    page.keyboard.press("Enter")
+    page.keyboard.type("Call the bank due:", delay=15)
+    expect(page.locator(".due-suggest")).to_be_visible()
+
+    def clear_of_the_line(what: str) -> None:
+        # The list moves on the scroll event, a frame after the scroll: wait for it.
+        try:
+            page.wait_for_function(f"() => ({DUE_LIST_AND_LINE})().clear", timeout=5_000)
+        except PlaywrightTimeout:
+            pytest.fail(f"{what}: {page.evaluate(DUE_LIST_AND_LINE)}")
+
+    clear_of_the_line("as it opens")
+    page.screenshot(path=str(ARTIFACTS / "phone-due-list.png"))
+    # The page scrolls under the open list, as a phone's does when its keyboard comes up.
+    for dy in (-160, 240, -120):
+        page.evaluate("dy => window.scrollBy(0, dy)", dy)
+        clear_of_the_line(f"after scrolling {dy}px")
+    # A window shortened by the keyboard: the list fits in what is left, scrolling inside.
+    page.set_viewport_size({"width": 390, "height": 380})
+    page.evaluate(
+        "() => { const r = window.getSelection().getRangeAt(0).getBoundingClientRect();"
+        " window.scrollBy(0, r.top - innerHeight / 2) }"
+    )
+    clear_of_the_line("in a short window")
+    page.screenshot(path=str(ARTIFACTS / "phone-due-list-short.png"))
 
 
 def test_printing_leaves_out_toolbars_tabs_and_carets(browser: Browser, web_server: Server) -> None:
