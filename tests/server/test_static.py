@@ -11,11 +11,15 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
+import websockets
+from pycrdt import Doc, Provider
 
 from tests.support.access import sign_in
 from tests.support.servers import ROOT, Database, Server
+from tests.support.yclient import WebsocketChannel, add_paragraph
 
 DIST = ROOT / "web" / "dist"
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -125,6 +129,28 @@ def test_pages_and_json_are_gzipped_for_clients_that_accept_it(server: Server) -
     # Pages still carry their own no-store and the security headers.
     assert r.headers["cache-control"] == "no-store"
     assert "content-security-policy" in r.headers
+
+
+@pytest.mark.anyio
+async def test_a_websocket_that_accepts_gzip_is_left_alone(server: Server) -> None:
+    """Gzip is for HTTP bodies: a websocket whose handshake says Accept-Encoding: gzip syncs
+    and sends edits as any other (the middleware must not wrap its frames)."""
+    token = server.create_token("casey@vendor.example")
+    plan_id = server.create_plan(token)
+    url = f"{server.ws}/{plan_id}?token={token}"
+    headers = {"Authorization": f"Bearer {token}", "Accept-Encoding": "gzip"}
+    document = f"/api/plans/{plan_id}/document?format=markdown"
+    async with (
+        httpx.AsyncClient(base_url=server.http, headers=headers, timeout=10) as http,
+        websockets.connect(url, additional_headers={"Accept-Encoding": "gzip"}) as ws,
+        Provider(doc := Doc(), WebsocketChannel(ws, url)) as provider,
+    ):
+        with anyio.fail_after(15):
+            await provider.synced.wait()
+        add_paragraph(doc, "sent through a gzip-accepting socket")
+        with anyio.fail_after(15):
+            while "gzip-accepting" not in (await http.get(document)).text:
+                await anyio.sleep(0.1)
 
 
 def build(src: Path, out: Path) -> dict[str, str]:
