@@ -18,6 +18,7 @@ pytestmark = pytest.mark.browser
 
 PHONE = {"width": 390, "height": 844}
 WIDE = {"width": 1440, "height": 900}
+A4 = {"width": 703, "height": 1000}
 FITS = "document.documentElement.scrollWidth <= innerWidth"
 
 # Every word in the plan's tables on one line: a word broken over lines has line boxes at more
@@ -275,6 +276,8 @@ def test_printing_leaves_out_toolbars_tabs_and_carets(browser: Browser, web_serv
     # Robin's caret is in Casey's document on screen...
     caret = page.locator(".collaboration-carets__label", has_text="Robin Customer")
     expect(caret).to_be_visible()
+    # An A4 page less its margins is about 700 CSS px: as narrow as the screen rules for phones.
+    page.set_viewport_size(A4)
     page.emulate_media(media="print")
     # ...and not on paper, nor the toolbar, the tabs, who is here or Sign out.
     for hidden in (
@@ -289,6 +292,7 @@ def test_printing_leaves_out_toolbars_tabs_and_carets(browser: Browser, web_serv
         expect(hidden.first).to_be_hidden()
     expect(page.locator(".topbar .plan-title")).to_be_visible()
     expect(page.locator(".topbar .plan-customer")).to_have_text("Globex")
+    expect(page.locator(".topbar .plan-customer")).to_be_visible()
     expect(page.locator("#editor .ProseMirror")).to_contain_text("Robin was here")
     page.screenshot(path=str(ARTIFACTS / "print-editor.png"), full_page=True)
     page.pdf(path=str(ARTIFACTS / "print-editor.pdf"), format="A4")
@@ -302,6 +306,7 @@ def test_printing_leaves_out_toolbars_tabs_and_carets(browser: Browser, web_serv
         ):
             expect(hidden).to_be_hidden()
         expect(page.locator(".topbar .plan-title")).to_be_visible()
+        expect(page.locator(".topbar .plan-customer")).to_be_visible()
         expect(page.locator(".card").first).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / f"print-{tab}.png"), full_page=True)
         page.pdf(path=str(ARTIFACTS / f"print-{tab}.pdf"), format="A4")
