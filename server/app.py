@@ -17,12 +17,12 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import api, embed, lifecycle, links, members, pages, plan_pages, plandata_api, share
 from .access import Rule, rule
+from .assets import Assets, Gzip, Manifest
 from .auth import Auth
 from .channel import RAW_SEND
 from .mail import Mailer
@@ -156,6 +156,7 @@ def create_app(settings: Settings) -> Starlette:
         max_wait=settings.materialise_max_wait_seconds,
     )
     rooms.on_commit = materialiser.on_commit
+    manifest = Manifest(STATIC)
     svc = Services(
         settings=settings,
         store=store,
@@ -167,7 +168,7 @@ def create_app(settings: Settings) -> Starlette:
         ),
         rooms=rooms,
         materialiser=materialiser,
-        templates=make_templates(),
+        templates=make_templates(manifest),
         signer=Signer(settings.secret_key),
         limits=Limits(
             signin=settings.signin_per_minute,
@@ -210,7 +211,7 @@ def create_app(settings: Settings) -> Starlette:
         WebSocketRoute("/ws/plans/{plan_id}", plan_socket),
         WebSocketRoute("/ws/plans/{plan_id}/internal", internal_socket),
         Route("/healthz", health),
-        Mount("/static", StaticFiles(directory=str(STATIC), check_dir=False), name="static"),
+        Mount("/static", Assets(STATIC, manifest), name="static"),
     ]
     check_rules(routes)
     app = _App(
@@ -223,6 +224,11 @@ def create_app(settings: Settings) -> Starlette:
                 max_bytes=settings.max_request_bytes,
                 timeout=settings.body_timeout_seconds,
             ),
+            # Pages and JSON. Websockets pass straight through (it handles only "http"); the
+            # bundle comes precompressed from the build, which this leaves alone (it skips a
+            # response that already has a Content-Encoding), as it does 206 ranges. Streamed
+            # bodies are compressed as they stream, without a Content-Length.
+            Middleware(Gzip, minimum_size=500, compresslevel=6),
         ],
         exception_handlers={ApiError: api_error_response},
         outermost=functools.partial(

@@ -14,6 +14,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from .assets import Manifest
 from .auth import SESSION_COOKIE, Credentials
 from .channel import Identity
 
@@ -166,15 +167,10 @@ def json_for_script(value: Any) -> str:
     return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def make_templates() -> Jinja2Templates:
+def make_templates(manifest: Manifest) -> Jinja2Templates:
     # Autoescaping on for every template: user text (titles, names) is always escaped.
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
     templates = Jinja2Templates(env=env)
-
-    def static_url(name: str) -> str:
-        path = STATIC / name
-        version = int(path.stat().st_mtime) if path.exists() else 0
-        return f"/static/{name}?v={version}"
-
-    templates.env.globals["static_url"] = static_url
+    # static_url('editor.js') is the build's content-hashed name, which browsers cache a year.
+    templates.env.globals["static_url"] = manifest.url
     return templates

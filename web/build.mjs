@@ -3,22 +3,60 @@
 //   node web/build.mjs            one minified build (what `npm run build` runs)
 //   node web/build.mjs --watch    rebuild on change (development)
 //
-// Output (all served by the server at /static/<name>):
-//   editor.js  + editor.js.map    the plan editor (Tiptap + Yjs + y-websocket), one IIFE bundle
-//   editor.css + editor.css.map   editor-only styles (document, toolbar, carets, presence)
-//   app.css    + app.css.map      the site-wide stylesheet linked by base.html
+//   node web/build.mjs --src DIR --outdir DIR   (the tests build a changed copy of web/src)
+//
+// Output (all served by the server at /static/<name>), each named with a hash of its content so
+// the server can let browsers cache it for a year (a changed file gets a new name):
+//   editor-HASH.js  + .map        the plan editor (Tiptap + Yjs + y-websocket), one IIFE bundle
+//   editor-HASH.css + .map        editor-only styles (document, toolbar, carets, presence)
+//   app-HASH.css    + .map        the site-wide stylesheet linked by base.html
+//   *.gz, *.br                    the same files precompressed, served to browsers that accept them
+//   manifest.json                 {"editor.js": "editor-HASH.js", ...}: what templates link to
 //
 // The build is deterministic: same sources and node_modules give byte-identical files.
 import * as esbuild from 'esbuild'
 import { mkdir, readdir, rm, stat } from 'node:fs/promises'
+import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import zlib from 'node:zlib'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '..')
-const src = path.join(here, 'src')
-const outdir = path.join(here, 'dist')
+const argValue = (flag, fallback) => {
+  const at = process.argv.indexOf(flag)
+  return at === -1 ? fallback : path.resolve(process.argv[at + 1])
+}
+const src = argValue('--src', path.join(here, 'src'))
+const outdir = argValue('--outdir', path.join(here, 'dist'))
 const watch = process.argv.includes('--watch')
+
+// Both builds (and every watch rebuild) add their entries to one manifest, written whole.
+const manifest = {}
+const manifestPlugin = {
+  name: 'manifest',
+  setup (build) {
+    build.onEnd((result) => {
+      if (result.errors.length) return
+      for (const [file, output] of Object.entries(result.metafile.outputs)) {
+        const name = path.basename(file)
+        if (output.entryPoint) {
+          const entry = path.basename(output.entryPoint)
+          manifest[entry] = name
+        }
+        // Precompressed once here instead of on every request: the editor bundle is ~640 KB.
+        // Source maps are left alone: only a developer's tools fetch them.
+        if (name.endsWith('.map')) continue
+        const body = readFileSync(path.join(root, file))
+        const level = { [zlib.constants.BROTLI_PARAM_QUALITY]: zlib.constants.BROTLI_MAX_QUALITY }
+        writeFileSync(path.join(root, file) + '.gz', zlib.gzipSync(body, { level: 9 }))
+        writeFileSync(path.join(root, file) + '.br', zlib.brotliCompressSync(body, { params: level }))
+      }
+      const sorted = Object.fromEntries(Object.entries(manifest).sort())
+      writeFileSync(path.join(outdir, 'manifest.json'), JSON.stringify(sorted, null, 2) + '\n')
+    })
+  },
+}
 
 // Browsers we support: current Chromium and Firefox (and their ESR / recent releases).
 const target = ['chrome111', 'firefox115', 'safari16.4']
@@ -31,7 +69,11 @@ const common = {
   sourcesContent: true,
   target,
   outdir,
-  entryNames: '[name]',
+  entryNames: '[name]-[hash]',
+  metafile: true,
+  plugins: [manifestPlugin],
+  // node_modules is found from the project even when --src is a copy elsewhere.
+  nodePaths: [path.join(root, 'node_modules')],
   logLevel: 'warning',
   legalComments: 'eof',
   charset: 'utf8',

@@ -1,20 +1,43 @@
 // Small floating surfaces shared by the editor's structure features:
-//   placeAt(el, rect)  positions a fixed element under (or above) a rect, inside the viewport;
+//   placeAt(el, rect)  positions a fixed element under (or above) a rect, inside the visible part
+//                      of the window and never over the rect;
 //   openMenu(...)      a focus-taking ARIA menu (role=menu, menuitem/menuitemradio), keyboard
 //                      driven: arrows, Home/End, type-ahead, Enter/Space, Escape, Tab closes.
 // Suggestion lists (@mentions, due dates) keep the focus in the editor and are in their own
 // modules; they use placeAt too.
 
-/** Put `el` (position: fixed) just below `rect`, or above it when there's no room below. */
+/** Put `el` (position: fixed) just below `rect`, or above it when there's more room there; never
+ *  over `rect` itself (the line being typed). Room is measured in the visible part of the page
+ *  (on a phone the on-screen keyboard hides the bottom of the window); a list taller than the
+ *  room scrolls inside itself instead of covering the line or running off the screen. */
 export function placeAt (el, rect, gap = 6) {
   if (!rect) return
   el.style.left = '0px'
   el.style.top = '0px'
+  el.style.maxHeight = ''
+  el.style.overflowY = ''
   const { width, height } = el.getBoundingClientRect()
+  const vv = window.visualViewport
+  const viewTop = vv ? vv.offsetTop : 0
+  const viewBottom = viewTop + (vv ? vv.height : window.innerHeight)
   const vw = window.innerWidth
-  const vh = window.innerHeight
-  let top = rect.bottom + gap
-  if (top + height > vh - 8 && rect.top - gap - height > 8) top = rect.top - gap - height
+  const below = viewBottom - 8 - (rect.bottom + gap)
+  const above = rect.top - gap - (viewTop + 8)
+  let top
+  if (height <= below || below >= above) {
+    top = rect.bottom + gap
+    if (height > below) {
+      el.style.maxHeight = `${Math.max(Math.floor(below), 48)}px`
+      el.style.overflowY = 'auto'
+    }
+  } else {
+    const room = Math.floor(above)
+    if (height > room) {
+      el.style.maxHeight = `${room}px`
+      el.style.overflowY = 'auto'
+    }
+    top = rect.top - gap - Math.min(height, room)
+  }
   // left-aligned with the anchor, or right-aligned when that would run off the screen
   let left = rect.left
   if (left + width > vw - 8) left = (rect.right ?? rect.left) - width

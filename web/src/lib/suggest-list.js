@@ -64,8 +64,21 @@ export function suggestionRenderer ({ id, label, className, renderItem, empty, e
       const rect = props.clientRect && props.clientRect()
       if (rect) placeAt(el, rect)
     }
+    // The list is fixed to the window while the line it belongs to scrolls with the page: on a
+    // phone the browser scrolls when the keyboard opens, which left the list over the line
+    // being typed. It follows the line on every scroll and every change of the visible area.
+    const follow = (on) => {
+      const method = on ? 'addEventListener' : 'removeEventListener'
+      window[method]('scroll', position, { capture: true, passive: true })
+      window[method]('resize', position)
+      if (window.visualViewport) {
+        window.visualViewport[method]('resize', position)
+        window.visualViewport[method]('scroll', position)
+      }
+    }
     const close = () => {
       if (!el) return
+      follow(false)
       const dom = props.editor.view.dom
       dom.removeAttribute('aria-activedescendant')
       dom.removeAttribute('aria-controls')
@@ -95,6 +108,7 @@ export function suggestionRenderer ({ id, label, className, renderItem, empty, e
         dom.setAttribute('aria-controls', list.id)
         draw()
         position()
+        follow(true)
       },
       onUpdate: (p) => {
         props = p
