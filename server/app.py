@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import api, embed, links, members, pages, plan_pages, plandata_api, share
+from . import api, embed, links, members, pages, plan_pages, plandata_api, share, workspace
 from .access import Rule, rule
 from .auth import Auth
 from .channel import RAW_SEND
@@ -180,6 +180,7 @@ def create_app(settings: Settings) -> Starlette:
         *share.routes,
         *embed.routes,
         *plandata_api.routes,
+        *workspace.routes,
         WebSocketRoute("/ws/plans/{plan_id}", plan_socket),
         WebSocketRoute("/ws/plans/{plan_id}/internal", internal_socket),
         Route("/healthz", health),
