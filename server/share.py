@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -149,13 +150,15 @@ async def _events(request: Request) -> list[persistence.AccessEventRecord]:
             return events
         # A customer-side owner sees neither vendor people's sign-ins and addresses nor
         # vendor invitations (a pending one's address is not a member yet).
-        return [
-            e
-            for e in events
-            if e.subject not in hidden
-            and e.actor.rpartition("<")[2].rstrip(">") not in hidden
-            and "vendor side" not in (e.detail or "")
-        ]
+        shown = []
+        for e in events:
+            if e.subject in hidden or "vendor side" in (e.detail or ""):
+                continue
+            name, _, address = e.actor.partition(" <")
+            if address.rstrip(">") in hidden:  # what a vendor person did: by name only
+                e = dataclasses.replace(e, actor=name, ip=None)
+            shown.append(e)
+        return shown
 
     return await services(request).store.run(load)
 
