@@ -23,7 +23,8 @@ def template_json(t: crdt.templates.Template | persistence.TemplateRecord) -> di
 # member can then start a plan from it.
 TEMPLATE_COPIES = (
     "the shared plan's text, headings and tables (risks, key results, contacts and their "
-    "rows) and its tasks unticked with their dates but without owners (@mentions removed); "
+    "rows) and its tasks unticked with their dates; task owners who are people of this plan "
+    "(their @mentions) are removed, placeholder owners such as @CSM stay; "
     "not the internal account plan, members, links or history. Every staff member of the "
     "workspace can start a plan from it; guests never see it."
 )
@@ -79,13 +80,17 @@ async def create_plan(
 
 
 def _is_mention(node: Any) -> bool:
-    return isinstance(node, dict) and node.get("type") == "mention"
+    """A mention of one of the plan's accounts: it names a person of this plan, and means
+    nothing in another. Placeholders (``name:CSM``) and contacts stay."""
+    if not (isinstance(node, dict) and node.get("type") == "mention"):
+        return False
+    attrs = node.get("attrs")
+    return not isinstance(attrs, dict) or str(attrs.get("id") or "").startswith("user:")
 
 
 def _as_template(node: Any) -> Any:
-    """A plan's content made reusable: no ids, nothing ticked, nobody named."""
+    """A plan's content made reusable: no ids, nothing ticked, none of its people named."""
     if isinstance(node, list):
-        # Mentions name the plan's people (task owners): they mean nothing in another plan.
         return [_as_template(n) for n in node if not _is_mention(n)]
     if not isinstance(node, dict):
         return node

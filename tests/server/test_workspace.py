@@ -255,3 +255,21 @@ def test_people_api_and_page_are_the_workspace_owners(world: World) -> None:
     assert owner.patch(f"/api/workspace/people/{cora_id}", json={"staff": False}).status_code == 200
     members = owner.get(f"/api/plans/{world.plan}/members").json()["members"]
     assert next(m for m in members if m["user_id"] == cora_id)["side"] == "customer"
+
+
+def test_a_template_names_none_of_the_plans_people(world: World) -> None:
+    owner = world.callers["owner_api"].client
+    builtin = owner.get("/api/templates").json()["templates"][0]["id"]
+    r = owner.post("/api/plans", json={"title": "T", "customer": "C", "template": builtin})
+    plan = r.json()["id"]  # materialised before the answer: its tasks are listed at once
+    first = owner.get(f"/api/plans/{plan}/tasks").json()["tasks"][0]
+    me = _person(world, "owner@vendor.example")["id"]
+    r = owner.patch(f"/api/plans/{plan}/tasks/{first['id']}", json={"owner": {"id": f"user:{me}"}})
+    assert r.status_code == 200, r.text
+    assert owner.get(f"/api/plans/{plan}/tasks").json()["tasks"][0]["owner"]["id"] == f"user:{me}"
+    saved = owner.post(f"/api/plans/{plan}/save-as-template", json={"name": "Named"}).json()
+    assert "removed" in saved["copies"]
+    r = owner.post("/api/plans", json={"title": "T2", "customer": "C", "template": saved["id"]})
+    copied = owner.get(f"/api/plans/{r.json()['id']}/tasks").json()["tasks"]
+    assert copied[0]["owner"] is None
+    assert all(not (t["owner"] or {}).get("id", "").startswith("user:") for t in copied)
