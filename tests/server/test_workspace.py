@@ -90,6 +90,9 @@ def test_a_customer_side_owner_cannot_reach_the_vendor_side(world: World) -> Non
     )
     assert gwen.delete(f"{base}/members/{vera_id}").status_code == 403
     assert gwen.get(f"{base}/internal/document").status_code == 404
+    # An owner, but a guest: saving the plan as a workspace template is refused too.
+    r = gwen.post(f"{base}/save-as-template", json={"name": "Leak"})
+    assert r.status_code == 403 and "staff" in r.json()["error"]
     # ... nor see pending vendor invitations (their links are credentials) ...
     listed = gwen.get(f"{base}/members").json()
     assert all(i["side"] == "customer" for i in listed["invites"])
