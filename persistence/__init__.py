@@ -2,18 +2,25 @@
 
 from .accounts import DuplicateEmail as DuplicateEmail
 from .accounts import count_users as count_users
+from .accounts import create_reset as create_reset
 from .accounts import create_session as create_session
 from .accounts import create_token as create_token
 from .accounts import create_user as create_user
 from .accounts import find_user as find_user
 from .accounts import get_user as get_user
+from .accounts import list_accounts as list_accounts
 from .accounts import list_tokens as list_tokens
+from .accounts import reset_user as reset_user
 from .accounts import revoke_session as revoke_session
+from .accounts import revoke_sessions as revoke_sessions
 from .accounts import revoke_token as revoke_token
 from .accounts import session_user as session_user
+from .accounts import set_active as set_active
 from .accounts import set_password_hash as set_password_hash
+from .accounts import set_staff as set_staff
 from .accounts import token_secret as token_secret
 from .accounts import touch_token as touch_token
+from .accounts import use_reset as use_reset
 from .accounts import users_by_id as users_by_id
 from .audit import access_events as access_events
 from .audit import mark_mail as mark_mail

@@ -23,6 +23,8 @@ class UserRecord:
     email: str
     name: str
     is_owner: bool
+    is_staff: bool = True
+    deactivated_at: datetime | None = None
 
 
 @dataclass(frozen=True)

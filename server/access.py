@@ -44,6 +44,8 @@ class Rule(StrEnum):
     PLAN_EDIT = "plan_edit"  # members who may change the plan: owners and editors
     PLAN_VENDOR = "plan_vendor"  # vendor-side members only: the internal account plan
     PLAN_OWNER = "plan_owner"  # the plan's owners (and the workspace owner)
+    STAFF = "staff"  # workspace staff accounts: they create plans and templates
+    WORKSPACE_OWNER = "workspace_owner"  # the workspace owner: staff, guests and deactivation
 
 
 def visit_cookie(plan_id: str) -> str:
@@ -106,7 +108,9 @@ async def scoped(conn: HTTPConnection, identity: Identity, plan_id: str) -> Iden
         lambda s: persistence.get_member(session=s, plan_id=plan_id, user_id=identity.user_id)
     )
     if member is not None:
-        role, side = member.role, member.side
+        # A member's side follows the account kind: a guest is customer side whatever a row
+        # says, so no stale or forged row can open the internal plan to one.
+        role, side = member.role, member.side if identity.staff else CUSTOMER
     elif identity.workspace_owner:
         role, side = OWNER, VENDOR
     else:
@@ -130,6 +134,10 @@ async def plan_caller(conn: HTTPConnection, plan_id: str) -> tuple[Identity | No
 def allowed(rule_: Rule, identity: Identity) -> bool:
     if rule_ in (Rule.PUBLIC, Rule.SIGNED_IN, Rule.PLAN_VIEW):
         return True
+    if rule_ is Rule.STAFF:
+        return identity.is_account and identity.staff
+    if rule_ is Rule.WORKSPACE_OWNER:
+        return identity.is_account and identity.workspace_owner
     if rule_ is Rule.PLAN_EDIT:
         # Accounts only: link and embed visitors change nothing over HTTP.
         return identity.is_account and identity.role in (OWNER, EDITOR)
@@ -138,6 +146,11 @@ def allowed(rule_: Rule, identity: Identity) -> bool:
     if rule_ is Rule.PLAN_OWNER:
         return identity.is_account and identity.role == OWNER
     return False
+
+
+def vendor_owner(identity: Identity) -> bool:
+    """Only a vendor-side owner (staff) may grant, change or see the vendor side of a plan."""
+    return identity.is_account and identity.staff and identity.side == VENDOR
 
 
 def plan_nav(identity: Identity) -> dict[str, bool]:
@@ -241,7 +254,7 @@ async def _guard_http(rule_: Rule, fn: Endpoint, request: Request, on_archived: 
     if rule_ is Rule.PUBLIC:
         return await fn(request)
     plan_id = request.path_params.get("plan_id")
-    if rule_ is Rule.SIGNED_IN or plan_id is None:
+    if rule_ in (Rule.SIGNED_IN, Rule.STAFF, Rule.WORKSPACE_OWNER) or plan_id is None:
         identity = await account(request)
         if identity is None:
             if _is_api(request):
@@ -249,6 +262,10 @@ async def _guard_http(rule_: Rule, fn: Endpoint, request: Request, on_archived: 
                     401, "authentication required: sign in or send Authorization: Bearer <token>"
                 )
             return login_redirect(request)
+        if not allowed(rule_, identity):
+            if rule_ is Rule.STAFF:
+                return _refuse(request, 403, "only workspace staff can do this; guests cannot")
+            return _refuse(request, 403, "only the workspace owner can do this")
     else:
         identity, known = await plan_caller(request, plan_id)
         if identity is None:

@@ -20,7 +20,18 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import api, embed, lifecycle, links, members, pages, plan_pages, plandata_api, share
+from . import (
+    api,
+    embed,
+    lifecycle,
+    links,
+    members,
+    pages,
+    plan_pages,
+    plandata_api,
+    share,
+    workspace,
+)
 from .access import Rule, rule
 from .assets import Assets, Gzip, Manifest
 from .auth import Auth
@@ -208,6 +219,7 @@ def create_app(settings: Settings) -> Starlette:
         *share.routes,
         *embed.routes,
         *plandata_api.routes,
+        *workspace.routes,
         WebSocketRoute("/ws/plans/{plan_id}", plan_socket),
         WebSocketRoute("/ws/plans/{plan_id}/internal", internal_socket),
         Route("/healthz", health),

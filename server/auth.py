@@ -168,7 +168,13 @@ class Auth:
         if user is None:
             return None
         return Identity(
-            user.id, user.name, user.email, "session", sid, workspace_owner=user.is_owner
+            user.id,
+            user.name,
+            user.email,
+            "session",
+            sid,
+            workspace_owner=user.is_owner,
+            staff=user.is_staff,
         )
 
     async def _identify_token(self, token: str) -> Identity | None:
@@ -187,12 +193,21 @@ class Auth:
                 return None
             if record.expires_at is not None and record.expires_at <= datetime.now(UTC):
                 return None
+            user = persistence.get_user(session=s, user_id=record.user_id)
+            if user is None or user.deactivated_at is not None:
+                return None
             persistence.touch_token(session=s, token_id=token_id)
-            return persistence.get_user(session=s, user_id=record.user_id)
+            return user
 
         user = await self._store.run(check)
         if user is None:
             return None
         return Identity(
-            user.id, user.name, user.email, "token", token_id, workspace_owner=user.is_owner
+            user.id,
+            user.name,
+            user.email,
+            "token",
+            token_id,
+            workspace_owner=user.is_owner,
+            staff=user.is_staff,
         )

@@ -19,12 +19,28 @@ def template_json(t: crdt.templates.Template | persistence.TemplateRecord) -> di
     return {"id": t.id, "name": t.name, "description": t.description, "builtin": builtin}
 
 
-async def list_templates(store: Store) -> list[dict[str, Any]]:
+# What saving a plan as a workspace template copies, said to whoever saves one: every staff
+# member can then start a plan from it.
+TEMPLATE_COPIES = (
+    "the shared plan's text, headings and tables (risks, key results, contacts and their "
+    "rows) and its tasks unticked with their dates; task owners who are people of this plan "
+    "(their @mentions) are removed, placeholder owners such as @CSM stay; "
+    "not the internal account plan, members, links or history. Every staff member of the "
+    "workspace can start a plan from it; guests never see it."
+)
+
+
+async def list_templates(store: Store, *, staff: bool = True) -> list[dict[str, Any]]:
+    """Built-in templates, and for staff the workspace's own (they carry plans' content)."""
+    if not staff:
+        return [template_json(t) for t in BUILT_IN.values()]
     own = await store.run(lambda s: persistence.list_templates(session=s))
     return [template_json(t) for t in BUILT_IN.values()] + [template_json(t) for t in own]
 
 
-async def template_content(store: Store, template_id: Any) -> dict[str, Any] | None:
+async def template_content(
+    store: Store, template_id: Any, *, staff: bool = True
+) -> dict[str, Any] | None:
     """The ProseMirror JSON a new plan starts with; 400 naming ``template`` when unknown."""
     if template_id is None or template_id == "":
         return None
@@ -34,7 +50,7 @@ async def template_content(store: Store, template_id: Any) -> dict[str, Any] | N
     if builtin is not None:
         return builtin.build(datetime.now(UTC).date())
     own = await store.run(lambda s: persistence.get_template(session=s, template_id=template_id))
-    if own is None:
+    if own is None or not staff:
         raise ApiError(400, f"no template with id {template_id!r}", field="template")
     return own.content
 
@@ -63,10 +79,19 @@ async def create_plan(
     return await store.run(create)
 
 
+def _is_mention(node: Any) -> bool:
+    """A mention of one of the plan's accounts: it names a person of this plan, and means
+    nothing in another. Placeholders (``name:CSM``) and contacts stay."""
+    if not (isinstance(node, dict) and node.get("type") == "mention"):
+        return False
+    attrs = node.get("attrs")
+    return not isinstance(attrs, dict) or str(attrs.get("id") or "").startswith("user:")
+
+
 def _as_template(node: Any) -> Any:
-    """A plan's content made reusable: no ids, nothing ticked."""
+    """A plan's content made reusable: no ids, nothing ticked, none of its people named."""
     if isinstance(node, list):
-        return [_as_template(n) for n in node]
+        return [_as_template(n) for n in node if not _is_mention(n)]
     if not isinstance(node, dict):
         return node
     out = {k: _as_template(v) for k, v in node.items()}

@@ -43,6 +43,8 @@ class Identity:
     role: str | None = None
     side: str | None = None
     workspace_owner: bool = False
+    # Workspace staff (the vendor's people); guests are customer side in every plan.
+    staff: bool = False
 
     @property
     def is_account(self) -> bool:

@@ -140,6 +140,8 @@ def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
             name=args.name.strip(),
             password_hash=hash_password(password),
             is_owner=first,
+            # The first account owns the workspace and is always staff.
+            is_staff=first or not args.guest,
         )
 
     try:
@@ -147,10 +149,43 @@ def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
     except persistence.DuplicateEmail:
         print(f"error: a user with email {args.email} already exists", file=sys.stderr)
         return 1
-    print(
-        f"created user {user.id} <{user.email}>" + (" (workspace owner)" if user.is_owner else "")
-    )
+    kind = " (workspace owner)" if user.is_owner else " (staff)" if user.is_staff else " (guest)"
+    print(f"created user {user.id} <{user.email}>{kind}")
     return 0
+
+
+def _set_active(settings: Settings, email: str, active: bool) -> int:
+    persistence.upgrade(settings.database_url)
+    store = _store(settings)
+
+    def change(s):  # type: ignore[no-untyped-def]
+        found = persistence.find_user(session=s, email=email)
+        if found is None:
+            return None
+        if found[0].is_owner and not active:
+            return False
+        return persistence.set_active(session=s, user_id=found[0].id, active=active)
+
+    user = asyncio.run(store.run(change))
+    if user is None:
+        print(f"error: no user with email {email}", file=sys.stderr)
+        return 1
+    if user is False:
+        print("error: the workspace owner cannot be deactivated", file=sys.stderr)
+        return 1
+    if active:
+        print(f"reactivated {user.email} (its old API tokens stay revoked)")
+    else:
+        print(f"deactivated {user.email}: its sessions and API tokens are revoked")
+    return 0
+
+
+def cmd_users_deactivate(settings: Settings, args: argparse.Namespace) -> int:
+    return _set_active(settings, args.email, False)
+
+
+def cmd_users_reactivate(settings: Settings, args: argparse.Namespace) -> int:
+    return _set_active(settings, args.email, True)
 
 
 def _user_id(store, email: str) -> int | None:  # type: ignore[no-untyped-def]
@@ -251,7 +286,18 @@ def parser() -> argparse.ArgumentParser:
     uc = users.add_parser("create", help="create a user (password from stdin if not a terminal)")
     uc.add_argument("email")
     uc.add_argument("--name", required=True)
+    uc.add_argument(
+        "--guest",
+        action="store_true",
+        help="a guest (customer person: only invited plans, always customer side), not staff",
+    )
     uc.set_defaults(func=cmd_users_create)
+    ud = users.add_parser("deactivate", help="stop EMAIL signing in; end its sessions and tokens")
+    ud.add_argument("email")
+    ud.set_defaults(func=cmd_users_deactivate)
+    ur = users.add_parser("reactivate", help="let a deactivated EMAIL sign in again")
+    ur.add_argument("email")
+    ur.set_defaults(func=cmd_users_reactivate)
 
     tokens = sub.add_parser("tokens", help="personal API tokens").add_subparsers(
         dest="tokens", required=True

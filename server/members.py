@@ -15,7 +15,7 @@ from starlette.routing import Route
 import persistence
 
 from . import access
-from .access import OWNER, ROLES, SIDES, VENDOR, VIEWER, Rule, rule
+from .access import CUSTOMER, OWNER, ROLES, SIDES, VENDOR, VIEWER, Rule, rule
 from .auth import SESSION_COOKIE
 from .channel import Identity
 from .protocol import Close
@@ -48,6 +48,29 @@ def _check(role: str, side: str) -> None:
         raise ApiError(400, f"side must be one of {', '.join(SIDES)}", field="side")
 
 
+def _may_touch_vendor(identity: Identity) -> None:
+    """Only vendor-side owners grant, change or remove the vendor side: a customer-side owner
+    could otherwise make herself (or a second address of hers) vendor and read the internal plan."""
+    if not access.vendor_owner(identity):
+        raise ApiError(
+            403,
+            "only the plan's vendor-side owners can grant or change the vendor side",
+            field="side",
+        )
+
+
+def kind_conflict(user: persistence.UserRecord, side: str) -> str | None:
+    """Why ``user`` cannot be on ``side``: a member's side follows the account kind."""
+    if side == VENDOR and not user.is_staff:
+        return (
+            f"{user.email} is a guest account and guests are always customer side; "
+            "the workspace owner can make them staff on the People page"
+        )
+    if side == CUSTOMER and user.is_staff:
+        return f"{user.email} is workspace staff and staff are always vendor side"
+    return None
+
+
 async def invite(
     request: Request, email: str, role: str, side: str
 ) -> tuple[persistence.InviteRecord, str]:
@@ -58,12 +81,24 @@ async def invite(
     if address is None:
         raise ApiError(400, "enter a valid email address", field="email")
     _check(role, side)
+    if side == VENDOR:
+        _may_touch_vendor(identity)
     svc = services(request)
 
     def create(s):  # type: ignore[no-untyped-def]
         found = persistence.find_user(session=s, email=address)
         if found and persistence.get_member(session=s, plan_id=plan.id, user_id=found[0].id):
             return None
+        if found and (why := kind_conflict(found[0], side)):
+            raise ApiError(409, why, field="side")
+        if not found and side == VENDOR and not identity.workspace_owner:
+            # Whoever joins by invitation is a guest unless the workspace owner makes them staff.
+            raise ApiError(
+                403,
+                "only the workspace owner can invite a new address to the vendor side "
+                "(it becomes a staff account); invite them on the People page first",
+                field="side",
+            )
         return persistence.create_invite(
             session=s,
             invite_id=secrets.token_hex(12),
@@ -105,6 +140,11 @@ async def change(request: Request, user_id: int, role: str, side: str) -> None:
         member = persistence.get_member(session=s, plan_id=plan_id, user_id=user_id)
         if member is None:
             return None
+        if VENDOR in (side, member.side):
+            _may_touch_vendor(identity)
+        user = persistence.get_user(session=s, user_id=user_id)
+        if user is not None and (why := kind_conflict(user, side)):
+            raise ApiError(409, why, field="side")
         if (
             member.role == OWNER
             and role != OWNER
@@ -151,6 +191,8 @@ async def remove(request: Request, user_id: int) -> None:
         member = persistence.get_member(session=s, plan_id=plan_id, user_id=user_id)
         if member is None:
             return None
+        if member.side == VENDOR:
+            _may_touch_vendor(identity)
         if member.role == OWNER and persistence.count_owners(session=s, plan_id=plan_id) <= 1:
             raise ApiError(409, "a plan needs at least one owner: make someone else owner first")
         persistence.remove_member(session=s, plan_id=plan_id, user_id=user_id)
@@ -174,6 +216,15 @@ async def remove(request: Request, user_id: int) -> None:
         actor=access.actor(identity),
         subject=member.email,
     )
+
+
+def visible_invites(
+    identity: Identity, invites: list[persistence.InviteRecord]
+) -> list[persistence.InviteRecord]:
+    """A customer-side owner never sees pending vendor invitations (their links are credentials)."""
+    if access.vendor_owner(identity):
+        return invites
+    return [i for i in invites if i.side != VENDOR]
 
 
 def member_json(m: persistence.MemberRecord) -> dict[str, Any]:
@@ -201,6 +252,7 @@ async def list_members_api(request: Request) -> Response:
         )
 
     members, invites = await services(request).store.run(load)
+    invites = visible_invites(request.state.identity, invites)
     return JSONResponse(
         {
             "members": [member_json(m) for m in members],
@@ -296,6 +348,9 @@ async def accept_page(request: Request) -> Response:
     if me is None and known is not None:
         ctx["sign_in"] = f"/login?next=/invite/{token}"
         return render(request, "invite.html", ctx)
+    if known is not None and (why := kind_conflict(known[0], record.side)):
+        # The account's kind may have changed since the invitation was sent.
+        return _error(request, f"This invitation cannot be used: {why}.", 409)
     if request.method == "GET":
         return render(request, "invite.html", ctx)
 
@@ -328,7 +383,13 @@ async def accept_page(request: Request) -> Response:
         uid = (
             user_id
             or persistence.create_user(
-                session=s, email=record.email, name=name, password_hash=password_hash
+                session=s,
+                email=record.email,
+                name=name,
+                password_hash=password_hash,
+                # Only the workspace owner can invite a new address to the vendor side (see
+                # invite()): that makes the new account staff; every other one is a guest.
+                is_staff=record.side == VENDOR,
             ).id
         )
         persistence.set_member(

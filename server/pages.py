@@ -136,8 +136,11 @@ async def login(request: Request) -> Response:
             response.headers["retry-after"] = str(svc.limits.signin.retry_after(key))
             return response
         found = await svc.store.run(lambda s: persistence.find_user(session=s, email=email))
-        # Verified against a dummy hash when the email is unknown: the same time either way.
-        if await svc.auth.verify_password(found[1] if found else None, password) and found:
+        # Verified against a dummy hash when the email is unknown: the same time either way. A
+        # deactivated account cannot sign in, and is told so no differently from a wrong
+        # password (the answer never says whether an address has an account).
+        active = found is not None and found[0].deactivated_at is None
+        if await svc.auth.verify_password(found[1] if found else None, password) and active:
             log.info("sign-in: user %d", found[0].id)
             await access.audit(
                 request, "signin", plan_id=None, actor=found[0].name, subject=found[0].email
@@ -180,6 +183,15 @@ def _person(identity: Identity) -> dict[str, Any]:
 
 @rule(Rule.SIGNED_IN)
 async def plan_list(request: Request) -> Response:
+    return await _plan_list(request)
+
+
+@rule(Rule.STAFF)  # guests see the plans they are invited to, and create none
+async def create_plan_form(request: Request) -> Response:
+    return await _plan_list(request)
+
+
+async def _plan_list(request: Request) -> Response:
     identity: Identity = request.state.identity
     svc = services(request)
     errors: dict[str, str] = {}
@@ -217,7 +229,7 @@ async def plan_list(request: Request) -> Response:
     rows = await listing.plan_rows(svc.store, identity, query)
     for row in rows:
         row["present"] = [_person(i) for i in svc.rooms.present(row["plan"].id)]
-    templates = await catalog.list_templates(svc.store)
+    templates = await catalog.list_templates(svc.store) if identity.staff else []
     context = {
         "user": identity,
         "rows": rows,
@@ -288,7 +300,8 @@ routes = [
     Route("/setup", setup, methods=["GET", "POST"]),
     Route("/login", login, methods=["GET", "POST"]),
     Route("/logout", logout, methods=["POST"]),
-    Route("/", plan_list, methods=["GET", "POST"], name="plan_list"),
+    Route("/", plan_list, methods=["GET"], name="plan_list"),
+    Route("/", create_plan_form, methods=["POST"]),
     Route("/plans/{plan_id}", plan_page, methods=["GET"], name="plan_page"),
     Route("/plans/{plan_id}/internal", internal_page, methods=["GET"], name="internal_page"),
 ]

@@ -67,7 +67,9 @@ def task_filters(query: Any) -> dict[str, Any]:
 
 @rule(Rule.SIGNED_IN)
 async def list_templates(request: Request) -> Response:
-    return JSONResponse({"templates": await catalog.list_templates(services(request).store)})
+    identity: Identity = request.state.identity
+    templates = await catalog.list_templates(services(request).store, staff=identity.staff)
+    return JSONResponse({"templates": templates})
 
 
 # Taking access away, or reusing the content, is still allowed once archived.
@@ -75,6 +77,9 @@ async def list_templates(request: Request) -> Response:
 async def save_as_template(request: Request) -> Response:
     identity: Identity = request.state.identity
     plan = request.state.plan
+    if not identity.staff:
+        # A template carries the plan's content to every staff member's new plans.
+        raise ApiError(403, "only workspace staff can save templates; guests cannot")
     data = await read_json(request)
     name = text_field(data, "name")
     description = text_field(data, "description", max_len=1000, required=False)
@@ -90,7 +95,9 @@ async def save_as_template(request: Request) -> Response:
             created_by=identity.user_id,
         )
     )
-    return JSONResponse(catalog.template_json(record), status_code=201)
+    return JSONResponse(
+        {**catalog.template_json(record), "copies": catalog.TEMPLATE_COPIES}, status_code=201
+    )
 
 
 @rule(Rule.PLAN_VIEW)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,8 +12,8 @@ from starlette.routing import Route
 
 import persistence
 
-from . import links, members
-from .access import LINK_ROLES, ROLES, SIDES, Rule, rule
+from . import access, links, members
+from .access import CUSTOMER, LINK_ROLES, ROLES, SIDES, VENDOR, Rule, rule
 from .web import ApiError, int_param, render, services
 
 EXPIRY_CHOICES = [
@@ -47,12 +48,16 @@ async def _load(request: Request) -> dict[str, Any]:
     return {
         "plan": request.state.plan,
         "members": people,
-        "invites": [{"invite": i, "url": members.invite_url(request, i)} for i in invites],
+        "invites": [
+            {"invite": i, "url": members.invite_url(request, i)}
+            for i in members.visible_invites(request.state.identity, invites)
+        ],
         "shares": [r for r in rows if r["link"].kind == "share"],
         "embeds": [r for r in rows if r["link"].kind == "embed"],
         "roles": ROLES,
         "link_roles": LINK_ROLES,
-        "sides": SIDES,
+        # Only vendor-side owners may grant the vendor side.
+        "sides": SIDES if access.vendor_owner(request.state.identity) else (CUSTOMER,),
         "expiries": EXPIRY_CHOICES,
         "me": request.state.identity,
         "embed_origins": services(request).settings.embed_allowed_origins,
@@ -132,9 +137,26 @@ def _int(value: str | None) -> int:
 async def _events(request: Request) -> list[persistence.AccessEventRecord]:
     plan_id = request.state.plan.id
 
+    vendor_view = access.vendor_owner(request.state.identity)
+
     def load(s):  # type: ignore[no-untyped-def]
-        emails = [m.email for m in persistence.list_members(session=s, plan_id=plan_id)]
-        return persistence.access_events(session=s, plan_id=plan_id, emails=emails)
+        people = persistence.list_members(session=s, plan_id=plan_id)
+        hidden = set() if vendor_view else {m.email for m in people if m.side == VENDOR}
+        emails = [m.email for m in people if m.email not in hidden]
+        events = persistence.access_events(session=s, plan_id=plan_id, emails=emails)
+        if vendor_view:
+            return events
+        # A customer-side owner sees neither vendor people's sign-ins and addresses nor
+        # vendor invitations (a pending one's address is not a member yet).
+        shown = []
+        for e in events:
+            if e.subject in hidden or "vendor side" in (e.detail or ""):
+                continue
+            name, _, address = e.actor.partition(" <")
+            if address.rstrip(">") in hidden:  # what a vendor person did: by name only
+                e = dataclasses.replace(e, actor=name, ip=None)
+            shown.append(e)
+        return shown
 
     return await services(request).store.run(load)
 

@@ -18,6 +18,7 @@ PURPOSES = {
     "embed": ("tandem.embed", "tde_"),
     "visit": ("tandem.visit", "tdv_"),
     "code": ("tandem.email-code", "tdc_"),
+    "reset": ("tandem.password-reset", "tdr_"),
 }
 # The longest any of these can live; rows carry the real, shorter expiry.
 MAX_AGE = 366 * 86400

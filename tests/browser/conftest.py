@@ -50,7 +50,17 @@ def web_server(tmp_path: Path) -> Iterator[Server]:
     db = Database("sqlite", tmp_path)
     srv = Server(data_dir=tmp_path, database_url=db.url).start()
     srv.create_user("casey@vendor.example", "Casey Vendor", PASSWORD)
-    srv.create_user("robin@customer.example", "Robin Customer", PASSWORD)
+    # A customer person: a guest, so the Share page may add them to the customer side.
+    done = srv.cli(
+        "users",
+        "create",
+        "robin@customer.example",
+        "--name",
+        "Robin Customer",
+        "--guest",
+        stdin=PASSWORD + "\n",
+    )
+    assert done.returncode == 0, done.stderr
     yield srv
     srv.stop()
 

@@ -332,11 +332,22 @@ def test_role_and_side_changes_apply_to_open_connections(world: World) -> None:
             await shared.recv()
             await internal.recv()
             r = await asyncio.to_thread(
-                owner.patch, member_url, json={"role": "viewer", "side": "customer"}
+                owner.patch, member_url, json={"role": "viewer", "side": "vendor"}
             )
             assert r.status_code == 200
             assert await _closed_within(shared, 5) == 4405
             assert await _closed_within(internal, 5) == 4405
+        # A member's side follows the account kind: staff cannot be moved to the customer
+        # side; making the account a guest moves it, and closes the internal plan at once.
+        r = owner.patch(member_url, json={"role": "viewer", "side": "customer"})
+        assert r.status_code == 409 and "staff" in r.json()["error"]
+        async with websockets.connect(f"{base}/internal?token={token}") as internal:
+            await internal.recv()
+            r = await asyncio.to_thread(
+                owner.patch, f"/api/workspace/people/{dan['user_id']}", json={"staff": False}
+            )
+            assert r.status_code == 200, r.text
+            assert await _closed_within(internal, 5) == 4403
         async with websockets.connect(f"{base}/internal?token={token}") as internal:
             assert await _closed_within(internal, 5) == 4403
         async with connect(world.server.ws, world.plan, token) as (doc, _):

@@ -261,3 +261,35 @@ def test_db_upgrade(cli: Server, database: Database) -> None:
         assert done.stdout.strip() == "database is at the newest schema"
         current, head = current_and_head(database.url)
         assert current == head
+
+
+def test_users_guest_deactivate_and_reactivate(cli: Server) -> None:
+    assert create_user(cli, "owner@vendor.example", "Olive").returncode == 0
+    done = cli.cli(
+        "users", "create", "gil@customer.example", "--name", "Gil", "--guest", stdin=PASSWORD + "\n"
+    )
+    assert done.returncode == 0 and "(guest)" in done.stdout, done.stderr
+    assert "(staff)" in create_user(cli, "sam@vendor.example", "Sam").stdout
+    assert cli.cli("users", "deactivate", "owner@vendor.example").returncode == 1
+    assert cli.cli("users", "deactivate", "nobody@vendor.example").returncode == 1
+    token = cli.cli("tokens", "create", "sam@vendor.example").stdout.strip()
+    cli.start()
+    try:
+        auth = {"Authorization": f"Bearer {token}"}
+        guest = cli.cli("tokens", "create", "gil@customer.example").stdout.strip()
+        r = httpx.post(
+            f"{cli.http}/api/plans",
+            json={"title": "T", "customer": "C"},
+            headers={"Authorization": f"Bearer {guest}"},
+        )
+        assert r.status_code == 403  # guests create no plans
+        assert httpx.get(f"{cli.http}/api/plans", headers=auth).status_code == 200
+        done = cli.cli("users", "deactivate", "sam@vendor.example")
+        assert done.returncode == 0, done.stderr
+        assert httpx.get(f"{cli.http}/api/plans", headers=auth).status_code == 401
+        assert sign_in(cli, "sam@vendor.example", PASSWORD) == 401
+        assert cli.cli("users", "reactivate", "sam@vendor.example").returncode == 0
+        assert sign_in(cli, "sam@vendor.example", PASSWORD) == 303
+        assert httpx.get(f"{cli.http}/api/plans", headers=auth).status_code == 401
+    finally:
+        cli.stop()

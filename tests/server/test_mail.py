@@ -132,3 +132,81 @@ def test_domain_locked_link_needs_a_code_from_that_domain(
                 assert r.status_code == 400
         listed = owner.get(f"/api/plans/{plan}/links").json()["links"][0]
         assert listed["uses"] == 1 and listed["last_used_at"]
+
+
+def test_password_reset_by_email_is_single_use_and_ends_other_sessions(
+    mail_server: Server, inbox: Inbox
+) -> None:
+    srv = mail_server
+    srv.create_user("owner@vendor.example", "Olive Owner", PASSWORD)
+    srv.create_user("robin@vendor.example", "Robin", PASSWORD)
+    old = httpx.Client(base_url=srv.http, follow_redirects=False)
+    assert (
+        old.post("/login", data={"email": "robin@vendor.example", "password": PASSWORD}).status_code
+        == 303
+    )
+    assert old.get("/api/plans").status_code == 200
+    with httpx.Client(base_url=srv.http, follow_redirects=False) as robin:
+        assert robin.get("/login").text.count('href="/password-reset"') == 1
+        known = robin.post("/password-reset", data={"email": "Robin@Vendor.example"})
+        unknown = robin.post("/password-reset", data={"email": "nobody@vendor.example"})
+        # The same answer whether or not the address has an account.
+        assert known.status_code == unknown.status_code == 200
+        assert known.text.replace("Robin@Vendor.example", "x").replace(
+            "robin@vendor.example", "x"
+        ) == (unknown.text.replace("nobody@vendor.example", "x"))
+        body = _wait_for_mail(inbox, "robin@vendor.example")
+        assert all(m["To"] != "nobody@vendor.example" for m in inbox.messages)
+        url = re.search(r"https?://\S+/password-reset/tdr_\S+", body).group(0)
+        assert robin.get(path_of(url)).status_code == 200
+        r = robin.post(path_of(url), data={"password": "short", "confirm": "short"})
+        assert r.status_code == 400 and "at least 8" in r.text
+        r = robin.post(
+            path_of(url), data={"password": "a new password", "confirm": "a new password"}
+        )
+        assert r.status_code == 303
+        assert robin.get("/api/plans").status_code == 200  # signed in with the new password
+        # Single use; the session from before the reset has ended; the old password is gone.
+        assert robin.post(
+            path_of(url), data={"password": "another one!", "confirm": "another one!"}
+        ).status_code in (404, 410)
+    assert old.get("/api/plans").status_code == 401
+    old.close()
+    r = httpx.post(
+        f"{srv.http}/login", data={"email": "robin@vendor.example", "password": PASSWORD}
+    )
+    assert r.status_code == 401
+    r = httpx.post(
+        f"{srv.http}/login", data={"email": "robin@vendor.example", "password": "a new password"}
+    )
+    assert r.status_code == 303
+    # A forged or foreign token (an invitation's, say) is no reset link.
+    assert httpx.get(f"{srv.http}/password-reset/tdr_forged").status_code == 404
+
+
+def _wait_for_mail(inbox: Inbox, address: str) -> str:
+    # The reset mail goes out after the answer (so SMTP's delay reveals nothing): wait for it.
+    import time
+
+    for _ in range(100):
+        try:
+            return inbox.last_to(address)
+        except AssertionError:
+            time.sleep(0.1)
+    return inbox.last_to(address)
+
+
+def test_password_reset_requests_are_rate_limited(database: Database, tmp_path: Path) -> None:
+    srv = Server(
+        data_dir=tmp_path, database_url=database.url, extra_env={"TANDEM_SIGNIN_PER_MINUTE": "3"}
+    ).start()
+    try:
+        srv.create_user("owner@vendor.example", "Olive Owner", PASSWORD)
+        with httpx.Client(base_url=srv.http) as c:
+            codes = [
+                c.post("/password-reset", data={"email": "owner@vendor.example"}).status_code
+                for _ in range(5)
+            ]
+        assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429], codes
+    finally:
+        srv.stop()
