@@ -154,6 +154,26 @@ def test_write_back_and_its_events() -> None:
         set_task_checked(doc, "t_nope", True)
 
 
+def test_a_task_with_two_owner_chips_has_one_owner_the_first() -> None:
+    # Two people assigning at once (or an older client) can leave two chips in one task.
+    two = task("Kick-off", owner("CSM", "vendor"), owner("Ann Lee", "customer"))
+    doc = written({"type": "doc", "content": [h(2, "Actions"), tasks(two)]})
+    assign_ids(doc)
+    [t] = read_structure(doc).tasks.values()
+    assert t.owner == Owner("name:CSM", "CSM", "vendor")
+    # Setting the owner leaves one chip, not the new one next to the stale second one ...
+    set_task_owner(doc, t.id, Owner("user:7", "Bo", "customer"))
+    para = to_prosemirror(doc)["content"][1]["content"][0]["content"][0]
+    assert [n["attrs"]["label"] for n in para["content"] if n["type"] == "mention"] == ["Bo"]
+    # ... and removing it leaves none, rather than promoting the second.
+    set_task_owner(doc, t.id, Owner("user:8", "Cy", None))
+    para_el = next(e for e in fragment(doc).children if e.tag == "taskList")
+    item = para_el.children[0].children[0]
+    item.children.append(XmlElement("mention", {"id": "name:X", "label": "X"}))
+    set_task_owner(doc, t.id, None)
+    assert read_structure(doc).tasks[t.id].owner is None
+
+
 def test_row_events() -> None:
     doc = written(plan())
     assign_ids(doc)
