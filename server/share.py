@@ -62,7 +62,14 @@ async def _load(request: Request) -> dict[str, Any]:
 @rule(Rule.PLAN_OWNER)
 async def share_page(request: Request) -> Response:
     ctx = await _load(request)
-    ctx["notice"] = request.query_params.get("done", "")[:100]
+    done = request.query_params.get("done", "")
+    ctx["notice"] = ACTIONS.get(done, "Done.") if done else ""
+    if done == "invite-unsent":
+        # Nothing went out: the owner gets the link to pass on, at the top, not a false "sent".
+        wanted = request.query_params.get("invite", "")
+        ctx["unsent"] = next((r for r in ctx["invites"] if r["invite"].id == wanted), None)
+        ctx["mail_configured"] = bool(services(request).mailer.host)
+        ctx["notice"] = ""
     return render(request, "share.html", ctx)
 
 
@@ -71,7 +78,7 @@ ACTIONS = {
     "member": "Member updated.",
     "remove": "Member removed.",
     "revoke-invite": "Invitation revoked.",
-    "link": "Link created.",
+    "link": "Share link created: copy it from the list below.",
     "embed": "Embed URL created.",
     "revoke-link": "Link revoked; anyone using it was disconnected.",
 }
@@ -85,9 +92,14 @@ async def share_action(request: Request) -> Response:
     plan_id = request.state.plan.id
     try:
         if action == "invite":
-            await members.invite(
+            record, _, emailed = await members.invite(
                 request, field.get("email", ""), field.get("role", ""), field.get("side", "")
             )
+            if not emailed:
+                return RedirectResponse(
+                    f"/plans/{plan_id}/share?done=invite-unsent&invite={record.id}",
+                    status_code=303,
+                )
         elif action == "member":
             await members.change(
                 request, _int(field.get("user_id")), field.get("role", ""), field.get("side", "")
