@@ -141,7 +141,8 @@ def test_write_back_and_its_events() -> None:
     set_task_due(doc, sow, "2027-02-01")
     new = read_structure(doc)
     events = {e.kind: e for e in diff(old, new)}
-    assert set(events) == {Kind.COMPLETED, Kind.REASSIGNED, Kind.DUE_MOVED, Kind.TEXT_CHANGED}
+    # A new owner is a reassignment, not also a rewording of the text around the chip.
+    assert set(events) == {Kind.COMPLETED, Kind.REASSIGNED, Kind.DUE_MOVED}
     assert events[Kind.DUE_MOVED].old == "2027-01-15" and events[Kind.DUE_MOVED].new == "2027-02-01"
     assert events[Kind.REASSIGNED].new == {"id": "user:7", "label": "Bo", "side": "customer"}
     set_task_status(doc, sow, "in_progress")
@@ -172,6 +173,37 @@ def test_a_task_with_two_owner_chips_has_one_owner_the_first() -> None:
     item.children.append(XmlElement("mention", {"id": "name:X", "label": "X"}))
     set_task_owner(doc, t.id, None)
     assert read_structure(doc).tasks[t.id].owner is None
+
+
+def test_blank_tasks_and_rows_are_not_in_the_history() -> None:
+    def structure(*items: dict[str, Any], rows: list[list[str]]) -> Doc:
+        kr = table(["Metric", "Baseline", "Target", "Current"], *rows)
+        doc = written(
+            {"type": "doc", "content": [h(2, "Actions"), tasks(*items), h(2, "KPIs"), kr]}
+        )
+        assign_ids(doc)
+        return doc
+
+    doc = structure(task("Send the SOW"), rows=[["Revenue", "1", "2", "1"]])
+    old = read_structure(doc)
+    # Enter at the end of a task, and a new table row: blank, no events (a blank row is not read).
+    para = next(e for e in fragment(doc).children if e.tag == "taskList")
+    para.children.append(XmlElement("taskItem", {"checked": False}, [XmlElement("paragraph")]))
+    tbl = next(e for e in fragment(doc).children if e.tag == "table")
+    cells = [XmlElement("tableCell", {}, [XmlElement("paragraph")]) for _ in range(4)]
+    tbl.children.append(XmlElement("tableRow", {}, cells))
+    assign_ids(doc)
+    blank = read_structure(doc)
+    assert len(blank.tasks) == 2
+    assert diff(old, blank) == []
+    # Written in: created, with what was written.
+    para.children[1].children[0].children.append(XmlText("Invite IT"))
+    cells[0].children[0].children.append(XmlText("Seats"))
+    typed = read_structure(doc)
+    kinds = [(e.entity, e.kind) for e in diff(blank, typed)]
+    assert kinds == [(Entity.TASK, Kind.CREATED), (Entity.KEY_RESULT, Kind.CREATED)]
+    # Blank ones deleted: nothing.
+    assert diff(blank, old) == []
 
 
 def test_row_events() -> None:
