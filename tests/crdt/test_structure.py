@@ -242,6 +242,12 @@ def test_templates_are_valid_editor_content_with_structure(template_id: str) -> 
     s = read_structure(doc)
     assert len(s.tasks) >= 3 and any(t.milestone for t in s.tasks.values())
     assert to_prosemirror(written(as_tiptap))["content"] == as_tiptap["content"]
+    # Samples are prompts to fill in: no invented figure, no rating that would drive the status.
+    for row in s.of("key_results"):
+        assert [parse_number(row.get(n)) for n in ("baseline", "target", "current")] == [None] * 3
+        assert row.get("metric").startswith("e.g. ") or not row.get("metric")
+    for row in s.of("risks"):
+        assert row.get("severity").lower() not in ("high", "medium", "low")
     if template_id == "executive-business-review":
         ninety = [t for t in s.tasks.values() if t.section[-1:] == ("90-day plan",)]
         assert len(ninety) >= 5 and all(t.owner and t.due for t in ninety)
