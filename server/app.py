@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import anyio
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -30,7 +31,7 @@ from .rooms import RoomManager
 from .settings import Settings
 from .store import Store
 from .tokens import Signer
-from .web import STATIC, ApiError, api_error_response, make_templates
+from .web import STATIC, ApiError, api_error_response, http_error_response, make_templates
 from .ws import internal_socket, plan_socket
 
 log = logging.getLogger(__name__)
@@ -197,7 +198,7 @@ def create_app(settings: Settings) -> Starlette:
                 https=settings.secure_cookies,
             )
         ],
-        exception_handlers={ApiError: api_error_response},
+        exception_handlers={ApiError: api_error_response, HTTPException: http_error_response},
     )
     app.state.services = svc
     return app

@@ -62,7 +62,9 @@ async def _has_users(request: Request) -> bool:
 @rule(Rule.PUBLIC)
 async def setup(request: Request) -> Response:
     if await _has_users(request):
-        return RedirectResponse("/login", status_code=303)
+        # Signed in already: the plans, not a form for something done.
+        signed_in = await access.account(request) is not None
+        return RedirectResponse("/" if signed_in else "/login", status_code=303)
     errors: dict[str, str] = {}
     form: dict[str, str] = {}
     if request.method == "POST":
@@ -108,6 +110,8 @@ async def login(request: Request) -> Response:
     if not await _has_users(request):
         return RedirectResponse("/setup", status_code=303)
     target = _safe_next(request.query_params.get("next"))
+    if request.method == "GET" and await access.account(request) is not None:
+        return RedirectResponse(target, status_code=303)  # signed in already
     error = None
     email = ""
     if request.method == "POST":

@@ -126,3 +126,20 @@ def make_templates() -> Jinja2Templates:
 
     templates.env.globals["static_url"] = static_url
     return templates
+
+
+async def http_error_response(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (no such route, wrong method) as a page, or JSON under /api/."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = "There is no page at this address."
+    elif exc.status_code == 405:
+        message = "This address does not answer that kind of request."
+    else:
+        message = str(exc.detail)
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": message}, exc.status_code, headers=exc.headers)
+    response = render(request, "error.html", {"message": message}, exc.status_code)
+    for key, value in (exc.headers or {}).items():
+        response.headers[key] = value
+    return response

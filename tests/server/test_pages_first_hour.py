@@ -1,0 +1,60 @@
+"""Pages a new user meets: every refusal says what happened, in the product's own page."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.support.access import World, create_link, visit
+
+
+def test_unknown_addresses_get_a_styled_page_and_api_json(world: World) -> None:
+    c = world.callers["owner"].client
+    for path in ("/nowhere", "/invite/", "/plans/", "/static-nope/x"):
+        r = c.get(path)
+        assert r.status_code == 404, path
+        assert "text/html" in r.headers["content-type"], path
+        assert "There is no page at this address." in r.text
+        assert 'href="/static/app.css' in r.text  # the product's page, styled
+    r = c.get("/api/nowhere")
+    assert r.status_code == 404 and r.json() == {"error": "There is no page at this address."}
+    r = c.delete("/login")
+    assert r.status_code == 405 and "does not answer" in r.text
+
+
+def test_signed_in_login_and_setup_go_to_the_plans(world: World) -> None:
+    c = world.callers["owner"].client
+    for path, where in (
+        ("/login", "/"),
+        ("/setup", "/"),
+        (f"/login?next=/plans/{world.plan}", f"/plans/{world.plan}"),
+    ):
+        r = c.get(path)
+        assert r.status_code == 303 and r.headers["location"] == where, path
+    anon = world.callers["anonymous"].client
+    assert anon.get("/login").status_code == 200
+    assert anon.get("/setup").headers["location"] == "/login"
+
+
+def test_a_customer_member_is_told_the_internal_plan_is_the_vendors(world: World) -> None:
+    r = world.callers["customer_member"].client.get(f"/plans/{world.plan}/internal")
+    assert r.status_code == 404
+    assert "for the vendor team only" in r.text and "no plan with id" not in r.text
+    # Someone with no part in the plan still learns nothing about it.
+    r = world.callers["wrong_plan"].client.get(f"/plans/{world.plan}/internal")
+    assert r.status_code == 404 and "no plan with id" in r.text
+
+
+def test_a_revoked_links_visitor_is_told_so_not_sent_to_sign_in(world: World) -> None:
+    with httpx.Client(base_url=world.server.http) as owner_api:
+        owner_api.headers["Authorization"] = f"Bearer {world.owner_token}"
+        link = create_link(owner_api, world.plan, role="viewer", label="Soon gone")
+        guest = visit(world.server, link["url"], "Gus Guest")
+        assert guest.client.get(f"/plans/{world.plan}").status_code == 200
+        assert owner_api.delete(f"/api/plans/{world.plan}/links/{link['id']}").status_code < 300
+    r = guest.client.get(f"/plans/{world.plan}")
+    assert r.status_code == 403 and "not valid any more" in r.text
+    assert "location" not in r.headers
+    guest.client.close()
+    # Without a visit cookie, the sign-in page as before.
+    r = world.callers["anonymous"].client.get(f"/plans/{world.plan}")
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
