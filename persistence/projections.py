@@ -190,14 +190,17 @@ def list_tasks(
     milestone: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Tasks in document order. ``owner`` matches the mention id or, case-insensitively, its
-    label; ``side`` is vendor, customer or unassigned (no owner side); dates are inclusive."""
+    label; ``side`` is vendor, customer, unknown (an owner with no side) or unassigned (no
+    owner); dates are inclusive."""
     q = select(PlanTask).where(PlanTask.plan_id == plan_id)
     if owner is not None:
         q = q.where(
             (PlanTask.owner_ref == owner) | (func.lower(PlanTask.owner_label) == owner.lower())
         )
     if side == "unassigned":
-        q = q.where(PlanTask.owner_side.is_(None))
+        q = q.where(PlanTask.owner_ref.is_(None), PlanTask.owner_label.is_(None))
+    elif side == "unknown":  # an owner whose side nobody gave (a bare typed name)
+        q = q.where(PlanTask.owner_side.is_(None), PlanTask.owner_label.is_not(None))
     elif side is not None:
         q = q.where(PlanTask.owner_side == side)
     if status is not None:

@@ -153,10 +153,33 @@ async def _events(request: Request) -> list[persistence.AccessEventRecord]:
     return await services(request).store.run(load)
 
 
+# The access log in words; the API keeps the codes.
+ACCESS_KINDS = {
+    "signin": "Signed in",
+    "signin.failed": "Sign-in failed",
+    "member.invited": "Invited",
+    "member.added": "Joined",
+    "member.changed": "Role changed",
+    "member.removed": "Removed",
+    "link.created": "Link created",
+    "link.used": "Opened a link",
+    "link.revoked": "Link revoked",
+}
+
+
+def access_kind(kind: str) -> str:
+    """A kind in words; one added later without a label still reads as words, not a code."""
+    if kind in ACCESS_KINDS:
+        return ACCESS_KINDS[kind]
+    words = kind.replace(".", " ").replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
 @rule(Rule.PLAN_OWNER)
 async def access_page(request: Request) -> Response:
     events = await _events(request)
-    return render(request, "access_log.html", {"plan": request.state.plan, "events": events})
+    ctx = {"plan": request.state.plan, "events": events, "kind_label": access_kind}
+    return render(request, "access_log.html", ctx)
 
 
 @rule(Rule.PLAN_OWNER)

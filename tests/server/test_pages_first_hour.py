@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import httpx
 
+from server.summary import summarise
 from tests.support.access import World, create_link, visit
 
 
@@ -58,3 +61,41 @@ def test_a_revoked_links_visitor_is_told_so_not_sent_to_sign_in(world: World) ->
     # Without a visit cookie, the sign-in page as before.
     r = world.callers["anonymous"].client.get(f"/plans/{world.plan}")
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
+
+
+def _task(n: int, **kw: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "id": f"t_{n:010d}",
+        "text": f"Task {n}",
+        "owner_ref": None,
+        "owner_label": None,
+        "owner_side": None,
+        "due": date(2026, 1, 1),  # overdue
+        "status": "todo",
+        "checked": False,
+        "milestone": False,
+        "section": [],
+        "position": n,
+    }
+    return row | kw
+
+
+def test_a_task_owned_by_a_bare_name_is_not_unassigned() -> None:
+    tasks = [
+        _task(1, owner_ref="name:Pat", owner_label="Pat"),
+        _task(2),
+        _task(3, owner_ref="user:1", owner_label="Ann", owner_side="vendor"),
+    ]
+    s = summarise(tasks, [], [], None, date(2026, 6, 1))
+    assert [t["owner"]["label"] for t in s["overdue"]["unknown"]] == ["Pat"]
+    assert [t["text"] for t in s["overdue"]["unassigned"]] == ["Task 2"]
+    assert [t["owner"]["label"] for t in s["overdue"]["vendor"]] == ["Ann"]
+
+
+def test_dashboard_without_milestones_says_so_and_access_log_uses_words(world: World) -> None:
+    c = world.callers["owner"].client
+    page = c.get(f"/plans/{world.plan}/dashboard").text
+    assert 'aria-label="No milestones yet"' in page and "0 / 0" not in page
+    assert "Side not set" in page
+    log = c.get(f"/plans/{world.plan}/access").text
+    assert ">Joined<" in log and ">Invited<" in log and ">member.added<" not in log
