@@ -191,7 +191,7 @@ async def plan_list(request: Request) -> Response:
             if not form[key]:
                 errors[key] = f"Enter {label}."
             elif len(form[key]) > 200:
-                errors[key] = "Keep it under 200 characters."
+                errors[key] = f"Keep it to 200 characters: this one has {len(form[key]):,}."
         content = None
         try:
             content = await catalog.template_content(svc.store, form["template"])

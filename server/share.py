@@ -117,12 +117,15 @@ async def share_action(request: Request) -> Response:
             if days not in dict(EXPIRY_CHOICES):
                 raise ApiError(400, "choose an expiry", field="days")
             expires = (datetime.now(UTC) + timedelta(days=int(days))).isoformat()
+            label = field.get("label", "")
+            if len(label) > 200:  # was cut to 200 without a word
+                raise ApiError(400, f"Keep the label to 200 characters: it has {len(label):,}.")
             await links.create(
                 request,
                 kind="share" if action == "link" else "embed",
                 role=field.get("role", ""),
                 expires_at=expires,
-                label=field.get("label", "")[:200],
+                label=label,
                 domain=field.get("domain") or None,
             )
         elif action == "revoke-link":

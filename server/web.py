@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 import jinja2
+from markupsafe import Markup
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -124,7 +125,15 @@ def make_templates() -> Jinja2Templates:
         version = int(path.stat().st_mtime) if path.exists() else 0
         return f"/static/{name}?v={version}"
 
+    def invalid(errors: dict[str, str] | None, name: str) -> Markup:
+        """A field's error attributes; the first invalid field takes the focus."""
+        if not errors or name not in errors:
+            return Markup("")
+        focus = " autofocus" if next(iter(errors)) == name else ""
+        return Markup(f'aria-invalid="true" aria-describedby="{name}-error"{focus}')
+
     templates.env.globals["static_url"] = static_url
+    templates.env.globals["invalid"] = invalid
     return templates
 
 

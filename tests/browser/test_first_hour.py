@@ -93,3 +93,30 @@ def test_choosing_an_owner_replaces_the_placeholder_and_the_chip_opens_the_menu(
     menu.get_by_role("menuitemradio", name="No owner").click()
     expect(item.locator(".mention")).to_have_count(0)
     context.close()
+
+
+@pytest.mark.parametrize("size", WIDTHS, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_a_too_long_title_is_refused_whole_and_focus_goes_to_it(
+    browser: Browser, web_server: Server, size: tuple[int, int]
+) -> None:
+    base = web_server.http
+    context = sign_in(browser, base, "casey@vendor.example")
+    page = context.new_page()
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    page.goto(f"{base}/")
+    page.fill("#title", "T" * 5000)  # as a paste does: not cut at 200 in the form
+    assert len(page.input_value("#title")) == 5000
+    page.fill("#customer", "")
+    page.click("form.form button[type=submit]")
+    expect(page.locator("#title-error")).to_contain_text("Keep it to 200 characters")
+    expect(page.locator("#title-error")).to_contain_text("5,000")
+    expect(page.locator("#title")).to_be_focused()  # the first invalid field, not the page top
+    expect(page.locator("#title")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#customer")).to_have_attribute("aria-describedby", "customer-error")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"long-title-{size[0]}.png"))
+    # The product's own page for an address that does not exist, and for a milestone-less plan.
+    page.goto(f"{base}/invite/")
+    expect(page.locator("main h1")).to_have_text("There is no page at this address.")
+    page.screenshot(path=str(ARTIFACTS / f"not-found-{size[0]}.png"))
+    context.close()

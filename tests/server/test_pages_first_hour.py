@@ -99,3 +99,11 @@ def test_dashboard_without_milestones_says_so_and_access_log_uses_words(world: W
     assert "Side not set" in page
     log = c.get(f"/plans/{world.plan}/access").text
     assert ">Joined<" in log and ">Invited<" in log and ">member.added<" not in log
+
+
+def test_a_too_long_link_label_is_refused_not_cut(world: World) -> None:
+    owner = world.callers["owner"]
+    form = {"csrf": owner.csrf, "action": "link", "role": "viewer", "days": "30"}
+    r = owner.client.post(f"/plans/{world.plan}/share", data=form | {"label": "L" * 300})
+    assert r.status_code == 400 and "Keep the label to 200 characters" in r.text
+    assert "L" * 200 not in r.text.split("<table", 1)[-1]  # no link was made with it cut
