@@ -120,3 +120,59 @@ def test_a_too_long_title_is_refused_whole_and_focus_goes_to_it(
     expect(page.locator("main h1")).to_have_text("There is no page at this address.")
     page.screenshot(path=str(ARTIFACTS / f"not-found-{size[0]}.png"))
     context.close()
+
+
+@pytest.mark.parametrize("size", WIDTHS, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_task_checkbox_shows_a_focus_ring_from_the_keyboard(  # a guard: it passed before too
+    browser: Browser, web_server: Server, size: tuple[int, int]
+) -> None:
+    base = web_server.http
+    context = sign_in(browser, base, "casey@vendor.example")
+    page = context.new_page()
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    plan_id = create_from_template(page, base, "success-plan-canvas")
+    open_plan(page, base, plan_id)
+    page.locator("#editor .ProseMirror").focus()
+    box = page.locator("#editor li.task-item input[type=checkbox]").first
+    for _ in range(40):  # Tab on from the editor until the first checkbox has the focus
+        page.keyboard.press("Tab")
+        if box.evaluate("el => el === document.activeElement"):
+            break
+    focused = page.evaluate("document.activeElement.outerHTML.slice(0, 120)")
+    ring = box.evaluate(
+        "el => { const s = getComputedStyle(el); return [el === document.activeElement,"
+        " s.outlineStyle, s.outlineWidth, s.boxShadow] }"
+    )
+    assert ring[0], focused
+    assert ring[1] != "none" or ring[3] != "none", ring
+    context.close()
+
+
+@pytest.mark.parametrize("size", WIDTHS, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_a_done_task_strikes_its_words_not_the_spaces_by_its_chips(
+    browser: Browser, web_server: Server, size: tuple[int, int]
+) -> None:
+    base = web_server.http
+    context = sign_in(browser, base, "casey@vendor.example")
+    page = context.new_page()
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    plan_id = create_from_template(page, base, "success-plan-canvas")
+    open_plan(page, base, plan_id)
+    item = page.locator("#editor li.task-item", has_text="Confirm objectives")
+    item.locator("input[type=checkbox]").click()
+    expect(item).to_have_attribute("data-checked", "true")
+    struck = item.locator(".task-done-text")
+    expect(struck).to_have_text("Confirm objectives and success criteria")
+    # Nothing else in the line is struck: not the paragraph, so not the spaces by the chips.
+    lines = item.evaluate(
+        "li => [...li.querySelectorAll('p, p *')].filter(el => !el.closest('.task-done-text'))"
+        ".map(el => getComputedStyle(el).textDecorationLine)"
+    )
+    assert set(lines) == {"none"}, lines
+    item.scroll_into_view_if_needed()
+    ARTIFACTS.mkdir(exist_ok=True)
+    box = item.bounding_box()
+    assert box
+    clip = {"x": 0, "y": max(0, box["y"] - 40), "width": size[0], "height": box["height"] + 80}
+    page.screenshot(path=str(ARTIFACTS / f"done-task-{size[0]}.png"), clip=clip)
+    context.close()
