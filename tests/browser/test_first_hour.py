@@ -5,6 +5,7 @@ Real server, real Chromium, at a desktop width and a phone's.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -175,4 +176,28 @@ def test_a_done_task_strikes_its_words_not_the_spaces_by_its_chips(
     assert box
     clip = {"x": 0, "y": max(0, box["y"] - 40), "width": size[0], "height": box["height"] + 80}
     page.screenshot(path=str(ARTIFACTS / f"done-task-{size[0]}.png"), clip=clip)
+    context.close()
+
+
+@pytest.mark.parametrize("size", WIDTHS, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_an_empty_plan_hints_at_the_shortcuts(
+    browser: Browser, web_server: Server, size: tuple[int, int]
+) -> None:
+    base = web_server.http
+    context = sign_in(browser, base, "casey@vendor.example")
+    page = context.new_page()
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    plan_id = create_from_template(page, base, "")
+    open_plan(page, base, plan_id)
+    hint = page.locator("#editor .is-editor-empty")
+    expect(hint).to_have_attribute("data-placeholder", re.compile(r"\[ \].*@.*due:"))
+    shown = hint.evaluate("el => getComputedStyle(el, '::before').content")
+    assert "[ ] for a task" in shown and "due: for its date" in shown
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"empty-plan-{size[0]}.png"))
+    # Typing the first shortcut makes a task, and the hint goes.
+    page.locator("#editor .ProseMirror").click()
+    page.keyboard.type("[ ] ")
+    expect(page.locator("#editor li.task-item")).to_have_count(1)
+    expect(hint).to_have_count(0)
     context.close()
