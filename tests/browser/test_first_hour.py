@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import sign_in
 from tests.browser.test_editor import editor_json, open_plan
-from tests.browser.test_editor_structure import nodes
+from tests.browser.test_editor_structure import keys, nodes
 from tests.support.servers import Server
 
 pytestmark = pytest.mark.browser
@@ -200,4 +200,53 @@ def test_an_empty_plan_hints_at_the_shortcuts(
     page.keyboard.type("[ ] ")
     expect(page.locator("#editor li.task-item")).to_have_count(1)
     expect(hint).to_have_count(0)
+    context.close()
+
+
+@pytest.mark.parametrize("size", WIDTHS, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_links_are_added_in_a_dialog_not_window_prompt(
+    browser: Browser, web_server: Server, size: tuple[int, int]
+) -> None:
+    base = web_server.http
+    context = sign_in(browser, base, "casey@vendor.example")
+    page = context.new_page()
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    prompts: list[str] = []
+    page.on("dialog", lambda d: (prompts.append(d.message), d.dismiss()))
+    plan_id = create_from_template(page, base, "")
+    open_plan(page, base, plan_id)
+    page.locator("#editor .ProseMirror").click()
+    page.keyboard.type("See the runbook")
+    keys(page, *["Shift+ArrowLeft"] * 7)  # "runbook"
+    page.keyboard.press("Control+k")
+    dialog = page.locator("#link-dialog")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#link-dialog-url")).to_be_focused()
+    page.keyboard.type("javascript:alert(1)")
+    page.keyboard.press("Enter")
+    expect(page.locator("#link-dialog-error")).to_have_text(
+        "Only web (http, https) and email (mailto) links can be added."
+    )
+    expect(dialog).to_be_visible()  # what was typed stays, to correct
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"link-dialog-{size[0]}.png"))
+    page.fill("#link-dialog-url", "example.com/runbook")
+    page.keyboard.press("Enter")
+    expect(dialog).to_have_count(0)
+    link = page.locator("#editor a[href]")
+    expect(link).to_have_text("runbook")
+    expect(link).to_have_attribute("href", "https://example.com/runbook")
+    # On the link: the dialog shows its address and can remove it.
+    link.click()
+    page.keyboard.press("Control+k")
+    expect(page.locator("#link-dialog-url")).to_have_value("https://example.com/runbook")
+    dialog.locator("[data-action=remove]").click()
+    expect(page.locator("#editor a[href]")).to_have_count(0)
+    # Escape closes it and puts the focus back in the plan.
+    page.keyboard.press("Control+k")
+    expect(dialog).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    expect(page.locator("#editor .ProseMirror")).to_be_focused()
+    assert prompts == []
     context.close()
