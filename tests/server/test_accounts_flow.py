@@ -339,7 +339,8 @@ def test_create_a_plan_through_the_form(site: Site) -> None:
         before = listing.count('href="/plans/')
         r = c.post("/", data={"csrf": csrf, "title": "", "customer": "x" * 201})
         assert r.status_code == 400
-        assert "Enter a title." in r.text and "Keep it to 200 characters: this one has 201." in r.text
+        assert "Enter a title." in r.text
+        assert "Keep it to 200 characters: this one has 201." in r.text
         assert c.post("/", data={"title": "No CSRF", "customer": "Acme"}).status_code == 403
         assert (
             c.post(
