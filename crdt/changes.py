@@ -72,13 +72,24 @@ def row_json(row: Row) -> dict[str, Any]:
     return {"id": row.id, **dict(row.fields)}
 
 
+def _wording(task: Task) -> str:
+    """The task's text without its owner chip: a new owner is a reassignment, not a rewording."""
+    if task.owner is None:
+        return task.text
+    return " ".join(task.text.replace(f"@{task.owner.label}", " ", 1).split())
+
+
+def _blank_task(task: Task) -> bool:
+    return not task.text and task.owner is None and task.due is None and not task.checked
+
+
 def _task_events(old: Task, new: Task) -> list[Event]:
     out: list[Event] = []
 
     def ev(kind: Kind, a: Any, b: Any) -> None:
         out.append(Event(Entity.TASK, new.id, kind, a, b))
 
-    if old.text != new.text:
+    if _wording(old) != _wording(new):
         ev(Kind.TEXT_CHANGED, old.text, new.text)
     if old.owner != new.owner:
         ev(Kind.REASSIGNED, owner_json(old.owner), owner_json(new.owner))
@@ -119,16 +130,23 @@ def _row_events(old: Row, new: Row) -> list[Event]:
 
 
 def diff(old: Structure, new: Structure) -> list[Event]:
-    """Events turning ``old`` into ``new``: tasks first, then rows, each in document order."""
+    """Events turning ``old`` into ``new``: tasks first, then rows, each in document order.
+
+    A blank task (Enter pressed, nothing in it yet) is not a commitment, as a blank table row is
+    not a row (the reader skips those): it has no events. It is "created" once something is
+    written in it, and "removed" when it is emptied or deleted after that.
+    """
     out: list[Event] = []
-    for task_id, task in new.tasks.items():
-        before = old.tasks.get(task_id)
+    old_tasks = {i: t for i, t in old.tasks.items() if not _blank_task(t)}
+    new_tasks = {i: t for i, t in new.tasks.items() if not _blank_task(t)}
+    for task_id, task in new_tasks.items():
+        before = old_tasks.get(task_id)
         if before is None:
             out.append(Event(Entity.TASK, task_id, Kind.CREATED, None, task_json(task)))
         elif before != task:
             out.extend(_task_events(before, task))
-    for task_id, task in old.tasks.items():
-        if task_id not in new.tasks:
+    for task_id, task in old_tasks.items():
+        if task_id not in new_tasks:
             out.append(Event(Entity.TASK, task_id, Kind.REMOVED, task_json(task), None))
     for row_id, row in new.rows.items():
         before = old.rows.get(row_id)

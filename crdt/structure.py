@@ -240,19 +240,28 @@ def set_task_status(doc: Doc, task_id: str, status: str) -> None:
 
 
 def _replace_inline(para: XmlElement, tag: str, attrs: dict[str, Any] | None) -> None:
-    for i, child in enumerate(para.children):
-        if isinstance(child, XmlElement) and child.tag == tag:
-            if attrs is None:
-                del para.children[i]
-            else:
-                for key in list(dict(child.attributes)):
-                    if key not in attrs:
-                        del child.attributes[key]
-                for key, value in attrs.items():
-                    if child.attributes.get(key) != value:
-                        child.attributes[key] = value
-            return
-    if attrs is not None:
+    """Make ``attrs`` the paragraph's one ``tag`` chip (or with ``None`` remove them all).
+
+    Readers take the first chip as the task's owner or date; a second one (two people assigning
+    at once, or an older client) would otherwise become the owner when the first is removed.
+    """
+    found = [
+        (i, child)
+        for i, child in enumerate(para.children)
+        if isinstance(child, XmlElement) and child.tag == tag
+    ]
+    keep = found[0][1] if found and attrs is not None else None
+    for i, child in reversed(found):
+        if child is not keep:
+            del para.children[i]
+    if keep is not None and attrs is not None:
+        for key in list(dict(keep.attributes)):
+            if key not in attrs:
+                del keep.attributes[key]
+        for key, value in attrs.items():
+            if keep.attributes.get(key) != value:
+                keep.attributes[key] = value
+    elif attrs is not None:
         para.children.append(XmlText(" "))
         para.children.append(XmlElement(tag, attrs))
 

@@ -77,6 +77,10 @@ def doc(*content: Node) -> Node:
 CONTACTS = ["Name", "Role", "Email", "Side"]
 KEY_RESULTS = ["Metric", "Baseline", "Target", "Current", "Unit", "Date"]
 RISKS = ["Risk", "Severity", "Owner", "Mitigation"]
+# Sample rows are prompts ("e.g. ...", "The target"), never figures or ratings: a plan shared as
+# it was created must not show the customer invented numbers, and a sample "high" risk would
+# turn a new plan amber. The severity prompt is no rating, so the dashboard counts it unrated.
+SEVERITY_PROMPT = "high, medium or low?"
 
 
 def onboarding_roadmap(today: date) -> Node:
@@ -139,8 +143,8 @@ def onboarding_roadmap(today: date) -> Node:
         p("Agreed measures: baseline today, the target, and where we are now."),
         table(
             KEY_RESULTS,
-            ["Weekly active users", "0", "200", "0", "users", ""],
-            ["Time to first value", "", "30", "", "days", ""],
+            ["e.g. Weekly active users", "Today's figure", "The target", "", "users", ""],
+            ["e.g. Time to first value", "", "The target", "", "days", ""],
         ),
         *stage(
             6,
@@ -184,10 +188,10 @@ def onboarding_roadmap(today: date) -> Node:
         table(
             RISKS,
             [
-                "Key people not available for training",
-                "medium",
-                "Customer champion",
-                "Book sessions in week 1; record every session",
+                "e.g. Key people not available for training",
+                SEVERITY_PROMPT,
+                "Who watches it",
+                "e.g. Book sessions in week 1; record every session",
             ],
         ),
     )
@@ -260,15 +264,8 @@ def joint_success_plan(today: date) -> Node:
         p("SMART: a metric, where it is today, where it should be, and by when."),
         table(
             KEY_RESULTS,
-            [
-                "Monthly revenue",
-                "$10M",
-                "$15M",
-                "$10M",
-                "USD",
-                (today + timedelta(days=180)).isoformat(),
-            ],
-            ["Active users", "50", "400", "50", "users", (today + timedelta(days=90)).isoformat()],
+            ["e.g. Monthly revenue", "Today's figure", "The target", "", "USD", ""],
+            ["e.g. Active users", "Today's figure", "The target", "", "users", ""],
         ),
         h(2, "Milestones"),
         tasks(
@@ -286,16 +283,16 @@ def joint_success_plan(today: date) -> Node:
         table(
             RISKS,
             [
-                "Executive sponsor changes role",
-                "high",
-                "CSM",
-                "Build a second sponsor relationship early",
+                "e.g. Executive sponsor changes role",
+                SEVERITY_PROMPT,
+                "Who watches it",
+                "e.g. Build a second sponsor relationship early",
             ],
             [
-                "Low adoption after go-live",
-                "medium",
-                "Customer champion",
-                "Weekly usage review for the first 8 weeks",
+                "e.g. Low adoption after go-live",
+                SEVERITY_PROMPT,
+                "Who watches it",
+                "e.g. Weekly usage review for the first 8 weeks",
             ],
         ),
     )

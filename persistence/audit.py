@@ -40,7 +40,10 @@ def access_events(
     if emails:
         cond = or_(cond, (AccessEvent.plan_id.is_(None)) & AccessEvent.subject.in_(emails))
     rows = session.scalars(
-        select(AccessEvent).where(cond).order_by(AccessEvent.id.desc()).limit(limit)
+        select(AccessEvent)
+        .where(cond)
+        .order_by(AccessEvent.at.desc(), AccessEvent.id.desc())
+        .limit(limit)
     )
     return [
         AccessEventRecord(

@@ -157,6 +157,14 @@ def _add_events(
             ):
                 folded = merge({"kind": prev.kind, "old": prev.old, "new": prev.new}, e)
                 if folded is not None:
+                    if prev.kind != "created" and folded[0] == folded[1]:
+                        # Typed and typed back: nothing changed, so no entry at all.
+                        if prev in session.new:
+                            session.expunge(prev)
+                        else:
+                            session.delete(prev)
+                        latest[key] = None
+                        continue
                     prev.old, prev.new = folded
                     prev.at, prev.update_id = e["at"], e["update_id"]
                     continue
@@ -182,14 +190,17 @@ def list_tasks(
     milestone: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Tasks in document order. ``owner`` matches the mention id or, case-insensitively, its
-    label; ``side`` is vendor, customer or unassigned (no owner side); dates are inclusive."""
+    label; ``side`` is vendor, customer, unknown (an owner with no side) or unassigned (no
+    owner); dates are inclusive."""
     q = select(PlanTask).where(PlanTask.plan_id == plan_id)
     if owner is not None:
         q = q.where(
             (PlanTask.owner_ref == owner) | (func.lower(PlanTask.owner_label) == owner.lower())
         )
     if side == "unassigned":
-        q = q.where(PlanTask.owner_side.is_(None))
+        q = q.where(PlanTask.owner_ref.is_(None), PlanTask.owner_label.is_(None))
+    elif side == "unknown":  # an owner whose side nobody gave (a bare typed name)
+        q = q.where(PlanTask.owner_side.is_(None), PlanTask.owner_label.is_not(None))
     elif side is not None:
         q = q.where(PlanTask.owner_side == side)
     if status is not None:
@@ -234,8 +245,18 @@ def list_audit(
         .where(AuditEvent.plan_id == plan_id)
     )
     if before_id is not None:
-        q = q.where(AuditEvent.id < before_id)
-    rows = session.execute(q.order_by(AuditEvent.id.desc()).limit(limit)).all()
+        # A folded event takes the time of its last change but keeps its id: the page is in
+        # time order, and the cursor continues after the (time, id) of the event it names.
+        cursor = session.get(AuditEvent, before_id)
+        if cursor is not None:
+            q = q.where(
+                (AuditEvent.at < cursor.at)
+                | ((AuditEvent.at == cursor.at) & (AuditEvent.id < cursor.id))
+            )
+        else:
+            q = q.where(AuditEvent.id < before_id)
+    newest = (AuditEvent.at.desc(), AuditEvent.id.desc())
+    rows = session.execute(q.order_by(*newest).limit(limit)).all()
     return [
         AuditRecord(
             id=e.id,

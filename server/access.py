@@ -185,6 +185,18 @@ def rule(rule_: Rule, *, on_archived: bool = False) -> Callable[[Endpoint], Endp
     return decorate
 
 
+LINK_GONE = (
+    "The link you opened this plan with is not valid any more: it was revoked or it expired. "
+    "Ask the person who shared it for a new one."
+)
+
+
+def _visited(conn: HTTPConnection, plan_id: str) -> bool:
+    """Whether the caller holds a genuine visit cookie for this plan (its link may be gone)."""
+    value = services(conn).signer.loads("visit", conn.cookies.get(visit_cookie(plan_id)))
+    return isinstance(value, list) and len(value) == 5 and value[2] == plan_id
+
+
 def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
@@ -275,6 +287,9 @@ async def _guard_http(rule_: Rule, fn: Endpoint, request: Request, on_archived: 
                         401,
                         "authentication required: sign in or send Authorization: Bearer <token>",
                     )
+                if _visited(request, plan_id):
+                    # A link visitor has no account: a sign-in page would be a dead end.
+                    return _refuse(request, 403, LINK_GONE)
                 return login_redirect(request)
             # Not a member: the same answer as for a plan that does not exist.
             return _refuse(request, 404, f"no plan with id {plan_id!r}")
@@ -286,7 +301,11 @@ async def _guard_http(rule_: Rule, fn: Endpoint, request: Request, on_archived: 
         request.state.plan = plan
         if not allowed(rule_, identity):
             if rule_ is Rule.PLAN_VENDOR:
-                return _refuse(request, 404, f"no plan with id {plan_id!r}")
+                # A member on the customer side, or a link visitor: they know the plan, so say
+                # why rather than that it does not exist (the status stays 404, as before).
+                return _refuse(
+                    request, 404, "The internal account plan is for the vendor team only."
+                )
             return _refuse(request, 403, "only the plan's owners can do this")
     if not await _csrf_ok(request, identity):
         return _refuse(request, 403, "missing or wrong CSRF token (X-CSRF-Token header)")

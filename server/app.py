@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -45,7 +46,7 @@ from .settings import Settings
 from .store import Store
 from .tokens import Signer
 from .transport import RequestBodies
-from .web import STATIC, ApiError, api_error_response, make_templates
+from .web import STATIC, ApiError, api_error_response, http_error_response, make_templates
 from .ws import internal_socket, plan_socket
 
 log = logging.getLogger(__name__)
@@ -242,7 +243,7 @@ def create_app(settings: Settings) -> Starlette:
             # bodies are compressed as they stream, without a Content-Length.
             Middleware(Gzip, minimum_size=500, compresslevel=6),
         ],
-        exception_handlers={ApiError: api_error_response},
+        exception_handlers={ApiError: api_error_response, HTTPException: http_error_response},
         outermost=functools.partial(
             SecurityHeaders,
             max_request_bytes=settings.max_request_bytes,

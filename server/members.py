@@ -73,8 +73,12 @@ def kind_conflict(user: persistence.UserRecord, side: str) -> str | None:
 
 async def invite(
     request: Request, email: str, role: str, side: str
-) -> tuple[persistence.InviteRecord, str]:
-    """Create an invitation, mail it, and return it with its link (for the owner's screen)."""
+) -> tuple[persistence.InviteRecord, str, bool]:
+    """Create an invitation and mail it: the invitation, its link, and whether the mail went out.
+
+    The link is the owner's to pass on when no mail could be sent (no SMTP server configured, or
+    it refused), so the screen must not say "sent" then.
+    """
     identity: Identity = request.state.identity
     plan = request.state.plan
     address = valid_email(email)
@@ -119,7 +123,7 @@ async def invite(
         f"on Tandem as {role}.\n\nOpen this link to join (it works once, for {INVITE_DAYS} "
         f"days):\n\n{url}\n\nIf you did not expect this, ignore this message.\n"
     )
-    await svc.mailer.send(address, f"You are invited to {plan.title}", body)
+    emailed = await svc.mailer.send(address, f"You are invited to {plan.title}", body)
     await access.audit(
         request,
         "member.invited",
@@ -128,7 +132,7 @@ async def invite(
         subject=address,
         detail=f"{role}, {side} side",
     )
-    return record, url
+    return record, url, emailed
 
 
 async def change(request: Request, user_id: int, role: str, side: str) -> None:
@@ -273,7 +277,7 @@ async def list_members_api(request: Request) -> Response:
 @rule(Rule.PLAN_OWNER)
 async def invite_api(request: Request) -> Response:
     data = await read_json(request)
-    record, url = await invite(
+    record, url, emailed = await invite(
         request,
         text_field(data, "email", max_len=320),
         text_field(data, "role", max_len=16),
@@ -287,6 +291,7 @@ async def invite_api(request: Request) -> Response:
             "side": record.side,
             "expires_at": record.expires_at.isoformat(),
             "url": url,
+            "emailed": emailed,
         },
         status_code=201,
     )

@@ -64,7 +64,9 @@ async def _has_users(request: Request) -> bool:
 @rule(Rule.PUBLIC)
 async def setup(request: Request) -> Response:
     if await _has_users(request):
-        return RedirectResponse("/login", status_code=303)
+        # Signed in already: the plans, not a form for something done.
+        signed_in = await access.account(request) is not None
+        return RedirectResponse("/" if signed_in else "/login", status_code=303)
     errors: dict[str, str] = {}
     form: dict[str, str] = {}
     if request.method == "POST":
@@ -111,6 +113,8 @@ async def login(request: Request) -> Response:
     if not await _has_users(request):
         return RedirectResponse("/setup", status_code=303)
     target = _safe_next(request.query_params.get("next"))
+    if request.method == "GET" and await access.account(request) is not None:
+        return RedirectResponse(target, status_code=303)  # signed in already
     error = None
     email = ""
     if request.method == "POST":
@@ -203,7 +207,7 @@ async def _plan_list(request: Request) -> Response:
             if not form[key]:
                 errors[key] = f"Enter {label}."
             elif len(form[key]) > 200:
-                errors[key] = "Keep it under 200 characters."
+                errors[key] = f"Keep it to 200 characters: this one has {len(form[key]):,}."
         content = None
         try:
             content = await catalog.template_content(svc.store, form["template"])

@@ -39,7 +39,12 @@ VERDICTS = {
     "overdue": "Overdue",
     "unknown": "No date yet",
 }
-SIDE_LABELS = {"vendor": "Vendor", "customer": "Customer", "unassigned": "Unassigned"}
+SIDE_LABELS = {
+    "vendor": "Vendor",
+    "customer": "Customer",
+    "unknown": "Side not set",
+    "unassigned": "Unassigned",
+}
 
 
 def donut(done: int, total: int, radius: float = 42) -> dict[str, Any]:

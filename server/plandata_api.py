@@ -46,8 +46,10 @@ def task_filters(query: Any) -> dict[str, Any]:
     if "owner" in query:
         out["owner"] = query["owner"]
     if "side" in query:
-        if query["side"] not in ("vendor", "customer", "unassigned"):
-            raise ApiError(400, "side must be vendor, customer or unassigned", field="side")
+        if query["side"] not in ("vendor", "customer", "unknown", "unassigned"):
+            raise ApiError(
+                400, "side must be vendor, customer, unknown or unassigned", field="side"
+            )
         out["side"] = query["side"]
     if "status" in query:
         if query["status"] not in structure.STATUSES:

@@ -67,7 +67,14 @@ async def _load(request: Request) -> dict[str, Any]:
 @rule(Rule.PLAN_OWNER)
 async def share_page(request: Request) -> Response:
     ctx = await _load(request)
-    ctx["notice"] = request.query_params.get("done", "")[:100]
+    done = request.query_params.get("done", "")
+    ctx["notice"] = ACTIONS.get(done, "Done.") if done else ""
+    if done == "invite-unsent":
+        # Nothing went out: the owner gets the link to pass on, at the top, not a false "sent".
+        wanted = request.query_params.get("invite", "")
+        ctx["unsent"] = next((r for r in ctx["invites"] if r["invite"].id == wanted), None)
+        ctx["mail_configured"] = bool(services(request).mailer.host)
+        ctx["notice"] = ""
     return render(request, "share.html", ctx)
 
 
@@ -76,7 +83,7 @@ ACTIONS = {
     "member": "Member updated.",
     "remove": "Member removed.",
     "revoke-invite": "Invitation revoked.",
-    "link": "Link created.",
+    "link": "Share link created: copy it from the list below.",
     "embed": "Embed URL created.",
     "revoke-link": "Link revoked; anyone using it was disconnected.",
 }
@@ -90,9 +97,14 @@ async def share_action(request: Request) -> Response:
     plan_id = request.state.plan.id
     try:
         if action == "invite":
-            await members.invite(
+            record, _, emailed = await members.invite(
                 request, field.get("email", ""), field.get("role", ""), field.get("side", "")
             )
+            if not emailed:
+                return RedirectResponse(
+                    f"/plans/{plan_id}/share?done=invite-unsent&invite={record.id}",
+                    status_code=303,
+                )
         elif action == "member":
             await members.change(
                 request, _int(field.get("user_id")), field.get("role", ""), field.get("side", "")
@@ -110,12 +122,15 @@ async def share_action(request: Request) -> Response:
             if days not in dict(EXPIRY_CHOICES):
                 raise ApiError(400, "choose an expiry", field="days")
             expires = (datetime.now(UTC) + timedelta(days=int(days))).isoformat()
+            label = field.get("label", "")
+            if len(label) > 200:  # was cut to 200 without a word
+                raise ApiError(400, f"Keep the label to 200 characters: it has {len(label):,}.")
             await links.create(
                 request,
                 kind="share" if action == "link" else "embed",
                 role=field.get("role", ""),
                 expires_at=expires,
-                label=field.get("label", "")[:200],
+                label=label,
                 domain=field.get("domain") or None,
             )
         elif action == "revoke-link":
@@ -161,10 +176,33 @@ async def _events(request: Request) -> list[persistence.AccessEventRecord]:
     return await services(request).store.run(load)
 
 
+# The access log in words; the API keeps the codes.
+ACCESS_KINDS = {
+    "signin": "Signed in",
+    "signin.failed": "Sign-in failed",
+    "member.invited": "Invited",
+    "member.added": "Joined",
+    "member.changed": "Role changed",
+    "member.removed": "Removed",
+    "link.created": "Link created",
+    "link.used": "Opened a link",
+    "link.revoked": "Link revoked",
+}
+
+
+def access_kind(kind: str) -> str:
+    """A kind in words; one added later without a label still reads as words, not a code."""
+    if kind in ACCESS_KINDS:
+        return ACCESS_KINDS[kind]
+    words = kind.replace(".", " ").replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
 @rule(Rule.PLAN_OWNER)
 async def access_page(request: Request) -> Response:
     events = await _events(request)
-    return render(request, "access_log.html", {"plan": request.state.plan, "events": events})
+    ctx = {"plan": request.state.plan, "events": events, "kind_label": access_kind}
+    return render(request, "access_log.html", ctx)
 
 
 @rule(Rule.PLAN_OWNER)

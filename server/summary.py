@@ -28,7 +28,8 @@ def _n(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-SIDES = ("vendor", "customer", "unassigned")
+# "unknown": an owner typed as a bare name, whose side nobody said; "unassigned": no owner.
+SIDES = ("vendor", "customer", "unknown", "unassigned")
 
 RULES = [
     (
@@ -77,6 +78,12 @@ def _parse_day(text: str) -> date | None:
         return None
 
 
+def _side_of(t: dict[str, Any]) -> str:
+    if t["owner_side"] in ("vendor", "customer"):
+        return str(t["owner_side"])
+    return "unassigned" if t["owner_ref"] is None and t["owner_label"] is None else "unknown"
+
+
 def _open(t: dict[str, Any]) -> bool:
     return t["status"] != "done"
 
@@ -99,7 +106,7 @@ def summarise(
     def by_side(items: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {s: [] for s in SIDES}
         for t in items:
-            out[t["owner_side"] if t["owner_side"] in SIDES else "unassigned"].append(task_json(t))
+            out[_side_of(t)].append(task_json(t))
         return out
 
     upcoming = sorted(

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 import jinja2
+from markupsafe import Markup
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -173,4 +174,30 @@ def make_templates(manifest: Manifest) -> Jinja2Templates:
     templates = Jinja2Templates(env=env)
     # static_url('editor.js') is the build's content-hashed name, which browsers cache a year.
     templates.env.globals["static_url"] = manifest.url
+
+    def invalid(errors: dict[str, str] | None, name: str) -> Markup:
+        """A field's error attributes; the first invalid field takes the focus."""
+        if not errors or name not in errors:
+            return Markup("")
+        focus = " autofocus" if next(iter(errors)) == name else ""
+        return Markup(f'aria-invalid="true" aria-describedby="{name}-error"{focus}')
+
+    templates.env.globals["invalid"] = invalid
     return templates
+
+
+async def http_error_response(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (no such route, wrong method) as a page, or JSON under /api/."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = "There is no page at this address."
+    elif exc.status_code == 405:
+        message = "This address does not answer that kind of request."
+    else:
+        message = str(exc.detail)
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": message}, exc.status_code, headers=exc.headers)
+    response = render(request, "error.html", {"message": message}, exc.status_code)
+    for key, value in (exc.headers or {}).items():
+        response.headers[key] = value
+    return response

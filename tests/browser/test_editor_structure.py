@@ -246,7 +246,7 @@ def test_status_milestone_and_insert_menu_from_the_keyboard(
     ]
     assert header_rows == [
         ["Name", "Role", "Email", "Side"],
-        ["Metric", "Baseline", "Target", "Current", "Unit", "Due"],
+        ["Metric", "Baseline", "Target", "Current", "Unit", "Date"],  # as in the templates
         ["Risk", "Severity", "Owner", "Mitigation"],
     ]
     rows = [r for t in tables for r in t["content"]]

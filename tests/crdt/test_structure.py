@@ -141,7 +141,8 @@ def test_write_back_and_its_events() -> None:
     set_task_due(doc, sow, "2027-02-01")
     new = read_structure(doc)
     events = {e.kind: e for e in diff(old, new)}
-    assert set(events) == {Kind.COMPLETED, Kind.REASSIGNED, Kind.DUE_MOVED, Kind.TEXT_CHANGED}
+    # A new owner is a reassignment, not also a rewording of the text around the chip.
+    assert set(events) == {Kind.COMPLETED, Kind.REASSIGNED, Kind.DUE_MOVED}
     assert events[Kind.DUE_MOVED].old == "2027-01-15" and events[Kind.DUE_MOVED].new == "2027-02-01"
     assert events[Kind.REASSIGNED].new == {"id": "user:7", "label": "Bo", "side": "customer"}
     set_task_status(doc, sow, "in_progress")
@@ -152,6 +153,57 @@ def test_write_back_and_its_events() -> None:
     assert t.owner is None and t.due is None and t.text == "Send the SOW"
     with pytest.raises(TaskNotFound):
         set_task_checked(doc, "t_nope", True)
+
+
+def test_a_task_with_two_owner_chips_has_one_owner_the_first() -> None:
+    # Two people assigning at once (or an older client) can leave two chips in one task.
+    two = task("Kick-off", owner("CSM", "vendor"), owner("Ann Lee", "customer"))
+    doc = written({"type": "doc", "content": [h(2, "Actions"), tasks(two)]})
+    assign_ids(doc)
+    [t] = read_structure(doc).tasks.values()
+    assert t.owner == Owner("name:CSM", "CSM", "vendor")
+    # Setting the owner leaves one chip, not the new one next to the stale second one ...
+    set_task_owner(doc, t.id, Owner("user:7", "Bo", "customer"))
+    para = to_prosemirror(doc)["content"][1]["content"][0]["content"][0]
+    assert [n["attrs"]["label"] for n in para["content"] if n["type"] == "mention"] == ["Bo"]
+    # ... and removing it leaves none, rather than promoting the second.
+    set_task_owner(doc, t.id, Owner("user:8", "Cy", None))
+    para_el = next(e for e in fragment(doc).children if e.tag == "taskList")
+    item = para_el.children[0].children[0]
+    item.children.append(XmlElement("mention", {"id": "name:X", "label": "X"}))
+    set_task_owner(doc, t.id, None)
+    assert read_structure(doc).tasks[t.id].owner is None
+
+
+def test_blank_tasks_and_rows_are_not_in_the_history() -> None:
+    def structure(*items: dict[str, Any], rows: list[list[str]]) -> Doc:
+        kr = table(["Metric", "Baseline", "Target", "Current"], *rows)
+        doc = written(
+            {"type": "doc", "content": [h(2, "Actions"), tasks(*items), h(2, "KPIs"), kr]}
+        )
+        assign_ids(doc)
+        return doc
+
+    doc = structure(task("Send the SOW"), rows=[["Revenue", "1", "2", "1"]])
+    old = read_structure(doc)
+    # Enter at the end of a task, and a new table row: blank, no events (a blank row is not read).
+    para = next(e for e in fragment(doc).children if e.tag == "taskList")
+    para.children.append(XmlElement("taskItem", {"checked": False}, [XmlElement("paragraph")]))
+    tbl = next(e for e in fragment(doc).children if e.tag == "table")
+    cells = [XmlElement("tableCell", {}, [XmlElement("paragraph")]) for _ in range(4)]
+    tbl.children.append(XmlElement("tableRow", {}, cells))
+    assign_ids(doc)
+    blank = read_structure(doc)
+    assert len(blank.tasks) == 2
+    assert diff(old, blank) == []
+    # Written in: created, with what was written.
+    para.children[1].children[0].children.append(XmlText("Invite IT"))
+    cells[0].children[0].children.append(XmlText("Seats"))
+    typed = read_structure(doc)
+    kinds = [(e.entity, e.kind) for e in diff(blank, typed)]
+    assert kinds == [(Entity.TASK, Kind.CREATED), (Entity.KEY_RESULT, Kind.CREATED)]
+    # Blank ones deleted: nothing.
+    assert diff(blank, old) == []
 
 
 def test_row_events() -> None:
@@ -190,6 +242,12 @@ def test_templates_are_valid_editor_content_with_structure(template_id: str) -> 
     s = read_structure(doc)
     assert len(s.tasks) >= 3 and any(t.milestone for t in s.tasks.values())
     assert to_prosemirror(written(as_tiptap))["content"] == as_tiptap["content"]
+    # Samples are prompts to fill in: no invented figure, no rating that would drive the status.
+    for row in s.of("key_results"):
+        assert [parse_number(row.get(n)) for n in ("baseline", "target", "current")] == [None] * 3
+        assert row.get("metric").startswith("e.g. ") or not row.get("metric")
+    for row in s.of("risks"):
+        assert row.get("severity").lower() not in ("high", "medium", "low")
     if template_id == "executive-business-review":
         ninety = [t for t in s.tasks.values() if t.section[-1:] == ("90-day plan",)]
         assert len(ninety) >= 5 and all(t.owner and t.due for t in ninety)

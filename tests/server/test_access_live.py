@@ -124,7 +124,9 @@ def test_revoking_a_link_closes_its_connections(world: World) -> None:
             assert await _closed_within(again, 5) == 4401
 
     asyncio.run(scenario())
-    assert visitor.client.get(f"/plans/{world.plan}").status_code == 303  # back to sign-in
+    # Told the link is gone, not sent to a sign-in page they have no account for.
+    gone = visitor.client.get(f"/plans/{world.plan}")
+    assert gone.status_code == 403 and "not valid any more" in gone.text
     listed = owner.get(f"/api/plans/{world.plan}/links").json()["links"]
     row = next(x for x in listed if x["id"] == link["id"])
     assert row["revoked_at"] and row["last_used_at"] and not row["active"]

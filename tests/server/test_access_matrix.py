@@ -110,8 +110,10 @@ def denied_http(response, path: str) -> bool:  # type: ignore[no-untyped-def]
         return True
     if response.status_code in (302, 303, 307):
         return response.headers["location"].startswith("/login")
-    # A plan the caller has no role in answers like a plan that does not exist.
-    return response.status_code == 404 and "no plan with id" in response.text
+    # A plan the caller has no role in answers like a plan that does not exist; a customer-side
+    # member is told the internal plan is the vendor team's.
+    refusals = ("no plan with id", "for the vendor team only")
+    return response.status_code == 404 and any(r in response.text for r in refusals)
 
 
 async def ws_outcome(world: World, caller: str, path: str) -> str:

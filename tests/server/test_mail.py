@@ -12,7 +12,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.support.access import PASSWORD, api, create_link
+from tests.support.access import PASSWORD, api, create_link, sign_in
 from tests.support.servers import Database, Server, free_port
 
 
@@ -208,5 +208,59 @@ def test_password_reset_requests_are_rate_limited(database: Database, tmp_path: 
                 for _ in range(5)
             ]
         assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429], codes
+    finally:
+        srv.stop()
+
+
+def _invite_on_share_page(srv: Server, plan: str) -> str:
+    """Invite through the Share page's form, as an owner does; the page shown after it."""
+    owner = sign_in(srv, "owner@vendor.example")
+    form = {"csrf": owner.csrf, "action": "invite", "email": "robin@customer.example"}
+    form |= {"role": "editor", "side": "customer"}
+    r = owner.client.post(f"/plans/{plan}/share", data=form)
+    assert r.status_code == 303, r.text
+    page = owner.client.get(r.headers["location"])
+    assert page.status_code == 200
+    owner.client.close()
+    return page.text
+
+
+def test_share_page_says_sent_only_when_the_mail_went_out(
+    mail_server: Server, inbox: Inbox
+) -> None:
+    srv = mail_server
+    srv.create_user("owner@vendor.example", "Olive Owner", PASSWORD)
+    plan = srv.create_plan(srv.create_token("owner@vendor.example"), "Rollout", "Acme")
+    page = _invite_on_share_page(srv, plan)
+    assert "Invitation sent." in page and "No email was sent" not in page
+    assert inbox.last_to("robin@customer.example")
+
+
+@pytest.mark.parametrize("smtp", ["none", "refused"])
+def test_without_mail_the_owner_gets_the_link_not_a_false_sent(
+    database: Database, tmp_path: Path, smtp: str
+) -> None:
+    env = {} if smtp == "none" else {"TANDEM_SMTP_HOST": "127.0.0.1"}
+    env |= {"TANDEM_SMTP_PORT": str(free_port())}  # nothing listens there
+    srv = Server(data_dir=tmp_path, database_url=database.url, extra_env=env).start()
+    try:
+        srv.create_user("owner@vendor.example", "Olive Owner", PASSWORD)
+        token = srv.create_token("owner@vendor.example")
+        plan = srv.create_plan(token, "Rollout", "Acme")
+        page = _invite_on_share_page(srv, plan)
+        assert "Invitation sent." not in page
+        assert "No email was sent to robin@customer.example" in page
+        why = "no mail server set up" if smtp == "none" else "the mail server refused it"
+        assert why in page
+        link = re.search(r'id="unsent-invite".*?value="([^"]+/invite/[^"]+)"', page, re.S)
+        assert link, page
+        with api(srv, token) as owner:
+            r = owner.post(
+                f"/api/plans/{plan}/members",
+                json={"email": "sam@customer.example", "role": "viewer", "side": "customer"},
+            )
+            assert r.status_code == 201 and r.json()["emailed"] is False
+        with httpx.Client(base_url=srv.http) as robin:
+            assert robin.get(path_of(link.group(1))).status_code == 200
     finally:
         srv.stop()

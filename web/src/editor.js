@@ -133,7 +133,8 @@ function start () {
       Collaboration.configure({ document: ydoc, field: 'default' }),
       CollaborationCaret.configure({ provider, user, render: renderCaret }),
       Placeholder.configure({
-        text: 'Start the plan: who’s involved, the objectives, key results and milestones…',
+        // the shortcuts, where a new plan's author looks first
+        text: 'Start the plan: who’s involved, the objectives, key results and milestones. Type [ ] for a task, @ for its owner, due: for its date, or pick a section from Insert.',
       }),
     ],
     editorProps: {

@@ -4,8 +4,9 @@
 // from the document's Key contacts table(s), with their side; a name in neither is offered as
 // "name:<text>".
 import Mention from '@tiptap/extension-mention'
-import { PluginKey } from '@tiptap/pm/state'
+import { Plugin, PluginKey, TextSelection } from '@tiptap/pm/state'
 import { initials } from './people.js'
+import { openMenu } from './popup.js'
 import { keyContacts } from './sections.js'
 import { suggestionRenderer } from './suggest-list.js'
 
@@ -111,6 +112,99 @@ function renderOwner (item) {
 
 export const ownerSuggestionKey = new PluginKey('ownerSuggestion')
 
+/**
+ * The owner chips of the task whose first paragraph holds `pos`: [{node, pos}] in document
+ * order, or null outside a task. A task has one owner (the server reads the first chip), so
+ * choosing an owner in a task replaces the chip instead of adding a second one.
+ */
+export function taskOwnerChips (state, pos) {
+  const $pos = state.doc.resolve(pos)
+  if ($pos.depth < 2 || $pos.node($pos.depth - 1).type.name !== 'taskItem' || $pos.index($pos.depth - 1) !== 0) return null
+  const start = $pos.start($pos.depth)
+  const chips = []
+  $pos.parent.forEach((child, offset) => {
+    if (child.type.name === 'mention') chips.push({ node: child, pos: start + offset })
+  })
+  return chips
+}
+
+/** Make `attrs` the task's only owner: the first chip takes them, any others go (with their space). */
+function replaceOwner (tr, chips, attrs) {
+  for (const chip of [...chips].reverse()) {
+    if (chip === chips[0]) {
+      if (attrs) tr.setNodeMarkup(chip.pos, undefined, attrs)
+      else removeChip(tr, chip)
+    } else removeChip(tr, chip)
+  }
+}
+
+function removeChip (tr, chip) {
+  let to = chip.pos + chip.node.nodeSize
+  const after = tr.doc.resolve(to).nodeAfter
+  if (after && after.isText && after.text.startsWith(' ')) to += 1
+  let from = chip.pos
+  const before = tr.doc.resolve(from).nodeBefore
+  // "Call @Ana" loses " @Ana", not only "@Ana": no stray space at the end of the line
+  if (to === chip.pos + chip.node.nodeSize && before && before.isText && before.text.endsWith(' ')) from -= 1
+  tr.delete(from, to)
+}
+
+const ownerAttrs = (item) => ({ id: item.id, label: item.label, side: SIDES.has(item.side) ? item.side : null })
+
+/** The owner menu of the chip at `pos`: the people and contacts to choose, someone else, or none. */
+export async function openOwnerMenu (editor, pos, anchor) {
+  const chip = editor.state.doc.nodeAt(pos)
+  if (!chip || chip.type.name !== 'mention') return
+  const current = chip.attrs
+  const items = [{ ...current, kind: 'owner' }]
+  const add = (i) => { if (i.id && !items.some((o) => o.id === i.id)) items.push(i) }
+  for (const i of await ownerItems(editor, '')) add(i)
+  // the owners the plan already uses (a template's role placeholders among them)
+  editor.state.doc.descendants((node) => {
+    if (node.type.name === 'mention' && items.length < MAX_ITEMS + 4) add({ ...node.attrs, kind: 'owner' })
+  })
+  const byValue = new Map(items.map((i) => [i.id, i]))
+  const hint = (i) => (i.side === 'vendor' ? 'Vendor' : i.side === 'customer' ? 'Customer' : i.kind === 'person' ? 'Workspace' : '')
+  const label = current.label || current.id
+  openMenu({
+    anchor,
+    label: `Owner: ${label}. Choose the owner`,
+    radio: true,
+    id: 'owner-menu',
+    className: 'owner-menu',
+    items: [
+      ...items.map((i) => ({ value: i.id, label: i.label, hint: hint(i), checked: i.id === current.id })),
+      { value: ':other', label: 'Someone else…', separatorBefore: true },
+      { value: ':none', label: 'No owner' },
+    ],
+    onClose: (reason) => { if (reason !== 'select') editor.commands.focus(undefined, { scrollIntoView: false }) },
+    onSelect: (value) => {
+      // the document may have moved while the menu was open: find the chip again
+      const now = editor.state.doc.nodeAt(pos)
+      if (!now || now.type.name !== 'mention') return
+      const chips = taskOwnerChips(editor.state, pos) || [{ node: now, pos }]
+      const ordered = [chips.find((c) => c.pos === pos) || { node: now, pos }, ...chips.filter((c) => c.pos !== pos)]
+      if (value === ':other') {
+        const end = pos + now.nodeSize
+        editor.chain().focus().command(({ tr }) => {
+          tr.setSelection(TextSelection.create(tr.doc, end))
+          const after = tr.doc.resolve(end).nodeAfter
+          tr.insertText(after && after.isText && after.text.startsWith(' ') ? ' @' : ' @ ', end)
+          tr.setSelection(TextSelection.create(tr.doc, end + 2))
+          return true
+        }).run()
+        return
+      }
+      const item = value === ':none' ? null : byValue.get(value)
+      if (value !== ':none' && !item) return
+      editor.chain().focus(undefined, { scrollIntoView: false }).command(({ tr }) => {
+        replaceOwner(tr, ordered.sort((a, b) => a.pos - b.pos), item ? ownerAttrs(item) : null)
+        return true
+      }).run()
+    },
+  })
+}
+
 export const Owner = Mention.extend({
   addAttributes () {
     return {
@@ -144,6 +238,25 @@ export const Owner = Mention.extend({
       }),
     }
   },
+  addProseMirrorPlugins () {
+    const editor = this.editor
+    return [
+      ...(this.parent?.() || []),
+      // A click on a task's owner chip opens the owner menu (a chip is an atom: no caret inside).
+      new Plugin({
+        key: new PluginKey('ownerChipClick'),
+        props: {
+          handleClickOn: (view, pos, node, nodePos, event) => {
+            if (node.type.name !== 'mention' || !editor.isEditable) return false
+            if (!taskOwnerChips(view.state, nodePos)) return false
+            const el = view.nodeDOM(nodePos)
+            openOwnerMenu(editor, nodePos, el instanceof Element ? el : event.target)
+            return true
+          },
+        },
+      }),
+    ]
+  },
 }).configure({
   HTMLAttributes: { class: 'mention' },
   renderText: ({ node }) => `@${node.attrs.label ?? node.attrs.id}`,
@@ -158,7 +271,23 @@ export const Owner = Mention.extend({
     allowSpaces: true,
     items: ({ editor, query }) => ownerItems(editor, query),
     command: ({ editor, range, props }) => {
-      const attrs = { id: props.id, label: props.label, side: SIDES.has(props.side) ? props.side : null }
+      const attrs = ownerAttrs(props)
+      const chips = (taskOwnerChips(editor.state, range.from) || []).filter((c) => c.pos < range.from || c.pos >= range.to)
+      if (chips.length) {
+        // The task has an owner already: the new one takes its place, the "@query" goes.
+        editor.chain().focus().command(({ tr }) => {
+          let { from, to } = range
+          const $to = tr.doc.resolve(to)
+          const after = $to.nodeAfter
+          const before = tr.doc.resolve(from).nodeBefore
+          if (after && after.isText && after.text.startsWith(' ')) to += 1
+          else if (!after && before && before.isText && before.text.endsWith(' ')) from -= 1
+          tr.delete(from, to)
+          replaceOwner(tr, chips.map((c) => ({ node: c.node, pos: tr.mapping.map(c.pos) })), attrs)
+          return true
+        }).run()
+        return
+      }
       // swallow a space already after the range, so we don't end up with two
       const after = editor.view.state.selection.$to.nodeAfter
       if (after && after.text && after.text.startsWith(' ')) range.to += 1

@@ -98,14 +98,14 @@ export const SECTION_TEMPLATES = [
   {
     value: 'key-results',
     label: 'Key results',
-    hint: 'Metric · Baseline · Target · Current · Due',
-    content: () => [table(['Metric', 'Baseline', 'Target', 'Current', 'Unit', 'Due'], [['', '', '', '', '', '']])],
+    hint: 'Metric · Baseline · Target · Current · Date',
+    content: () => [table(['Metric', 'Baseline', 'Target', 'Current', 'Unit', 'Date'], [['', '', '', '', '', '']])],
   },
   {
     value: 'risks',
     label: 'Risks',
     hint: 'Risk · Severity · Owner · Mitigation',
-    content: () => [table(['Risk', 'Severity', 'Owner', 'Mitigation'], [['', 'medium', '', '']])],
+    content: () => [table(['Risk', 'Severity', 'Owner', 'Mitigation'], [['', '', '', '']])],
   },
   {
     value: 'milestones',

@@ -11,6 +11,7 @@
 import { Extension } from '@tiptap/core'
 import { TaskItem } from '@tiptap/extension-list'
 import { Plugin, PluginKey } from '@tiptap/pm/state'
+import { Decoration, DecorationSet } from '@tiptap/pm/view'
 import { ySyncPluginKey } from '@tiptap/y-tiptap'
 import { icon } from './icons.js'
 import { openMenu } from './popup.js'
@@ -180,6 +181,30 @@ export const PlanTaskItem = TaskItem.extend({
     const type = () => this.editor.schema.nodes.taskItem
     return [
       ...(this.parent?.() || []),
+      // A done task's words are struck through, not the spaces around its owner and date chips
+      // (striking the paragraph left stray dashes next to the chips).
+      new Plugin({
+        key: new PluginKey('tandemDoneText'),
+        props: {
+          decorations: (state) => {
+            const found = []
+            state.doc.descendants((node, pos) => {
+              if (node.type !== type()) return !node.isTextblock
+              const para = node.firstChild
+              if (!node.attrs.checked || !para || !para.isTextblock) return true
+              para.forEach((child, offset) => {
+                if (!child.isText) return
+                const start = child.text.length - child.text.trimStart().length
+                const end = child.text.trimEnd().length
+                const from = pos + 2 + offset
+                if (end > start) found.push(Decoration.inline(from + start, from + end, { class: 'task-done-text' }))
+              })
+              return true
+            })
+            return found.length ? DecorationSet.create(state.doc, found) : null
+          },
+        },
+      }),
       // The checkbox only sets `checked`: bring `status` along (local changes only).
       new Plugin({
         key: syncKey,

@@ -4,9 +4,10 @@
 import { openDuePicker } from './duedate.js'
 import { icon } from './icons.js'
 import { normalizeHref } from './links.js'
+import { askLink } from './link-dialog.js'
 import { openMenu } from './popup.js'
 import { SECTION_TEMPLATES, insertSection } from './sections.js'
-import { openStatusMenu, taskAtSelection } from './tasks.js'
+import { caretRect, openStatusMenu, taskAtSelection } from './tasks.js'
 
 const SECTION_ICONS = { contacts: 'contacts', 'key-results': 'target', risks: 'alert', milestones: 'milestone' }
 
@@ -271,23 +272,30 @@ export class Toolbar {
     next.focus()
   }
 
-  /** Ask for a URL and set, change or remove the link on the selection. */
+  /** Ask for a URL (in the link dialog) and set, change or remove the link on the selection. */
   editLink () {
     const editor = this.editor
     if (!editor.isEditable) return
     const current = editor.getAttributes('link').href || ''
-    const input = window.prompt('Link address (https://…, http://… or mailto:…). Leave empty to remove the link.', current)
-    if (input === null) return // cancelled
-    if (input.trim() === '') {
+    const button = this.el.querySelector('[data-action="link"]')
+    const anchor = button && button.offsetParent !== null && document.activeElement === button ? button : caretRect(editor)
+    askLink({
+      anchor,
+      current,
+      check: (text) => (normalizeHref(text) ? null : 'Only web (http, https) and email (mailto) links can be added.'),
+      onCancel: () => editor.commands.focus(),
+      onDone: (input) => this.applyLink(input),
+    })
+  }
+
+  applyLink (input) {
+    const editor = this.editor
+    if (input === '') {
       editor.chain().focus().extendMarkRange('link').unsetLink().run()
       return
     }
     const href = normalizeHref(input)
-    if (!href) {
-      this.notify('Only web (http, https) and email (mailto) links can be added.')
-      editor.commands.focus()
-      return
-    }
+    if (!href) return
     const { empty } = editor.state.selection
     if (empty && !editor.isActive('link')) {
       // nothing selected: insert the address itself as the link text
