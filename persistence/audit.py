@@ -60,8 +60,10 @@ def access_events(
     ]
 
 
-def queue_mail(*, session: Session, to_addr: str, subject: str, body: str) -> int:
-    row = OutboxMail(to_addr=to_addr, subject=subject, body=body, created_at=now())
+def queue_mail(
+    *, session: Session, to_addr: str, subject: str, body: str, plan_id: str | None = None
+) -> int:
+    row = OutboxMail(to_addr=to_addr, subject=subject, body=body, created_at=now(), plan_id=plan_id)
     session.add(row)
     session.flush()
     return row.id

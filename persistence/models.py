@@ -219,6 +219,10 @@ class OutboxMail(Base):
 
     __tablename__ = "outbox"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # The plan a message is about (an invitation, a one-time code): deleted with the plan.
+    plan_id: Mapped[str | None] = mapped_column(
+        ForeignKey("plans.id", ondelete="CASCADE"), index=True
+    )
     to_addr: Mapped[str] = mapped_column(String(320))
     subject: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)

@@ -294,6 +294,7 @@ async def visit_page(request: Request) -> Response:
         email,  # type: ignore[arg-type]
         f"Your code for {plan.title if plan else 'Tandem'}: {code}",
         f"Your one-time code is {code}\n\nIt works once, for {CODE_MINUTES} minutes.\n",
+        plan_id=link.plan_id,
     )
     ctx.update(step="code", pending=svc.signer.dumps("code", [code_id, link.id, name, email]))
     return render(request, "visit.html", ctx)

@@ -24,10 +24,13 @@ class Mailer:
         if not host:
             log.warning("TANDEM_SMTP_HOST is not set: mail is disabled and kept in the outbox only")
 
-    async def send(self, to: str, subject: str, body: str) -> bool:
-        """Queue and send one message; True once an SMTP server accepted it."""
+    async def send(self, to: str, subject: str, body: str, *, plan_id: str | None = None) -> bool:
+        """Queue and send one message; True once an SMTP server accepted it. ``plan_id`` names
+        the plan the message is about, so that it goes when the plan is deleted."""
         mail_id = await self.store.run(
-            lambda s: persistence.queue_mail(session=s, to_addr=to, subject=subject, body=body)
+            lambda s: persistence.queue_mail(
+                session=s, to_addr=to, subject=subject, body=body, plan_id=plan_id
+            )
         )
         if not self.host:
             return False

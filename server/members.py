@@ -123,7 +123,9 @@ async def invite(
         f"on Tandem as {role}.\n\nOpen this link to join (it works once, for {INVITE_DAYS} "
         f"days):\n\n{url}\n\nIf you did not expect this, ignore this message.\n"
     )
-    emailed = await svc.mailer.send(address, f"You are invited to {plan.title}", body)
+    emailed = await svc.mailer.send(
+        address, f"You are invited to {plan.title}", body, plan_id=plan.id
+    )
     await access.audit(
         request,
         "member.invited",

@@ -33,6 +33,9 @@ LIFETIMES = {
     "embed": MAX_AGE,
     "visit": VISIT_DAYS * 86400,
     "code": CODE_MINUTES * 60,
+    # Password resets (2 hours) and staff invitations (7 days) share this purpose: the row's own
+    # expiry says which, and the signature never outlives the longer of them.
+    "reset": INVITE_DAYS * 86400 + 3600,
 }
 
 

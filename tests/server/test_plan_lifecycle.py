@@ -268,6 +268,7 @@ def test_delete_removes_every_row_of_the_plan_and_keeps_a_workspace_record(
                 "access_events",
                 "plan_status",
                 "plan_projections",
+                "outbox",
             ):
                 assert before[table] > 0, (table, before)
             r = await asyncio.to_thread(o.request, "DELETE", url, json={"confirm": "Doomed plan"})

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 import websockets
 from itsdangerous import TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
 
-from server.tokens import PURPOSES
+from server.tokens import LIFETIMES, PURPOSES
 from tests.support.access import PASSWORD, World, create_link, sign_in
 
 SECRET = "test-secret-key-not-for-production"
@@ -278,3 +278,8 @@ def test_every_purpose_has_its_own_salt_and_prefix(purpose: str) -> None:
     prefixes = [p for _, p in PURPOSES.values()]
     assert len(set(salts)) == len(salts) and len(set(prefixes)) == len(prefixes)
     assert PURPOSES[purpose][0] not in ("tandem.session", "tandem.api-token")
+
+
+def test_every_token_purpose_has_its_own_lifetime() -> None:
+    """A purpose without a lifetime made every link of that kind answer 500."""
+    assert set(LIFETIMES) == set(PURPOSES)
