@@ -7,6 +7,7 @@ server or a database; the README's "Status" section states the same rules.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -85,9 +86,9 @@ def risk(severity: str, text: str = "Budget") -> dict[str, Any]:
 
 
 def status(
-    tasks: list[dict[str, Any]] = (),  # type: ignore[assignment]
-    krs: list[dict[str, Any]] = (),  # type: ignore[assignment]
-    risks: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    tasks: Sequence[dict[str, Any]] = (),
+    krs: Sequence[dict[str, Any]] = (),
+    risks: Sequence[dict[str, Any]] = (),
     override: persistence.StatusOverride | None = None,
 ) -> dict[str, Any]:
     return summarise(list(tasks), list(krs), list(risks), override, TODAY)["status"]
