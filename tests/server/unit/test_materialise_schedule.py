@@ -1,0 +1,208 @@
+"""When the materialiser runs: ``quiet`` seconds after a plan's last commit, but never more than
+``max_wait`` after the first commit it has not yet run for.
+
+The schedule is all ``loop.time()`` and ``asyncio.sleep``, so the tests run it on an event loop
+whose clock is virtual: when nothing is ready, the loop jumps straight to its next timer instead
+of waiting for it. Every time below is therefore exact and the tests take no real time. The
+materialiser is the real one, on a real SQLite file; a subclass only notes when each pass
+starts before running it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+
+import persistence
+from server.materialise import Materialiser
+from server.rooms import RoomManager
+from server.store import Store
+
+QUIET, MAX_WAIT = 1.0, 5.0
+
+
+class VirtualClockLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]
+    """An event loop whose clock only moves when it would otherwise wait for a timer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._now = 0.0
+        real = self._selector.select
+
+        def select(timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+            if timeout is None or timeout <= 0:
+                return real(timeout)
+            ready = real(0)
+            if not ready:
+                self._now += timeout  # nothing to do until the next timer: be there at once
+            return ready
+
+        self._selector.select = select  # type: ignore[method-assign]
+
+    def time(self) -> float:
+        return self._now
+
+
+def run(main: Callable[[], Awaitable[None]]) -> None:
+    """``main`` on a virtual clock, given up after 30 s of real time.
+
+    The watchdog is a real thread, not a timer on the loop: a pending timer would be where the
+    clock jumps to whenever the loop waits for a database thread."""
+    with asyncio.Runner(loop_factory=VirtualClockLoop) as runner:
+        loop = runner.get_loop()
+        task = loop.create_task(main())
+        watchdog = threading.Timer(30, loop.call_soon_threadsafe, (task.cancel,))
+        watchdog.start()
+        try:
+            runner.run(asyncio.wait_for(task, None))
+        finally:
+            watchdog.cancel()
+
+
+class Observed(Materialiser):
+    """The real materialiser, noting the (virtual) time each pass starts."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.runs: list[tuple[str, float]] = []
+
+    async def materialise(self, plan_id: str) -> None:
+        self.runs.append((plan_id, asyncio.get_running_loop().time()))
+        await super().materialise(plan_id)
+
+    async def settled(self) -> list[tuple[str, float]]:
+        """The passes started once everything scheduled is due (virtual seconds: no wait)."""
+        await asyncio.sleep(2 * MAX_WAIT)
+        return self.runs
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('schedule') / 'tandem.db'}"
+    persistence.upgrade(url)
+    s = Store.from_url(url)
+    yield s
+    for engine in {s.engine, s.derived.kw["bind"], *([s._now] if s._now else [])}:
+        engine.dispose()
+
+
+def scenario(store: Store, body: Callable[[Observed], Awaitable[None]]) -> None:
+    async def main() -> None:
+        rooms = RoomManager(store, idle_seconds=60, checkpoint_every=100)
+        async with rooms, Observed(store, rooms, quiet=QUIET, max_wait=MAX_WAIT) as m:
+            rooms.on_commit = m.on_commit
+            await body(m)
+
+    run(main)
+
+
+async def commits_at(m: Materialiser, plan_id: str, times: list[float]) -> None:
+    loop = asyncio.get_running_loop()
+    for t in times:
+        await asyncio.sleep(t - loop.time())
+        m.on_commit(plan_id, [(None, 1)])
+
+
+def test_the_virtual_clock_is_exact() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(12.5)
+        assert loop.time() == 12.5
+
+    run(main)
+
+
+def test_one_commit_runs_quiet_seconds_later(store: Store) -> None:
+    async def body(m: Observed) -> None:
+        await commits_at(m, "p1", [0.0])
+        assert await m.settled() == [("p1", pytest.approx(QUIET))]
+
+    scenario(store, body)
+
+
+def test_each_commit_within_the_quiet_time_pushes_the_run_back(store: Store) -> None:
+    async def body(m: Observed) -> None:
+        await commits_at(m, "p1", [0.0, 0.5, 1.2, 2.0])  # gaps shorter than QUIET
+        assert await m.settled() == [("p1", pytest.approx(2.0 + QUIET))]
+
+    scenario(store, body)
+
+
+def test_a_pause_as_long_as_the_quiet_time_runs_between_the_bursts(store: Store) -> None:
+    async def body(m: Observed) -> None:
+        await commits_at(m, "p1", [0.0, 0.5, 2.0, 2.3])  # the 1.5 s gap outlasts QUIET
+        assert await m.settled() == [
+            ("p1", pytest.approx(0.5 + QUIET)),
+            ("p1", pytest.approx(2.3 + QUIET)),
+        ]
+
+    scenario(store, body)
+
+
+def test_steady_typing_runs_no_later_than_max_wait_after_the_first_commit(store: Store) -> None:
+    async def body(m: Observed) -> None:
+        typing = [i * 0.3 for i in range(40)]  # 0 to 11.7 s, never quiet
+        await commits_at(m, "p1", typing)
+        runs = await m.settled()
+        # The first commit after a run starts the next max-wait.
+        first_after = min(t for t in typing if t > MAX_WAIT)
+        assert runs == [
+            ("p1", pytest.approx(MAX_WAIT)),
+            ("p1", pytest.approx(first_after + MAX_WAIT)),
+            ("p1", pytest.approx(typing[-1] + QUIET)),
+        ]
+
+    scenario(store, body)
+
+
+def test_plans_are_scheduled_apart(store: Store) -> None:
+    async def body(m: Observed) -> None:
+        await commits_at(m, "p1", [0.0])
+        await commits_at(m, "p2", [0.5, 0.9])
+        assert sorted(await m.settled(), key=lambda r: r[1]) == [
+            ("p1", pytest.approx(QUIET)),
+            ("p2", pytest.approx(0.9 + QUIET)),
+        ]
+
+    scenario(store, body)
+
+
+def test_the_internal_account_plan_is_never_materialised(store: Store) -> None:
+    async def body(m: Observed) -> None:
+        await commits_at(m, "p1:internal", [0.0, 0.2])
+        await commits_at(m, "p1", [3.0])
+        assert await m.settled() == [("p1", pytest.approx(3.0 + QUIET))]
+
+    scenario(store, body)
+
+
+def test_a_flush_runs_at_once_and_cancels_the_pending_run(store: Store) -> None:
+    async def body(m: Observed) -> None:
+        await commits_at(m, "p1", [0.0, 0.4])
+        await m.flush("p1")
+        assert m.runs == [("p1", pytest.approx(0.4))]
+        # The scheduled run was cancelled, not run again; the next commit schedules afresh.
+        await commits_at(m, "p1", [20.0])
+        assert await m.settled() == [
+            ("p1", pytest.approx(0.4)),
+            ("p1", pytest.approx(20.0 + QUIET)),
+        ]
+
+    scenario(store, body)
+
+
+def test_shutdown_runs_what_is_pending_without_waiting(store: Store) -> None:
+    seen: list[Observed] = []
+
+    async def body(m: Observed) -> None:
+        seen.append(m)
+        await commits_at(m, "p1", [0.0, 0.3])
+        assert m.runs == []
+
+    scenario(store, body)
+    assert seen[0].runs == [("p1", pytest.approx(0.3))]
