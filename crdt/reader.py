@@ -13,6 +13,7 @@ so ``needs_ids()`` answers what ``structure.missing_ids`` answers without walkin
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from pycrdt import Doc, XmlElement, XmlText
 
@@ -192,13 +193,13 @@ class StructureReader:
         self._full = True
         self._dirty: set[tuple[int, ...]] = set()
         # Top-level inserts and deletes of one transaction, not yet applied to ``_blocks``.
-        self._splice: list[dict] | None = None  # type: ignore[type-arg]
+        self._splice: list[dict[str, Any]] | None = None
         # The last structure read, and whether what changed since can have changed it.
         self._last: Structure | None = None
         self._moved = True
         self._subscription = fragment(doc).observe_deep(self._changed) if observe else None
 
-    def _changed(self, events: list) -> None:  # type: ignore[type-arg]
+    def _changed(self, events: list[Any]) -> None:
         # Paths are in the coordinates after this transaction: a splice can only be applied
         # with the dirty paths of its own transaction, not with earlier ones.
         earlier = bool(self._dirty) or self._splice is not None

@@ -16,7 +16,7 @@ from typing import Any
 
 from pycrdt import Doc, XmlElement, XmlFragment, XmlText
 
-from .schema import MAX_DEPTH, fragment
+from .schema import MAX_DEPTH, attributes, fragment
 
 STATUSES = ("todo", "in_progress", "blocked", "done")
 SIDES = ("vendor", "customer")
@@ -255,7 +255,7 @@ def _replace_inline(para: XmlElement, tag: str, attrs: dict[str, Any] | None) ->
         if child is not keep:
             del para.children[i]
     if keep is not None and attrs is not None:
-        for key in list(dict(keep.attributes)):
+        for key, _ in attributes(keep):
             if key not in attrs:
                 del keep.attributes[key]
         for key, value in attrs.items():
