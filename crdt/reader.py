@@ -21,7 +21,6 @@ from .schema import MAX_DEPTH, fragment
 from .structure import (
     _ID_OWNERS,
     COLUMNS,
-    SECTION_HEADINGS,
     SIDES,
     Owner,
     Row,
@@ -29,13 +28,12 @@ from .structure import (
     Task,
     _first,
     parse_date,
+    section_kind,
     task_status,
 )
 from .structure import (
     _walk as _elements,
 )
-
-_SECTION_OF = {h: kind for kind, heads in SECTION_HEADINGS.items() for h in heads}
 
 
 def inline_text(el: XmlElement) -> str:
@@ -79,10 +77,6 @@ def _owner(para: XmlElement | None) -> Owner | None:
 def _due(para: XmlElement | None) -> str | None:
     chip = _first(para, "dueDate") if para is not None else None
     return parse_date(chip.attributes.get("date")) if chip is not None else None
-
-
-def _heading_kind(text: str) -> str | None:
-    return _SECTION_OF.get(text.strip().rstrip(":").strip().lower())
 
 
 @dataclass(frozen=True)
@@ -241,7 +235,7 @@ class StructureReader:
                 text = inline_text(el)
                 while stack and stack[-1][0] >= level:
                     stack.pop()
-                stack.append((level, text, _heading_kind(text)))
+                stack.append((level, text, section_kind(text)))
             kind = next((k for _, _, k in reversed(stack) if k is not None), None)
             ctx = _Context(tuple(t for _, t, _ in stack), kind)
             self._blocks.append(self._read_block(el, ctx))
