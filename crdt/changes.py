@@ -149,15 +149,15 @@ def diff(old: Structure, new: Structure) -> list[Event]:
         if task_id not in new_tasks:
             out.append(Event(Entity.TASK, task_id, Kind.REMOVED, task_json(task), None))
     for row_id, row in new.rows.items():
-        before = old.rows.get(row_id)
-        if before is None or before.kind != row.kind:
-            if before is not None:
+        was = old.rows.get(row_id)
+        if was is None or was.kind != row.kind:
+            if was is not None:
                 out.append(
-                    Event(ENTITY_OF_ROW[before.kind], row_id, Kind.REMOVED, row_json(before), None)
+                    Event(ENTITY_OF_ROW[was.kind], row_id, Kind.REMOVED, row_json(was), None)
                 )
             out.append(Event(ENTITY_OF_ROW[row.kind], row_id, Kind.CREATED, None, row_json(row)))
-        elif before.fields != row.fields:
-            out.extend(_row_events(before, row))
+        elif was.fields != row.fields:
+            out.extend(_row_events(was, row))
     for row_id, row in old.rows.items():
         if row_id not in new.rows:
             out.append(Event(ENTITY_OF_ROW[row.kind], row_id, Kind.REMOVED, row_json(row), None))

@@ -9,7 +9,7 @@ lacks degrades to text (underline becomes ``<u>``, table cells are one line each
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pycrdt import Doc
@@ -251,7 +251,9 @@ def _inline(content: Sequence[Node], hard_break: str) -> str:
     return "".join(value for _, value in _tidy(tokens))
 
 
-def _runs(content: Sequence[Node], hard_break: str):
+def _runs(
+    content: Sequence[Node], hard_break: str
+) -> Iterator[tuple[str, bool, list[tuple[str, str, str, str]]]]:
     """(markdown text, is raw, marks) per piece; marks as (key, opener, closer, type)."""
     for node in content:
         kind = node.get("type")
@@ -295,7 +297,7 @@ def _mark_delims(marks: Sequence[Node]) -> list[tuple[str, str, str, str]]:
         kind = mark.get("type")
         if kind == "link":
             href = (mark.get("attrs") or {}).get("href")
-            if not safe_href(href):
+            if not isinstance(href, str) or not safe_href(href):
                 continue  # the text stays, without the link
             # Keep the destination one token: no spaces, balanced-free parentheses.
             href = href.replace(" ", "%20").replace("(", "%28").replace(")", "%29")

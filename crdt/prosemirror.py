@@ -21,7 +21,7 @@ from typing import Any
 
 from pycrdt import Doc, XmlElement, XmlFragment, XmlText
 
-from .schema import MAX_DEPTH, fragment
+from .schema import MAX_DEPTH, attributes, fragment
 
 #: Attr defaults of the editor's node types (Tiptap StarterKit, TaskList/TaskItem, TableKit, and
 #: Tandem's own: task id/status/milestone, row id, owner ``mention``, ``dueDate``; see
@@ -154,7 +154,7 @@ def _push_text(out: list[dict[str, Any]], text: str, marks: list[dict[str, Any]]
 
 def _read_element(el: XmlElement, depth: int) -> dict[str, Any]:
     tag = el.tag or ""
-    stored = {k: _plain(v) for k, v in el.attributes if k != _YCHANGE}
+    stored = {k: _plain(v) for k, v in attributes(el) if k != _YCHANGE}
     node: dict[str, Any] = {"type": tag}
     attrs = _with_defaults(NODE_ATTRS[tag], stored) if tag in NODE_ATTRS else stored
     if attrs:

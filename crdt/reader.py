@@ -13,6 +13,7 @@ so ``needs_ids()`` answers what ``structure.missing_ids`` answers without walkin
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from pycrdt import Doc, XmlElement, XmlText
 
@@ -20,7 +21,6 @@ from .schema import MAX_DEPTH, fragment
 from .structure import (
     _ID_OWNERS,
     COLUMNS,
-    SECTION_HEADINGS,
     SIDES,
     Owner,
     Row,
@@ -28,13 +28,12 @@ from .structure import (
     Task,
     _first,
     parse_date,
+    section_kind,
     task_status,
 )
 from .structure import (
     _walk as _elements,
 )
-
-_SECTION_OF = {h: kind for kind, heads in SECTION_HEADINGS.items() for h in heads}
 
 
 def inline_text(el: XmlElement) -> str:
@@ -78,10 +77,6 @@ def _owner(para: XmlElement | None) -> Owner | None:
 def _due(para: XmlElement | None) -> str | None:
     chip = _first(para, "dueDate") if para is not None else None
     return parse_date(chip.attributes.get("date")) if chip is not None else None
-
-
-def _heading_kind(text: str) -> str | None:
-    return _SECTION_OF.get(text.strip().rstrip(":").strip().lower())
 
 
 @dataclass(frozen=True)
@@ -192,13 +187,13 @@ class StructureReader:
         self._full = True
         self._dirty: set[tuple[int, ...]] = set()
         # Top-level inserts and deletes of one transaction, not yet applied to ``_blocks``.
-        self._splice: list[dict] | None = None  # type: ignore[type-arg]
+        self._splice: list[dict[str, Any]] | None = None
         # The last structure read, and whether what changed since can have changed it.
         self._last: Structure | None = None
         self._moved = True
         self._subscription = fragment(doc).observe_deep(self._changed) if observe else None
 
-    def _changed(self, events: list) -> None:  # type: ignore[type-arg]
+    def _changed(self, events: list[Any]) -> None:
         # Paths are in the coordinates after this transaction: a splice can only be applied
         # with the dirty paths of its own transaction, not with earlier ones.
         earlier = bool(self._dirty) or self._splice is not None
@@ -240,7 +235,7 @@ class StructureReader:
                 text = inline_text(el)
                 while stack and stack[-1][0] >= level:
                     stack.pop()
-                stack.append((level, text, _heading_kind(text)))
+                stack.append((level, text, section_kind(text)))
             kind = next((k for _, _, k in reversed(stack) if k is not None), None)
             ctx = _Context(tuple(t for _, t, _ in stack), kind)
             self._blocks.append(self._read_block(el, ctx))

@@ -37,9 +37,17 @@ def doc_from_updates(updates: Iterable[bytes], *, base: bytes | None = None) -> 
     return doc
 
 
+def attributes(el: XmlElement) -> list[tuple[str, Any]]:
+    """An element's attributes as (name, value) pairs."""
+    # Not ``for k, v in el.attributes``: pycrdt annotates that ``__iter__`` as returning an
+    # Iterable (it returns an iterator), which a type checker rightly refuses to iterate.
+    return list(el.attributes.__iter__())
+
+
 def fragment(doc: Doc) -> XmlFragment:
     """The plan's rich-text fragment (read with ``type=`` so it works after apply_update)."""
-    return doc.get(FRAGMENT, type=XmlFragment)
+    root: XmlFragment = doc.get(FRAGMENT, type=XmlFragment)
+    return root
 
 
 # --- the guard ---------------------------------------------------------------------------------
@@ -67,7 +75,7 @@ def _subtree_problem(top: XmlElement, depth: int) -> str | None:
         el, d = stack.pop()
         if d > MAX_DEPTH:
             return f"elements nested deeper than {MAX_DEPTH}"
-        if any(value_too_deep(v) for _, v in el.attributes):
+        if any(value_too_deep(v) for _, v in attributes(el)):
             return "an attribute value nested too deep"
         n = 0
         # pycrdt stops iterating at the first child that is not an element or a text (and
@@ -86,27 +94,33 @@ def _subtree_problem(top: XmlElement, depth: int) -> str | None:
 def _event_problem(event: object) -> str | None:
     if isinstance(event, TextEvent) or isinstance(getattr(event, "target", None), XmlText):
         # Typing: pycrdt reports an XmlText's changes as an XmlEvent, with strings inserted.
-        for op in event.delta:  # type: ignore[attr-defined]
+        for op in getattr(event, "delta", ()):
             if value_too_deep(op.get("attributes")) or value_too_deep(op.get("insert")):
                 return "a text format or embed nested too deep"
     elif isinstance(event, XmlEvent):
-        written = [c for c in event.keys.values() if c.get("action") != "delete"]
-        if written and isinstance(event.target, XmlFragment):
-            return f"keys written on the {FRAGMENT!r} root"
-        if any(value_too_deep(change.get("newValue")) for change in written):
-            return "an attribute value nested too deep"
-        depth = None
-        for op in event.delta:
-            for item in op.get("insert", ()):
-                if isinstance(item, XmlText):
-                    continue
-                if not isinstance(item, XmlElement):
-                    return f"{type(item).__name__} content in an XML element or fragment"
-                if depth is None:
-                    depth = len(event.path) + 1
-                problem = _subtree_problem(item, depth)
-                if problem:
-                    return problem
+        return _xml_event_problem(event)
+    return None
+
+
+def _xml_event_problem(event: Any) -> str | None:
+    # Any: pycrdt's XmlEvent declares its fields in __slots__ only, without types.
+    written = [c for c in event.keys.values() if c.get("action") != "delete"]
+    if written and isinstance(event.target, XmlFragment):
+        return f"keys written on the {FRAGMENT!r} root"
+    if any(value_too_deep(change.get("newValue")) for change in written):
+        return "an attribute value nested too deep"
+    depth = None
+    for op in event.delta:
+        for item in op.get("insert", ()):
+            if isinstance(item, XmlText):
+                continue
+            if not isinstance(item, XmlElement):
+                return f"{type(item).__name__} content in an XML element or fragment"
+            if depth is None:
+                depth = len(event.path) + 1
+            problem = _subtree_problem(item, depth)
+            if problem:
+                return problem
     return None
 
 
@@ -123,7 +137,7 @@ class SchemaGuard:
     def __init__(self, doc: Doc) -> None:
         self.doc = doc
         self._problem: str | None = None
-        self._roots = len(doc.keys())
+        self._roots = len(set(doc.keys()))
         self._fragment = fragment(doc)  # pycrdt unsubscribes through the object subscribed
         self._subscription = self._fragment.observe_deep(self._changed)
 
@@ -137,7 +151,7 @@ class SchemaGuard:
     def check(self) -> str | None:
         """What broke the schema since the last check, or None."""
         problem, self._problem = self._problem, None
-        if problem is None and len(self.doc.keys()) != self._roots:
+        if problem is None and len(set(self.doc.keys())) != self._roots:
             foreign = sorted(set(self.doc.keys()) - ROOTS)
             problem = f"a root the plan does not have ({', '.join(map(repr, foreign))[:60]})"
         return problem
@@ -155,7 +169,7 @@ def schema_repair(doc: Doc) -> bytes | None:
     computed on a copy that reads the roots as plain lists and maps, since pycrdt cannot
     read a foreign item inside an XmlFragment.
     """
-    copy = Doc()
+    copy: Doc[Any] = Doc()
     names = list(doc.keys())
     lists = {name: copy.get(name, type=Array) for name in names}
     copy.apply_update(doc.get_update())

@@ -16,8 +16,9 @@ from typing import Any
 
 from pycrdt import Doc, XmlElement, XmlFragment, XmlText
 
-from .schema import MAX_DEPTH, fragment
+from .schema import MAX_DEPTH, attributes, fragment
 
+# The editor holds copies of these (web/src/lib/); tests/test_contracts.py compares them.
 STATUSES = ("todo", "in_progress", "blocked", "done")
 SIDES = ("vendor", "customer")
 SEVERITIES = ("high", "medium", "low")
@@ -29,6 +30,13 @@ SECTION_HEADINGS: dict[str, tuple[str, ...]] = {
     "milestones": ("milestones",),
 }
 _SECTION_OF = {h: kind for kind, heads in SECTION_HEADINGS.items() for h in heads}
+
+
+def section_kind(heading: str) -> str | None:
+    """The section a heading's text names ("Key contacts:" names "contacts"), or None."""
+    # As the editor's sectionKind (web/src/lib/sections.js) reads it; tests/test_contracts.py.
+    return _SECTION_OF.get(" ".join(heading.split()).lower().rstrip(" :."))
+
 
 # Column header text (lower case) -> field name, per table kind.
 COLUMNS: dict[str, dict[str, str]] = {
@@ -255,7 +263,7 @@ def _replace_inline(para: XmlElement, tag: str, attrs: dict[str, Any] | None) ->
         if child is not keep:
             del para.children[i]
     if keep is not None and attrs is not None:
-        for key in list(dict(keep.attributes)):
+        for key, _ in attributes(keep):
             if key not in attrs:
                 del keep.attributes[key]
         for key, value in attrs.items():

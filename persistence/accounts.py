@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from .db import rowcount
 from .models import ApiToken, PasswordReset, PlanMember, User
 from .models import Session as SessionRow
 from .records import TokenRecord, UserRecord, now, utc
@@ -119,7 +120,7 @@ def list_accounts(*, session: Session) -> list[Account]:
     for m in session.scalars(select(PlanMember).order_by(PlanMember.added_at)):
         plans.setdefault(m.user_id, []).append((m.plan_id, m.role, m.side))
     last: dict[int, datetime] = {
-        uid: utc(at)  # type: ignore[misc]
+        uid: utc(at)
         for uid, at in session.execute(
             select(SessionRow.user_id, func.max(SessionRow.created_at)).group_by(SessionRow.user_id)
         )
@@ -147,7 +148,7 @@ def create_session(
 def session_user(*, session: Session, session_id: str) -> UserRecord | None:
     """The user behind a live (unexpired, unrevoked) session."""
     row = session.get(SessionRow, session_id)
-    if row is None or row.revoked_at is not None or utc(row.expires_at) <= now():  # type: ignore[operator]
+    if row is None or row.revoked_at is not None or utc(row.expires_at) <= now():
         return None
     user = get_user(session=session, user_id=row.user_id)
     return user if user is not None and user.deactivated_at is None else None
@@ -169,7 +170,7 @@ def _token(row: ApiToken) -> TokenRecord:
         id=row.id,
         user_id=row.user_id,
         label=row.label,
-        created_at=utc(row.created_at),  # type: ignore[arg-type]
+        created_at=utc(row.created_at),
         expires_at=utc(row.expires_at),
         revoked_at=utc(row.revoked_at),
         last_used_at=utc(row.last_used_at),
@@ -222,7 +223,7 @@ def revoke_token(*, session: Session, token_id: str) -> bool:
         .where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
         .values(revoked_at=now())
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rowcount(result))
 
 
 def revoke_sessions(*, session: Session, user_id: int, keep: str | None = None) -> None:
@@ -248,7 +249,7 @@ def create_reset(*, session: Session, reset_id: str, user_id: int, expires_at: d
 def reset_user(*, session: Session, reset_id: str) -> UserRecord | None:
     """The active account a live (unused, unexpired) reset is for."""
     row = session.get(PasswordReset, reset_id)
-    if row is None or row.used_at is not None or utc(row.expires_at) <= now():  # type: ignore[operator]
+    if row is None or row.used_at is not None or utc(row.expires_at) <= now():
         return None
     user = get_user(session=session, user_id=row.user_id)
     return user if user is not None and user.deactivated_at is None else None
@@ -265,7 +266,7 @@ def use_reset(*, session: Session, reset_id: str, password_hash: str) -> UserRec
         .where(PasswordReset.id == reset_id, PasswordReset.used_at.is_(None))
         .values(used_at=now())
     )
-    if not result.rowcount:  # type: ignore[attr-defined]
+    if not rowcount(result):
         return None
     session.execute(
         update(PasswordReset)

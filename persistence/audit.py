@@ -49,7 +49,7 @@ def access_events(
         AccessEventRecord(
             id=r.id,
             plan_id=r.plan_id,
-            at=utc(r.at),  # type: ignore[arg-type]
+            at=utc(r.at),
             kind=r.kind,
             actor=r.actor,
             subject=r.subject,
@@ -82,7 +82,7 @@ def outbox(*, session: Session, limit: int = 100) -> list[MailRecord]:
             to_addr=r.to_addr,
             subject=r.subject,
             body=r.body,
-            created_at=utc(r.created_at),  # type: ignore[arg-type]
+            created_at=utc(r.created_at),
             sent_at=utc(r.sent_at),
             error=r.error,
         )

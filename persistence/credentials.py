@@ -47,11 +47,7 @@ def lapsed_credentials(
             .join(User, User.id == SessionRow.user_id)
             .where(SessionRow.id.in_(chunk), User.deactivated_at.is_(None))
         )
-        live_sessions |= {
-            r.id
-            for r in rows
-            if r.revoked_at is None and utc(r.expires_at) > at  # type: ignore[operator]
-        }
+        live_sessions |= {r.id for r in rows if r.revoked_at is None and utc(r.expires_at) > at}
     live_tokens: set[str] = set()
     for chunk in _chunks(token_ids):
         rows = session.execute(
@@ -62,7 +58,7 @@ def lapsed_credentials(
         live_tokens |= {
             r.id
             for r in rows
-            if r.revoked_at is None and (r.expires_at is None or utc(r.expires_at) > at)  # type: ignore[operator]
+            if r.revoked_at is None and (r.expires_at is None or utc(r.expires_at) > at)
         }
     live_links: set[str] = set()
     for chunk in _chunks(link_ids):
@@ -71,11 +67,7 @@ def lapsed_credentials(
                 ShareLink.id.in_(chunk)
             )
         )
-        live_links |= {
-            r.id
-            for r in rows
-            if r.revoked_at is None and utc(r.expires_at) > at  # type: ignore[operator]
-        }
+        live_links |= {r.id for r in rows if r.revoked_at is None and utc(r.expires_at) > at}
     return Lapsed(
         sessions=set(session_ids) - live_sessions,
         tokens=set(token_ids) - live_tokens,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from .db import rowcount
 from .models import EmailCode, ShareLink
 from .records import LinkRecord, now, utc
 
@@ -20,8 +22,8 @@ def _link(row: ShareLink) -> LinkRecord:
         label=row.label,
         domain=row.domain,
         created_by=row.created_by,
-        created_at=utc(row.created_at),  # type: ignore[arg-type]
-        expires_at=utc(row.expires_at),  # type: ignore[arg-type]
+        created_at=utc(row.created_at),
+        expires_at=utc(row.expires_at),
         revoked_at=utc(row.revoked_at),
         last_used_at=utc(row.last_used_at),
         uses=row.uses or 0,
@@ -84,7 +86,7 @@ def revoke_link(*, session: Session, plan_id: str, link_id: str) -> bool:
         )
         .values(revoked_at=now())
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rowcount(result))
 
 
 # One-time codes
@@ -118,14 +120,14 @@ def use_code(
     code_id: str,
     link_id: str,
     email: str,
-    matches,
-    max_attempts: int,  # noqa: ANN001
+    matches: Callable[[str], bool],
+    max_attempts: int,
 ) -> bool:
     """Spend one attempt on a code; True (and the code used up) if ``matches(code_hash)``."""
     row = session.get(EmailCode, code_id, with_for_update=True)
     if row is None or row.link_id != link_id or row.email != email or row.used_at is not None:
         return False
-    if utc(row.expires_at) <= now() or row.attempts >= max_attempts:  # type: ignore[operator]
+    if utc(row.expires_at) <= now() or row.attempts >= max_attempts:
         return False
     row.attempts += 1
     if not matches(row.code_hash):

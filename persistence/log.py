@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from .models import Checkpoint, Plan, PlanProjection, PlanUpdate
@@ -48,8 +49,9 @@ def append_updates(
     return ids
 
 
-_UPDATES = PlanUpdate.__table__
-_PLANS = Plan.__table__
+# A mapped class's __table__ is a Table; the declarative base types it as any FromClause.
+_UPDATES = cast(Table, PlanUpdate.__table__)
+_PLANS = cast(Table, Plan.__table__)
 _INSERT_ONE = insert(_UPDATES).returning(_UPDATES.c.id)
 _INSERT_MANY = insert(_UPDATES).returning(_UPDATES.c.id, sort_by_parameter_order=True)
 
@@ -108,7 +110,7 @@ def log_entries(
         q = q.where(PlanUpdate.id <= upto_id)
     # utc(): SQLite hands back naive datetimes; callers get aware UTC on every backend.
     return [
-        (r.id, utc(r.created_at), r.author_id, r.data)  # type: ignore[misc]
+        (r.id, utc(r.created_at), r.author_id, r.data)
         for r in session.execute(q.order_by(PlanUpdate.id)).all()
     ]
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from .db import rowcount
 from .models import Invite, Plan, PlanMember, User
 from .records import InviteRecord, MemberRecord, PlanRecord, now, utc
 
@@ -19,7 +20,7 @@ def _member(m: PlanMember, u: User) -> MemberRecord:
         email=u.email,
         role=m.role,
         side=m.side,
-        added_at=utc(m.added_at),  # type: ignore[arg-type]
+        added_at=utc(m.added_at),
     )
 
 
@@ -59,7 +60,7 @@ def remove_member(*, session: Session, plan_id: str, user_id: int) -> bool:
     result = session.execute(
         delete(PlanMember).where(PlanMember.plan_id == plan_id, PlanMember.user_id == user_id)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rowcount(result))
 
 
 def count_owners(*, session: Session, plan_id: str) -> int:
@@ -107,8 +108,8 @@ def _invite(row: Invite) -> InviteRecord:
         role=row.role,
         side=row.side,
         invited_by=row.invited_by,
-        created_at=utc(row.created_at),  # type: ignore[arg-type]
-        expires_at=utc(row.expires_at),  # type: ignore[arg-type]
+        created_at=utc(row.created_at),
+        expires_at=utc(row.expires_at),
         accepted_at=utc(row.accepted_at),
         revoked_at=utc(row.revoked_at),
     )
@@ -167,7 +168,7 @@ def accept_invite(*, session: Session, invite_id: str) -> bool:
         )
         .values(accepted_at=now())
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rowcount(result))
 
 
 def revoke_invite(*, session: Session, plan_id: str, invite_id: str) -> bool:
@@ -176,4 +177,4 @@ def revoke_invite(*, session: Session, plan_id: str, invite_id: str) -> bool:
         .where(Invite.id == invite_id, Invite.plan_id == plan_id, Invite.revoked_at.is_(None))
         .values(revoked_at=now())
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rowcount(result))

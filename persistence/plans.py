@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from .db import rowcount
 from .models import Base, Plan, PlanMember, PlanStatus, User
 from .records import PlanRecord, now, utc
 
@@ -19,8 +20,8 @@ def _record(row: Plan) -> PlanRecord:
         title=row.title,
         customer=row.customer,
         created_by=row.created_by,
-        created_at=utc(row.created_at),  # type: ignore[arg-type]
-        updated_at=utc(row.updated_at),  # type: ignore[arg-type]
+        created_at=utc(row.created_at),
+        updated_at=utc(row.updated_at),
         archived_at=utc(row.archived_at),
     )
 
@@ -75,7 +76,7 @@ def get_status_override(*, session: Session, plan_id: str) -> StatusOverride | N
     if row is None:
         return None
     status, name = row
-    return StatusOverride(status.rag, status.reason, status.set_by, name, utc(status.set_at))  # type: ignore[arg-type]
+    return StatusOverride(status.rag, status.reason, status.set_by, name, utc(status.set_at))
 
 
 def set_status_override(
@@ -90,7 +91,7 @@ def set_status_override(
 
 
 def clear_status_override(*, session: Session, plan_id: str) -> bool:
-    return session.execute(delete(PlanStatus).where(PlanStatus.plan_id == plan_id)).rowcount > 0
+    return rowcount(session.execute(delete(PlanStatus).where(PlanStatus.plan_id == plan_id))) > 0
 
 
 # A plan's life cycle
@@ -136,7 +137,7 @@ def delete_plan(*, session: Session, plan_id: str) -> bool:
     for table in reversed(tables):
         if table in scoped:
             session.execute(table.delete().where(table.c.plan_id == plan_id))
-    return session.execute(delete(Plan).where(Plan.id == plan_id)).rowcount > 0
+    return rowcount(session.execute(delete(Plan).where(Plan.id == plan_id))) > 0
 
 
 def find_plans(
@@ -186,6 +187,6 @@ def status_overrides(*, session: Session, plan_ids: list[str]) -> dict[str, Stat
         .where(PlanStatus.plan_id.in_(plan_ids))
     ).all()
     return {
-        st.plan_id: StatusOverride(st.rag, st.reason, st.set_by, name, utc(st.set_at))  # type: ignore[arg-type]
+        st.plan_id: StatusOverride(st.rag, st.reason, st.set_by, name, utc(st.set_at))
         for st, name in rows
     }

@@ -153,7 +153,7 @@ def _add_events(
             if (
                 prev is not None
                 and prev.author_id == e["author_id"]
-                and e["at"] - utc(prev.at) <= window  # type: ignore[operator]
+                and e["at"] - utc(prev.at) <= window
             ):
                 folded = merge({"kind": prev.kind, "old": prev.old, "new": prev.new}, e)
                 if folded is not None:
@@ -267,7 +267,7 @@ def list_audit(
             new=e.new,
             author_id=e.author_id,
             author_name=name,
-            at=utc(e.at),  # type: ignore[arg-type]
+            at=utc(e.at),
             update_id=e.update_id,
         )
         for e, name in rows

@@ -31,7 +31,7 @@ def _record(row: PlanTemplate) -> TemplateRecord:
         description=row.description,
         content=row.content,
         created_by=row.created_by,
-        created_at=utc(row.created_at),  # type: ignore[arg-type]
+        created_at=utc(row.created_at),
     )
 
 

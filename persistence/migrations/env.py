@@ -5,6 +5,8 @@ from persistence.models import Base
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
+if url is None:
+    raise RuntimeError("alembic config has no sqlalchemy.url (persistence.db sets it)")
 engine = create_engine(url)
 with engine.connect() as connection:
     context.configure(

@@ -369,3 +369,19 @@ def test_needs_ids_sees_duplicates_and_rows_of_tables_it_does_not_read() -> None
     row.children.append(XmlElement("tableCell", {}, [XmlElement("paragraph")]))
     reader.read()
     assert reader.needs_ids() and missing_ids(doc)
+
+
+@pytest.mark.parametrize("heading", ["Risks.", "Risks :", "risks::", "RISKS"])
+def test_a_heading_with_trailing_punctuation_still_names_its_section(heading: str) -> None:
+    # As the editor reads it (web/src/lib/sections.js sectionKind; tests/test_contracts.py).
+    doc = written(
+        {
+            "type": "doc",
+            "content": [
+                h(2, heading),
+                table(["Risk", "Severity"], ["Sponsor leaves", "high"]),
+            ],
+        }
+    )
+    assign_ids(doc)
+    assert [r.get("risk") for r in read_structure(doc).of("risks")] == ["Sponsor leaves"]

@@ -10,7 +10,7 @@ import CollaborationCaret from '@tiptap/extension-collaboration-caret'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 
-import { ConnectionStatus } from './lib/connection.js'
+import { CLOSE_CODES, ConnectionStatus } from './lib/connection.js'
 import { DueDate } from './lib/duedate.js'
 import { PlanTableRow, StableIds } from './lib/ids.js'
 import { Owner } from './lib/owners.js'
@@ -22,23 +22,12 @@ import { Presence } from './lib/presence.js'
 import { PlanTaskItem, TaskKeys } from './lib/tasks.js'
 import { Toolbar } from './lib/toolbar.js'
 
-const DEFAULT_CLOSE_CODES = {
-  BAD_FRAME: 4400,
-  UNAUTHORIZED: 4401,
-  FORBIDDEN: 4403,
-  PLAN_NOT_FOUND: 4404,
-  FRAME_TOO_LARGE: 4413,
-  READ_ONLY: 4405,
-  SERVER_SHUTDOWN: 1012,
-  INTERNAL: 1011,
-}
-
 function readConfig () {
   const node = document.getElementById('tandem-config')
   if (!node) throw new Error('Tandem: no #tandem-config on this page')
   const config = JSON.parse(node.textContent)
   if (!config.planId || !config.wsUrl) throw new Error('Tandem: config needs planId and wsUrl')
-  config.closeCodes = { ...DEFAULT_CLOSE_CODES, ...(config.closeCodes || {}) }
+  config.closeCodes = { ...CLOSE_CODES, ...(config.closeCodes || {}) }
   config.readOnly = !!config.readOnly
   return config
 }

@@ -11,6 +11,22 @@
 
 const OFFLINE_GRACE_MS = 2500
 
+/**
+ * The close codes this file names, for a page whose config lacks some. The server sends its
+ * own (server/protocol.py Close) in the page config; tests/test_contracts.py checks these
+ * agree with them.
+ */
+export const CLOSE_CODES = {
+  BAD_FRAME: 4400,
+  UNAUTHORIZED: 4401,
+  FORBIDDEN: 4403,
+  PLAN_NOT_FOUND: 4404,
+  FRAME_TOO_LARGE: 4413,
+  READ_ONLY: 4405,
+  SERVER_SHUTDOWN: 1012,
+  INTERNAL: 1011,
+}
+
 /** Close codes after which reconnecting cannot help, with what we tell the person. */
 function terminalMessages (codes, config) {
   const here = window.location.pathname + window.location.search

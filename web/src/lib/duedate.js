@@ -103,13 +103,16 @@ export function dueLabel (date, now = new Date()) {
   return `Due ${d.toLocaleDateString('en-GB', opts)}`
 }
 
-/** 'overdue' | 'soon' (today … 7 days) | 'later' | 'invalid'. */
+/** A task is due soon from today to this many days ahead (server/summary.py SOON_DAYS). */
+export const SOON_DAYS = 7
+
+/** 'overdue' | 'soon' (today … SOON_DAYS days) | 'later' | 'invalid'. */
 export function dueState (date, now = new Date()) {
   const d = parseIso(date)
   if (!d) return 'invalid'
   const days = Math.round((d - atMidnight(now)) / DAY)
   if (days < 0) return 'overdue'
-  if (days <= 7) return 'soon'
+  if (days <= SOON_DAYS) return 'soon'
   return 'later'
 }
 

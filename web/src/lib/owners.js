@@ -7,10 +7,9 @@ import Mention from '@tiptap/extension-mention'
 import { Plugin, PluginKey, TextSelection } from '@tiptap/pm/state'
 import { initials } from './people.js'
 import { openMenu } from './popup.js'
-import { keyContacts } from './sections.js'
+import { SIDES, keyContacts } from './sections.js'
 import { suggestionRenderer } from './suggest-list.js'
 
-const SIDES = new Set(['vendor', 'customer'])
 const MAX_ITEMS = 8
 
 let peoplePromise = null
@@ -149,7 +148,7 @@ function removeChip (tr, chip) {
   tr.delete(from, to)
 }
 
-const ownerAttrs = (item) => ({ id: item.id, label: item.label, side: SIDES.has(item.side) ? item.side : null })
+const ownerAttrs = (item) => ({ id: item.id, label: item.label, side: SIDES.includes(item.side) ? item.side : null })
 
 /** The owner menu of the chip at `pos`: the people and contacts to choose, someone else, or none. */
 export async function openOwnerMenu (editor, pos, anchor) {
@@ -220,8 +219,8 @@ export const Owner = Mention.extend({
       },
       side: {
         default: null,
-        parseHTML: (el) => (SIDES.has(el.getAttribute('data-side')) ? el.getAttribute('data-side') : null),
-        renderHTML: (a) => (SIDES.has(a.side) ? { 'data-side': a.side } : {}),
+        parseHTML: (el) => (SIDES.includes(el.getAttribute('data-side')) ? el.getAttribute('data-side') : null),
+        renderHTML: (a) => (SIDES.includes(a.side) ? { 'data-side': a.side } : {}),
       },
     }
   },

@@ -2,6 +2,11 @@ import { TextSelection } from '@tiptap/pm/state'
 
 // The plan's recognised sections (docs/plan-document.md): read key contacts out of the
 // document for the @mention list, and build new sections for the toolbar's Insert menu.
+// The constants here have Python copies in crdt/structure.py; tests/test_contracts.py fails
+// when the two differ.
+
+/** The sides a contact or an owner can be on. */
+export const SIDES = ['vendor', 'customer']
 
 export const SECTION_HEADINGS = {
   contacts: ['key contacts', 'contacts', 'stakeholders', 'customer highlights'],
@@ -14,7 +19,8 @@ const norm = (s) => String(s || '').trim().replace(/\s+/g, ' ').toLowerCase()
 
 /** The section kind a heading's text names, or null. */
 export function sectionKind (text) {
-  const t = norm(text).replace(/[:.]$/, '')
+  // As crdt/structure.py section_kind reads it: trailing spaces, colons and full stops go.
+  const t = norm(text).replace(/[ :.]+$/, '')
   for (const [kind, names] of Object.entries(SECTION_HEADINGS)) if (names.includes(t)) return kind
   return null
 }
@@ -59,7 +65,7 @@ function readContactTable (table, out) {
     const name = cells[columns.name]
     if (!name) return
     const sideText = norm(cells[columns.side])
-    const side = sideText === 'vendor' || sideText === 'customer' ? sideText : null
+    const side = SIDES.includes(sideText) ? sideText : null
     out.push({
       id: row.attrs.id ? `contact:${row.attrs.id}` : `name:${name}`,
       label: name,
