@@ -89,7 +89,13 @@ def test_items_carry_status_progress_overdue_and_next_milestone(listing: Listing
         "percent": None,
         "milestones": {"done": 0, "total": 0},
     }
-    assert beta["overdue"] == {"vendor": 0, "customer": 0, "unassigned": 0, "total": 0}
+    assert beta["overdue"] == {
+        "vendor": 0,
+        "customer": 0,
+        "unknown": 0,
+        "unassigned": 0,
+        "total": 0,
+    }
     assert beta["next_milestone"] is None and beta["archived"] is False
 
 
