@@ -177,4 +177,15 @@ def test_the_top_bar_fits_at_every_width(browser: Browser, web_server: Server) -
             for label, left, right, w in bar["tabs"]:
                 if left < 0 or right > width or w == 0:
                     problems.append(f"{where}: the {label} tab is out of view ({left}..{right})")
+    # The plan list on a phone: each plan a block of labelled lines, none squeezed into a column
+    # a letter wide (a grid for an older four-column list once did that to "Status").
+    page.set_viewport_size({"width": 360, "height": 800})
+    page.goto(f"{base}/")
+    cells = page.eval_on_selector_all(
+        ".overview-table td[data-label]:not(:empty)",
+        "els => els.map((e) => [e.dataset.label, e.getBoundingClientRect().width])",
+    )
+    assert cells
+    problems += [f"plan list at 360px: {label} is {w:.0f}px wide" for label, w in cells if w < 200]
+    page.screenshot(path=str(ARTIFACTS / "plan-list-360.png"), full_page=True)
     assert problems == [], "\n".join(problems)
