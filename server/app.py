@@ -52,7 +52,7 @@ from .ws import internal_socket, plan_socket
 log = logging.getLogger(__name__)
 
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; "
     "img-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors {ancestors}; "
     "base-uri 'none'; form-action 'self'; object-src 'none'"
 )

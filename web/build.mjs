@@ -10,6 +10,8 @@
 //   editor-HASH.js  + .map        the plan editor (Tiptap + Yjs + y-websocket), one IIFE bundle
 //   editor-HASH.css + .map        editor-only styles (document, toolbar, carets, presence)
 //   app-HASH.css    + .map        the site-wide stylesheet linked by base.html
+// Both stylesheets are entries that @import one file per component from src/styles/; esbuild
+// inlines the imports in order, so each is still one file.
 //   *.gz, *.br                    the same files precompressed, served to browsers that accept them
 //   manifest.json                 {"editor.js": "editor-HASH.js", ...}: what templates link to
 //
