@@ -61,6 +61,9 @@ MAX_UNAPPLIED_BYTES_PER_ROOM = 4 * 1024 * 1024
 # one state (a name, a colour, a cursor).
 MAX_AWARENESS_CLIENTS = 8
 MAX_AWARENESS_STATE_BYTES = 4096
+# Presence that has left, remembered so that its echoes are not taken for new presence: stock
+# y-websocket clients send back every awareness change they hear, others' included.
+MAX_AWARENESS_TOMBSTONES = 4096
 
 #: Called after each group commit with the plan id and the ``(author id, log id)`` of every
 #: update it made durable, in log order. Must not block: it schedules work, it doesn't do it.
@@ -72,6 +75,12 @@ def _held_back(update: bytes, state: bytes) -> bool:
     does not expose a document's pending structs, but they are what the document's state
     does not cover (the leading count of client blocks is then not zero)."""
     return get_update(update, state)[0] != 0
+
+
+def _presence_key(conn: Connection) -> str:
+    """One person (an account, or a visitor of one link under one name), across tabs."""
+    i = conn.identity
+    return i.person or f"{i.via}:{i.credential_id}:{i.name}"
 
 
 def _is_fatal(exc: BaseException) -> bool:
@@ -107,6 +116,8 @@ class Room:
         # Updates the document holds back for missing dependencies: (connection, update).
         self._unapplied: list[tuple[Connection, bytes]] = []
         self._awareness: dict[int, tuple[int, str, Connection]] = {}
+        # client id -> (clock of its removal, who owned it): see _on_awareness.
+        self._departed: dict[int, tuple[int, str]] = {}
         self._writer: asyncio.Task[None] | None = None
         self._unload: asyncio.TimerHandle | None = None
         self._on_reset: Callable[[Room], None] | None = None
@@ -188,6 +199,7 @@ class Room:
             if known is not None and known[2] is conn:
                 del self._awareness[client]
                 gone.append((client, known[0] + 1, "null"))
+                self._depart(client, known[0] + 1, conn)
         if gone:
             self._broadcast(awareness_frame(gone), exclude=conn)
 
@@ -196,9 +208,7 @@ class Room:
         for conn in self.connections:
             # One entry per account, whether through the browser or a token, in any number
             # of tabs (as in the editor's strip); visitors per link and name.
-            i = conn.identity
-            key = i.person or f"{i.via}:{i.credential_id}:{i.name}"
-            seen.setdefault(key, i)
+            seen.setdefault(_presence_key(conn), conn.identity)
         return sorted(seen.values(), key=lambda i: i.name.lower())
 
     def _broadcast(self, frame: bytes, *, exclude: Connection | None) -> None:
@@ -270,33 +280,54 @@ class Room:
         self._wake.set()
 
     def _on_awareness(self, conn: Connection, frame: bytes) -> None:
-        forward = []
         entries = parse_awareness(frame)
         # Checked before anything changes, so a refused frame leaves nothing behind.
         if any(len(state) > MAX_AWARENESS_STATE_BYTES for _, _, state in entries):
             raise FrameError("awareness state too large")
-        new = {c for c, _, state in entries if state != "null"} - conn.awareness_clients
-        if len(conn.awareness_clients) + len(new) > MAX_AWARENESS_CLIENTS:
-            raise FrameError("too many awareness client ids")
+        # Stock y-websocket clients send back every awareness change they hear, other people's
+        # included: those entries are not this connection's to change, and they are skipped,
+        # not counted against it. Only what it introduces is its own, within the bound.
+        mine = []
         for client, clock, state in entries:
             known = self._awareness.get(client)
-            if known is not None:
-                if known[2] is not conn and known[2] in self.connections:
-                    continue  # another live connection's presence: not this one's to change
-                if clock < known[0] or (clock == known[0] and state != "null"):
-                    continue  # stale or repeated
+            if known is not None and known[2] is not conn and known[2] in self.connections:
+                continue  # another live connection's presence
+            departed = self._departed.get(client)
+            if (
+                known is None
+                and departed is not None
+                and clock <= departed[0]
+                and departed[1] != _presence_key(conn)
+            ):
+                continue  # an echo of someone's presence that has already left
+            mine.append((client, clock, state, known))
+        new = {c for c, _, state, _ in mine if state != "null"} - conn.awareness_clients
+        if len(conn.awareness_clients) + len(new) > MAX_AWARENESS_CLIENTS:
+            raise FrameError("too many awareness client ids")
+        forward = []
+        for client, clock, state, known in mine:
+            if known is not None and (clock < known[0] or (clock == known[0] and state != "null")):
+                continue  # stale or repeated
             if state == "null":
                 if known is None:
                     continue
                 del self._awareness[client]
                 conn.awareness_clients.discard(client)
+                self._depart(client, clock, conn)
             else:
                 state = self._stamp(conn, state)
                 self._awareness[client] = (clock, state, conn)
                 conn.awareness_clients.add(client)
+                self._departed.pop(client, None)
             forward.append((client, clock, state))
         if forward:
             self._broadcast(awareness_frame(forward), exclude=conn)
+
+    def _depart(self, client: int, clock: int, conn: Connection) -> None:
+        self._departed.pop(client, None)
+        self._departed[client] = (clock, _presence_key(conn))
+        while len(self._departed) > MAX_AWARENESS_TOMBSTONES:
+            del self._departed[next(iter(self._departed))]
 
     @staticmethod
     def _stamp(conn: Connection, state: str) -> str:

@@ -12,7 +12,7 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -219,3 +219,84 @@ async def test_two_node_clients_converge_and_see_each_other(
         # And the server's document is the same: a fresh pycrdt client reads it.
         async with peer(f"{server.ws}/{plan_id}?token={token}") as fresh:
             assert str(fragment(fresh.doc)) == n["xml"]
+
+
+async def _until_presence(client: NodeClient, expected: set[int]) -> dict[str, Any]:
+    """Waits until the client's remote presence is exactly ``expected`` (by client id)."""
+    with anyio.fail_after(30):
+        while True:
+            state = await client.call("state")
+            if {p["clientID"] for p in state["presence"]} == expected:
+                return state
+            await asyncio.sleep(0.05)
+
+
+async def test_a_dozen_stock_clients_keep_presence_and_leave_no_ghosts(
+    server: Server, token: str, node_token: str, plan_id: str
+) -> None:
+    """Stock y-websocket clients send back every awareness change they hear, other people's
+    included. With more people in a plan than one connection may introduce (8), those echoes
+    were counted against the connection relaying them and closed it with 4400; and the echo of
+    someone who has left must not bring their presence back."""
+    with anyio.fail_after(180):
+        async with AsyncExitStack() as staying:
+            casey = [
+                await staying.enter_async_context(node_client(server, plan_id, token))
+                for _ in range(6)
+            ]
+            async with AsyncExitStack() as leaving:
+                nora = [
+                    await leaving.enter_async_context(node_client(server, plan_id, node_token))
+                    for _ in range(6)
+                ]
+                ids = {}
+                for c in casey + nora:
+                    ids[c] = (await c.call("synced"))["clientID"]
+                    await c.call("user", user={"name": "anyone", "color": "#123456"})
+                for c in casey + nora:
+                    await _until_presence(c, set(ids.values()) - {ids[c]})
+            # Nora's six have left; Casey's six heard the removals and echoed them.
+            casey_ids = {ids[c] for c in casey}
+            for c in casey:
+                await _until_presence(c, casey_ids - {ids[c]})
+            async with node_client(server, plan_id, token) as fresh:
+                await fresh.call("synced")
+                state = await _until_presence(fresh, casey_ids)
+            heard = {
+                entry["clientID"]
+                for frame in state["frames"]
+                if frame["type"] == "awareness"
+                for entry in frame["entries"]
+                if entry["state"] is not None
+            }
+            assert heard.isdisjoint(ids[c] for c in nora), "a departed client's presence came back"
+            for c in casey:
+                assert (await c.call("state"))["closes"] == []
+
+
+async def test_a_late_echo_of_presence_that_has_left_does_not_bring_it_back(
+    server: Server, token: str, node_token: str, plan_id: str
+) -> None:
+    """A client that heard someone's presence may send it back after that person has left (as
+    stock y-websocket clients send back what they hear); the server knows it left and does not
+    take it for new presence of the relaying connection."""
+    casey = f"{server.ws}/{plan_id}?token={token}"
+    nora = f"{server.ws}/{plan_id}?token={node_token}"
+    heard = {"user": {"name": "Casey CSM"}}
+    with anyio.fail_after(30):
+        async with peer(casey) as watcher, peer(nora) as relay:
+            async with peer(casey) as leaver:
+                await leaver.send(awareness_frame([(777, 3, heard)]))
+                await wait_for(lambda: any(c == 777 for c, _, _ in relay.awareness()))
+            # The leaver is gone: everyone was told 777 left.
+            await wait_for(lambda: (777, 4, None) in watcher.awareness())
+            # The relay sends back what it had heard, then its own presence: once the watcher
+            # has that, the server has handled the echo before it (one socket, in order).
+            await relay.send(awareness_frame([(777, 3, heard)]))
+            await relay.send(awareness_frame([(888, 1, {"user": {"name": "Nora"}})]))
+            await wait_for(lambda: any(c == 888 for c, _, _ in watcher.awareness()))
+            after = watcher.awareness()[watcher.awareness().index((777, 4, None)) :]
+            assert all(c != 777 or state is None for c, _, state in after), after
+            async with peer(casey) as late:
+                await wait_for(lambda: any(c == 888 for c, _, _ in late.awareness()))
+                assert all(c != 777 for c, _, _ in late.awareness())
