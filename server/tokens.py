@@ -33,6 +33,8 @@ LIFETIMES = {
     "embed": MAX_AGE,
     "visit": VISIT_DAYS * 86400,
     "code": CODE_MINUTES * 60,
+    # A password reset link lasts as long as an invitation (RESET_MAX_AGE in the workspace).
+    "reset": INVITE_DAYS * 86400 + 3600,
 }
 
 
