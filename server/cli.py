@@ -65,7 +65,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
-    from .transport import forwarded_allow_ips, with_header_timeout
+    from .http import forwarded_allow_ips, with_header_timeout
 
     persistence.upgrade(settings.database_url)
     host = args.host or settings.host
@@ -85,7 +85,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         # Frames up to our own limit reach the room (which closes 4413 past it); uvicorn's
         # cap only stops absurd frames before they are buffered whole.
         ws_max_size=settings.max_frame_bytes * 2,
-        # Named, not "auto": server/channel.py writes broadcast frames to this protocol's
+        # Named, not "auto": server/live/connection.py writes broadcast frames to this protocol's
         # transport itself, and relies on its flow control (see Connection).
         ws="websockets-sansio",
         workers=1,
@@ -115,7 +115,7 @@ def _read_password(prompt: str) -> str:
 
 
 def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
-    from .auth import hash_password
+    from .identity import hash_password
 
     # Checked here because the columns are VARCHAR: PostgreSQL refused longer values with a
     # traceback (and SQLite stored them), and an empty name or a non-address was accepted.
@@ -194,7 +194,7 @@ def _user_id(store, email: str) -> int | None:  # type: ignore[no-untyped-def]
 
 
 def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> int:
-    from .auth import Auth
+    from .identity import Auth
 
     if args.label is not None and len(args.label) > 200:
         # api_tokens.label is VARCHAR(200): PostgreSQL refused a longer one with a traceback.
@@ -249,7 +249,7 @@ def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_plans_rebuild(settings: Settings, args: argparse.Namespace) -> int:
-    from .materialise import rebuild
+    from .plan import rebuild
 
     persistence.upgrade(settings.database_url)
     store = _store(settings)

@@ -16,17 +16,16 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
 
 import persistence
+from server.identity import CODE_MINUTES, LINK_ROLES, VISIT_DAYS, Identity, Rule, actor
+from server.live import Close
+from server.plan import ApiError
 
-from . import access
-from .access import LINK_ROLES, Rule, rule, visit_cookie
-from .channel import Identity
+from . import guard
+from .guard import rule, visit_cookie
 from .members import base_url, valid_email
-from .protocol import Close
-from .tokens import CODE_MINUTES, VISIT_DAYS
-from .web import ApiError, read_json, render, services, text_field
+from .responses import read_json, render, services, text_field
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +98,11 @@ async def create(
             expires_at=expiry,
         )
     )
-    await access.audit(
+    await guard.audit(
         request,
         "link.created",
         plan_id=plan_id,
-        actor=access.actor(identity),
+        actor=actor(identity),
         subject=f"{kind} link {link.id}" + (f" ({label})" if label else ""),
         detail=f"{role}, until {expiry:%Y-%m-%d %H:%M} UTC"
         + (f", @{domain_} only" if domain_ else ""),
@@ -119,7 +118,7 @@ async def revoke(request: Request, link_id: str) -> None:
     )
     if not done:
         raise ApiError(404, "no such link, or it is already revoked")
-    closed = access.close_connections(
+    closed = guard.close_connections(
         request,
         plan_id,
         lambda i: i.via in ("link", "embed") and i.credential_id == link_id,
@@ -127,11 +126,11 @@ async def revoke(request: Request, link_id: str) -> None:
         "this link was revoked",
     )
     log.info("link %s revoked; %d connections closed", link_id, closed)
-    await access.audit(
+    await guard.audit(
         request,
         "link.revoked",
         plan_id=plan_id,
-        actor=access.actor(identity),
+        actor=actor(identity),
         subject=f"link {link_id}",
     )
 
@@ -259,7 +258,7 @@ async def visit_page(request: Request) -> Response:
         return render(request, "visit.html", ctx)
     form = await request.form()
     step = str(form.get("step", "name"))
-    ip = access.client_ip(request)
+    ip = guard.client_ip(request)
     if step == "code" and link.domain:
         return await _check_code(request, link, form, ctx)
     name = _clean_name(str(form.get("name", "")))
@@ -307,7 +306,7 @@ async def _check_code(request: Request, link, form, ctx) -> Response:  # type: i
         return render(request, "visit.html", ctx, 400)
     code_id, _link, name, email = pending
     ctx.update(step="code", pending=str(form.get("pending", "")))
-    if not svc.limits.codes.allow(access.client_ip(request)):
+    if not svc.limits.codes.allow(guard.client_ip(request)):
         ctx["errors"]["code"] = "Too many tries. Wait a minute and try again."
         return render(request, "visit.html", ctx, 429)
     code = str(form.get("code", "")).strip()
@@ -333,7 +332,7 @@ async def _used(request: Request, link, name: str, email: str | None) -> None:  
     await services(request).store.run(
         lambda s: persistence.touch_link(session=s, link_id=link.id, count=True)
     )
-    await access.audit(
+    await guard.audit(
         request,
         "link.used",
         plan_id=link.plan_id,
@@ -341,12 +340,3 @@ async def _used(request: Request, link, name: str, email: str | None) -> None:  
         subject=f"{link.kind} link {link.id}" + (f" ({link.label})" if link.label else ""),
         detail=link.role,
     )
-
-
-routes = [
-    Route("/api/plans/{plan_id}/links", create_link_api, methods=["POST"]),
-    Route("/api/plans/{plan_id}/links", list_links_api, methods=["GET"]),
-    Route("/api/plans/{plan_id}/links/{link_id}", revoke_link_api, methods=["DELETE"]),
-    Route("/api/plans/{plan_id}/embeds", create_embed_api, methods=["POST"]),
-    Route("/s/{token}", visit_page, methods=["GET", "POST"], name="visit"),
-]

@@ -11,17 +11,16 @@ from typing import Any
 from pycrdt import Doc
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 import crdt
 import persistence
 from crdt import structure
+from server import plan as domain
+from server.identity import Identity, Rule
+from server.plan import ApiError, summarise, task_json
 
-from . import catalog
-from .access import Rule, rule
-from .channel import Identity
-from .summary import summarise, task_json
-from .web import ApiError, int_param, read_json, services, text_field
+from ..guard import rule
+from ..responses import int_param, read_json, services, text_field
 
 TASK_FILTERS = ("owner", "side", "status", "due_before", "due_after", "milestone")
 RAGS = ("red", "amber", "green")
@@ -70,7 +69,7 @@ def task_filters(query: Any) -> dict[str, Any]:
 @rule(Rule.SIGNED_IN)
 async def list_templates(request: Request) -> Response:
     identity: Identity = request.state.identity
-    templates = await catalog.list_templates(services(request).store, staff=identity.staff)
+    templates = await domain.list_templates(services(request).store, staff=identity.staff)
     return JSONResponse({"templates": templates})
 
 
@@ -87,7 +86,7 @@ async def save_as_template(request: Request) -> Response:
     description = text_field(data, "description", max_len=1000, required=False)
     svc = services(request)
     doc = crdt.doc_from_updates([await svc.rooms.snapshot(plan.id)])
-    content = catalog.reusable_content(crdt.to_prosemirror(doc))
+    content = domain.reusable_content(crdt.to_prosemirror(doc))
     record = await svc.store.run(
         lambda s: persistence.create_template(
             session=s,
@@ -98,7 +97,7 @@ async def save_as_template(request: Request) -> Response:
         )
     )
     return JSONResponse(
-        {**catalog.template_json(record), "copies": catalog.TEMPLATE_COPIES}, status_code=201
+        {**domain.template_json(record), "copies": domain.TEMPLATE_COPIES}, status_code=201
     )
 
 
@@ -303,17 +302,6 @@ async def delete_status(request: Request) -> Response:
     return JSONResponse((await plan_summary(services(request).store, plan.id))["status"])
 
 
-routes = [
-    Route("/api/templates", list_templates, methods=["GET"]),
-    Route("/api/plans/{plan_id}/save-as-template", save_as_template, methods=["POST"]),
-    Route("/api/plans/{plan_id}/tasks", list_tasks, methods=["GET"]),
-    Route("/api/plans/{plan_id}/tasks/{task_id}", patch_task, methods=["PATCH"]),
-    Route("/api/plans/{plan_id}/milestones", list_milestones, methods=["GET"]),
-    Route("/api/plans/{plan_id}/key-results", _rows("key_results", "key_results"), methods=["GET"]),
-    Route("/api/plans/{plan_id}/risks", _rows("risks", "risks"), methods=["GET"]),
-    Route("/api/plans/{plan_id}/contacts", _rows("contacts", "contacts"), methods=["GET"]),
-    Route("/api/plans/{plan_id}/summary", get_summary, methods=["GET"]),
-    Route("/api/plans/{plan_id}/audit", get_audit, methods=["GET"]),
-    Route("/api/plans/{plan_id}/status", put_status, methods=["PUT"]),
-    Route("/api/plans/{plan_id}/status", delete_status, methods=["DELETE"]),
-]
+list_key_results = _rows("key_results", "key_results")
+list_risks = _rows("risks", "risks")
+list_contacts = _rows("contacts", "contacts")

@@ -18,9 +18,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 
 import persistence
+from server.store import Store
 
-from .channel import Identity
-from .store import Store
+from .identity import Identity
 
 SESSION_COOKIE = "tandem_session"
 TOKEN_PREFIX = "tdm_"

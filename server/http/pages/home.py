@@ -7,17 +7,16 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
 
 import persistence
+from server import plan as domain
+from server.identity import SESSION_COOKIE, Identity, Rule, plan_nav
+from server.live import Close
+from server.plan import ApiError
 
-from . import access, catalog
-from . import plan_list as listing
-from .access import Rule, rule
-from .auth import SESSION_COOKIE
-from .channel import Identity
-from .protocol import Close
-from .web import ApiError, colour_for, json_for_script, render, services
+from .. import guard
+from ..guard import rule
+from ..responses import colour_for, json_for_script, render, services
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +64,7 @@ async def _has_users(request: Request) -> bool:
 async def setup(request: Request) -> Response:
     if await _has_users(request):
         # Signed in already: the plans, not a form for something done.
-        signed_in = await access.account(request) is not None
+        signed_in = await guard.account(request) is not None
         return RedirectResponse("/" if signed_in else "/login", status_code=303)
     errors: dict[str, str] = {}
     form: dict[str, str] = {}
@@ -113,7 +112,7 @@ async def login(request: Request) -> Response:
     if not await _has_users(request):
         return RedirectResponse("/setup", status_code=303)
     target = _safe_next(request.query_params.get("next"))
-    if request.method == "GET" and await access.account(request) is not None:
+    if request.method == "GET" and await guard.account(request) is not None:
         return RedirectResponse(target, status_code=303)  # signed in already
     error = None
     email = ""
@@ -123,7 +122,7 @@ async def login(request: Request) -> Response:
         password = str(raw.get("password", ""))
         target = _safe_next(str(raw.get("next", "/")))
         svc = services(request)
-        ip = access.client_ip(request)
+        ip = guard.client_ip(request)
         key = f"{ip}|{email.lower()}"
         if not (svc.limits.signin.allow(key) and svc.limits.signin_ip.allow(ip)):
             log.warning("sign-in rate limit hit")
@@ -146,12 +145,12 @@ async def login(request: Request) -> Response:
         active = found is not None and found[0].deactivated_at is None
         if await svc.auth.verify_password(found[1] if found else None, password) and active:
             log.info("sign-in: user %d", found[0].id)
-            await access.audit(
+            await guard.audit(
                 request, "signin", plan_id=None, actor=found[0].name, subject=found[0].email
             )
             return _signed_in(request, await svc.auth.start_session(found[0].id), target)
         log.info("failed sign-in")
-        await access.audit(
+        await guard.audit(
             request, "signin.failed", plan_id=None, actor="unknown", subject=email.lower()[:320]
         )
         error = "That email and password do not match an account."
@@ -210,11 +209,11 @@ async def _plan_list(request: Request) -> Response:
                 errors[key] = f"Keep it to 200 characters: this one has {len(form[key]):,}."
         content = None
         try:
-            content = await catalog.template_content(svc.store, form["template"])
+            content = await domain.template_content(svc.store, form["template"])
         except ApiError as exc:
             errors["template"] = str(exc.detail)
         if not errors:
-            plan = await catalog.create_plan(
+            plan = await domain.create_plan(
                 svc.store,
                 title=form["title"],
                 customer=form["customer"],
@@ -224,16 +223,16 @@ async def _plan_list(request: Request) -> Response:
             if content is not None:
                 await svc.materialiser.flush(plan.id)
             return RedirectResponse(f"/plans/{plan.id}", status_code=303)
-    # h7: the list a CSM works from (search, filters, sorting): see plan_list.py.
+    # h7: the list a CSM works from (search, filters, sorting): see server/plan/listing.py.
     list_error = None
     try:
-        query = listing.parse_query(request.query_params)
+        query = domain.parse_query(request.query_params)
     except ApiError as exc:
-        query, list_error = listing.ListQuery(), str(exc.detail)
-    rows = await listing.plan_rows(svc.store, identity, query)
+        query, list_error = domain.ListQuery(), str(exc.detail)
+    rows = await domain.plan_rows(svc.store, identity, query)
     for row in rows:
         row["present"] = [_person(i) for i in svc.rooms.present(row["plan"].id)]
-    templates = await catalog.list_templates(svc.store) if identity.staff else []
+    templates = await domain.list_templates(svc.store) if identity.staff else []
     context = {
         "user": identity,
         "rows": rows,
@@ -241,10 +240,10 @@ async def _plan_list(request: Request) -> Response:
         "form": form,
         "templates": templates,
         "query": query.as_form(),
-        "filtered": query != listing.ListQuery(),
+        "filtered": query != domain.ListQuery(),
         "list_error": list_error,
         "sorts": LIST_SORTS,
-        "customers": listing.customers(rows),
+        "customers": domain.customers(rows),
     }
     return render(request, "plans.html", context, 400 if errors or list_error else 200)
 
@@ -286,7 +285,7 @@ def editor_context(request: Request, *, internal: bool = False, embed: bool = Fa
         "config_json": json_for_script(config),
         "internal": internal,
         "embed": embed,
-        **access.plan_nav(identity),
+        **plan_nav(identity),
     }
 
 
@@ -298,14 +297,3 @@ async def plan_page(request: Request) -> Response:
 @rule(Rule.PLAN_VENDOR)
 async def internal_page(request: Request) -> Response:
     return render(request, "plan.html", editor_context(request, internal=True))
-
-
-routes = [
-    Route("/setup", setup, methods=["GET", "POST"]),
-    Route("/login", login, methods=["GET", "POST"]),
-    Route("/logout", logout, methods=["POST"]),
-    Route("/", plan_list, methods=["GET"], name="plan_list"),
-    Route("/", create_plan_form, methods=["POST"]),
-    Route("/plans/{plan_id}", plan_page, methods=["GET"], name="plan_page"),
-    Route("/plans/{plan_id}/internal", internal_page, methods=["GET"], name="internal_page"),
-]

@@ -11,17 +11,17 @@ from typing import Any
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
 
 import persistence
+from server.identity import Identity, Rule, actor
+from server.live import Close
+from server.plan import ApiError
 
-from . import access
-from .access import Rule, rule
-from .channel import Identity
+from . import guard
+from .guard import rule
 from .members import INVITE_DAYS, base_url, valid_email
-from .pages import MIN_PASSWORD, set_session_cookie
-from .protocol import Close
-from .web import ApiError, read_json, render, services, text_field
+from .pages.home import MIN_PASSWORD, set_session_cookie
+from .responses import read_json, render, services, text_field
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +123,11 @@ async def invite_staff(
             f"\n\n{url}\n\nIf you did not expect this, ignore this message.\n"
         )
         await svc.mailer.send(address, "You are invited to Tandem", body)
-    await access.audit(
+    await guard.audit(
         request,
         "staff.invited" if new else "staff.granted",
         plan_id=None,
-        actor=access.actor(identity),
+        actor=actor(identity),
         subject=address,
     )
     return {"id": user.id, "email": user.email, "kind": "staff", "new": new}, url
@@ -170,11 +170,11 @@ async def update_person(
         what.append("made staff" if staff else "made guest")
     if active is not None:
         what.append("reactivated" if active else "deactivated")
-    await access.audit(
+    await guard.audit(
         request,
         "account.changed",
         plan_id=None,
-        actor=access.actor(identity),
+        actor=actor(identity),
         subject=user.email,
         detail=", ".join(what),
     )
@@ -283,7 +283,7 @@ async def people_page(request: Request) -> Response:
 
 def _reset_limited(request: Request, email: str) -> bool:
     limits = services(request).limits
-    ip = access.client_ip(request)
+    ip = guard.client_ip(request)
     # The sign-in buckets: asking for resets is guessing at accounts just as signing in is.
     return not (limits.signin.allow(f"{ip}|reset|{email}") and limits.signin_ip.allow(ip))
 
@@ -356,17 +356,7 @@ async def reset_page(request: Request) -> Response:
     for c in svc.rooms.connections():
         if c.identity.via == "session" and c.identity.user_id == done.id:
             c.close(Close.UNAUTHORIZED, "password changed")
-    await access.audit(request, "password.reset", plan_id=None, actor=done.name, subject=done.email)
+    await guard.audit(request, "password.reset", plan_id=None, actor=done.name, subject=done.email)
     response = RedirectResponse("/", status_code=303)
     set_session_cookie(request, response, await svc.auth.start_session(done.id))
     return response
-
-
-routes = [
-    Route("/workspace/people", people_page, methods=["GET", "POST"], name="people"),
-    Route("/api/workspace/people", people_api, methods=["GET"]),
-    Route("/api/workspace/people", invite_staff_api, methods=["POST"]),
-    Route("/api/workspace/people/{user_id}", update_person_api, methods=["PATCH"]),
-    Route("/password-reset", reset_request_page, methods=["GET", "POST"]),
-    Route("/password-reset/{token}", reset_page, methods=["GET", "POST"]),
-]

@@ -26,10 +26,10 @@ import anyio
 
 import crdt.structure
 import persistence
+from server.live import RoomManager
+from server.store import Store, split_key
 
 from .projection import LogEntry, Shadow, Step, advance, merge_events
-from .rooms import RoomManager
-from .store import Store, split_key
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """A plan's life cycle: rename it, change its customer, archive and restore it, delete it.
 
-Archiving makes the plan read-only for everyone at once (``access.archived_view`` for new
+Archiving makes the plan read-only for everyone at once (``guard.archived_view`` for new
 requests and sockets; open sockets are switched here). Deleting closes its sockets, removes
 every row of it, and leaves a workspace-level record in the access trail (``plan_id`` NULL).
 """
@@ -13,18 +13,18 @@ from typing import Any
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
 
 import crdt
 import persistence
+from server import plan as domain
+from server.identity import VIEWER, Identity, Rule, actor, plan_nav
+from server.live import Close
+from server.plan import ApiError
+from server.store import room_key
 
-from . import catalog
-from .access import VIEWER, Rule, actor, client_ip, plan_nav, rule
-from .api import plan_json
-from .channel import Identity
-from .protocol import Close
-from .store import room_key
-from .web import ApiError, read_json, render, services, text_field
+from .api.plans import plan_json
+from .guard import client_ip, rule
+from .responses import read_json, render, services, text_field
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ async def save_template(
 ) -> None:
     svc = services(conn)
     doc = crdt.doc_from_updates([await svc.rooms.snapshot(plan.id)])
-    content = catalog.reusable_content(crdt.to_prosemirror(doc))
+    content = domain.reusable_content(crdt.to_prosemirror(doc))
     await svc.store.run(
         lambda s: persistence.create_template(
             session=s, name=name, description="", content=content, created_by=identity.user_id
@@ -254,11 +254,3 @@ async def settings_action(request: Request) -> Response:
     except Refused as exc:
         return await _settings(request, error=exc.message, field=exc.field, status=exc.status)
     return RedirectResponse(back, status_code=303)
-
-
-routes = [
-    Route("/api/plans/{plan_id}", patch_plan, methods=["PATCH"]),
-    Route("/api/plans/{plan_id}", delete_plan_api, methods=["DELETE"]),
-    Route("/plans/{plan_id}/settings", settings_page, methods=["GET"], name="plan_settings"),
-    Route("/plans/{plan_id}/settings", settings_action, methods=["POST"]),
-]

@@ -9,9 +9,9 @@ import crdt
 import persistence
 from crdt.structure import assign_ids
 from crdt.templates import BUILT_IN
+from server.store import Store
 
-from .store import Store
-from .web import ApiError
+from .errors import ApiError
 
 
 def template_json(t: crdt.templates.Template | persistence.TemplateRecord) -> dict[str, Any]:

@@ -15,12 +15,14 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from .assets import Manifest
-from .auth import SESSION_COOKIE, Credentials
-from .channel import Identity
+from server.identity import SESSION_COOKIE, Credentials, Identity
+from server.plan import ApiError
+from server.services import Services
 
-TEMPLATES = Path(__file__).parent / "templates"
-STATIC = Path(__file__).resolve().parent.parent / "web" / "dist"
+from .assets import Manifest
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+STATIC = Path(__file__).resolve().parents[2] / "web" / "dist"
 
 # Colours for people's carets and avatars: distinct, readable on white.
 PALETTE = ["#d9480f", "#1971c2", "#2f9e44", "#9c36b5", "#e8590c", "#0c8599", "#c2255c", "#5f3dc4"]
@@ -29,14 +31,6 @@ PALETTE = ["#d9480f", "#1971c2", "#2f9e44", "#9c36b5", "#e8590c", "#0c8599", "#c
 def colour_for(identity: Identity) -> str:
     key = f"{identity.via}:{identity.user_id}:{identity.name}".encode()
     return PALETTE[hashlib.sha256(key).digest()[0] % len(PALETTE)]
-
-
-class ApiError(HTTPException):
-    """A 4xx answered as JSON: ``{"error": message, "field": field}``."""
-
-    def __init__(self, status: int, message: str, *, field: str | None = None) -> None:
-        super().__init__(status, message)
-        self.field = field
 
 
 def api_error_response(_request: Request, exc: Exception) -> Response:
@@ -103,8 +97,9 @@ def credentials(conn: HTTPConnection, *, allow_query_token: bool = False) -> Cre
     )
 
 
-def services(conn: HTTPConnection):  # type: ignore[no-untyped-def]
-    return conn.app.state.services
+def services(conn: HTTPConnection) -> Services:
+    svc: Services = conn.app.state.services
+    return svc
 
 
 def login_redirect(request: Request) -> RedirectResponse:

@@ -14,11 +14,11 @@ import logging
 import anyio
 
 import persistence
+from server.store import Store
 
-from .channel import Connection
+from .connection import Connection
 from .protocol import Close
 from .rooms import RoomManager
-from .store import Store
 
 log = logging.getLogger(__name__)
 

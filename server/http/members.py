@@ -10,16 +10,27 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
 
 import persistence
+from server.identity import (
+    CUSTOMER,
+    OWNER,
+    ROLES,
+    SESSION_COOKIE,
+    SIDES,
+    VENDOR,
+    VIEWER,
+    Identity,
+    Rule,
+    actor,
+    vendor_owner,
+)
+from server.live import Close
+from server.plan import ApiError
 
-from . import access
-from .access import CUSTOMER, OWNER, ROLES, SIDES, VENDOR, VIEWER, Rule, rule
-from .auth import SESSION_COOKIE
-from .channel import Identity
-from .protocol import Close
-from .web import ApiError, int_param, read_json, render, services, text_field
+from . import guard
+from .guard import rule
+from .responses import int_param, read_json, render, services, text_field
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +62,7 @@ def _check(role: str, side: str) -> None:
 def _may_touch_vendor(identity: Identity) -> None:
     """Only vendor-side owners grant, change or remove the vendor side: a customer-side owner
     could otherwise make herself (or a second address of hers) vendor and read the internal plan."""
-    if not access.vendor_owner(identity):
+    if not vendor_owner(identity):
         raise ApiError(
             403,
             "only the plan's vendor-side owners can grant or change the vendor side",
@@ -124,11 +135,11 @@ async def invite(
         f"days):\n\n{url}\n\nIf you did not expect this, ignore this message.\n"
     )
     emailed = await svc.mailer.send(address, f"You are invited to {plan.title}", body)
-    await access.audit(
+    await guard.audit(
         request,
         "member.invited",
         plan_id=plan.id,
-        actor=access.actor(identity),
+        actor=actor(identity),
         subject=address,
         detail=f"{role}, {side} side",
     )
@@ -162,7 +173,7 @@ async def change(request: Request, user_id: int, role: str, side: str) -> None:
     if before is None:
         raise ApiError(404, "no such member")
     if role == VIEWER and before.role != VIEWER:
-        access.close_connections(
+        guard.close_connections(
             request,
             plan_id,
             lambda i: i.user_id == user_id,
@@ -170,18 +181,18 @@ async def change(request: Request, user_id: int, role: str, side: str) -> None:
             "you can now only view",
         )
     if side != VENDOR and before.side == VENDOR:
-        access.close_connections(
+        guard.close_connections(
             request,
             plan_id,
             lambda i: i.user_id == user_id and i.side == VENDOR,
             Close.FORBIDDEN,
             "no access",
         )
-    await access.audit(
+    await guard.audit(
         request,
         "member.changed",
         plan_id=plan_id,
-        actor=access.actor(identity),
+        actor=actor(identity),
         subject=before.email,
         detail=f"{before.role}, {before.side} side -> {role}, {side} side",
     )
@@ -206,18 +217,18 @@ async def remove(request: Request, user_id: int) -> None:
     if member is None:
         raise ApiError(404, "no such member")
     # Accounts only: a visitor through a link has no user id to match.
-    access.close_connections(
+    guard.close_connections(
         request,
         plan_id,
         lambda i: i.is_account and i.user_id == user_id,
         Close.FORBIDDEN,
         "removed from this plan",
     )
-    await access.audit(
+    await guard.audit(
         request,
         "member.removed",
         plan_id=plan_id,
-        actor=access.actor(identity),
+        actor=actor(identity),
         subject=member.email,
     )
 
@@ -226,7 +237,7 @@ def visible_invites(
     identity: Identity, invites: list[persistence.InviteRecord]
 ) -> list[persistence.InviteRecord]:
     """A customer-side owner never sees pending vendor invitations (their links are credentials)."""
-    if access.vendor_owner(identity):
+    if vendor_owner(identity):
         return invites
     return [i for i in invites if i.side != VENDOR]
 
@@ -344,7 +355,7 @@ async def accept_page(request: Request) -> Response:
     if record.accepted_at or record.revoked_at or record.expires_at <= now:
         return _error(request, "This invitation has expired, was revoked or was already used.", 410)
     plan = await svc.store.run(lambda s: persistence.get_plan(session=s, plan_id=plan_id))
-    me = await access.account(request)
+    me = await guard.account(request)
     known = await svc.store.run(lambda s: persistence.find_user(session=s, email=record.email))
     ctx: dict[str, Any] = {"invite": record, "plan": plan, "user": me, "errors": {}, "form": {}}
     if me is not None and me.email != record.email:
@@ -407,7 +418,7 @@ async def accept_page(request: Request) -> Response:
             actor=f"{name} <{record.email}>",
             subject=record.email,
             detail=f"accepted invitation as {record.role}, {record.side} side",
-            ip=access.client_ip(request),
+            ip=guard.client_ip(request),
         )
         return uid
 
@@ -419,16 +430,7 @@ async def accept_page(request: Request) -> Response:
         return _error(request, "This invitation was already used.", 410)
     response = RedirectResponse(f"/plans/{plan_id}", status_code=303)
     if me is None:
-        from .pages import set_session_cookie
+        from .pages.home import set_session_cookie
 
         set_session_cookie(request, response, await svc.auth.start_session(uid))
     return response
-
-
-routes = [
-    Route("/api/plans/{plan_id}/members", list_members_api, methods=["GET"]),
-    Route("/api/plans/{plan_id}/members", invite_api, methods=["POST"]),
-    Route("/api/plans/{plan_id}/members/{user_id}", change_member_api, methods=["PATCH"]),
-    Route("/api/plans/{plan_id}/members/{user_id}", remove_member_api, methods=["DELETE"]),
-    Route("/invite/{token}", accept_page, methods=["GET", "POST"], name="accept_invite"),
-]

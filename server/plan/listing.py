@@ -13,11 +13,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import persistence
+from server.identity import Identity
+from server.store import Store
 
-from .channel import Identity
-from .store import Store
+from .errors import ApiError
 from .summary import summarise
-from .web import ApiError
 
 PARAMS = ("q", "status", "customer", "mine", "archived", "sort")
 STATUSES = ("red", "amber", "green")

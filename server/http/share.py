@@ -8,13 +8,14 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
 
 import persistence
+from server.identity import CUSTOMER, LINK_ROLES, ROLES, SIDES, VENDOR, Rule, vendor_owner
+from server.plan import ApiError
 
-from . import access, links, members
-from .access import CUSTOMER, LINK_ROLES, ROLES, SIDES, VENDOR, Rule, rule
-from .web import ApiError, int_param, render, services
+from . import links, members
+from .guard import rule
+from .responses import int_param, render, services
 
 EXPIRY_CHOICES = [
     ("1", "1 day"),
@@ -57,7 +58,7 @@ async def _load(request: Request) -> dict[str, Any]:
         "roles": ROLES,
         "link_roles": LINK_ROLES,
         # Only vendor-side owners may grant the vendor side.
-        "sides": SIDES if access.vendor_owner(request.state.identity) else (CUSTOMER,),
+        "sides": SIDES if vendor_owner(request.state.identity) else (CUSTOMER,),
         "expiries": EXPIRY_CHOICES,
         "me": request.state.identity,
         "embed_origins": services(request).settings.embed_allowed_origins,
@@ -152,7 +153,7 @@ def _int(value: str | None) -> int:
 async def _events(request: Request) -> list[persistence.AccessEventRecord]:
     plan_id = request.state.plan.id
 
-    vendor_view = access.vendor_owner(request.state.identity)
+    vendor_view = vendor_owner(request.state.identity)
 
     def load(s):  # type: ignore[no-untyped-def]
         people = persistence.list_members(session=s, plan_id=plan_id)
@@ -223,11 +224,3 @@ async def access_log_api(request: Request) -> Response:
             ]
         }
     )
-
-
-routes = [
-    Route("/plans/{plan_id}/share", share_page, methods=["GET"], name="share"),
-    Route("/plans/{plan_id}/share", share_action, methods=["POST"]),
-    Route("/plans/{plan_id}/access", access_page, methods=["GET"], name="access_log"),
-    Route("/api/plans/{plan_id}/access-log", access_log_api, methods=["GET"]),
-]

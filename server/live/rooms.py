@@ -23,8 +23,10 @@ from collections.abc import Callable, Sequence
 from pycrdt import Doc, get_update, merge_updates
 
 import crdt
+from server.identity import Identity
+from server.store import Store
 
-from .channel import Connection, Identity, binary_frame
+from .connection import Connection, binary_frame
 from .protocol import (
     MSG_AUTH,
     MSG_AWARENESS,
@@ -41,7 +43,6 @@ from .protocol import (
     permission_denied_frame,
     sync_frame,
 )
-from .store import Store
 
 log = logging.getLogger(__name__)
 

@@ -6,16 +6,16 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
 
 import crdt
 import persistence
+from server import plan as domain
+from server.identity import Identity, Rule
+from server.plan import ApiError
+from server.store import room_key
 
-from . import catalog, plan_list
-from .access import Rule, rule
-from .channel import Identity
-from .store import room_key
-from .web import ApiError, colour_for, read_json, services, text_field
+from ..guard import rule
+from ..responses import colour_for, read_json, services, text_field
 
 
 def _person(identity: Identity) -> dict[str, Any]:
@@ -47,8 +47,8 @@ async def create_plan(request: Request) -> Response:
     title = text_field(data, "title")
     customer = text_field(data, "customer")
     svc = services(request)
-    content = await catalog.template_content(svc.store, data.get("template"))
-    plan = await catalog.create_plan(
+    content = await domain.template_content(svc.store, data.get("template"))
+    plan = await domain.create_plan(
         svc.store, title=title, customer=customer, user_id=identity.user_id, content=content
     )
     if content is not None:
@@ -59,8 +59,8 @@ async def create_plan(request: Request) -> Response:
 @rule(Rule.SIGNED_IN)
 async def list_plans(request: Request) -> Response:
     """The caller's plans with their figures; see plan_list for the query parameters."""
-    query = plan_list.parse_query(request.query_params)
-    rows = await plan_list.plan_rows(services(request).store, request.state.identity, query)
+    query = domain.parse_query(request.query_params)
+    rows = await domain.plan_rows(services(request).store, request.state.identity, query)
     return JSONResponse({"plans": [plan_list_item(request, row) for row in rows]})
 
 
@@ -113,13 +113,3 @@ async def list_people(request: Request) -> Response:
     )
     people = [{"id": f"user:{m.user_id}", "label": m.name, "side": m.side} for m in members]
     return JSONResponse({"people": people})
-
-
-routes = [
-    Route("/api/plans", create_plan, methods=["POST"]),
-    Route("/api/plans", list_plans, methods=["GET"]),
-    Route("/api/plans/{plan_id}", get_plan, methods=["GET"]),
-    Route("/api/plans/{plan_id}/people", list_people, methods=["GET"]),
-    Route("/api/plans/{plan_id}/document", get_document, methods=["GET"]),
-    Route("/api/plans/{plan_id}/internal/document", get_internal_document, methods=["GET"]),
-]

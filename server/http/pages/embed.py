@@ -11,16 +11,14 @@ from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 import persistence
+from server.identity import Rule
 
-from .access import Rule, link_identity, rule
-from .links import VISIT_DAYS, set_visit_cookie, usable_link
-from .pages import editor_context
-from .web import render, services
-
-EMBED_PREFIX = "/embed/"
+from ..guard import link_identity, rule
+from ..links import VISIT_DAYS, set_visit_cookie, usable_link
+from ..responses import render, services
+from .home import editor_context
 
 
 @rule(Rule.PUBLIC)  # the signed embed URL is the credential
@@ -47,6 +45,3 @@ async def embed_page(request: Request) -> Response:
     max_age = int(min(VISIT_DAYS * 86400, (link.expires_at - datetime.now(UTC)).total_seconds()))
     set_visit_cookie(request, response, link.plan_id, value, max_age)
     return response
-
-
-routes = [Route("/embed/{token}", embed_page, methods=["GET"], name="embed")]

@@ -7,11 +7,8 @@ per-connection rules (identity, read-only, back-pressure) live here.
 from __future__ import annotations
 
 import asyncio
-import functools
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import Message
@@ -19,6 +16,7 @@ from starlette.websockets import WebSocket, WebSocketState
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
+from ..identity import Identity
 from .protocol import Close
 
 log = logging.getLogger(__name__)
@@ -26,38 +24,6 @@ log = logging.getLogger(__name__)
 # A client this far behind is cut off rather than allowed to grow the server without bound;
 # it reconnects and catches up through a fresh sync (default of TANDEM_MAX_QUEUED_BYTES).
 MAX_QUEUED_BYTES = 32 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who is asking, as the server knows it (never as the client claims)."""
-
-    user_id: int | None
-    name: str
-    email: str | None
-    via: str  # "session", "token" (accounts), "link" or "embed" (visitors of one plan)
-    credential_id: str
-    read_only: bool = False
-    # Set once the identity is scoped to a plan: the plan, the caller's role and side in it.
-    plan_id: str | None = None
-    role: str | None = None
-    side: str | None = None
-    workspace_owner: bool = False
-    # Workspace staff (the vendor's people); guests are customer side in every plan.
-    staff: bool = False
-
-    @property
-    def is_account(self) -> bool:
-        return self.via in ("session", "token")
-
-    @functools.cached_property  # read for every awareness message a connection sends
-    def person(self) -> str | None:
-        """The same short key in every tab an account has open on this plan, so presence
-        shows each person once; it names the account (not a secret: plans list members) but
-        is not reused across plans. None for visitors: people may share one link."""
-        if not self.is_account or self.user_id is None or self.plan_id is None:
-            return None
-        return hashlib.sha256(f"{self.plan_id}:{self.user_id}".encode()).hexdigest()[:12]
 
 
 class _CloseRequest:

@@ -9,14 +9,13 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
 
 import persistence
+from server.identity import Identity, Rule, allowed, plan_nav
 
-from .access import Rule, allowed, plan_nav, rule
-from .channel import Identity
-from .plandata_api import RAGS, plan_summary
-from .web import render, services
+from ..api.plandata import RAGS, plan_summary
+from ..guard import rule
+from ..responses import render, services
 
 KIND_LABELS = {
     "created": "added",
@@ -198,10 +197,3 @@ async def history(request: Request) -> Response:
         **plan_nav(identity),
     }
     return render(request, "history.html", context)
-
-
-routes = [
-    Route("/plans/{plan_id}/dashboard", dashboard, methods=["GET"], name="plan_dashboard"),
-    Route("/plans/{plan_id}/dashboard", override_status, methods=["POST"]),
-    Route("/plans/{plan_id}/history", history, methods=["GET"], name="plan_history"),
-]

@@ -8,11 +8,12 @@ import logging
 
 from starlette.websockets import WebSocket
 
-from .access import Rule, rule
-from .channel import Connection
-from .protocol import Close, FrameError
-from .store import room_key
-from .web import services
+from server.identity import Rule
+from server.live import Close, Connection, FrameError
+from server.store import room_key
+
+from .guard import rule
+from .responses import services
 
 log = logging.getLogger(__name__)
 

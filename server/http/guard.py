@@ -13,7 +13,6 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,30 +21,23 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 import persistence
+from server.identity import (
+    CUSTOMER,
+    EDITOR,
+    OWNER,
+    SESSION_COOKIE,
+    VENDOR,
+    VIEWER,
+    Identity,
+    Rule,
+    allowed,
+)
+from server.live import Close
+from server.plan import ApiError
 
-from .auth import SESSION_COOKIE
-from .channel import Identity
-from .protocol import Close
-from .web import ApiError, credentials, login_redirect, render, services
+from .responses import credentials, login_redirect, render, services
 
 log = logging.getLogger(__name__)
-
-OWNER, EDITOR, VIEWER = "owner", "editor", "viewer"
-ROLES = (OWNER, EDITOR, VIEWER)
-LINK_ROLES = (VIEWER, EDITOR)
-VENDOR, CUSTOMER = "vendor", "customer"
-SIDES = (VENDOR, CUSTOMER)
-
-
-class Rule(StrEnum):
-    PUBLIC = "public"  # anyone; the endpoint checks its own signed token, if any
-    SIGNED_IN = "signed_in"  # any account, by session or API token
-    PLAN_VIEW = "plan_view"  # anyone with a role in the plan: members, link and embed visitors
-    PLAN_EDIT = "plan_edit"  # members who may change the plan: owners and editors
-    PLAN_VENDOR = "plan_vendor"  # vendor-side members only: the internal account plan
-    PLAN_OWNER = "plan_owner"  # the plan's owners (and the workspace owner)
-    STAFF = "staff"  # workspace staff accounts: they create plans and templates
-    WORKSPACE_OWNER = "workspace_owner"  # the workspace owner: staff, guests and deactivation
 
 
 def visit_cookie(plan_id: str) -> str:
@@ -129,37 +121,6 @@ async def plan_caller(conn: HTTPConnection, plan_id: str) -> tuple[Identity | No
             return inside, True
     visiting = await visitor(conn, plan_id)
     return visiting, found is not None or visiting is not None
-
-
-def allowed(rule_: Rule, identity: Identity) -> bool:
-    if rule_ in (Rule.PUBLIC, Rule.SIGNED_IN, Rule.PLAN_VIEW):
-        return True
-    if rule_ is Rule.STAFF:
-        return identity.is_account and identity.staff
-    if rule_ is Rule.WORKSPACE_OWNER:
-        return identity.is_account and identity.workspace_owner
-    if rule_ is Rule.PLAN_EDIT:
-        # Accounts only: link and embed visitors change nothing over HTTP.
-        return identity.is_account and identity.role in (OWNER, EDITOR)
-    if rule_ is Rule.PLAN_VENDOR:
-        return identity.is_account and identity.side == VENDOR
-    if rule_ is Rule.PLAN_OWNER:
-        return identity.is_account and identity.role == OWNER
-    return False
-
-
-def vendor_owner(identity: Identity) -> bool:
-    """Only a vendor-side owner (staff) may grant, change or see the vendor side of a plan."""
-    return identity.is_account and identity.staff and identity.side == VENDOR
-
-
-def plan_nav(identity: Identity) -> dict[str, bool]:
-    """What a plan's tab bar offers this person on every plan page: the internal plan and
-    Share only to those who may open them."""
-    return {
-        "is_vendor": allowed(Rule.PLAN_VENDOR, identity),
-        "is_owner": allowed(Rule.PLAN_OWNER, identity),
-    }
 
 
 # The decorator every endpoint wears
@@ -433,9 +394,3 @@ async def audit(
             ip=ip,
         )
     )
-
-
-def actor(identity: Identity) -> str:
-    if identity.is_account:
-        return f"{identity.name} <{identity.email}>"
-    return f"{identity.name} (via {identity.via} {identity.credential_id[:8]})"

@@ -1,0 +1,11 @@
+"""The live editing session: the websocket protocol, one connection, the room (group commits,
+awareness) and the room manager, and the recheck that closes connections whose credentials
+went away. Imports nothing from ``server.http``."""
+
+from .connection import RAW_SEND as RAW_SEND
+from .connection import Connection as Connection
+from .protocol import Close as Close
+from .protocol import FrameError as FrameError
+from .recheck import CredentialRecheck as CredentialRecheck
+from .rooms import Room as Room
+from .rooms import RoomManager as RoomManager
