@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import anyio
 from starlette.applications import Starlette
 
+from .hooks import Hooks
 from .http import make_templates, manifest, web_app
 from .identity import Auth, Limits, Signer
 from .live import CredentialRecheck, RoomManager
@@ -25,16 +26,28 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> Starlette:
     store = Store.from_url(settings.database_url)
+    hooks = Hooks()
     rooms = RoomManager(
-        store, idle_seconds=settings.room_idle_seconds, checkpoint_every=settings.checkpoint_every
+        store,
+        hooks=hooks,
+        idle_seconds=settings.room_idle_seconds,
+        checkpoint_every=settings.checkpoint_every,
     )
     materialiser = Materialiser(
         store,
         rooms,
+        hooks=hooks,
         quiet=settings.materialise_quiet_seconds,
         max_wait=settings.materialise_max_wait_seconds,
     )
-    rooms.on_commit = materialiser.on_commit
+    # The one list of reactions to what rooms commit (live.Committed) and to each change the
+    # materialiser writes (plan.TaskCompleted, plan.TaskReassigned, ...), called in this order.
+    # A new reaction is one more entry here; rooms and the materialiser do not change for it.
+    hooks.register(
+        [
+            materialiser.on_event,
+        ]
+    )
     assets = manifest()
     svc = Services(
         settings=settings,

@@ -31,18 +31,15 @@ from server.identity import (
     Identity,
     Rule,
     allowed,
+    visitor_name,
 )
 from server.live import Close
 from server.plan import ApiError
 
+from .cookies import read_visit
 from .responses import credentials, login_redirect, render, services
 
 log = logging.getLogger(__name__)
-
-
-def visit_cookie(plan_id: str) -> str:
-    """A link or embed visitor's cookie is per plan, so it can never open another one."""
-    return f"tandem_v_{plan_id}"
 
 
 def client_ip(conn: HTTPConnection) -> str:
@@ -63,12 +60,23 @@ async def account(conn: HTTPConnection) -> Identity | None:
 
 async def visitor(conn: HTTPConnection, plan_id: str) -> Identity | None:
     """A link or embed visitor of this plan, from their signed per-plan cookie."""
-    svc = services(conn)
-    value = svc.signer.loads("visit", conn.cookies.get(visit_cookie(plan_id)))
-    if not (isinstance(value, list) and len(value) == 5 and value[2] == plan_id):
+    visit = read_visit(conn, plan_id)
+    if visit is None:
         return None
-    _visit, link_id, _plan, name, email = value
-    return await link_identity(conn, link_id, plan_id, name=name, email=email)
+    return await link_identity(conn, visit.link_id, plan_id, name=visit.name, email=visit.email)
+
+
+async def usable_link(request: Request, purpose: str) -> persistence.LinkRecord | None:
+    svc = services(request)
+    value = svc.signer.loads(purpose, request.path_params["token"])
+    if not (isinstance(value, list) and len(value) == 2):
+        return None
+    link = await svc.store.run(lambda s: persistence.get_link(session=s, link_id=value[0]))
+    if link is None or link.plan_id != value[1] or not link.usable(datetime.now(UTC)):
+        return None
+    if link.kind != ("share" if purpose == "link" else "embed"):
+        return None
+    return link
 
 
 async def link_identity(
@@ -83,7 +91,7 @@ async def link_identity(
         return None
     return Identity(
         user_id=None,
-        name=str(name)[:80] or "Guest",
+        name=visitor_name(str(name), "Guest"),
         email=email,
         via="link" if link.kind == "share" else "embed",
         credential_id=link.id,
@@ -154,8 +162,7 @@ LINK_GONE = (
 
 def _visited(conn: HTTPConnection, plan_id: str) -> bool:
     """Whether the caller holds a genuine visit cookie for this plan (its link may be gone)."""
-    value = services(conn).signer.loads("visit", conn.cookies.get(visit_cookie(plan_id)))
-    return isinstance(value, list) and len(value) == 5 and value[2] == plan_id
+    return read_visit(conn, plan_id) is not None
 
 
 def _is_api(request: Request) -> bool:
@@ -294,8 +301,7 @@ async def _socket_caller(websocket: WebSocket, plan_id: str) -> tuple[Identity |
         value = svc.signer.loads("link", token)
         if not (isinstance(value, list) and len(value) == 2 and value[1] == plan_id):
             return None, False
-        name = (websocket.query_params.get("name") or "Guest").strip()
-        name = "".join(c for c in name if c.isprintable())[:80] or "Guest"
+        name = visitor_name(websocket.query_params.get("name") or "", "Guest")
         found = await link_identity(websocket, value[0], plan_id, name=name, email=None)
         return found, found is not None
     return await plan_caller(websocket, plan_id)
@@ -359,21 +365,7 @@ async def _guard_socket(rule_: Rule, fn: Endpoint, websocket: WebSocket) -> Any:
 # Acting on access changes
 
 
-def close_connections(
-    conn: HTTPConnection, plan_id: str, match: Callable[[Identity], bool], code: int, reason: str
-) -> int:
-    """Close the open sockets of one plan (both documents) whose identity matches."""
-    rooms = services(conn).rooms
-    keys = {plan_id, plan_id + ":internal"}
-    closed = 0
-    for c in rooms.connections():
-        if c.plan_id in keys and match(c.identity):
-            c.close(code, reason)
-            closed += 1
-    return closed
-
-
-async def audit(
+async def record_access(
     conn: HTTPConnection,
     kind: str,
     *,
@@ -382,6 +374,8 @@ async def audit(
     subject: str | None = None,
     detail: str | None = None,
 ) -> None:
+    """An entry in the access log (who gave, used or took away access, from where); the
+    commitment history of a plan's tasks is the materialiser's, not this."""
     ip = client_ip(conn)
     await services(conn).store.run(
         lambda s: persistence.record_event(

@@ -18,13 +18,12 @@ import crdt
 import persistence
 from server import plan as domain
 from server.identity import VIEWER, Identity, Rule, actor, plan_nav
-from server.live import Close
-from server.plan import ApiError
-from server.store import room_key
+from server.live import Close, room_keys
+from server.plan import ApiError, text_field
 
-from .api.plans import plan_json
 from .guard import client_ip, rule
-from .responses import read_json, render, services, text_field
+from .presenters import plan_json
+from .responses import read_json, render, services
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +41,7 @@ class Refused(Exception):
 def _read_only_now(conn: HTTPConnection, plan_id: str) -> None:
     """Every open socket of the plan becomes a viewer's; browsers that could edit are told
     (4405: their page reloads into the archived view), stock clients reconnect read-only."""
-    for c in services(conn).rooms.connections():
-        if c.plan_id not in (plan_id, room_key(plan_id, "internal")):
-            continue
+    for c in services(conn).rooms.plan_connections(plan_id):
         could_edit = not c.identity.read_only
         c.identity = dataclasses.replace(c.identity, read_only=True)
         if could_edit:
@@ -52,9 +49,8 @@ def _read_only_now(conn: HTTPConnection, plan_id: str) -> None:
 
 
 def _writable_again(conn: HTTPConnection, plan_id: str) -> None:
-    for c in services(conn).rooms.connections():
-        if c.plan_id in (plan_id, room_key(plan_id, "internal")):
-            c.identity = dataclasses.replace(c.identity, read_only=c.identity.role == VIEWER)
+    for c in services(conn).rooms.plan_connections(plan_id):
+        c.identity = dataclasses.replace(c.identity, read_only=c.identity.role == VIEWER)
 
 
 async def change_plan(
@@ -114,7 +110,7 @@ async def delete_plan(
     if not isinstance(confirm, str) or confirm.strip() != plan.title:
         raise Refused(400, "to delete this plan, type its title exactly as confirmation", "confirm")
     svc = services(conn)
-    keys = (plan.id, room_key(plan.id, "internal"))
+    keys = room_keys(plan.id)
     # Sockets go first, then what the rooms and the materialiser still hold is written, so
     # that nothing lands after the rows are gone.
     for key in keys:

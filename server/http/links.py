@@ -18,14 +18,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 import persistence
-from server.identity import CODE_MINUTES, LINK_ROLES, VISIT_DAYS, Identity, Rule, actor
-from server.live import Close
-from server.plan import ApiError
+from server.identity import (
+    CODE_MINUTES,
+    LINK_ROLES,
+    Identity,
+    Rule,
+    actor,
+    valid_email,
+    visitor_name,
+)
+from server.live import Close, Closing
+from server.plan import ApiError, text_field
 
 from . import guard
-from .guard import rule, visit_cookie
-from .members import base_url, valid_email
-from .responses import read_json, render, services, text_field
+from .cookies import set_visit_cookie
+from .guard import rule, usable_link
+from .responses import base_url, read_json, render, services
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +106,7 @@ async def create(
             expires_at=expiry,
         )
     )
-    await guard.audit(
+    await guard.record_access(
         request,
         "link.created",
         plan_id=plan_id,
@@ -118,15 +126,11 @@ async def revoke(request: Request, link_id: str) -> None:
     )
     if not done:
         raise ApiError(404, "no such link, or it is already revoked")
-    closed = guard.close_connections(
-        request,
-        plan_id,
-        lambda i: i.via in ("link", "embed") and i.credential_id == link_id,
-        Close.FORBIDDEN,
-        "this link was revoked",
+    closed = services(request).rooms.close(
+        Closing(plan_id, Close.FORBIDDEN, "this link was revoked", link_id=link_id)
     )
     log.info("link %s revoked; %d connections closed", link_id, closed)
-    await guard.audit(
+    await guard.record_access(
         request,
         "link.revoked",
         plan_id=plan_id,
@@ -199,51 +203,16 @@ async def revoke_link_api(request: Request) -> Response:
 # The visitor's way in
 
 
-def _clean_name(value: str) -> str:
-    return "".join(c for c in value.strip() if c.isprintable())[:80]
-
-
 def _code_hash(secret: str, code_id: str, code: str) -> str:
     return hmac.new(secret.encode(), f"code:{code_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
 def enter(request: Request, link: persistence.LinkRecord, name: str, email: str | None) -> Response:
     """Set the visitor's cookie for this plan only, and open the plan."""
-    svc = services(request)
-    value = [secrets.token_hex(8), link.id, link.plan_id, name, email]
-    max_age = int(min(VISIT_DAYS * 86400, (link.expires_at - datetime.now(UTC)).total_seconds()))
     target = f"/plans/{link.plan_id}" if link.kind == "share" else None
     response = RedirectResponse(target or "/", status_code=303)
-    set_visit_cookie(request, response, link.plan_id, svc.signer.dumps("visit", value), max_age)
+    set_visit_cookie(request, response, link, name, email)
     return response
-
-
-def set_visit_cookie(
-    request: Request, response: Response, plan_id: str, value: str, max_age: int
-) -> None:
-    secure = services(request).settings.secure_cookies
-    response.set_cookie(
-        visit_cookie(plan_id),
-        value,
-        max_age=max(max_age, 60),
-        httponly=True,
-        # Inside a CRM's iframe the cookie is third-party: only SameSite=None; Secure works.
-        samesite="none" if secure else "lax",
-        secure=secure,
-    )
-
-
-async def usable_link(request: Request, purpose: str) -> persistence.LinkRecord | None:
-    svc = services(request)
-    value = svc.signer.loads(purpose, request.path_params["token"])
-    if not (isinstance(value, list) and len(value) == 2):
-        return None
-    link = await svc.store.run(lambda s: persistence.get_link(session=s, link_id=value[0]))
-    if link is None or link.plan_id != value[1] or not link.usable(datetime.now(UTC)):
-        return None
-    if link.kind != ("share" if purpose == "link" else "embed"):
-        return None
-    return link
 
 
 @rule(Rule.PUBLIC)  # the signed link is the credential
@@ -261,7 +230,7 @@ async def visit_page(request: Request) -> Response:
     ip = guard.client_ip(request)
     if step == "code" and link.domain:
         return await _check_code(request, link, form, ctx)
-    name = _clean_name(str(form.get("name", "")))
+    name = visitor_name(str(form.get("name", "")))
     email = valid_email(str(form.get("email", ""))) if link.domain else None
     ctx["form"] = {"name": name, "email": str(form.get("email", ""))[:320]}
     if not name:
@@ -332,7 +301,7 @@ async def _used(request: Request, link, name: str, email: str | None) -> None:  
     await services(request).store.run(
         lambda s: persistence.touch_link(session=s, link_id=link.id, count=True)
     )
-    await guard.audit(
+    await guard.record_access(
         request,
         "link.used",
         plan_id=link.plan_id,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +13,8 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 import persistence
 from server.identity import (
     CUSTOMER,
+    INVITE_DAYS,
+    MIN_PASSWORD,
     OWNER,
     ROLES,
     SESSION_COOKIE,
@@ -23,28 +24,19 @@ from server.identity import (
     Identity,
     Rule,
     actor,
+    password_too_short,
+    valid_email,
     vendor_owner,
 )
-from server.live import Close
-from server.plan import ApiError
+from server.live import Close, Closing
+from server.plan import ApiError, int_param, text_field
 
 from . import guard
+from .cookies import set_session_cookie
 from .guard import rule
-from .responses import int_param, read_json, render, services, text_field
+from .responses import base_url, read_json, render, services
 
 log = logging.getLogger(__name__)
-
-INVITE_DAYS = 7
-EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,}$")
-
-
-def base_url(request: Request) -> str:
-    return services(request).settings.base_url or str(request.base_url).rstrip("/")
-
-
-def valid_email(value: str) -> str | None:
-    value = value.strip().lower()
-    return value if EMAIL.match(value) and len(value) <= 320 else None
 
 
 def invite_url(request: Request, invite: persistence.InviteRecord) -> str:
@@ -135,7 +127,7 @@ async def invite(
         f"days):\n\n{url}\n\nIf you did not expect this, ignore this message.\n"
     )
     emailed = await svc.mailer.send(address, f"You are invited to {plan.title}", body)
-    await guard.audit(
+    await guard.record_access(
         request,
         "member.invited",
         plan_id=plan.id,
@@ -173,22 +165,14 @@ async def change(request: Request, user_id: int, role: str, side: str) -> None:
     if before is None:
         raise ApiError(404, "no such member")
     if role == VIEWER and before.role != VIEWER:
-        guard.close_connections(
-            request,
-            plan_id,
-            lambda i: i.user_id == user_id,
-            Close.READ_ONLY,
-            "you can now only view",
+        services(request).rooms.close(
+            Closing(plan_id, Close.READ_ONLY, "you can now only view", user_id=user_id)
         )
     if side != VENDOR and before.side == VENDOR:
-        guard.close_connections(
-            request,
-            plan_id,
-            lambda i: i.user_id == user_id and i.side == VENDOR,
-            Close.FORBIDDEN,
-            "no access",
+        services(request).rooms.close(
+            Closing(plan_id, Close.FORBIDDEN, "no access", user_id=user_id, side=VENDOR)
         )
-    await guard.audit(
+    await guard.record_access(
         request,
         "member.changed",
         plan_id=plan_id,
@@ -216,15 +200,10 @@ async def remove(request: Request, user_id: int) -> None:
     member = await services(request).store.run(delete)
     if member is None:
         raise ApiError(404, "no such member")
-    # Accounts only: a visitor through a link has no user id to match.
-    guard.close_connections(
-        request,
-        plan_id,
-        lambda i: i.is_account and i.user_id == user_id,
-        Close.FORBIDDEN,
-        "removed from this plan",
+    services(request).rooms.close(
+        Closing(plan_id, Close.FORBIDDEN, "removed from this plan", user_id=user_id)
     )
-    await guard.audit(
+    await guard.record_access(
         request,
         "member.removed",
         plan_id=plan_id,
@@ -383,8 +362,8 @@ async def accept_page(request: Request) -> Response:
         errors = {}
         if not name or len(name) > 200 or any(ord(c) < 32 for c in name):
             errors["name"] = "Enter your name."
-        if len(password) < 8:
-            errors["password"] = "Use at least 8 characters."
+        if password_too_short(password):
+            errors["password"] = f"Use at least {MIN_PASSWORD} characters."
         elif password != str(form.get("confirm", "")):
             errors["confirm"] = "The two passwords differ."
         if errors:
@@ -430,7 +409,5 @@ async def accept_page(request: Request) -> Response:
         return _error(request, "This invitation was already used.", 410)
     response = RedirectResponse(f"/plans/{plan_id}", status_code=303)
     if me is None:
-        from .pages.home import set_session_cookie
-
         set_session_cookie(request, response, await svc.auth.start_session(uid))
     return response

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from server.identity import SESSION_COOKIE, Credentials, Identity
-from server.plan import ApiError
+from server.plan import ApiError, lone_surrogate
 from server.services import Services
 
 from .assets import Manifest
@@ -41,52 +41,6 @@ def api_error_response(_request: Request, exc: Exception) -> Response:
     return JSONResponse(body, status_code=exc.status_code)
 
 
-# Ids are INTEGER columns in both databases; a bigger number made PostgreSQL (and SQLite's
-# driver) raise, a 500.
-INT_MAX = 2**31 - 1
-
-
-def int_param(
-    value: object,
-    name: str,
-    *,
-    low: int = 1,
-    high: int = INT_MAX,
-    status: int = 400,
-    message: str | None = None,
-) -> int:
-    """An integer from a path, query string, form or JSON id, range-checked, or a 4xx naming it.
-
-    ASCII digits only: ``str.isdigit`` also accepts "²", which ``int()`` then refuses."""
-    text = value if isinstance(value, str) else ""
-    if text.isascii() and text.isdigit() and len(text) <= len(str(high)):
-        number = int(text)
-        if low <= number <= high:
-            return number
-    raise ApiError(
-        status, message or f"{name} must be a whole number from {low} to {high}", field=name
-    )
-
-
-def _lone_surrogate(value: Any) -> str | None:
-    """The path of the first string (or key) holding a lone surrogate, which no database and
-    no UTF-8 encoder accepts; walked without recursion, as nesting depth is the sender's."""
-    stack: list[tuple[str, Any]] = [("", value)]
-    while stack:
-        path, item = stack.pop()
-        if isinstance(item, str):
-            if any("\ud800" <= c <= "\udfff" for c in item):
-                return path or "body"
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                if any("\ud800" <= c <= "\udfff" for c in key):
-                    return path or "body"
-                stack.append((f"{path}.{key}" if path else key, child))
-        elif isinstance(item, list):
-            stack.extend((f"{path}[{i}]", child) for i, child in enumerate(item))
-    return None
-
-
 def credentials(conn: HTTPConnection, *, allow_query_token: bool = False) -> Credentials:
     header = conn.headers.get("authorization", "")
     bearer = header[7:].strip() if header.lower().startswith("bearer ") else None
@@ -100,6 +54,10 @@ def credentials(conn: HTTPConnection, *, allow_query_token: bool = False) -> Cre
 def services(conn: HTTPConnection) -> Services:
     svc: Services = conn.app.state.services
     return svc
+
+
+def base_url(request: Request) -> str:
+    return services(request).settings.base_url or str(request.base_url).rstrip("/")
 
 
 def login_redirect(request: Request) -> RedirectResponse:
@@ -122,29 +80,9 @@ async def read_json(request: Request) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ApiError(400, "request body must be a JSON object")
     # JSON's \ud800 escapes decode to lone surrogates, which reached the database as a 500.
-    bad = _lone_surrogate(value)
+    bad = lone_surrogate(value)
     if bad is not None:
         raise ApiError(400, f"{bad} is not valid Unicode text (a lone surrogate)", field=bad)
-    return value
-
-
-def text_field(
-    data: dict[str, Any], name: str, *, max_len: int = 200, required: bool = True
-) -> str:
-    value = data.get(name)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str):
-        raise ApiError(400, f"{name} is required and must be a string", field=name)
-    value = value.strip()
-    if required and not value:
-        raise ApiError(400, f"{name} must not be empty", field=name)
-    if len(value) > max_len:
-        raise ApiError(400, f"{name} must be at most {max_len} characters", field=name)
-    if any(ord(c) < 32 for c in value):
-        raise ApiError(400, f"{name} must not contain control characters", field=name)
-    if _lone_surrogate(value) is not None:
-        raise ApiError(400, f"{name} is not valid Unicode text (a lone surrogate)", field=name)
     return value
 
 

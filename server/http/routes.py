@@ -104,7 +104,9 @@ def url_table(manifest: Manifest) -> list[BaseRoute]:
         Route("/api/plans/{plan_id}/risks", plandata.list_risks, methods=["GET"]),
         Route("/api/plans/{plan_id}/contacts", plandata.list_contacts, methods=["GET"]),
         Route("/api/plans/{plan_id}/summary", plandata.get_summary, methods=["GET"]),
-        Route("/api/plans/{plan_id}/audit", plandata.get_audit, methods=["GET"]),
+        Route("/api/plans/{plan_id}/history", plandata.get_history, methods=["GET"]),
+        # The commitment history's first, documented address, kept answering.
+        Route("/api/plans/{plan_id}/audit", plandata.get_history, methods=["GET"]),
         Route("/api/plans/{plan_id}/status", plandata.put_status, methods=["PUT"]),
         Route("/api/plans/{plan_id}/status", plandata.delete_status, methods=["DELETE"]),
         # workspace

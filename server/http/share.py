@@ -11,11 +11,11 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 import persistence
 from server.identity import CUSTOMER, LINK_ROLES, ROLES, SIDES, VENDOR, Rule, vendor_owner
-from server.plan import ApiError
+from server.plan import ApiError, int_param
 
 from . import links, members
 from .guard import rule
-from .responses import int_param, render, services
+from .responses import render, services
 
 EXPIRY_CHOICES = [
     ("1", "1 day"),

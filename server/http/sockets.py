@@ -9,8 +9,7 @@ import logging
 from starlette.websockets import WebSocket
 
 from server.identity import Rule
-from server.live import Close, Connection, FrameError
-from server.store import room_key
+from server.live import Close, Connection, FrameError, room_key
 
 from .guard import rule
 from .responses import services

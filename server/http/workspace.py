@@ -13,15 +13,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 import persistence
-from server.identity import Identity, Rule, actor
+from server.identity import (
+    INVITE_DAYS,
+    MIN_PASSWORD,
+    VENDOR,
+    Identity,
+    Rule,
+    actor,
+    password_too_short,
+    valid_email,
+)
 from server.live import Close
-from server.plan import ApiError
+from server.plan import ApiError, text_field
 
 from . import guard
+from .cookies import set_session_cookie
 from .guard import rule
-from .members import INVITE_DAYS, base_url, valid_email
-from .pages.home import MIN_PASSWORD, set_session_cookie
-from .responses import read_json, render, services, text_field
+from .responses import base_url, read_json, render, services
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +131,7 @@ async def invite_staff(
             f"\n\n{url}\n\nIf you did not expect this, ignore this message.\n"
         )
         await svc.mailer.send(address, "You are invited to Tandem", body)
-    await guard.audit(
+    await guard.record_access(
         request,
         "staff.invited" if new else "staff.granted",
         plan_id=None,
@@ -162,7 +170,7 @@ async def update_person(
             if (
                 c.identity.is_account
                 and c.identity.user_id == user_id
-                and c.identity.side == "vendor"
+                and c.identity.side == VENDOR
             ):
                 c.close(Close.FORBIDDEN, "no access")
     what = []
@@ -170,7 +178,7 @@ async def update_person(
         what.append("made staff" if staff else "made guest")
     if active is not None:
         what.append("reactivated" if active else "deactivated")
-    await guard.audit(
+    await guard.record_access(
         request,
         "account.changed",
         plan_id=None,
@@ -339,7 +347,7 @@ async def reset_page(request: Request) -> Response:
         return render(request, "reset.html", ctx)
     form = await request.form()
     password = str(form.get("password", ""))
-    if len(password) < MIN_PASSWORD:
+    if password_too_short(password):
         ctx["errors"]["password"] = f"Use at least {MIN_PASSWORD} characters."
     elif password != str(form.get("confirm", "")):
         ctx["errors"]["confirm"] = "The two passwords differ."
@@ -356,7 +364,9 @@ async def reset_page(request: Request) -> Response:
     for c in svc.rooms.connections():
         if c.identity.via == "session" and c.identity.user_id == done.id:
             c.close(Close.UNAUTHORIZED, "password changed")
-    await guard.audit(request, "password.reset", plan_id=None, actor=done.name, subject=done.email)
+    await guard.record_access(
+        request, "password.reset", plan_id=None, actor=done.name, subject=done.email
+    )
     response = RedirectResponse("/", status_code=303)
     set_session_cookie(request, response, await svc.auth.start_session(done.id))
     return response

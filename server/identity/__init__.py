@@ -15,6 +15,11 @@ from .identity import VENDOR as VENDOR
 from .identity import VIEWER as VIEWER
 from .identity import Identity as Identity
 from .limits import Limits as Limits
+from .people import MAX_EMAIL as MAX_EMAIL
+from .people import MIN_PASSWORD as MIN_PASSWORD
+from .people import password_too_short as password_too_short
+from .people import valid_email as valid_email
+from .people import visitor_name as visitor_name
 from .policy import Rule as Rule
 from .policy import actor as actor
 from .policy import allowed as allowed

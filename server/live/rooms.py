@@ -18,15 +18,18 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from pycrdt import Doc, get_update, merge_updates
 
 import crdt
+from server.hooks import Hooks
 from server.identity import Identity
 from server.store import Store
 
 from .connection import Connection, binary_frame
+from .events import Closing, Committed
+from .keys import room_keys, split_key
 from .protocol import (
     MSG_AUTH,
     MSG_AWARENESS,
@@ -63,10 +66,6 @@ MAX_UNAPPLIED_BYTES_PER_ROOM = 4 * 1024 * 1024
 MAX_AWARENESS_CLIENTS = 8
 MAX_AWARENESS_STATE_BYTES = 4096
 
-#: Called after each group commit with the plan id and the ``(author id, log id)`` of every
-#: update it made durable, in log order. Must not block: it schedules work, it doesn't do it.
-OnCommit = Callable[[str, Sequence[tuple[int | None, int]]], None]
-
 
 def _held_back(update: bytes, state: bytes) -> bool:
     """Whether ``update`` has structs a document with ``state`` has not integrated: pycrdt
@@ -87,10 +86,12 @@ class Room:
         history,  # noqa: ANN001
         *,
         checkpoint_every: int,
-        on_commit: OnCommit | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
+        # The room key (see keys.py); the store and the hooks get the plan and the document.
         self.plan_id = plan_id
-        self.on_commit = on_commit
+        self._plan, self._doc = split_key(plan_id)
+        self.hooks = hooks
         self.store = store
         self.checkpoint_every = checkpoint_every
         self.last_id: int = history.last_id
@@ -125,7 +126,7 @@ class Room:
         log.warning("room %s: reloading its document from the log (%s)", self.plan_id, why)
         self._guard.close()
         self.doc.unobserve(self._subscription)
-        self._load(await self.store.load(self.plan_id))
+        self._load(await self.store.load(self._plan, self._doc))
         for conn, update in self._unapplied:
             conn.unapplied_bytes -= len(update)
         self._unapplied.clear()
@@ -374,8 +375,9 @@ class Room:
                     await self._reload(reload)
                 return
             ids = await self.store.append(
-                self.plan_id,
+                self._plan,
                 [(conn.identity.user_id, update) for conn, update in accepted],
+                doc=self._doc,
                 touch=self._touch(),
             )
             self.last_id = ids[-1]
@@ -449,7 +451,7 @@ class Room:
             )
             try:
                 (log_id,) = await self.store.append(
-                    self.plan_id, [(author_id, update)], touch=self._touch()
+                    self._plan, [(author_id, update)], doc=self._doc, touch=self._touch()
                 )
             except BaseException as exc:
                 if not _is_fatal(exc):
@@ -471,11 +473,8 @@ class Room:
         return True
 
     def _committed(self, entries: list[tuple[int | None, int]]) -> None:
-        if self.on_commit is not None:
-            try:
-                self.on_commit(self.plan_id, entries)
-            except Exception:
-                log.exception("on_commit hook failed for room %s", self.plan_id)
+        if self.hooks is not None:
+            self.hooks.publish(Committed(self._plan, self._doc, tuple(entries)))
 
     def _checkpoint(self) -> None:
         """Start writing a checkpoint. The caller holds the lock, so the state taken here
@@ -492,7 +491,7 @@ class Room:
 
     async def _write_checkpoint(self, upto: int, state: bytes) -> None:
         try:
-            await self.store.checkpoint(self.plan_id, upto, state)
+            await self.store.checkpoint(self._plan, upto, state, doc=self._doc)
         except Exception:
             # The log still holds everything; the next checkpoint will cover this one.
             log.exception("room %s: writing a checkpoint at %d failed", self.plan_id, upto)
@@ -516,10 +515,10 @@ class RoomManager:
         *,
         idle_seconds: float,
         checkpoint_every: int,
-        on_commit: OnCommit | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self.store = store
-        self.on_commit = on_commit
+        self.hooks = hooks
         self.idle_seconds = idle_seconds
         self.checkpoint_every = checkpoint_every
         self._rooms: dict[str, Room] = {}
@@ -543,13 +542,13 @@ class RoomManager:
         """Caller holds the plan's lock."""
         room = self._rooms.get(plan_id)
         if room is None:
-            history = await self.store.load(plan_id)
+            history = await self.store.load(*split_key(plan_id))
             room = Room(
                 plan_id,
                 self.store,
                 history,
                 checkpoint_every=self.checkpoint_every,
-                on_commit=self.on_commit,
+                hooks=self.hooks,
             )
             room.start(self._forget)
             self._rooms[plan_id] = room
@@ -617,10 +616,33 @@ class RoomManager:
     def connections(self) -> list[Connection]:
         return [c for room in self._rooms.values() for c in room.connections]
 
+    def plan_connections(self, plan_id: str) -> list[Connection]:
+        """The open connections of both of a plan's documents."""
+        return [
+            c for key in room_keys(plan_id) if (r := self._rooms.get(key)) for c in r.connections
+        ]
+
+    def close(self, closing: Closing) -> int:
+        """Close the connections ``closing`` describes; how many were closed."""
+        closed = 0
+        for c in self.plan_connections(closing.plan_id):
+            i = c.identity
+            if closing.user_id is not None and not (i.is_account and i.user_id == closing.user_id):
+                continue
+            if closing.link_id is not None and not (
+                i.via in ("link", "embed") and i.credential_id == closing.link_id
+            ):
+                continue
+            if closing.side is not None and i.side != closing.side:
+                continue
+            c.close(closing.code, closing.reason)
+            closed += 1
+        return closed
+
     async def snapshot(self, plan_id: str) -> bytes:
         """The plan's durable state: from its live room, or replayed from the log."""
         room = self._rooms.get(plan_id)
         if room is not None and not room.failed:
             return await room.snapshot()
-        history = await self.store.load(plan_id)
+        history = await self.store.load(*split_key(plan_id))
         return crdt.doc_from_updates(history.updates, base=history.checkpoint).get_update()

@@ -12,6 +12,7 @@ from crdt.templates import BUILT_IN
 from server.store import Store
 
 from .errors import ApiError
+from .materialise import Materialiser
 
 
 def template_json(t: crdt.templates.Template | persistence.TemplateRecord) -> dict[str, Any]:
@@ -77,6 +78,25 @@ async def create_plan(
         return plan
 
     return await store.run(create)
+
+
+async def new_plan(
+    store: Store,
+    materialiser: Materialiser,
+    *,
+    title: str,
+    customer: str,
+    user_id: int | None,
+    content: dict[str, Any] | None,
+) -> persistence.PlanRecord:
+    """A new plan, as the plan list's form and the API make it: from a template, its tables
+    are materialised before this returns, so the first look at the plan shows its tasks."""
+    plan = await create_plan(
+        store, title=title, customer=customer, user_id=user_id, content=content
+    )
+    if content is not None:
+        await materialiser.flush(plan.id)
+    return plan
 
 
 def _is_mention(node: Any) -> bool:

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import persistence
-from server.identity import Identity
+from server.identity import OWNER, Identity
 from server.store import Store
 
 from .errors import ApiError
@@ -150,7 +150,7 @@ async def plan_rows(
     for p in plans:
         row = _row(p, summarise(tasks[p.id], krs[p.id], risks[p.id], overrides.get(p.id), day))
         # The workspace owner is an owner of every plan, member or not.
-        row["role"] = roles.get(p.id, "owner" if identity.workspace_owner else None)
+        row["role"] = roles.get(p.id, OWNER if identity.workspace_owner else None)
         rows.append(row)
     if query.status:
         rows = [r for r in rows if r["status"]["rag"] == query.status]

@@ -1,11 +1,13 @@
-"""The materialiser: keeps each plan's tables and audit trail in step with its document.
+"""The materialiser: keeps each plan's tables and commitment history in step with its document.
 
-After a room commits updates it is told (``on_commit``); it waits for a pause in the editing
-(``quiet`` seconds after the last commit, but never more than ``max_wait`` after the first),
-then replays the new log entries on a shadow document and writes the rows and audit events in
-one transaction. When the shadow holds tasks or rows without ids, it then gives them ids (a
-server change through the room, so it is logged and every editor gets it) and runs again at
-once. The shadow stays in memory while the plan is open.
+After a room commits updates it is told (``live.Committed``, through the hook list); it waits
+for a pause in the editing (``quiet`` seconds after the last commit, but never more than
+``max_wait`` after the first), then replays the new log entries on a shadow document and
+writes the rows and history events in one transaction. When the shadow holds tasks or rows
+without ids, it then gives them ids (a server change through the room, so it is logged and
+every editor gets it) and runs again at once. The shadow stays in memory while the plan is
+open. Each change it writes is then published to the hook list as a typed event
+(``plan/events.py``).
 
 Nothing here walks the live document on the event loop: the replay runs in a worker thread,
 the shadow's reader knows which ids are missing from what it read anyway, the log is read
@@ -19,16 +21,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import anyio
 
 import crdt.structure
 import persistence
-from server.live import RoomManager
-from server.store import Store, split_key
+from server.hooks import Event, Hooks
+from server.live import Committed, RoomManager
+from server.store import Store
 
+from .events import changed
 from .projection import LogEntry, Shadow, Step, advance, merge_events
 
 log = logging.getLogger(__name__)
@@ -85,10 +88,17 @@ class Materialiser:
     and flushes what their last commits left pending)."""
 
     def __init__(
-        self, store: Store, rooms: RoomManager, *, quiet: float = 0.6, max_wait: float = 3.0
+        self,
+        store: Store,
+        rooms: RoomManager,
+        *,
+        hooks: Hooks | None = None,
+        quiet: float = 0.6,
+        max_wait: float = 3.0,
     ) -> None:
         self.store = store
         self.rooms = rooms
+        self.hooks = hooks
         self.quiet = quiet
         self.max_wait = max_wait
         self._pending: dict[str, _Pending] = {}
@@ -138,15 +148,15 @@ class Materialiser:
                 log.exception("materialising plan %s at shutdown failed", plan_id)
         self._shadows.clear()
 
-    # The hook rooms call
+    # A hook subscriber (registered in server.app)
 
-    def on_commit(self, plan_id: str, entries: Sequence[tuple[int | None, int]]) -> None:
-        if split_key(plan_id)[1] != "plan":
+    def on_event(self, event: Event) -> None:
+        if not isinstance(event, Committed) or event.doc != "plan":
             return  # the internal account plan is never projected into customer-visible tables
-        for author_id, _log_id in entries:
+        for author_id, _log_id in event.entries:
             if author_id is not None:
-                self._authors[plan_id] = author_id
-        self.schedule(plan_id)
+                self._authors[event.plan_id] = author_id
+        self.schedule(event.plan_id)
 
     def schedule(self, plan_id: str) -> None:
         now = asyncio.get_running_loop().time()
@@ -224,12 +234,15 @@ class Materialiser:
             log.debug(
                 "plan %s materialised to %d (%d events)", plan_id, step.upto_id, len(step.events)
             )
+            if self.hooks is not None:
+                for row in step.events:
+                    self.hooks.publish(changed(plan_id, row))
             return True, shadow.reader.needs_ids()
         return False, False
 
 
 async def rebuild(store: Store, plan_id: str) -> Step:
-    """Every table and audit event of a plan, from its update log alone, in one transaction.
+    """Every table and history event of a plan, from its update log alone, in one transaction.
 
     A log holding content that breaks the plan's schema (written before updates were checked)
     first gets the update deleting it appended, as the server does when it loads the room."""

@@ -1,5 +1,5 @@
-"""From update log entries to table rows and audit events: the one computation that both the
-live materialiser and ``tandem plans rebuild`` run, so the two always agree.
+"""From update log entries to table rows and commitment-history events: the one computation
+that both the live materialiser and ``tandem plans rebuild`` run, so the two always agree.
 
 Attribution: every log entry is applied on its own to a shadow copy of the document and the
 structure diffed after it, so each event carries the author, time and id of the very update
@@ -51,7 +51,7 @@ class Shadow:
 
 @dataclass
 class Step:
-    """One all-or-nothing write: rows to upsert and delete per table, and audit events."""
+    """One all-or-nothing write: rows to upsert and delete per table, and history events."""
 
     expect_upto: int
     upto_id: int

@@ -19,6 +19,8 @@ from datetime import date, timedelta
 from typing import Any
 
 import persistence
+from server.identity import CUSTOMER, VENDOR
+from server.identity import SIDES as PLAN_SIDES
 
 SOON_DAYS = 7
 _SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
@@ -29,7 +31,8 @@ def _n(count: int, noun: str) -> str:
 
 
 # "unknown": an owner typed as a bare name, whose side nobody said; "unassigned": no owner.
-SIDES = ("vendor", "customer", "unknown", "unassigned")
+# A task owner's side: a plan side, or not known (a name typed in), or nobody yet.
+TASK_SIDES = (VENDOR, CUSTOMER, "unknown", "unassigned")
 
 RULES = [
     (
@@ -79,7 +82,7 @@ def _parse_day(text: str) -> date | None:
 
 
 def _side_of(t: dict[str, Any]) -> str:
-    if t["owner_side"] in ("vendor", "customer"):
+    if t["owner_side"] in PLAN_SIDES:
         return str(t["owner_side"])
     return "unassigned" if t["owner_ref"] is None and t["owner_label"] is None else "unknown"
 
@@ -104,7 +107,7 @@ def summarise(
     ]
 
     def by_side(items: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-        out: dict[str, list[dict[str, Any]]] = {s: [] for s in SIDES}
+        out: dict[str, list[dict[str, Any]]] = {s: [] for s in TASK_SIDES}
         for t in items:
             out[_side_of(t)].append(task_json(t))
         return out

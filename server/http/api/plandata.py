@@ -1,11 +1,11 @@
 """The JSON API of the plan as data: templates, tasks and the other tables, the summary, the
-audit trail, writing a task back into the document, and the status override."""
+commitment history, writing a task back into the document, and the status override."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from pycrdt import Doc
@@ -17,13 +17,12 @@ import persistence
 from crdt import structure
 from server import plan as domain
 from server.identity import Identity, Rule
-from server.plan import ApiError, summarise, task_json
+from server.plan import TASK_SIDES, ApiError, int_param, task_json, text_field
 
 from ..guard import rule
-from ..responses import int_param, read_json, services, text_field
+from ..responses import read_json, services
 
 TASK_FILTERS = ("owner", "side", "status", "due_before", "due_after", "milestone")
-RAGS = ("red", "amber", "green")
 
 
 def _date(value: Any, name: str) -> date:
@@ -45,7 +44,7 @@ def task_filters(query: Any) -> dict[str, Any]:
     if "owner" in query:
         out["owner"] = query["owner"]
     if "side" in query:
-        if query["side"] not in ("vendor", "customer", "unknown", "unassigned"):
+        if query["side"] not in TASK_SIDES:
             raise ApiError(
                 400, "side must be vendor, customer, unknown or unassigned", field="side"
             )
@@ -134,26 +133,13 @@ def _rows(table: str, key: str) -> Callable[[Request], Any]:
     return handler
 
 
-async def plan_summary(store: Any, plan_id: str, today: date | None = None) -> dict[str, Any]:
-    def read(s):  # type: ignore[no-untyped-def]
-        return (
-            persistence.list_tasks(session=s, plan_id=plan_id),
-            persistence.list_rows(session=s, plan_id=plan_id, table="key_results"),
-            persistence.list_rows(session=s, plan_id=plan_id, table="risks"),
-            persistence.get_status_override(session=s, plan_id=plan_id),
-        )
-
-    tasks, krs, risks, override = await store.run(read)
-    return summarise(tasks, krs, risks, override, today or datetime.now(UTC).date())
-
-
 @rule(Rule.PLAN_VIEW)
 async def get_summary(request: Request) -> Response:
     plan = request.state.plan
-    return JSONResponse(await plan_summary(services(request).store, plan.id))
+    return JSONResponse(await domain.plan_summary(services(request).store, plan.id))
 
 
-def audit_json(e: persistence.AuditRecord) -> dict[str, Any]:
+def history_json(e: persistence.AuditRecord) -> dict[str, Any]:
     return {
         "id": e.id,
         "entity": e.entity,
@@ -168,7 +154,7 @@ def audit_json(e: persistence.AuditRecord) -> dict[str, Any]:
 
 
 @rule(Rule.PLAN_VIEW)
-async def get_audit(request: Request) -> Response:
+async def get_history(request: Request) -> Response:
     plan = request.state.plan
     q = request.query_params
     before = None
@@ -178,7 +164,7 @@ async def get_audit(request: Request) -> Response:
     events = await services(request).store.run(
         lambda s: persistence.list_audit(session=s, plan_id=plan.id, before_id=before, limit=limit)
     )
-    return JSONResponse({"events": [audit_json(e) for e in events]})
+    return JSONResponse({"events": [history_json(e) for e in events]})
 
 
 def _user_ref(ref: str) -> int:
@@ -281,25 +267,17 @@ async def put_status(request: Request) -> Response:
     identity: Identity = request.state.identity
     plan = request.state.plan
     data = await read_json(request)
-    rag = data.get("rag")
-    if rag not in RAGS:
-        raise ApiError(400, "rag must be red, amber or green", field="rag")
-    reason = text_field(data, "reason", max_len=1000)
-    await services(request).store.run(
-        lambda s: persistence.set_status_override(
-            session=s, plan_id=plan.id, rag=rag, reason=reason, set_by=identity.user_id
-        )
+    await domain.override_status(
+        services(request).store, plan.id, data.get("rag"), data.get("reason"), identity.user_id
     )
-    return JSONResponse((await plan_summary(services(request).store, plan.id))["status"])
+    return JSONResponse((await domain.plan_summary(services(request).store, plan.id))["status"])
 
 
 @rule(Rule.PLAN_OWNER)
 async def delete_status(request: Request) -> Response:
     plan = request.state.plan
-    await services(request).store.run(
-        lambda s: persistence.clear_status_override(session=s, plan_id=plan.id)
-    )
-    return JSONResponse((await plan_summary(services(request).store, plan.id))["status"])
+    await domain.clear_status(services(request).store, plan.id)
+    return JSONResponse((await domain.plan_summary(services(request).store, plan.id))["status"])
 
 
 list_key_results = _rows("key_results", "key_results")

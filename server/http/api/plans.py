@@ -10,34 +10,13 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 import crdt
 import persistence
 from server import plan as domain
-from server.identity import Identity, Rule
-from server.plan import ApiError
-from server.store import room_key
+from server.identity import OWNER, Identity, Rule
+from server.live import room_key
+from server.plan import ApiError, text_field
 
 from ..guard import rule
-from ..responses import colour_for, read_json, services, text_field
-
-
-def _person(identity: Identity) -> dict[str, Any]:
-    return {"name": identity.name, "color": colour_for(identity)}
-
-
-def plan_json(
-    request: Request, plan: persistence.PlanRecord, role: str | None = None
-) -> dict[str, Any]:
-    present = services(request).rooms.present(plan.id)
-    return {
-        "id": plan.id,
-        "title": plan.title,
-        "customer": plan.customer,
-        "url": str(request.url_for("plan_page", plan_id=plan.id)),
-        "created_at": plan.created_at.isoformat(),
-        "updated_at": plan.updated_at.isoformat(),
-        "archived": plan.archived,
-        "archived_at": plan.archived_at.isoformat() if plan.archived_at else None,
-        "present": [_person(i) for i in present],
-        "role": role,
-    }
+from ..presenters import plan_json
+from ..responses import read_json, services
 
 
 @rule(Rule.STAFF)  # guests see the plans they are invited to, and create none
@@ -48,17 +27,20 @@ async def create_plan(request: Request) -> Response:
     customer = text_field(data, "customer")
     svc = services(request)
     content = await domain.template_content(svc.store, data.get("template"))
-    plan = await domain.create_plan(
-        svc.store, title=title, customer=customer, user_id=identity.user_id, content=content
+    plan = await domain.new_plan(
+        svc.store,
+        svc.materialiser,
+        title=title,
+        customer=customer,
+        user_id=identity.user_id,
+        content=content,
     )
-    if content is not None:
-        await svc.materialiser.flush(plan.id)
-    return JSONResponse(plan_json(request, plan, "owner"), status_code=201)
+    return JSONResponse(plan_json(request, plan, OWNER), status_code=201)
 
 
 @rule(Rule.SIGNED_IN)
 async def list_plans(request: Request) -> Response:
-    """The caller's plans with their figures; see plan_list for the query parameters."""
+    """The caller's plans with their figures; query parameters: server/plan/listing.py."""
     query = domain.parse_query(request.query_params)
     rows = await domain.plan_rows(services(request).store, request.state.identity, query)
     return JSONResponse({"plans": [plan_list_item(request, row) for row in rows]})

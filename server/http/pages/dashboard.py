@@ -11,9 +11,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 import persistence
+from server import plan as domain
 from server.identity import Identity, Rule, allowed, plan_nav
+from server.plan import ApiError
 
-from ..api.plandata import RAGS, plan_summary
 from ..guard import rule
 from ..responses import render, services
 
@@ -100,27 +101,28 @@ async def override_status(request: Request) -> Response:
     svc = services(request)
     form = await request.form()
     if form.get("action") == "clear":
-        await svc.store.run(lambda s: persistence.clear_status_override(session=s, plan_id=plan.id))
+        await domain.clear_status(svc.store, plan.id)
         return RedirectResponse(f"/plans/{plan.id}/dashboard", status_code=303)
-    rag, reason = str(form.get("rag", "")), str(form.get("reason", "")).strip()
-    if rag not in RAGS:
-        return await _dashboard(request, error="Choose red, amber or green.")
-    if not reason or len(reason) > 1000:
+    try:
+        await domain.override_status(
+            svc.store, plan.id, form.get("rag", ""), form.get("reason", ""), identity.user_id
+        )
+    except ApiError as exc:
+        # The same rule as the API's, said for a person filling in the form.
+        if exc.field == "rag":
+            return await _dashboard(request, error="Choose red, amber or green.")
         return await _dashboard(
-            request, error="Say why, in up to 1000 characters: the reason is shown to everyone."
+            request,
+            error=f"Say why, in up to {domain.MAX_REASON} characters: the reason is shown to "
+            "everyone.",
         )
-    await svc.store.run(
-        lambda s: persistence.set_status_override(
-            session=s, plan_id=plan.id, rag=rag, reason=reason, set_by=identity.user_id
-        )
-    )
     return RedirectResponse(f"/plans/{plan.id}/dashboard", status_code=303)
 
 
 async def _dashboard(request: Request, error: str | None = None) -> Response:
     plan = request.state.plan
     identity: Identity = request.state.identity
-    summary = await plan_summary(services(request).store, plan.id)
+    summary = await domain.plan_summary(services(request).store, plan.id)
     context = {
         "user": identity,
         "plan": plan,
@@ -140,7 +142,7 @@ async def _dashboard(request: Request, error: str | None = None) -> Response:
 
 
 def describe(value: Any) -> str:
-    """An audit value as a person reads it."""
+    """A commitment-history value as a person reads it."""
     if value is None or value == "":
         return "—"
     if isinstance(value, bool):

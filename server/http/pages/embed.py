@@ -6,19 +6,16 @@ link) is the credential. Only this view may be framed, and only by TANDEM_EMBED_
 
 from __future__ import annotations
 
-import secrets
-from datetime import UTC, datetime
-
 from starlette.requests import Request
 from starlette.responses import Response
 
 import persistence
-from server.identity import Rule
+from server.identity import Rule, visitor_name
 
-from ..guard import link_identity, rule
-from ..links import VISIT_DAYS, set_visit_cookie, usable_link
+from ..cookies import set_visit_cookie
+from ..guard import link_identity, rule, usable_link
+from ..presenters import editor_context
 from ..responses import render, services
-from .home import editor_context
 
 
 @rule(Rule.PUBLIC)  # the signed embed URL is the credential
@@ -31,7 +28,7 @@ async def embed_page(request: Request) -> Response:
         )
     # CRMs can put the viewer's name in the URL (e.g. a Salesforce merge field).
     raw = request.query_params.get("name", "")
-    name = "".join(c for c in raw.strip() if c.isprintable())[:80] or "CRM viewer"
+    name = visitor_name(raw, "CRM viewer")
     identity = await link_identity(request, link.id, link.plan_id, name=name, email=None)
     plan = await svc.store.run(lambda s: persistence.get_plan(session=s, plan_id=link.plan_id))
     if identity is None or plan is None:
@@ -41,7 +38,5 @@ async def embed_page(request: Request) -> Response:
     request.state.identity = identity
     request.state.plan = plan
     response = render(request, "embed.html", editor_context(request, embed=True))
-    value = svc.signer.dumps("visit", [secrets.token_hex(8), link.id, link.plan_id, name, None])
-    max_age = int(min(VISIT_DAYS * 86400, (link.expires_at - datetime.now(UTC)).total_seconds()))
-    set_visit_cookie(request, response, link.plan_id, value, max_age)
+    set_visit_cookie(request, response, link, name, None)
     return response

@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 import persistence
 from server import plan as domain
-from server.identity import SESSION_COOKIE, Identity, Rule, plan_nav
+from server.identity import (
+    MIN_PASSWORD,
+    SESSION_COOKIE,
+    Identity,
+    Rule,
+    password_too_short,
+    valid_email,
+)
 from server.live import Close
 from server.plan import ApiError
 
 from .. import guard
+from ..cookies import set_session_cookie
 from ..guard import rule
-from ..responses import colour_for, json_for_script, render, services
+from ..presenters import editor_context, person_json
+from ..responses import render, services
 
 log = logging.getLogger(__name__)
-
-MIN_PASSWORD = 8
 
 
 def _safe_next(value: str | None) -> str:
@@ -36,18 +42,6 @@ def _safe_next(value: str | None) -> str:
     ):
         return value
     return "/"
-
-
-def set_session_cookie(request: Request, response: Response, cookie: str) -> None:
-    settings = services(request).settings
-    response.set_cookie(
-        SESSION_COOKIE,
-        cookie,
-        max_age=settings.session_days * 86400,
-        httponly=True,
-        samesite="lax",
-        secure=settings.secure_cookies,
-    )
 
 
 def _signed_in(request: Request, cookie: str, target: str) -> Response:
@@ -77,9 +71,9 @@ async def setup(request: Request) -> Response:
         elif len(form["name"]) > 200:
             # users.name is VARCHAR(200): PostgreSQL refused a longer one with a 500.
             errors["name"] = "Keep it under 200 characters."
-        if "@" not in form["email"] or len(form["email"]) > 320:
+        if valid_email(form["email"]) is None:
             errors["email"] = "Enter a valid email address."
-        if len(password) < MIN_PASSWORD:
+        if password_too_short(password):
             errors["password"] = f"Use at least {MIN_PASSWORD} characters."
         elif password != str(raw.get("confirm", "")):
             errors["confirm"] = "The two passwords differ."
@@ -145,12 +139,12 @@ async def login(request: Request) -> Response:
         active = found is not None and found[0].deactivated_at is None
         if await svc.auth.verify_password(found[1] if found else None, password) and active:
             log.info("sign-in: user %d", found[0].id)
-            await guard.audit(
+            await guard.record_access(
                 request, "signin", plan_id=None, actor=found[0].name, subject=found[0].email
             )
             return _signed_in(request, await svc.auth.start_session(found[0].id), target)
         log.info("failed sign-in")
-        await guard.audit(
+        await guard.record_access(
             request, "signin.failed", plan_id=None, actor="unknown", subject=email.lower()[:320]
         )
         error = "That email and password do not match an account."
@@ -177,11 +171,6 @@ async def logout(request: Request) -> Response:
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
-
-
-def _person(identity: Identity) -> dict[str, Any]:
-    # A visitor chooses their own name, so it may be a member's: "guest" tells them apart.
-    return {"name": identity.name, "color": colour_for(identity), "guest": not identity.is_account}
 
 
 @rule(Rule.SIGNED_IN)
@@ -213,15 +202,14 @@ async def _plan_list(request: Request) -> Response:
         except ApiError as exc:
             errors["template"] = str(exc.detail)
         if not errors:
-            plan = await domain.create_plan(
+            plan = await domain.new_plan(
                 svc.store,
+                svc.materialiser,
                 title=form["title"],
                 customer=form["customer"],
                 user_id=identity.user_id,
                 content=content,
             )
-            if content is not None:
-                await svc.materialiser.flush(plan.id)
             return RedirectResponse(f"/plans/{plan.id}", status_code=303)
     # h7: the list a CSM works from (search, filters, sorting): see server/plan/listing.py.
     list_error = None
@@ -231,7 +219,7 @@ async def _plan_list(request: Request) -> Response:
         query, list_error = domain.ListQuery(), str(exc.detail)
     rows = await domain.plan_rows(svc.store, identity, query)
     for row in rows:
-        row["present"] = [_person(i) for i in svc.rooms.present(row["plan"].id)]
+        row["present"] = [person_json(i) for i in svc.rooms.present(row["plan"].id)]
     templates = await domain.list_templates(svc.store) if identity.staff else []
     context = {
         "user": identity,
@@ -264,29 +252,6 @@ def visible_plans(s, identity: Identity) -> list[persistence.PlanRecord]:  # noq
     if identity.workspace_owner:
         return persistence.list_plans(session=s)
     return persistence.plans_of_member(session=s, user_id=identity.user_id)
-
-
-def editor_context(request: Request, *, internal: bool = False, embed: bool = False) -> dict:
-    identity: Identity = request.state.identity
-    plan = request.state.plan
-    ws_scheme = "wss" if request.url.scheme == "https" else "ws"
-    config = {
-        "planId": f"{plan.id}/internal" if internal else plan.id,
-        "wsUrl": f"{ws_scheme}://{request.url.netloc}/ws/plans",
-        "user": {**_person(identity), "person": identity.person},
-        "readOnly": identity.read_only or plan.archived,
-        "closeCodes": {c.name: int(c) for c in Close},
-    }
-    if not identity.is_account:
-        config["homeUrl"] = request.url.path  # visitors have no plan list to go back to
-    return {
-        "user": identity,
-        "plan": plan,
-        "config_json": json_for_script(config),
-        "internal": internal,
-        "embed": embed,
-        **plan_nav(identity),
-    }
 
 
 @rule(Rule.PLAN_VIEW)
