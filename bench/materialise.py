@@ -4,7 +4,8 @@ Run by hand: .venv/bin/python bench/materialise.py [--tasks 500] [--changes 300]
 
 Each change is one logged update like an editor sends (a tick, a date moved, a key typed in a
 task), taken in alone, as the materialiser does when edits arrive one at a time. Measured:
-  compute  - apply the update to the shadow document, read the structure, diff (server/projection)
+  compute  - apply the update to the shadow document, read the structure, diff
+             (server/plan/projection.py)
   write    - the one-transaction write of rows and audit events (SQLite file, WAL, fsync on)
 """
 
@@ -27,8 +28,8 @@ import crdt  # noqa: E402
 import persistence  # noqa: E402
 from crdt.structure import assign_ids  # noqa: E402
 from crdt.templates import due, h, owner, table, task, tasks  # noqa: E402
-from server.materialise import write_step  # noqa: E402
-from server.projection import Shadow, advance  # noqa: E402
+from server.plan.materialise import write_step  # noqa: E402
+from server.plan.projection import Shadow, advance  # noqa: E402
 
 
 def plan(n: int) -> dict:

@@ -1,4 +1,4 @@
-"""The access audit trail and the outgoing mail."""
+"""The access log and the outgoing mail."""
 
 from __future__ import annotations
 

@@ -199,7 +199,7 @@ class EmailCode(Base):
 
 
 class AccessEvent(Base):
-    """The access audit trail: members, links, sign-ins."""
+    """The access log: who gave, used or took away access (members, links, sign-ins)."""
 
     __tablename__ = "access_events"
     id: Mapped[int] = mapped_column(LogId, primary_key=True, autoincrement=True)
@@ -302,7 +302,7 @@ class PlanContact(Base):
 
 
 class PlanProjection(Base):
-    """How far into a plan's update log the tables above (and the audit trail) have got."""
+    """How far into a plan's update log the tables above (and the commitment history) have got."""
 
     __tablename__ = "plan_projections"
     plan_id: Mapped[str] = mapped_column(
@@ -313,7 +313,8 @@ class PlanProjection(Base):
 
 
 class AuditEvent(Base):
-    """One change to one task, key result, risk or contact, attributed from the update log."""
+    """The commitment history (table `audit_events`): one change to one task, key result, risk
+    or contact, attributed from the update log."""
 
     __tablename__ = "audit_events"
     id: Mapped[int] = mapped_column(LogId, primary_key=True, autoincrement=True)

@@ -65,7 +65,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
-    from .transport import forwarded_allow_ips, with_header_timeout
+    from .http import forwarded_allow_ips, with_header_timeout
 
     persistence.upgrade(settings.database_url)
     host = args.host or settings.host
@@ -85,7 +85,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         # Frames up to our own limit reach the room (which closes 4413 past it); uvicorn's
         # cap only stops absurd frames before they are buffered whole.
         ws_max_size=settings.max_frame_bytes * 2,
-        # Named, not "auto": server/channel.py writes broadcast frames to this protocol's
+        # Named, not "auto": server/live/connection.py writes broadcast frames to this protocol's
         # transport itself, and relies on its flow control (see Connection).
         ws="websockets-sansio",
         workers=1,
@@ -115,20 +115,20 @@ def _read_password(prompt: str) -> str:
 
 
 def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
-    from .auth import hash_password
+    from .identity import MIN_PASSWORD, hash_password, password_too_short, valid_email
 
     # Checked here because the columns are VARCHAR: PostgreSQL refused longer values with a
     # traceback (and SQLite stored them), and an empty name or a non-address was accepted.
     if not args.name.strip() or len(args.name.strip()) > 200:
         print("error: the name must have 1 to 200 characters", file=sys.stderr)
         return 2
-    if "@" not in args.email or len(args.email.strip()) > 320:
+    if valid_email(args.email) is None:
         print("error: the email must be an address of at most 320 characters", file=sys.stderr)
         return 2
     persistence.upgrade(settings.database_url)
     password = _read_password("Password: ")
-    if len(password) < 8:
-        print("error: the password must have at least 8 characters", file=sys.stderr)
+    if password_too_short(password):
+        print(f"error: the password must have at least {MIN_PASSWORD} characters", file=sys.stderr)
         return 2
     store = _store(settings)
 
@@ -194,7 +194,7 @@ def _user_id(store, email: str) -> int | None:  # type: ignore[no-untyped-def]
 
 
 def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> int:
-    from .auth import Auth
+    from .identity import Auth
 
     if args.label is not None and len(args.label) > 200:
         # api_tokens.label is VARCHAR(200): PostgreSQL refused a longer one with a traceback.
@@ -249,7 +249,7 @@ def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_plans_rebuild(settings: Settings, args: argparse.Namespace) -> int:
-    from .materialise import rebuild
+    from .plan import rebuild
 
     persistence.upgrade(settings.database_url)
     store = _store(settings)
@@ -323,7 +323,8 @@ def parser() -> argparse.ArgumentParser:
         dest="plans", required=True
     )
     pr = plans.add_parser(
-        "rebuild", help="rebuild plans' tasks, tables and audit trail from the update log alone"
+        "rebuild",
+        help="rebuild plans' tasks, tables and commitment history from the update log alone",
     )
     which = pr.add_mutually_exclusive_group(required=True)
     which.add_argument("plan_id", nargs="?", help="the plan to rebuild")

@@ -33,7 +33,7 @@ DOCUMENTED = {
     "TANDEM_CHECKPOINT_EVERY": ("500", "Write a checkpoint after this many logged updates."),
     "TANDEM_MATERIALISE_QUIET_SECONDS": (
         "0.6",
-        "Tasks and audit events are updated this long after the last edit of a plan.",
+        "Tasks and the commitment history are updated this long after the last edit of a plan.",
     ),
     "TANDEM_MATERIALISE_MAX_WAIT_SECONDS": (
         "3",

@@ -17,20 +17,6 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-INTERNAL_SUFFIX = ":internal"
-
-
-def room_key(plan_id: str, doc: str = "plan") -> str:
-    """Rooms are keyed by plan id, with a suffix for the vendor-only internal document."""
-    return plan_id + INTERNAL_SUFFIX if doc == "internal" else plan_id
-
-
-def split_key(key: str) -> tuple[str, str]:
-    if key.endswith(INTERNAL_SUFFIX):
-        return key[: -len(INTERNAL_SUFFIX)], "internal"
-    return key, "plan"
-
-
 def _core(engine: Engine, fn: Callable[[Connection], T]) -> T:
     """``fn(connection)`` in one Core transaction: committed on success, rolled back on error."""
     with engine.begin() as conn:
@@ -132,12 +118,16 @@ class Store:
             self.writes += 1
         return await anyio.to_thread.run_sync(work, limiter=limiter)
 
-    # ``key`` is a room key: a plan id, or a plan id with the internal document's suffix.
+    # ``doc`` is which of the plan's documents: "plan" (shared) or "internal" (vendor only).
 
     async def append(
-        self, key: str, entries: Sequence[tuple[int | None, bytes]], *, touch: bool = True
+        self,
+        plan_id: str,
+        entries: Sequence[tuple[int | None, bytes]],
+        *,
+        doc: str = "plan",
+        touch: bool = True,
     ) -> list[int]:
-        plan_id, doc = split_key(key)
 
         def work(conn: Connection) -> list[int]:
             return persistence.append_updates(
@@ -169,14 +159,14 @@ class Store:
         finally:
             self._limiter.release()
 
-    async def load(self, key: str) -> persistence.PlanHistory:
-        plan_id, doc = split_key(key)
+    async def load(self, plan_id: str, doc: str = "plan") -> persistence.PlanHistory:
         return await self.run(
             lambda s: persistence.load_history(session=s, plan_id=plan_id, doc=doc)
         )
 
-    async def checkpoint(self, key: str, upto_id: int, state: bytes) -> None:
-        plan_id, doc = split_key(key)
+    async def checkpoint(
+        self, plan_id: str, upto_id: int, state: bytes, *, doc: str = "plan"
+    ) -> None:
         # A checkpoint only summarises the log: written as derived data, without an fsync.
         await self.run_derived(
             lambda s: persistence.save_checkpoint(

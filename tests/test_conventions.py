@@ -4,6 +4,10 @@
 - The composition root (server.app) is imported by the CLI alone (and the tests' launcher and
   the authorization matrix, which reads its route table).
 - Package ``__init__`` files only re-export, as ``from .x import y as y``.
+- server/ is grown in wings (identity, live, plan, http): the plan domain and identity import
+  no Starlette, the live wing imports nothing of the HTTP wing, only the URL table
+  (server/http/routes.py) imports the page and API handler modules, and one wing uses another
+  only through its ``__init__`` (its public surface).
 """
 
 from __future__ import annotations
@@ -142,6 +146,9 @@ def test_only_the_cli_imports_the_composition_root() -> None:
 
 # Package interfaces
 
+# Folders of page and API handler modules: only the URL table imports them, module by module.
+HANDLER_PACKAGES = ("server/http/pages/__init__.py", "server/http/api/__init__.py")
+
 
 def init_files() -> list[Path]:
     return [p for p in python_files(*PACKAGES) if p.name == "__init__.py"]
@@ -157,6 +164,9 @@ def test_package_init_only_reexports_explicitly(path: Path) -> None:
     body = tree.body
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
         body = body[1:]  # the docstring
+    if rel(path) in HANDLER_PACKAGES:
+        assert body == [], f"{rel(path)} is a folder of handler modules: it exports nothing"
+        return
     assert body, f"{rel(path)} exports nothing"
     wrong = []
     for node in body:
@@ -167,3 +177,76 @@ def test_package_init_only_reexports_explicitly(path: Path) -> None:
             if alias.asname != alias.name:
                 wrong.append(f"line {node.lineno}: {ast.unparse(node)}")
     assert wrong == [], f"{rel(path)}: use only `from .module import name as name`"
+
+
+# The wings of server/
+
+
+WINGS = ("identity", "live", "plan", "http")
+# What each wing must not import (beyond the rule that wings meet only through __init__).
+FORBIDDEN = {
+    "identity": ("starlette", "server.http", "server.live", "server.plan"),
+    "live": ("server.http", "server.plan"),
+    "plan": ("starlette", "server.http"),
+}
+URL_TABLE = "server/http/routes.py"
+HANDLER_MODULES = ("server.http.pages", "server.http.api")
+
+
+def wing_of(name: str) -> str | None:
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "server" and parts[1] in WINGS else None
+
+
+def under(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def test_every_wing_exists_and_has_a_public_surface() -> None:
+    for wing in WINGS:
+        init = ROOT / "server" / wing / "__init__.py"
+        assert init.is_file(), f"server/{wing}/ has no __init__.py"
+        assert len(python_files(f"server/{wing}")) >= 3, wing
+
+
+@pytest.mark.parametrize("wing", sorted(FORBIDDEN))
+def test_wing_imports_only_what_it_may(wing: str) -> None:
+    wrong = [
+        f"{rel(path)}:{imp.line} imports {imp.module}"
+        for path in python_files(f"server/{wing}")
+        for imp in module_imports(path)
+        if any(under(imp.module, f) for f in FORBIDDEN[wing])
+    ]
+    assert wrong == [], f"server/{wing}/ may not import {FORBIDDEN[wing]}"
+
+
+def test_wings_meet_only_through_their_init() -> None:
+    wrong = []
+    for path in python_files("server"):
+        here = wing_of(module_name(path))
+        for imp in module_imports(path):
+            there = wing_of(imp.module)
+            if there is not None and there != here and imp.module != f"server.{there}":
+                wrong.append(f"{rel(path)}:{imp.line} imports {imp.module}")
+    assert wrong == [], "use the wing's __init__ (its public surface) instead"
+
+
+def test_only_the_url_table_imports_page_and_api_modules() -> None:
+    importers = set()
+    for path in python_files("server"):
+        for imp in module_imports(path):
+            targets = [imp.module, *(f"{imp.module}.{n}" for n in imp.names)]
+            if any(under(t, h) for t in targets for h in HANDLER_MODULES):
+                importers.add(rel(path))
+    assert URL_TABLE in importers  # the rule is about something real
+    assert importers == {URL_TABLE}, f"handler modules are imported by {importers - {URL_TABLE}}"
+
+
+def test_the_checks_catch_what_they_are_for() -> None:
+    """The wing rules flag a page module imported from elsewhere and a wing's inner module."""
+    found = imports_of(
+        "from .pages.home import x\nfrom server.live.rooms import Room\n", "server.http.members"
+    )
+    assert [i.module for i in found] == ["server.http.pages.home", "server.live.rooms"]
+    assert any(under(found[0].module, h) for h in HANDLER_MODULES)
+    assert wing_of(found[1].module) == "live" and found[1].module != "server.live"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import persistence
-from server.projection import merge_events
+from server.plan.projection import merge_events
 from tests.persistence.test_log import Factory, new_plan, new_user
 
 T0 = datetime(2026, 12, 4, 15, 37, tzinfo=UTC)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import websockets
 
-from server.protocol import awareness_frame, parse_awareness
+from server.live.protocol import awareness_frame, parse_awareness
 from tests.support.access import World, create_link, invite_and_join, sign_in, visit
 from tests.support.servers import ROOT
 from tests.support.yclient import add_paragraph, connect, paragraphs

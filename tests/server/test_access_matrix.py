@@ -14,8 +14,8 @@ import pytest
 import websockets
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from server.access import Rule
 from server.app import create_app
+from server.identity import Rule
 from server.settings import Settings
 from tests.support.access import World
 

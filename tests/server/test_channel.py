@@ -16,7 +16,8 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.streams import StreamReader
 
-from server.channel import RAW_SEND, Connection, Identity, binary_frame
+from server.identity import Identity
+from server.live.connection import RAW_SEND, Connection, binary_frame
 
 pytestmark = pytest.mark.anyio
 

@@ -145,8 +145,8 @@ def test_tokens_create_refuses_lifetimes_out_of_range(cli: Server, days: str) ->
 
 
 def test_tokens_create_days_sets_the_expiry(cli: Server) -> None:
-    from server import auth
     from server import cli as tandem_cli
+    from server.identity import auth
 
     assert (tandem_cli.DEFAULT_TOKEN_DAYS, tandem_cli.MAX_TOKEN_DAYS) == (
         auth.DEFAULT_TOKEN_DAYS,

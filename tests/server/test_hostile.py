@@ -34,7 +34,7 @@ pytestmark = pytest.mark.anyio
 
 MAX_FRAME_BYTES = 4096
 
-# Close codes, as server/protocol.py names them (written out: the test states the contract).
+# Close codes, as server/live/protocol.py names them (written out: the test states the contract).
 BAD_FRAME = 4400
 UNAUTHORIZED = 4401
 PLAN_NOT_FOUND = 4404

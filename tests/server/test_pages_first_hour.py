@@ -7,7 +7,7 @@ from datetime import date
 
 import httpx
 
-from server.summary import summarise
+from server.plan import summarise
 from tests.support.access import World, create_link, visit
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from argon2 import PasswordHasher
 
-from server.auth import DUMMY_HASH
+from server.identity.auth import DUMMY_HASH
 from tests.support.servers import ROOT, Server
 
 MiB = 1024 * 1024
@@ -30,9 +30,9 @@ def test_importing_auth_allocates_no_hash() -> None:
         "def hwm():\n"
         "    s = pathlib.Path('/proc/self/status').read_text()\n"
         "    return int(re.search(r'VmHWM:\\s+(\\d+)', s).group(1))\n"
-        "import argon2, itsdangerous, persistence, server.channel, server.store\n"
+        "import argon2, itsdangerous, persistence, server.store\n"
         "before = hwm()\n"
-        "import server.auth\n"
+        "import server.identity.auth\n"
         "print(hwm() - before)\n"
     )
     done = subprocess.run(

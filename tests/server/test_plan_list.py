@@ -89,6 +89,7 @@ def test_items_carry_status_progress_overdue_and_next_milestone(listing: Listing
         "percent": None,
         "milestones": {"done": 0, "total": 0},
     }
+    # "unknown": tasks owned by a bare name, whose side nobody said (the summary counts them).
     assert beta["overdue"] == {
         "vendor": 0,
         "customer": 0,

@@ -140,6 +140,16 @@ async def test_plan_from_template_is_materialised_with_its_creator(
         assert r.status_code == 400 and r.json()["field"] == field, query
 
 
+async def test_the_commitment_history_answers_at_its_new_and_its_first_address(
+    server: Server, token: str
+) -> None:
+    body = {"title": "Rollout", "customer": "Acme", "template": "onboarding-roadmap"}
+    plan_id = ok(api(server, token, "POST", "/api/plans", json=body), 201)["id"]
+    events = ok(api(server, token, "GET", f"/api/plans/{plan_id}/history"))["events"]
+    assert events and {e["kind"] for e in events} == {"created"}
+    assert ok(api(server, token, "GET", f"/api/plans/{plan_id}/audit"))["events"] == events
+
+
 async def test_plain_yjs_client_creates_a_task_and_ids_reach_every_client(
     server: Server, token: str, plan_id: str
 ) -> None:

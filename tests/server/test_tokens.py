@@ -12,7 +12,7 @@ import sqlalchemy as sa
 import websockets
 from itsdangerous import TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
 
-from server.tokens import LIFETIMES, PURPOSES
+from server.identity.tokens import LIFETIMES, PURPOSES
 from tests.support.access import PASSWORD, World, create_link, sign_in
 
 SECRET = "test-secret-key-not-for-production"

@@ -22,8 +22,8 @@ import persistence
 from crdt import assign_ids, new_doc, write_prosemirror
 from crdt.schema import fragment
 from crdt.templates import h, task, tasks
-from server.materialise import write_step
-from server.projection import Shadow, advance, merge_events
+from server.plan.materialise import write_step
+from server.plan.projection import Shadow, advance, merge_events
 
 T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 Factory = sessionmaker[Session]

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 import persistence
-from server.materialise import Materialiser
-from server.rooms import RoomManager
+from server.live.rooms import RoomManager
+from server.plan.materialise import Materialiser
 from server.store import Store
 
 QUIET, MAX_WAIT = 1.0, 5.0

@@ -21,22 +21,20 @@ import pytest
 from starlette.requests import HTTPConnection
 
 import persistence
-from server.access import (
+from server.http.cookies import visit_cookie
+from server.http.guard import archived_view, link_identity, scoped
+from server.identity import (
     CUSTOMER,
     EDITOR,
     OWNER,
     VENDOR,
     VIEWER,
+    Identity,
     Rule,
     allowed,
-    archived_view,
-    link_identity,
     plan_nav,
-    scoped,
     vendor_owner,
-    visit_cookie,
 )
-from server.channel import Identity
 from server.store import Store
 
 

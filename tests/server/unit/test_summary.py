@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import persistence
-from server.summary import SOON_DAYS, summarise
+from server.plan.summary import SOON_DAYS, summarise
 
 TODAY = date(2026, 12, 6)
 _ids = itertools.count(1)

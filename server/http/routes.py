@@ -1,0 +1,136 @@
+"""The one URL table: every page, JSON endpoint and websocket of Tandem, and its handler.
+
+Pages (``pages/``) and the JSON API (``api/``) sit side by side over the same domain calls
+(``server.plan``); modules that serve one concept both ways (members, links, sharing, a plan's
+lifecycle, the workspace) sit beside them. Only this module imports the handler modules, so a
+URL's handler is found here; each handler declares its access rule with ``@rule(...)`` and
+``check_rules`` refuses to build a table with a route that has none.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+
+from server.identity import Rule
+
+from . import lifecycle, links, members, share, sockets, workspace
+from .api import plandata, plans
+from .assets import Assets, Manifest
+from .guard import rule
+from .pages import dashboard, embed, home
+from .responses import STATIC
+
+
+@rule(Rule.PUBLIC)
+async def health(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def url_table(manifest: Manifest) -> list[BaseRoute]:
+    # fmt: off
+    routes: list[BaseRoute] = [
+        # home
+        Route("/setup", home.setup, methods=["GET", "POST"]),
+        Route("/login", home.login, methods=["GET", "POST"]),
+        Route("/logout", home.logout, methods=["POST"]),
+        Route("/", home.plan_list, methods=["GET"], name="plan_list"),
+        Route("/", home.create_plan_form, methods=["POST"]),
+        Route("/plans/{plan_id}", home.plan_page, methods=["GET"], name="plan_page"),
+        Route(
+            "/plans/{plan_id}/internal", home.internal_page, methods=["GET"], name="internal_page"
+        ),
+        # dashboard
+        Route(
+            "/plans/{plan_id}/dashboard",
+            dashboard.dashboard,
+            methods=["GET"],
+            name="plan_dashboard",
+        ),
+        Route("/plans/{plan_id}/dashboard", dashboard.override_status, methods=["POST"]),
+        Route("/plans/{plan_id}/history", dashboard.history, methods=["GET"], name="plan_history"),
+        # plans
+        Route("/api/plans", plans.create_plan, methods=["POST"]),
+        Route("/api/plans", plans.list_plans, methods=["GET"]),
+        Route("/api/plans/{plan_id}", plans.get_plan, methods=["GET"]),
+        Route("/api/plans/{plan_id}/people", plans.list_people, methods=["GET"]),
+        Route("/api/plans/{plan_id}/document", plans.get_document, methods=["GET"]),
+        Route(
+            "/api/plans/{plan_id}/internal/document", plans.get_internal_document, methods=["GET"]
+        ),
+        # lifecycle
+        Route("/api/plans/{plan_id}", lifecycle.patch_plan, methods=["PATCH"]),
+        Route("/api/plans/{plan_id}", lifecycle.delete_plan_api, methods=["DELETE"]),
+        Route(
+            "/plans/{plan_id}/settings",
+            lifecycle.settings_page,
+            methods=["GET"],
+            name="plan_settings",
+        ),
+        Route("/plans/{plan_id}/settings", lifecycle.settings_action, methods=["POST"]),
+        # members
+        Route("/api/plans/{plan_id}/members", members.list_members_api, methods=["GET"]),
+        Route("/api/plans/{plan_id}/members", members.invite_api, methods=["POST"]),
+        Route(
+            "/api/plans/{plan_id}/members/{user_id}", members.change_member_api, methods=["PATCH"]
+        ),
+        Route(
+            "/api/plans/{plan_id}/members/{user_id}", members.remove_member_api, methods=["DELETE"]
+        ),
+        Route(
+            "/invite/{token}", members.accept_page, methods=["GET", "POST"], name="accept_invite"
+        ),
+        # links
+        Route("/api/plans/{plan_id}/links", links.create_link_api, methods=["POST"]),
+        Route("/api/plans/{plan_id}/links", links.list_links_api, methods=["GET"]),
+        Route("/api/plans/{plan_id}/links/{link_id}", links.revoke_link_api, methods=["DELETE"]),
+        Route("/api/plans/{plan_id}/embeds", links.create_embed_api, methods=["POST"]),
+        Route("/s/{token}", links.visit_page, methods=["GET", "POST"], name="visit"),
+        # share
+        Route("/plans/{plan_id}/share", share.share_page, methods=["GET"], name="share"),
+        Route("/plans/{plan_id}/share", share.share_action, methods=["POST"]),
+        Route("/plans/{plan_id}/access", share.access_page, methods=["GET"], name="access_log"),
+        Route("/api/plans/{plan_id}/access-log", share.access_log_api, methods=["GET"]),
+        # embed
+        Route("/embed/{token}", embed.embed_page, methods=["GET"], name="embed"),
+        # plandata
+        Route("/api/templates", plandata.list_templates, methods=["GET"]),
+        Route("/api/plans/{plan_id}/save-as-template", plandata.save_as_template, methods=["POST"]),
+        Route("/api/plans/{plan_id}/tasks", plandata.list_tasks, methods=["GET"]),
+        Route("/api/plans/{plan_id}/tasks/{task_id}", plandata.patch_task, methods=["PATCH"]),
+        Route("/api/plans/{plan_id}/milestones", plandata.list_milestones, methods=["GET"]),
+        Route("/api/plans/{plan_id}/key-results", plandata.list_key_results, methods=["GET"]),
+        Route("/api/plans/{plan_id}/risks", plandata.list_risks, methods=["GET"]),
+        Route("/api/plans/{plan_id}/contacts", plandata.list_contacts, methods=["GET"]),
+        Route("/api/plans/{plan_id}/summary", plandata.get_summary, methods=["GET"]),
+        Route("/api/plans/{plan_id}/history", plandata.get_history, methods=["GET"]),
+        # The commitment history's first, documented address, kept answering.
+        Route("/api/plans/{plan_id}/audit", plandata.get_history, methods=["GET"]),
+        Route("/api/plans/{plan_id}/status", plandata.put_status, methods=["PUT"]),
+        Route("/api/plans/{plan_id}/status", plandata.delete_status, methods=["DELETE"]),
+        # workspace
+        Route("/workspace/people", workspace.people_page, methods=["GET", "POST"], name="people"),
+        Route("/api/workspace/people", workspace.people_api, methods=["GET"]),
+        Route("/api/workspace/people", workspace.invite_staff_api, methods=["POST"]),
+        Route("/api/workspace/people/{user_id}", workspace.update_person_api, methods=["PATCH"]),
+        Route("/password-reset", workspace.reset_request_page, methods=["GET", "POST"]),
+        Route("/password-reset/{token}", workspace.reset_page, methods=["GET", "POST"]),
+        # the live documents
+        WebSocketRoute("/ws/plans/{plan_id}", sockets.plan_socket),
+        WebSocketRoute("/ws/plans/{plan_id}/internal", sockets.internal_socket),
+        Route("/healthz", health),
+        Mount("/static", Assets(STATIC, manifest), name="static"),
+    ]
+    # fmt: on
+    check_rules(routes)
+    return routes
+
+
+def check_rules(routes: list[BaseRoute]) -> None:
+    """Every route declares an access rule (``@rule``); static files are the one exception."""
+    for route in routes:
+        if isinstance(route, Mount) and route.name == "static":
+            continue
+        if not isinstance(getattr(getattr(route, "endpoint", None), "access_rule", None), Rule):
+            raise RuntimeError(f"route {getattr(route, 'path', route)!r} has no access rule")

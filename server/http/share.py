@@ -1,0 +1,226 @@
+"""The owner's screens: members, invitations, share links and embeds, and the access log."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+import persistence
+from server.identity import CUSTOMER, LINK_ROLES, ROLES, SIDES, VENDOR, Rule, vendor_owner
+from server.plan import ApiError, int_param
+
+from . import links, members
+from .guard import rule
+from .responses import render, services
+
+EXPIRY_CHOICES = [
+    ("1", "1 day"),
+    ("7", "7 days"),
+    ("30", "30 days"),
+    ("90", "90 days"),
+    ("365", "1 year"),
+]
+
+
+async def _load(request: Request) -> dict[str, Any]:
+    plan_id = request.state.plan.id
+
+    def load(s):  # type: ignore[no-untyped-def]
+        return (
+            persistence.list_members(session=s, plan_id=plan_id),
+            persistence.pending_invites(session=s, plan_id=plan_id),
+            persistence.list_links(session=s, plan_id=plan_id),
+        )
+
+    people, invites, all_links = await services(request).store.run(load)
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "link": link,
+            "url": links.link_url(request, link) if link.usable(now) else None,
+            "active": link.usable(now),
+        }
+        for link in reversed(all_links)
+    ]
+    return {
+        "plan": request.state.plan,
+        "members": people,
+        "invites": [
+            {"invite": i, "url": members.invite_url(request, i)}
+            for i in members.visible_invites(request.state.identity, invites)
+        ],
+        "shares": [r for r in rows if r["link"].kind == "share"],
+        "embeds": [r for r in rows if r["link"].kind == "embed"],
+        "roles": ROLES,
+        "link_roles": LINK_ROLES,
+        # Only vendor-side owners may grant the vendor side.
+        "sides": SIDES if vendor_owner(request.state.identity) else (CUSTOMER,),
+        "expiries": EXPIRY_CHOICES,
+        "me": request.state.identity,
+        "embed_origins": services(request).settings.embed_allowed_origins,
+    }
+
+
+@rule(Rule.PLAN_OWNER)
+async def share_page(request: Request) -> Response:
+    ctx = await _load(request)
+    done = request.query_params.get("done", "")
+    ctx["notice"] = ACTIONS.get(done, "Done.") if done else ""
+    if done == "invite-unsent":
+        # Nothing went out: the owner gets the link to pass on, at the top, not a false "sent".
+        wanted = request.query_params.get("invite", "")
+        ctx["unsent"] = next((r for r in ctx["invites"] if r["invite"].id == wanted), None)
+        ctx["mail_configured"] = bool(services(request).mailer.host)
+        ctx["notice"] = ""
+    return render(request, "share.html", ctx)
+
+
+ACTIONS = {
+    "invite": "Invitation sent.",
+    "member": "Member updated.",
+    "remove": "Member removed.",
+    "revoke-invite": "Invitation revoked.",
+    "link": "Share link created: copy it from the list below.",
+    "embed": "Embed URL created.",
+    "revoke-link": "Link revoked; anyone using it was disconnected.",
+}
+
+
+@rule(Rule.PLAN_OWNER)
+async def share_action(request: Request) -> Response:
+    form = await request.form()
+    action = str(form.get("action", ""))
+    field = {k: str(v).strip() for k, v in form.items() if isinstance(v, str)}
+    plan_id = request.state.plan.id
+    try:
+        if action == "invite":
+            record, _, emailed = await members.invite(
+                request, field.get("email", ""), field.get("role", ""), field.get("side", "")
+            )
+            if not emailed:
+                return RedirectResponse(
+                    f"/plans/{plan_id}/share?done=invite-unsent&invite={record.id}",
+                    status_code=303,
+                )
+        elif action == "member":
+            await members.change(
+                request, _int(field.get("user_id")), field.get("role", ""), field.get("side", "")
+            )
+        elif action == "remove":
+            await members.remove(request, _int(field.get("user_id")))
+        elif action == "revoke-invite":
+            await services(request).store.run(
+                lambda s: persistence.revoke_invite(
+                    session=s, plan_id=plan_id, invite_id=field.get("invite_id", "")
+                )
+            )
+        elif action in ("link", "embed"):
+            days = field.get("days", "30")
+            if days not in dict(EXPIRY_CHOICES):
+                raise ApiError(400, "choose an expiry", field="days")
+            expires = (datetime.now(UTC) + timedelta(days=int(days))).isoformat()
+            label = field.get("label", "")
+            if len(label) > 200:  # was cut to 200 without a word
+                raise ApiError(400, f"Keep the label to 200 characters: it has {len(label):,}.")
+            await links.create(
+                request,
+                kind="share" if action == "link" else "embed",
+                role=field.get("role", ""),
+                expires_at=expires,
+                label=label,
+                domain=field.get("domain") or None,
+            )
+        elif action == "revoke-link":
+            await links.revoke(request, field.get("link_id", ""))
+        else:
+            raise ApiError(400, "unknown action")
+    except ApiError as exc:
+        ctx = await _load(request)
+        ctx["error"] = exc.detail
+        ctx["form"] = field
+        return render(request, "share.html", ctx, exc.status_code)
+    return RedirectResponse(f"/plans/{plan_id}/share?done={action}", status_code=303)
+
+
+def _int(value: str | None) -> int:
+    return int_param(value, "user_id", message="no such member")
+
+
+async def _events(request: Request) -> list[persistence.AccessEventRecord]:
+    plan_id = request.state.plan.id
+
+    vendor_view = vendor_owner(request.state.identity)
+
+    def load(s):  # type: ignore[no-untyped-def]
+        people = persistence.list_members(session=s, plan_id=plan_id)
+        hidden = set() if vendor_view else {m.email for m in people if m.side == VENDOR}
+        emails = [m.email for m in people if m.email not in hidden]
+        events = persistence.access_events(session=s, plan_id=plan_id, emails=emails)
+        if vendor_view:
+            return events
+        # A customer-side owner sees neither vendor people's sign-ins and addresses nor
+        # vendor invitations (a pending one's address is not a member yet).
+        shown = []
+        for e in events:
+            if e.subject in hidden or "vendor side" in (e.detail or ""):
+                continue
+            name, _, address = e.actor.partition(" <")
+            if address.rstrip(">") in hidden:  # what a vendor person did: by name only
+                e = dataclasses.replace(e, actor=name, ip=None)
+            shown.append(e)
+        return shown
+
+    return await services(request).store.run(load)
+
+
+# The access log in words; the API keeps the codes.
+ACCESS_KINDS = {
+    "signin": "Signed in",
+    "signin.failed": "Sign-in failed",
+    "member.invited": "Invited",
+    "member.added": "Joined",
+    "member.changed": "Role changed",
+    "member.removed": "Removed",
+    "link.created": "Link created",
+    "link.used": "Opened a link",
+    "link.revoked": "Link revoked",
+}
+
+
+def access_kind(kind: str) -> str:
+    """A kind in words; one added later without a label still reads as words, not a code."""
+    if kind in ACCESS_KINDS:
+        return ACCESS_KINDS[kind]
+    words = kind.replace(".", " ").replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
+@rule(Rule.PLAN_OWNER)
+async def access_page(request: Request) -> Response:
+    events = await _events(request)
+    ctx = {"plan": request.state.plan, "events": events, "kind_label": access_kind}
+    return render(request, "access_log.html", ctx)
+
+
+@rule(Rule.PLAN_OWNER)
+async def access_log_api(request: Request) -> Response:
+    events = await _events(request)
+    return JSONResponse(
+        {
+            "events": [
+                {
+                    "at": e.at.isoformat(),
+                    "kind": e.kind,
+                    "actor": e.actor,
+                    "subject": e.subject,
+                    "detail": e.detail,
+                    "ip": e.ip,
+                }
+                for e in events
+            ]
+        }
+    )

@@ -1,0 +1,372 @@
+"""The workspace owner's People page: staff and guests, inviting staff, deactivating accounts;
+and password resets, which also give invited staff their first password."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+import persistence
+from server.identity import (
+    INVITE_DAYS,
+    MIN_PASSWORD,
+    VENDOR,
+    Identity,
+    Rule,
+    actor,
+    password_too_short,
+    valid_email,
+)
+from server.live import Close
+from server.plan import ApiError, text_field
+
+from . import guard
+from .cookies import set_session_cookie
+from .guard import rule
+from .responses import base_url, read_json, render, services
+
+log = logging.getLogger(__name__)
+
+RESET_HOURS = 2
+# A reset token is checked against its row's own expiry; this only bounds the signature.
+RESET_MAX_AGE = INVITE_DAYS * 86400 + 3600
+
+
+def reset_url(request: Request, reset_id: str) -> str:
+    return (
+        f"{base_url(request)}/password-reset/{services(request).signer.dumps('reset', [reset_id])}"
+    )
+
+
+async def _new_reset(request: Request, user_id: int, hours: int) -> str:
+    reset_id = secrets.token_hex(12)
+    expires = datetime.now(UTC) + timedelta(hours=hours)
+    await services(request).store.run(
+        lambda s: persistence.create_reset(
+            session=s, reset_id=reset_id, user_id=user_id, expires_at=expires
+        )
+    )
+    return reset_url(request, reset_id)
+
+
+def close_account_sockets(request: Request, user_id: int, code: int, reason: str) -> int:
+    """Close every open socket of one account, in every plan."""
+    closed = 0
+    for c in services(request).rooms.connections():
+        if c.identity.is_account and c.identity.user_id == user_id:
+            c.close(code, reason)
+            closed += 1
+    return closed
+
+
+# The workspace owner's actions (shared by the page and the JSON API)
+
+
+def _person_json(entry: tuple, titles: dict[str, str]) -> dict[str, Any]:  # type: ignore[type-arg]
+    user, plans, last = entry
+    return {
+        "id": user.id,
+        "name": user.name,
+        "email": user.email,
+        "kind": "staff" if user.is_staff else "guest",
+        "workspace_owner": user.is_owner,
+        "active": user.deactivated_at is None,
+        "deactivated_at": user.deactivated_at.isoformat() if user.deactivated_at else None,
+        "last_sign_in": last.isoformat() if last else None,
+        "plans": [
+            {"id": pid, "title": titles.get(pid, pid), "role": role, "side": side}
+            for pid, role, side in plans
+        ],
+    }
+
+
+async def _people(request: Request) -> list[dict[str, Any]]:
+    def load(s):  # type: ignore[no-untyped-def]
+        titles = {p.id: p.title for p in persistence.list_plans(session=s)}
+        return [_person_json(e, titles) for e in persistence.list_accounts(session=s)]
+
+    return await services(request).store.run(load)
+
+
+async def invite_staff(
+    request: Request, email: str, name: str
+) -> tuple[dict[str, Any], str | None]:
+    """A new staff account with a single-use link to choose its password, or an existing
+    guest made staff (no link: they have a password)."""
+    identity: Identity = request.state.identity
+    address = valid_email(email)
+    if address is None:
+        raise ApiError(400, "enter a valid email address", field="email")
+    svc = services(request)
+
+    def create(s):  # type: ignore[no-untyped-def]
+        found = persistence.find_user(session=s, email=address)
+        if found is not None:
+            user = found[0]
+            if user.is_staff:
+                raise ApiError(409, f"{address} is already workspace staff", field="email")
+            return persistence.set_staff(session=s, user_id=user.id, staff=True), False
+        user = persistence.create_user(
+            session=s,
+            email=address,
+            name=name or address.split("@")[0],
+            password_hash=None,
+            is_staff=True,
+        )
+        return user, True
+
+    user, new = await svc.store.run(create)
+    url = None
+    if new:
+        url = await _new_reset(request, user.id, INVITE_DAYS * 24)
+        body = (
+            f"{identity.name} invited you to the Tandem workspace as staff.\n\n"
+            f"Open this link to choose your password (it works once, for {INVITE_DAYS} days):"
+            f"\n\n{url}\n\nIf you did not expect this, ignore this message.\n"
+        )
+        await svc.mailer.send(address, "You are invited to Tandem", body)
+    await guard.record_access(
+        request,
+        "staff.invited" if new else "staff.granted",
+        plan_id=None,
+        actor=actor(identity),
+        subject=address,
+    )
+    return {"id": user.id, "email": user.email, "kind": "staff", "new": new}, url
+
+
+async def update_person(
+    request: Request, user_id: int, *, staff: bool | None, active: bool | None
+) -> persistence.UserRecord:
+    identity: Identity = request.state.identity
+    svc = services(request)
+
+    def change(s):  # type: ignore[no-untyped-def]
+        user = persistence.get_user(session=s, user_id=user_id)
+        if user is None:
+            raise ApiError(404, "no such account")
+        if user.is_owner and (staff is False or active is False):
+            raise ApiError(409, "the workspace owner is always active staff")
+        if staff is not None:
+            user = persistence.set_staff(session=s, user_id=user_id, staff=staff)
+        if active is not None:
+            user = persistence.set_active(session=s, user_id=user_id, active=active)
+        return user
+
+    user = await svc.store.run(change)
+    if active is False:
+        # Sessions and tokens are revoked in the database; open sockets end now too.
+        closed = close_account_sockets(request, user_id, Close.UNAUTHORIZED, "account deactivated")
+        log.info("account %d deactivated: %d sockets closed", user_id, closed)
+    elif staff is False:
+        # A guest is customer side everywhere: the internal plan closes to them at once.
+        for c in svc.rooms.connections():
+            if (
+                c.identity.is_account
+                and c.identity.user_id == user_id
+                and c.identity.side == VENDOR
+            ):
+                c.close(Close.FORBIDDEN, "no access")
+    what = []
+    if staff is not None:
+        what.append("made staff" if staff else "made guest")
+    if active is not None:
+        what.append("reactivated" if active else "deactivated")
+    await guard.record_access(
+        request,
+        "account.changed",
+        plan_id=None,
+        actor=actor(identity),
+        subject=user.email,
+        detail=", ".join(what),
+    )
+    return user
+
+
+# JSON API
+
+
+@rule(Rule.WORKSPACE_OWNER)
+async def people_api(request: Request) -> Response:
+    return JSONResponse({"people": await _people(request)})
+
+
+@rule(Rule.WORKSPACE_OWNER)
+async def invite_staff_api(request: Request) -> Response:
+    data = await read_json(request)
+    person, url = await invite_staff(
+        request,
+        text_field(data, "email", max_len=320),
+        text_field(data, "name", required=False),
+    )
+    return JSONResponse({**person, "url": url}, status_code=201 if person["new"] else 200)
+
+
+def _flag(data: dict[str, Any], name: str) -> bool | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise ApiError(400, f"{name} must be true or false", field=name)
+    return value
+
+
+@rule(Rule.WORKSPACE_OWNER)
+async def update_person_api(request: Request) -> Response:
+    raw = request.path_params["user_id"]
+    if not raw.isdigit():
+        raise ApiError(404, "no such account")
+    data = await read_json(request)
+    staff, active = _flag(data, "staff"), _flag(data, "active")
+    if staff is None and active is None:
+        raise ApiError(400, 'send "staff" and/or "active" (true or false)')
+    user = await update_person(request, int(raw), staff=staff, active=active)
+    return JSONResponse(
+        {
+            "id": user.id,
+            "email": user.email,
+            "kind": "staff" if user.is_staff else "guest",
+            "active": user.deactivated_at is None,
+        }
+    )
+
+
+# The page
+
+NOTICES = {
+    "invite": "Staff invitation sent.",
+    "staff": "Account made staff.",
+    "guest": "Account made a guest.",
+    "deactivate": "Account deactivated; its sessions, tokens and open connections ended.",
+    "reactivate": "Account reactivated.",
+}
+
+
+@rule(Rule.WORKSPACE_OWNER)
+async def people_page(request: Request) -> Response:
+    ctx: dict[str, Any] = {"people": await _people(request), "error": None, "form": {}}
+    ctx["notice"] = NOTICES.get(request.query_params.get("done", ""), "")
+    ctx["invite_url"] = None
+    if request.method == "POST":
+        form = await request.form()
+        field = {k: str(v).strip() for k, v in form.items() if isinstance(v, str)}
+        action = field.get("action", "")
+        try:
+            if action == "invite":
+                _person, url = await invite_staff(
+                    request, field.get("email", ""), field.get("name", "")[:200]
+                )
+                if url is None:
+                    return RedirectResponse("/workspace/people?done=staff", status_code=303)
+                ctx["invite_url"] = url
+                ctx["notice"] = NOTICES["invite"]
+                ctx["people"] = await _people(request)
+                return render(request, "people.html", ctx)
+            if action not in ("staff", "guest", "deactivate", "reactivate"):
+                raise ApiError(400, "unknown action")
+            uid = field.get("user_id", "")
+            if not uid.isdigit():
+                raise ApiError(404, "no such account")
+            await update_person(
+                request,
+                int(uid),
+                staff={"staff": True, "guest": False}.get(action),
+                active={"reactivate": True, "deactivate": False}.get(action),
+            )
+        except ApiError as exc:
+            ctx.update(error=exc.detail, form=field)
+            return render(request, "people.html", ctx, exc.status_code)
+        return RedirectResponse(f"/workspace/people?done={action}", status_code=303)
+    return render(request, "people.html", ctx)
+
+
+# Password reset
+
+
+def _reset_limited(request: Request, email: str) -> bool:
+    limits = services(request).limits
+    ip = guard.client_ip(request)
+    # The sign-in buckets: asking for resets is guessing at accounts just as signing in is.
+    return not (limits.signin.allow(f"{ip}|reset|{email}") and limits.signin_ip.allow(ip))
+
+
+@rule(Rule.PUBLIC)
+async def reset_request_page(request: Request) -> Response:
+    ctx: dict[str, Any] = {"email": "", "sent": False, "error": None}
+    if request.method == "GET":
+        return render(request, "reset_request.html", ctx)
+    form = await request.form()
+    email = str(form.get("email", "")).strip().lower()[:320]
+    ctx["email"] = email
+    if _reset_limited(request, email):
+        log.warning("password reset rate limit hit")
+        ctx["error"] = "Too many attempts. Wait a minute and try again."
+        return render(request, "reset_request.html", ctx, 429)
+    svc = services(request)
+    found = await svc.store.run(lambda s: persistence.find_user(session=s, email=email))
+    ctx["sent"] = True
+    response = render(request, "reset_request.html", ctx)
+    if found is not None and found[0].deactivated_at is None:
+        url = await _new_reset(request, found[0].id, RESET_HOURS)
+        body = (
+            "Someone (hopefully you) asked to reset your Tandem password.\n\n"
+            f"Open this link to choose a new one (it works once, for {RESET_HOURS} hours):"
+            f"\n\n{url}\n\nIf you did not ask, ignore this message; your password stays.\n"
+        )
+        # Sent after the answer: how long SMTP takes must not tell whether the address exists.
+        response.background = BackgroundTask(
+            svc.mailer.send, found[0].email, "Reset your Tandem password", body
+        )
+        log.info("password reset requested for user %d", found[0].id)
+    return response
+
+
+INVALID = "This link is not valid, has expired or was already used. Ask for a new one."
+
+
+@rule(Rule.PUBLIC)  # the signed reset link is the credential
+async def reset_page(request: Request) -> Response:
+    svc = services(request)
+    value = svc.signer.loads("reset", request.path_params["token"], max_age=RESET_MAX_AGE)
+    reset_id = value[0] if isinstance(value, list) and len(value) == 1 else None
+    user = None
+    if isinstance(reset_id, str):
+        user = await svc.store.run(lambda s: persistence.reset_user(session=s, reset_id=reset_id))
+    if user is None:
+        return render(
+            request, "reset.html", {"invalid": INVALID, "errors": {}, "account": None}, 404
+        )
+    ctx: dict[str, Any] = {"invalid": None, "errors": {}, "account": user}
+    if request.method == "GET":
+        return render(request, "reset.html", ctx)
+    form = await request.form()
+    password = str(form.get("password", ""))
+    if password_too_short(password):
+        ctx["errors"]["password"] = f"Use at least {MIN_PASSWORD} characters."
+    elif password != str(form.get("confirm", "")):
+        ctx["errors"]["confirm"] = "The two passwords differ."
+    if ctx["errors"]:
+        return render(request, "reset.html", ctx, 400)
+    # Through the server's bound on concurrent hashes, like every other password.
+    password_hash = await svc.auth.hash_password(password)
+    done = await svc.store.run(
+        lambda s: persistence.use_reset(session=s, reset_id=reset_id, password_hash=password_hash)
+    )
+    if done is None:
+        return render(request, "reset.html", {**ctx, "invalid": INVALID, "account": None}, 410)
+    # Every session ended with the old password; sockets opened by them end now too.
+    for c in svc.rooms.connections():
+        if c.identity.via == "session" and c.identity.user_id == done.id:
+            c.close(Close.UNAUTHORIZED, "password changed")
+    await guard.record_access(
+        request, "password.reset", plan_id=None, actor=done.name, subject=done.email
+    )
+    response = RedirectResponse("/", status_code=303)
+    set_session_cookie(request, response, await svc.auth.start_session(done.id))
+    return response

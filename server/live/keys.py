@@ -1,0 +1,23 @@
+"""Room keys: a plan's two documents are two rooms, the plan's and its vendor-only internal one."""
+
+from __future__ import annotations
+
+from .events import Doc
+
+INTERNAL_SUFFIX = ":internal"
+
+
+def room_key(plan_id: str, doc: Doc = "plan") -> str:
+    """Rooms are keyed by plan id, with a suffix for the vendor-only internal document."""
+    return plan_id + INTERNAL_SUFFIX if doc == "internal" else plan_id
+
+
+def split_key(key: str) -> tuple[str, Doc]:
+    if key.endswith(INTERNAL_SUFFIX):
+        return key[: -len(INTERNAL_SUFFIX)], "internal"
+    return key, "plan"
+
+
+def room_keys(plan_id: str) -> tuple[str, str]:
+    """Both rooms of one plan."""
+    return plan_id, room_key(plan_id, "internal")

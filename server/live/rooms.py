@@ -1,0 +1,679 @@
+"""Rooms: one live document per plan, shared by its connections.
+
+Order of events for an update a client sends (the reason this is not pycrdt-websocket's YRoom):
+
+1. it is queued for the room's writer, which takes everything queued as one batch;
+2. each update is applied to the document; the document reports the *effective* update
+   (what was new), so resent or duplicate content is neither logged nor forwarded;
+3. the batch is appended to the SQL update log in one transaction (a group commit);
+4. only then is each update sent to the other connections.
+
+So no client ever sees an edit that a crash could lose. Answers to sync-step-1 take the same
+lock, so a joining client is never handed state that is not yet durable either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+
+from pycrdt import Doc, get_update, merge_updates
+
+import crdt
+from server.hooks import Hooks
+from server.identity import Identity
+from server.store import Store
+
+from .connection import Connection, binary_frame
+from .events import Closing, Committed
+from .keys import room_keys, split_key
+from .protocol import (
+    MSG_AUTH,
+    MSG_AWARENESS,
+    MSG_QUERY_AWARENESS,
+    MSG_SYNC,
+    SYNC_STEP1,
+    SYNC_STEP2,
+    SYNC_UPDATE,
+    Close,
+    FrameError,
+    awareness_frame,
+    parse_awareness,
+    parse_sync,
+    permission_denied_frame,
+    sync_frame,
+)
+
+log = logging.getLogger(__name__)
+
+# How stale a plan's "last edited" time may get while its room is busy.
+TOUCH_EVERY = 10.0
+
+# Updates a room holds before the connections sending them have to wait for the writer.
+MAX_PENDING_BYTES = 16 * 1024 * 1024
+
+# Bytes of updates a document holds back because what they build on never arrived (no
+# well-behaved client sends those: everything it builds on came through this server). Past
+# either bound the connection is closed and the room's document reloaded from the log.
+MAX_UNAPPLIED_BYTES_PER_CONNECTION = 1024 * 1024
+MAX_UNAPPLIED_BYTES_PER_ROOM = 4 * 1024 * 1024
+
+# Presence states one connection may introduce (a browser tab introduces one), and the size of
+# one state (a name, a colour, a cursor).
+MAX_AWARENESS_CLIENTS = 8
+MAX_AWARENESS_STATE_BYTES = 4096
+# Presence that has left, remembered so that its echoes are not taken for new presence: stock
+# y-websocket clients send back every awareness change they hear, others' included.
+MAX_AWARENESS_TOMBSTONES = 4096
+
+
+def _held_back(update: bytes, state: bytes) -> bool:
+    """Whether ``update`` has structs a document with ``state`` has not integrated: pycrdt
+    does not expose a document's pending structs, but they are what the document's state
+    does not cover (the leading count of client blocks is then not zero)."""
+    return get_update(update, state)[0] != 0
+
+
+def _presence_key(conn: Connection) -> str:
+    """One person (an account, or a visitor of one link under one name), across tabs."""
+    i = conn.identity
+    return i.person or f"{i.via}:{i.credential_id}:{i.name}"
+
+
+def _is_fatal(exc: BaseException) -> bool:
+    return isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit))
+
+
+class Room:
+    def __init__(
+        self,
+        plan_id: str,
+        store: Store,
+        history,  # noqa: ANN001
+        *,
+        checkpoint_every: int,
+        hooks: Hooks | None = None,
+    ) -> None:
+        # The room key (see keys.py); the store and the hooks get the plan and the document.
+        self.plan_id = plan_id
+        self._plan, self._doc = split_key(plan_id)
+        self.hooks = hooks
+        self.store = store
+        self.checkpoint_every = checkpoint_every
+        self.last_id: int = history.last_id
+        self.since_checkpoint = len(history.updates)
+        self.connections: set[Connection] = set()
+        self.failed = False
+        self._lock = asyncio.Lock()
+        self._pending: list[tuple[Connection, bytes]] = []
+        self._pending_bytes = 0
+        self._drained = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._captured: list[bytes] = []
+        self._load(history)
+        # Updates the document holds back for missing dependencies: (connection, update).
+        self._unapplied: list[tuple[Connection, bytes]] = []
+        self._awareness: dict[int, tuple[int, str, Connection]] = {}
+        # client id -> (clock of its removal, who owned it): see _on_awareness.
+        self._departed: dict[int, tuple[int, str]] = {}
+        self._writer: asyncio.Task[None] | None = None
+        self._unload: asyncio.TimerHandle | None = None
+        self._on_reset: Callable[[Room], None] | None = None
+        self._checkpointing: asyncio.Task[None] | None = None
+        self._touched = -TOUCH_EVERY  # loop time the plan's updated_at was last set
+
+    def _load(self, history) -> None:  # noqa: ANN001
+        self.doc = crdt.doc_from_updates(history.updates, base=history.checkpoint)
+        self._subscription = self.doc.observe(lambda event: self._captured.append(event.update))
+        self._guard = crdt.SchemaGuard(self.doc)
+
+    async def _reload(self, why: str) -> None:
+        """Replace the document by the log's (caller holds the lock, nothing is pending to be
+        logged): drops what a refused update left in it, and what waits for dependencies."""
+        log.warning("room %s: reloading its document from the log (%s)", self.plan_id, why)
+        self._guard.close()
+        self.doc.unobserve(self._subscription)
+        self._load(await self.store.load(self._plan, self._doc))
+        for conn, update in self._unapplied:
+            conn.unapplied_bytes -= len(update)
+        self._unapplied.clear()
+
+    async def repair(self) -> None:
+        """Delete what breaks the plan's schema (written before updates were checked), as an
+        ordinary logged change that connected clients receive too."""
+        update = crdt.schema_repair(self.doc)
+        if update is None:
+            return
+        log.warning("room %s: deleting content that breaks the plan's schema", self.plan_id)
+        await self.apply_server_change(lambda doc: doc.apply_update(update), None)
+        self._guard.close()
+        self._guard = crdt.SchemaGuard(self.doc)
+
+    # Lifecycle
+
+    def start(self, on_reset: Callable[[Room], None]) -> None:
+        self._on_reset = on_reset
+        self._writer = asyncio.create_task(self._write_loop(), name=f"room-writer-{self.plan_id}")
+
+    async def stop(self) -> None:
+        """Write what is pending and a checkpoint, then stop the writer."""
+        self._stopping = True
+        self._wake.set()
+        if self._writer is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        await self._checkpoint_written()
+        if not self.failed and self.since_checkpoint:
+            async with self._lock:
+                self._checkpoint()
+            await self._checkpoint_written()
+
+    def schedule_unload(self, delay: float, callback: Callable[[], object]) -> None:
+        self.cancel_unload()
+        loop = asyncio.get_running_loop()
+        self._unload = loop.call_later(delay, lambda: asyncio.ensure_future(callback()))  # type: ignore[arg-type]
+
+    def cancel_unload(self) -> None:
+        if self._unload is not None:
+            self._unload.cancel()
+            self._unload = None
+
+    # Connections
+
+    async def add(self, conn: Connection) -> None:
+        async with self._lock:
+            self.connections.add(conn)
+            conn.send(sync_frame(SYNC_STEP1, self.doc.get_state()))
+        if self._awareness:
+            conn.send(
+                awareness_frame([(c, clock, st) for c, (clock, st, _) in self._awareness.items()])
+            )
+
+    def remove(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        gone = []
+        for client in conn.awareness_clients:
+            known = self._awareness.get(client)
+            if known is not None and known[2] is conn:
+                del self._awareness[client]
+                gone.append((client, known[0] + 1, "null"))
+                self._depart(client, known[0] + 1, conn)
+        if gone:
+            self._broadcast(awareness_frame(gone), exclude=conn)
+
+    def present(self) -> list[Identity]:
+        seen: dict[str, Identity] = {}
+        for conn in self.connections:
+            # One entry per account, whether through the browser or a token, in any number
+            # of tabs (as in the editor's strip); visitors per link and name.
+            seen.setdefault(_presence_key(conn), conn.identity)
+        return sorted(seen.values(), key=lambda i: i.name.lower())
+
+    def _broadcast(self, frame: bytes, *, exclude: Connection | None) -> None:
+        wire = binary_frame(frame)
+        for conn in self.connections:
+            if conn is not exclude:
+                conn.send(frame, wire)
+
+    def reset(self, reason: str) -> None:
+        """Give up on this room's in-memory state; clients reconnect to a fresh load."""
+        if self.failed:
+            return
+        self.failed = True
+        log.error("room %s reset: %s", self.plan_id, reason)
+        for conn in list(self.connections):
+            conn.close(Close.ROOM_RESET, "room reloading, reconnect")
+        self._stopping = True
+        self._wake.set()
+        if self._on_reset is not None:
+            self._on_reset(self)
+
+    # Frames
+
+    async def receive(self, conn: Connection, frame: bytes) -> None:
+        """Handle one frame from ``conn``. Raises FrameError for a frame that breaks protocol."""
+        if not frame:
+            raise FrameError("empty frame")
+        kind = frame[0]
+        if kind == MSG_SYNC:
+            sub, payload = parse_sync(frame)
+            if sub == SYNC_STEP1:
+                await self._answer_step1(conn, payload)
+            elif conn.identity.read_only:
+                # Viewers still sync and see live edits; their changes are dropped here,
+                # and the client is told once, in the y-protocols way.
+                if payload != b"\x00\x00":
+                    log.info("dropped a change from read-only %r", conn)
+                    if not conn.told_read_only:
+                        conn.told_read_only = True
+                        conn.send(permission_denied_frame("read-only"))
+            else:
+                await self._enqueue(conn, payload)
+        elif kind == MSG_AWARENESS:
+            self._on_awareness(conn, frame)
+        elif kind == MSG_QUERY_AWARENESS:
+            if self._awareness:
+                conn.send(awareness_frame([(c, k, s) for c, (k, s, _) in self._awareness.items()]))
+        elif kind == MSG_AUTH:
+            pass  # y-protocols' auth message: we authenticate at connect time instead
+        else:
+            raise FrameError(f"unknown message type {kind}")
+
+    async def _answer_step1(self, conn: Connection, state_vector: bytes) -> None:
+        async with self._lock:
+            try:
+                update = self.doc.get_update(state_vector)
+            except Exception as exc:  # noqa: BLE001 - pycrdt raises plain exceptions for bad input
+                raise FrameError(f"bad state vector: {exc}") from None
+        conn.send(sync_frame(SYNC_STEP2, update))
+
+    async def _enqueue(self, conn: Connection, update: bytes) -> None:
+        if update == b"\x00\x00":  # an empty update: nothing to apply, log or forward
+            return
+        while self._pending_bytes > MAX_PENDING_BYTES and not self.failed:
+            self._drained.clear()
+            await self._drained.wait()
+        self._pending.append((conn, update))
+        self._pending_bytes += len(update)
+        self._wake.set()
+
+    def _on_awareness(self, conn: Connection, frame: bytes) -> None:
+        entries = parse_awareness(frame)
+        # Checked before anything changes, so a refused frame leaves nothing behind.
+        if any(len(state) > MAX_AWARENESS_STATE_BYTES for _, _, state in entries):
+            raise FrameError("awareness state too large")
+        # Stock y-websocket clients send back every awareness change they hear, other people's
+        # included: those entries are not this connection's to change, and they are skipped,
+        # not counted against it. Only what it introduces is its own, within the bound.
+        mine = []
+        for client, clock, state in entries:
+            known = self._awareness.get(client)
+            if known is not None and known[2] is not conn and known[2] in self.connections:
+                continue  # another live connection's presence
+            departed = self._departed.get(client)
+            if (
+                known is None
+                and departed is not None
+                and clock <= departed[0]
+                and departed[1] != _presence_key(conn)
+            ):
+                continue  # an echo of someone's presence that has already left
+            mine.append((client, clock, state, known))
+        new = {c for c, _, state, _ in mine if state != "null"} - conn.awareness_clients
+        if len(conn.awareness_clients) + len(new) > MAX_AWARENESS_CLIENTS:
+            raise FrameError("too many awareness client ids")
+        forward = []
+        for client, clock, state, known in mine:
+            if known is not None and (clock < known[0] or (clock == known[0] and state != "null")):
+                continue  # stale or repeated
+            if state == "null":
+                if known is None:
+                    continue
+                del self._awareness[client]
+                conn.awareness_clients.discard(client)
+                self._depart(client, clock, conn)
+            else:
+                state = self._stamp(conn, state)
+                self._awareness[client] = (clock, state, conn)
+                conn.awareness_clients.add(client)
+                self._departed.pop(client, None)
+            forward.append((client, clock, state))
+        if forward:
+            self._broadcast(awareness_frame(forward), exclude=conn)
+
+    def _depart(self, client: int, clock: int, conn: Connection) -> None:
+        self._departed.pop(client, None)
+        self._departed[client] = (clock, _presence_key(conn))
+        while len(self._departed) > MAX_AWARENESS_TOMBSTONES:
+            del self._departed[next(iter(self._departed))]
+
+    @staticmethod
+    def _stamp(conn: Connection, state: str) -> str:
+        """Presence carries the server-known name and person key, whatever the client claimed."""
+        try:
+            value = json.loads(state)
+        except (ValueError, RecursionError):
+            # RecursionError: JSON nested too deep (e.g. "[[[[..."), which json raises instead
+            # of ValueError; uncaught, it dropped the socket with 1000 and nothing logged.
+            raise FrameError("awareness state is not JSON") from None
+        if not isinstance(value, dict):
+            raise FrameError("awareness state is not an object")
+        user = value.get("user")
+        stamped = {**(user if isinstance(user, dict) else {}), "name": conn.identity.name}
+        stamped.pop("person", None)
+        if conn.identity.person is not None:
+            stamped["person"] = conn.identity.person
+        # Only the server knows who signed in: a link visitor named like a member is a guest.
+        stamped["guest"] = not conn.identity.is_account
+        value["user"] = stamped
+        return json.dumps(value, separators=(",", ":"))
+
+    # The writer
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._pending and not self.failed:
+                batch, self._pending = self._pending, []
+                self._pending_bytes = 0
+                self._drained.set()
+                try:
+                    await self._commit(batch)
+                except BaseException as exc:
+                    if _is_fatal(exc):
+                        raise
+                    self.reset(f"{type(exc).__name__}: {exc}")
+            if self._stopping and (not self._pending or self.failed):
+                self._drained.set()
+                return
+
+    async def _commit(self, batch: list[tuple[Connection, bytes]]) -> None:
+        async with self._lock:
+            accepted: list[tuple[Connection, bytes]] = []
+            reload = None
+            for i, (conn, update) in enumerate(batch):
+                if conn.refused:
+                    continue  # what a refused connection sent after is not applied either
+                self._captured.clear()
+                try:
+                    self.doc.apply_update(update)
+                except Exception as exc:  # noqa: BLE001 - pycrdt's decode errors
+                    log.warning("closing %r: update could not be applied (%s)", conn, exc)
+                    conn.close(Close.BAD_FRAME, "update could not be applied")
+                    continue
+                reload = self._refused(conn, update)
+                if reload is not None:
+                    # The document holds what was refused: the rest of the batch waits for
+                    # the reload, which needs what was accepted logged first.
+                    self._pending[:0] = batch[i + 1 :]
+                    self._pending_bytes += sum(len(u) for _, u in batch[i + 1 :])
+                    self._wake.set()
+                    break
+                if self._captured:
+                    effective = (
+                        self._captured[0]
+                        if len(self._captured) == 1
+                        else merge_updates(*self._captured)
+                    )
+                    accepted.append((conn, effective))
+            if not accepted:
+                if reload is not None:
+                    await self._reload(reload)
+                return
+            ids = await self.store.append(
+                self._plan,
+                [(conn.identity.user_id, update) for conn, update in accepted],
+                doc=self._doc,
+                touch=self._touch(),
+            )
+            self.last_id = ids[-1]
+            self.since_checkpoint += len(ids)
+            for conn, update in accepted:
+                self._broadcast(sync_frame(SYNC_UPDATE, update), exclude=conn)
+            if reload is not None:
+                await self._reload(reload)
+            elif self.since_checkpoint >= self.checkpoint_every:
+                self._checkpoint()
+        self._committed(
+            [(conn.identity.user_id, i) for (conn, _), i in zip(accepted, ids, strict=True)]
+        )
+
+    def _refused(self, conn: Connection, update: bytes) -> str | None:
+        """After ``update`` from ``conn`` was applied: None if it may be logged and sent on.
+        Otherwise ``conn`` is closed and the reason returned: the document must be reloaded."""
+        problem = self._guard.check()
+        if problem is not None:
+            # Not logged, not forwarded; the log names the connection, not the content.
+            log.warning("closing %r: update breaks the plan's schema (%s)", conn, problem)
+            conn.refused = True
+            conn.close(Close.BAD_FRAME, "update breaks the plan's schema")
+            return "refused an update"
+        state = self.doc.get_state()
+        if _held_back(update, state):
+            self._unapplied.append((conn, update))
+            conn.unapplied_bytes += len(update)
+        if self._unapplied:
+            still = []
+            for entry in self._unapplied:
+                if _held_back(entry[1], state):
+                    still.append(entry)
+                else:
+                    entry[0].unapplied_bytes -= len(entry[1])
+            self._unapplied = still
+            total = sum(len(u) for _, u in still)
+            if (
+                conn.unapplied_bytes > MAX_UNAPPLIED_BYTES_PER_CONNECTION
+                or total > MAX_UNAPPLIED_BYTES_PER_ROOM
+            ):
+                log.warning(
+                    "closing %r with %d: %d bytes of updates wait for missing dependencies",
+                    conn,
+                    Close.UNAPPLIED,
+                    conn.unapplied_bytes,
+                )
+                conn.refused = True
+                conn.close(Close.UNAPPLIED, "too many updates with missing dependencies")
+                return "dropping updates with missing dependencies"
+        return None
+
+    async def apply_server_change(
+        self, fn: Callable[[Doc], object], author_id: int | None
+    ) -> int | None:
+        """Change the document on the server: ``fn(doc)`` runs under the room's lock, and its
+        effective update is logged (attributed to ``author_id``) and then sent to every
+        connection, like any client's. Returns the log id, or None when nothing changed.
+        Whatever ``fn`` raises propagates, with nothing logged."""
+        if self.failed:
+            raise RuntimeError(f"room {self.plan_id} is resetting")
+        async with self._lock:
+            self._captured.clear()
+            with self.doc.transaction():
+                fn(self.doc)
+            self._guard.check()  # the server's own change: nothing to blame on the next client
+            if not self._captured:
+                return None
+            update = (
+                self._captured[0] if len(self._captured) == 1 else merge_updates(*self._captured)
+            )
+            try:
+                (log_id,) = await self.store.append(
+                    self._plan, [(author_id, update)], doc=self._doc, touch=self._touch()
+                )
+            except BaseException as exc:
+                if not _is_fatal(exc):
+                    self.reset(f"{type(exc).__name__}: {exc}")
+                raise
+            self.last_id = log_id
+            self.since_checkpoint += 1
+            self._broadcast(sync_frame(SYNC_UPDATE, update), exclude=None)
+            if self.since_checkpoint >= self.checkpoint_every:
+                self._checkpoint()
+        self._committed([(author_id, log_id)])
+        return log_id
+
+    def _touch(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        if now - self._touched < TOUCH_EVERY:
+            return False
+        self._touched = now
+        return True
+
+    def _committed(self, entries: list[tuple[int | None, int]]) -> None:
+        if self.hooks is not None:
+            self.hooks.publish(Committed(self._plan, self._doc, tuple(entries)))
+
+    def _checkpoint(self) -> None:
+        """Start writing a checkpoint. The caller holds the lock, so the state taken here
+        matches ``last_id`` exactly; the write itself runs in the background, so the next
+        batch of edits does not wait for it (a checkpoint only speeds up loading: if it is
+        lost, the log it summarises is still there)."""
+        if not self.last_id or (self._checkpointing and not self._checkpointing.done()):
+            return  # the one being written will do; the next commit tries again
+        state, upto = self.doc.get_update(), self.last_id
+        self.since_checkpoint = 0
+        self._checkpointing = asyncio.create_task(
+            self._write_checkpoint(upto, state), name=f"room-checkpoint-{self.plan_id}"
+        )
+
+    async def _write_checkpoint(self, upto: int, state: bytes) -> None:
+        try:
+            await self.store.checkpoint(self._plan, upto, state, doc=self._doc)
+        except Exception:
+            # The log still holds everything; the next checkpoint will cover this one.
+            log.exception("room %s: writing a checkpoint at %d failed", self.plan_id, upto)
+
+    async def _checkpoint_written(self) -> None:
+        if self._checkpointing is not None:
+            await self._checkpointing
+
+    async def snapshot(self) -> bytes:
+        """The document's durable state as one update."""
+        async with self._lock:
+            return self.doc.get_update()
+
+
+class RoomManager:
+    """Creates, loads and unloads rooms; an async context manager entered in the lifespan."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        idle_seconds: float,
+        checkpoint_every: int,
+        hooks: Hooks | None = None,
+    ) -> None:
+        self.store = store
+        self.hooks = hooks
+        self.idle_seconds = idle_seconds
+        self.checkpoint_every = checkpoint_every
+        self._rooms: dict[str, Room] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def __aenter__(self) -> RoomManager:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for room in list(self._rooms.values()):
+            for conn in list(room.connections):
+                conn.close(Close.SERVER_SHUTDOWN, "server restarting")
+            room.cancel_unload()
+            await room.stop()
+        self._rooms.clear()
+
+    def _lock(self, plan_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(plan_id, asyncio.Lock())
+
+    async def _loaded(self, plan_id: str) -> Room:
+        """Caller holds the plan's lock."""
+        room = self._rooms.get(plan_id)
+        if room is None:
+            history = await self.store.load(*split_key(plan_id))
+            room = Room(
+                plan_id,
+                self.store,
+                history,
+                checkpoint_every=self.checkpoint_every,
+                hooks=self.hooks,
+            )
+            room.start(self._forget)
+            self._rooms[plan_id] = room
+            try:
+                await room.repair()
+            except Exception:
+                log.exception("room %s: repairing its schema failed", plan_id)
+            log.info("room %s loaded (%d updates replayed)", plan_id, len(history.updates))
+        return room
+
+    async def join(self, plan_id: str, conn: Connection) -> Room:
+        """The plan's room, loaded and started under the plan's lock, with ``conn`` in it."""
+        async with self._lock(plan_id):
+            room = await self._loaded(plan_id)
+            room.cancel_unload()
+            await room.add(conn)
+            return room
+
+    async def open(self, plan_id: str) -> Room:
+        """The plan's room for a server-side change; loaded if need be, and unloaded again
+        after the idle delay when nobody joins it."""
+        async with self._lock(plan_id):
+            room = await self._loaded(plan_id)
+            if not room.connections:
+                room.schedule_unload(self.idle_seconds, lambda: self._unload(room))
+            return room
+
+    def leave(self, room: Room, conn: Connection) -> None:
+        room.remove(conn)
+        if not room.connections and not room.failed:
+            room.schedule_unload(self.idle_seconds, lambda: self._unload(room))
+
+    async def _unload(self, room: Room) -> None:
+        async with self._lock(room.plan_id):
+            if room.connections or self._rooms.get(room.plan_id) is not room:
+                return
+            del self._rooms[room.plan_id]
+            await room.stop()
+            log.info("room %s unloaded", room.plan_id)
+
+    async def discard(self, key: str, code: int, reason: str) -> None:
+        """Close a room's connections and stop it, writing what is pending, without waiting
+        for them to leave (a deleted plan)."""
+        async with self._lock(key):
+            room = self._rooms.pop(key, None)
+            if room is None:
+                return
+            for conn in list(room.connections):
+                conn.close(code, reason)
+            room.cancel_unload()
+            await room.stop()
+            log.info("room %s discarded", key)
+
+    def _forget(self, room: Room) -> None:
+        if self._rooms.get(room.plan_id) is room:
+            del self._rooms[room.plan_id]
+
+    def room(self, plan_id: str) -> Room | None:
+        return self._rooms.get(plan_id)
+
+    def present(self, plan_id: str) -> list[Identity]:
+        room = self._rooms.get(plan_id)
+        return room.present() if room else []
+
+    def connections(self) -> list[Connection]:
+        return [c for room in self._rooms.values() for c in room.connections]
+
+    def plan_connections(self, plan_id: str) -> list[Connection]:
+        """The open connections of both of a plan's documents."""
+        return [
+            c for key in room_keys(plan_id) if (r := self._rooms.get(key)) for c in r.connections
+        ]
+
+    def close(self, closing: Closing) -> int:
+        """Close the connections ``closing`` describes; how many were closed."""
+        closed = 0
+        for c in self.plan_connections(closing.plan_id):
+            i = c.identity
+            if closing.user_id is not None and not (i.is_account and i.user_id == closing.user_id):
+                continue
+            if closing.link_id is not None and not (
+                i.via in ("link", "embed") and i.credential_id == closing.link_id
+            ):
+                continue
+            if closing.side is not None and i.side != closing.side:
+                continue
+            c.close(closing.code, closing.reason)
+            closed += 1
+        return closed
+
+    async def snapshot(self, plan_id: str) -> bytes:
+        """The plan's durable state: from its live room, or replayed from the log."""
+        room = self._rooms.get(plan_id)
+        if room is not None and not room.failed:
+            return await room.snapshot()
+        history = await self.store.load(*split_key(plan_id))
+        return crdt.doc_from_updates(history.updates, base=history.checkpoint).get_update()

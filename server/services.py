@@ -1,0 +1,27 @@
+"""The services every route receives, built once by the composition root (``server.app``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.templating import Jinja2Templates
+
+from .identity import Auth, Limits, Signer
+from .live import RoomManager
+from .mail import Mailer
+from .plan import Materialiser
+from .settings import Settings
+from .store import Store
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    auth: Auth
+    rooms: RoomManager
+    materialiser: Materialiser
+    templates: Jinja2Templates
+    signer: Signer
+    limits: Limits
+    mailer: Mailer
