@@ -7,18 +7,18 @@ only fails here, with both values in the message.
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from crdt import structure
+from server import identity, live
+from server.plan import summary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,14 +88,6 @@ def js() -> dict[str, Any]:
     return result
 
 
-def server_module(filename: str) -> ModuleType:
-    """The server module in ``filename``, wherever under server/ it lives (modules move)."""
-    found = sorted(ROOT.joinpath("server").rglob(filename))
-    assert len(found) == 1, f"expected one server/**/{filename}, found {found}"
-    name = ".".join(found[0].relative_to(ROOT).with_suffix("").parts)
-    return importlib.import_module(name)
-
-
 def snake(name: str) -> str:
     """keyResults and key-results, as Python spells them: key_results."""
     return re.sub(r"(?<=[a-z])([A-Z])", r"_\1", name).replace("-", "_").lower()
@@ -125,8 +117,7 @@ def test_a_section_the_insert_menu_adds_is_read_by_the_server(js: dict[str, Any]
 
 
 def test_sides(js: dict[str, Any]) -> None:
-    access = server_module("access.py")
-    assert js["sides"] == list(structure.SIDES) == list(access.SIDES)
+    assert js["sides"] == list(structure.SIDES) == list(identity.SIDES)
 
 
 def test_task_statuses(js: dict[str, Any]) -> None:
@@ -138,7 +129,7 @@ def test_stable_id_prefixes(js: dict[str, Any]) -> None:
 
 
 def test_close_codes_the_editor_names_are_the_servers(js: dict[str, Any]) -> None:
-    close = server_module("protocol.py").Close
+    close = live.Close
     assert js["closeCodes"] == {name: int(close[name]) for name in js["closeCodes"]}
     # Every code the connection indicator handles by name must be among them.
     source = ROOT.joinpath("web/src/lib/connection.js").read_text()
@@ -147,11 +138,11 @@ def test_close_codes_the_editor_names_are_the_servers(js: dict[str, Any]) -> Non
 
 
 def test_due_soon_days(js: dict[str, Any]) -> None:
-    soon_days = server_module("summary.py").SOON_DAYS
+    soon_days = summary.SOON_DAYS
     assert js["soonDays"] == soon_days
     soon = [n for n, state in js["dueStates"] if state == "soon"]
     assert soon == list(range(soon_days + 1)), "the editor's amber chips: today ... SOON_DAYS"
     # The words that tell people so.
     assert f"Due soon means within {soon_days} days" in ROOT.joinpath("README.md").read_text()
-    dashboard = next(ROOT.joinpath("server").rglob("dashboard.html")).read_text()
+    dashboard = ROOT.joinpath("server/templates/dashboard.html").read_text()
     assert f"Due in {soon_days} days" in dashboard

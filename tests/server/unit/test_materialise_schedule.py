@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 
 import persistence
+from server.hooks import Hooks
+from server.live.events import Committed
 from server.live.rooms import RoomManager
 from server.plan.materialise import Materialiser
 from server.store import Store
@@ -93,9 +95,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
 
 def scenario(store: Store, body: Callable[[Observed], Awaitable[None]]) -> None:
     async def main() -> None:
-        rooms = RoomManager(store, idle_seconds=60, checkpoint_every=100)
+        hooks = Hooks()
+        rooms = RoomManager(store, idle_seconds=60, checkpoint_every=100, hooks=hooks)
         async with rooms, Observed(store, rooms, quiet=QUIET, max_wait=MAX_WAIT) as m:
-            rooms.on_commit = m.on_commit
+            hooks.register([m.on_event])
             await body(m)
 
     run(main)
@@ -105,7 +108,9 @@ async def commits_at(m: Materialiser, plan_id: str, times: list[float]) -> None:
     loop = asyncio.get_running_loop()
     for t in times:
         await asyncio.sleep(t - loop.time())
-        m.on_commit(plan_id, [(None, 1)])
+        # A room key: the plan's id, or "<id>:internal" for its vendor-only document.
+        plan, _, doc = plan_id.partition(":")
+        m.on_event(Committed(plan, "internal" if doc else "plan", ((None, 1),)))
 
 
 def test_the_virtual_clock_is_exact() -> None:
