@@ -16,6 +16,7 @@ import anyio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+from sqlalchemy.orm import Session
 
 import persistence
 from server.store import Store
@@ -183,7 +184,7 @@ class Auth:
             return None
         token_id, secret = parsed
 
-        def check(s):  # type: ignore[no-untyped-def]
+        def check(s: Session) -> persistence.UserRecord | None:
             found = persistence.token_secret(session=s, token_id=token_id)
             if found is None:
                 return None

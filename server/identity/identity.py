@@ -35,6 +35,14 @@ class Identity:
     def is_account(self) -> bool:
         return self.via in ("session", "token")
 
+    @property
+    def account_id(self) -> int:
+        """The account's user id, where only accounts get through (rules SIGNED_IN and up,
+        or an identity from ``guard.account``)."""
+        if self.user_id is None:
+            raise LookupError(f"a {self.via} visitor has no account")
+        return self.user_id
+
     @functools.cached_property  # read for every awareness message a connection sends
     def person(self) -> str | None:
         """The same short key in every tab an account has open on this plan, so presence

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 # Buckets are forgotten least-recently-used first past this many keys, so a flood of
 # addresses cannot grow the server without bound.
@@ -13,7 +14,7 @@ MAX_KEYS = 50_000
 class RateLimiter:
     """``per_minute`` events per key and minute, with bursts of up to ``per_minute``."""
 
-    def __init__(self, per_minute: int, *, clock=time.monotonic) -> None:  # noqa: ANN001
+    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.capacity = float(max(per_minute, 1))
         self.rate = self.capacity / 60.0
         self._clock = clock

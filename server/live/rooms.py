@@ -18,11 +18,12 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from pycrdt import Doc, get_update, merge_updates
 
 import crdt
+import persistence
 from server.hooks import Hooks
 from server.identity import Identity
 from server.store import Store
@@ -92,7 +93,7 @@ class Room:
         self,
         plan_id: str,
         store: Store,
-        history,  # noqa: ANN001
+        history: persistence.PlanHistory,
         *,
         checkpoint_every: int,
         hooks: Hooks | None = None,
@@ -126,7 +127,7 @@ class Room:
         self._checkpointing: asyncio.Task[None] | None = None
         self._touched = -TOUCH_EVERY  # loop time the plan's updated_at was last set
 
-    def _load(self, history) -> None:  # noqa: ANN001
+    def _load(self, history: persistence.PlanHistory) -> None:
         self.doc = crdt.doc_from_updates(history.updates, base=history.checkpoint)
         self._subscription = self.doc.observe(lambda event: self._captured.append(event.update))
         self._guard = crdt.SchemaGuard(self.doc)
@@ -172,10 +173,10 @@ class Room:
                 self._checkpoint()
             await self._checkpoint_written()
 
-    def schedule_unload(self, delay: float, callback: Callable[[], object]) -> None:
+    def schedule_unload(self, delay: float, callback: Callable[[], Awaitable[object]]) -> None:
         self.cancel_unload()
         loop = asyncio.get_running_loop()
-        self._unload = loop.call_later(delay, lambda: asyncio.ensure_future(callback()))  # type: ignore[arg-type]
+        self._unload = loop.call_later(delay, lambda: asyncio.ensure_future(callback()))
 
     def cancel_unload(self) -> None:
         if self._unload is not None:

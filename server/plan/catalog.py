@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 import crdt
 import persistence
 from crdt.structure import assign_ids
@@ -69,7 +71,7 @@ async def create_plan(
     """The plan row and, from a template, its first logged update (the creator's), together."""
     update = initial_update(content) if content is not None else None
 
-    def create(s):  # type: ignore[no-untyped-def]
+    def create(s: Session) -> persistence.PlanRecord:
         plan = persistence.create_plan(
             session=s, title=title, customer=customer, created_by=user_id
         )
@@ -124,4 +126,5 @@ def _as_template(node: Any) -> Any:
 
 
 def reusable_content(doc_json: dict[str, Any]) -> dict[str, Any]:
-    return _as_template(doc_json)
+    content: dict[str, Any] = _as_template(doc_json)  # a dict maps to a dict
+    return content

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 import persistence
 from server.identity import OWNER, Identity
 from server.store import Store
@@ -125,7 +127,16 @@ async def plan_rows(
     """The plans the caller may see that match ``query``, each with its figures, sorted."""
     day = today or datetime.now(UTC).date()
 
-    def read(s):  # type: ignore[no-untyped-def]
+    def read(
+        s: Session,
+    ) -> tuple[
+        list[persistence.PlanRecord],
+        dict[str, list[dict[str, Any]]],
+        dict[str, list[dict[str, Any]]],
+        dict[str, list[dict[str, Any]]],
+        dict[str, persistence.StatusOverride],
+        dict[str, str],
+    ]:
         plans = persistence.find_plans(
             session=s,
             # The workspace owner sees every plan; everyone else the plans they are in.
@@ -142,7 +153,7 @@ async def plan_rows(
             persistence.rows_of_plans(session=s, plan_ids=ids, table="key_results"),
             persistence.rows_of_plans(session=s, plan_ids=ids, table="risks"),
             persistence.status_overrides(session=s, plan_ids=ids),
-            persistence.member_roles(session=s, user_id=identity.user_id),
+            persistence.member_roles(session=s, user_id=identity.account_id),
         )
 
     plans, tasks, krs, risks, overrides, roles = await store.read(read)

@@ -24,6 +24,7 @@ import logging
 from dataclasses import dataclass
 
 import anyio
+from sqlalchemy.orm import Session
 
 import crdt.structure
 import persistence
@@ -44,7 +45,9 @@ class _Pending:
     task: asyncio.Task[None] | None = None
 
 
-def _read(s, plan_id: str, shadow: Shadow | None) -> tuple[int, list[LogEntry], Shadow | None]:  # type: ignore[no-untyped-def]
+def _read(
+    s: Session, plan_id: str, shadow: Shadow | None
+) -> tuple[int, list[LogEntry], Shadow | None]:
     """(watermark, entries after the shadow, shadow) with the shadow rebuilt when stale."""
     mark = persistence.projection_watermark(session=s, plan_id=plan_id)
     if shadow is not None and shadow.upto_id == mark:
@@ -69,7 +72,7 @@ def _read(s, plan_id: str, shadow: Shadow | None) -> tuple[int, list[LogEntry], 
     return mark, new, Shadow.replayed(done, base=base, upto=mark)
 
 
-def write_step(s, plan_id: str, step: Step, *, replace: bool = False) -> bool:  # type: ignore[no-untyped-def]
+def write_step(s: Session, plan_id: str, step: Step, *, replace: bool = False) -> bool:
     return persistence.write_projection(
         session=s,
         plan_id=plan_id,

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 import persistence
 from server.store import Store
 
@@ -18,7 +20,14 @@ MAX_REASON = 1000
 
 
 async def plan_summary(store: Store, plan_id: str, today: date | None = None) -> dict[str, Any]:
-    def read(s):  # type: ignore[no-untyped-def]
+    def read(
+        s: Session,
+    ) -> tuple[
+        list[dict[str, Any]],
+        list[dict[str, Any]],
+        list[dict[str, Any]],
+        persistence.StatusOverride | None,
+    ]:
         return (
             persistence.list_tasks(session=s, plan_id=plan_id),
             persistence.list_rows(session=s, plan_id=plan_id, table="key_results"),

@@ -71,7 +71,8 @@ def kr_progress(row: dict[str, Any]) -> float | None:
     b, t, c = row["baseline_value"], row["target_value"], row["current_value"]
     if b is None or t is None or c is None or t == b:
         return None
-    return max(0.0, min(1.0, (c - b) / (t - b)))
+    progress: float = (c - b) / (t - b)
+    return max(0.0, min(1.0, progress))
 
 
 def _parse_day(text: str) -> date | None:
@@ -88,7 +89,8 @@ def _side_of(t: dict[str, Any]) -> str:
 
 
 def _open(t: dict[str, Any]) -> bool:
-    return t["status"] != "done"
+    status: str = t["status"]
+    return status != "done"
 
 
 def summarise(
