@@ -10,10 +10,16 @@ import re
 import signal
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
+
+from sqlalchemy.orm import Session
 
 import persistence
 
 from .settings import Settings
+
+if TYPE_CHECKING:  # imported where used: the CLI starts without the server's dependencies
+    from .store import Store
 
 # Here, not imported from .auth: that module hashes a password on import, which every command
 # would pay for. tests/server/test_cli.py checks the two agree.
@@ -55,7 +61,7 @@ def _setup_logging(level: str) -> None:
         handler.setFormatter(RedactingFormatter(_FORMAT))
 
 
-def _store(settings: Settings):  # type: ignore[no-untyped-def]
+def _store(settings: Settings) -> Store:
     from .store import Store
 
     return Store.from_url(settings.database_url)
@@ -132,7 +138,7 @@ def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     store = _store(settings)
 
-    def create(s):  # type: ignore[no-untyped-def]
+    def create(s: Session) -> persistence.UserRecord:
         first = persistence.count_users(session=s) == 0
         return persistence.create_user(
             session=s,
@@ -158,7 +164,7 @@ def _set_active(settings: Settings, email: str, active: bool) -> int:
     persistence.upgrade(settings.database_url)
     store = _store(settings)
 
-    def change(s):  # type: ignore[no-untyped-def]
+    def change(s: Session) -> persistence.UserRecord | Literal[False] | None:
         found = persistence.find_user(session=s, email=email)
         if found is None:
             return None
@@ -188,7 +194,7 @@ def cmd_users_reactivate(settings: Settings, args: argparse.Namespace) -> int:
     return _set_active(settings, args.email, True)
 
 
-def _user_id(store, email: str) -> int | None:  # type: ignore[no-untyped-def]
+def _user_id(store: Store, email: str) -> int | None:
     found = asyncio.run(store.run(lambda s: persistence.find_user(session=s, email=email)))
     return found[0].id if found else None
 

@@ -105,7 +105,7 @@ async def link_identity(
 async def scoped(conn: HTTPConnection, identity: Identity, plan_id: str) -> Identity | None:
     """An account's identity in one plan (its role and side), or None if it has none there."""
     member = await services(conn).store.run(
-        lambda s: persistence.get_member(session=s, plan_id=plan_id, user_id=identity.user_id)
+        lambda s: persistence.get_member(session=s, plan_id=plan_id, user_id=identity.account_id)
     )
     if member is not None:
         # A member's side follows the account kind: a guest is customer side whatever a row
@@ -142,16 +142,33 @@ def rule(rule_: Rule, *, on_archived: bool = False) -> Callable[[Endpoint], Endp
 
     def decorate(fn: Endpoint) -> Endpoint:
         @functools.wraps(fn)
-        async def guarded(conn):  # type: ignore[no-untyped-def]
+        async def guarded(conn: Request | WebSocket) -> Any:
             if isinstance(conn, WebSocket):
                 return await _guard_socket(rule_, fn, conn)
             return await _guard_http(rule_, fn, conn, on_archived)
 
-        guarded.access_rule = rule_  # type: ignore[attr-defined]
-        guarded.on_archived = on_archived  # type: ignore[attr-defined]
+        # On the function itself (Starlette calls a plain function with the request, and
+        # treats anything else as an ASGI app), for the URL table's check in routes.py.
+        vars(guarded).update(access_rule=rule_, on_archived=on_archived)
         return guarded
 
     return decorate
+
+
+def identity_of(conn: HTTPConnection) -> Identity:
+    """The caller as ``@rule`` resolved and scoped them, for the endpoint it guards."""
+    identity = conn.state.identity
+    if not isinstance(identity, Identity):
+        raise RuntimeError(f"{conn.url.path}: no identity; is the endpoint behind @rule?")
+    return identity
+
+
+def plan_of(conn: HTTPConnection) -> persistence.PlanRecord:
+    """The plan in the path, as ``@rule`` found it (plan rules only)."""
+    plan = conn.state.plan
+    if not isinstance(plan, persistence.PlanRecord):
+        raise RuntimeError(f"{conn.url.path}: no plan; is the endpoint behind a plan rule?")
+    return plan
 
 
 LINK_GONE = (

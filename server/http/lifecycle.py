@@ -11,6 +11,7 @@ import dataclasses
 import logging
 from typing import Any
 
+from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -21,7 +22,7 @@ from server.identity import VIEWER, Identity, Rule, actor, plan_nav
 from server.live import Close, room_keys
 from server.plan import ApiError, text_field
 
-from .guard import client_ip, rule
+from .guard import client_ip, identity_of, plan_of, rule
 from .presenters import plan_json
 from .responses import read_json, render, services
 
@@ -62,7 +63,7 @@ async def change_plan(
         raise Refused(409, "this plan is archived: restore it (archived: false) to rename it")
     who, ip = actor(identity), client_ip(conn)
 
-    def write(s):  # type: ignore[no-untyped-def]
+    def write(s: Session) -> persistence.PlanRecord | None:
         updated = persistence.update_plan(
             session=s,
             plan_id=plan.id,
@@ -70,6 +71,8 @@ async def change_plan(
             customer=changes.get("customer"),
             archived=archived,
         )
+        if updated is None:
+            return None  # gone meanwhile: nothing changed, nothing to record
         for key, kind in (("title", "plan.renamed"), ("customer", "plan.customer_changed")):
             if key in changes and changes[key] != getattr(plan, key):
                 persistence.record_event(
@@ -118,7 +121,7 @@ async def delete_plan(
     await svc.materialiser.flush(plan.id)
     who, ip = actor(identity), client_ip(conn)
 
-    def remove(s):  # type: ignore[no-untyped-def]
+    def remove(s: Session) -> bool:
         if not persistence.delete_plan(session=s, plan_id=plan.id):
             return False
         persistence.record_event(
@@ -162,10 +165,10 @@ def _changes(data: dict[str, Any]) -> dict[str, Any]:
 async def patch_plan(request: Request) -> Response:
     changes = _changes(await read_json(request))
     try:
-        plan = await change_plan(request, request.state.identity, request.state.plan, changes)
+        plan = await change_plan(request, identity_of(request), plan_of(request), changes)
     except Refused as exc:
         raise ApiError(exc.status, exc.message, field=exc.field) from None
-    return JSONResponse(plan_json(request, plan, request.state.identity.role))
+    return JSONResponse(plan_json(request, plan, identity_of(request).role))
 
 
 @rule(Rule.PLAN_OWNER, on_archived=True)
@@ -174,7 +177,7 @@ async def delete_plan_api(request: Request) -> Response:
     data = {} if empty and "transfer-encoding" not in request.headers else await read_json(request)
     confirm = data.get("confirm", request.query_params.get("confirm"))
     try:
-        await delete_plan(request, request.state.identity, request.state.plan, confirm)
+        await delete_plan(request, identity_of(request), plan_of(request), confirm)
     except Refused as exc:
         raise ApiError(exc.status, exc.message, field=exc.field) from None
     return Response(status_code=204)
@@ -199,8 +202,8 @@ async def save_template(
 async def _settings(
     request: Request, *, error: str | None = None, field: str | None = None, status: int = 200
 ) -> Response:
-    identity: Identity = request.state.identity
-    plan = request.state.plan
+    identity = identity_of(request)
+    plan = plan_of(request)
     context = {
         "user": identity,
         "plan": plan,
@@ -219,8 +222,8 @@ async def settings_page(request: Request) -> Response:
 
 @rule(Rule.PLAN_OWNER, on_archived=True)
 async def settings_action(request: Request) -> Response:
-    identity: Identity = request.state.identity
-    plan = request.state.plan
+    identity = identity_of(request)
+    plan = plan_of(request)
     form = await request.form()
     action = str(form.get("action", ""))
     back = f"/plans/{plan.id}/settings"

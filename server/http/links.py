@@ -14,6 +14,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -21,7 +22,6 @@ import persistence
 from server.identity import (
     CODE_MINUTES,
     LINK_ROLES,
-    Identity,
     Rule,
     actor,
     valid_email,
@@ -32,7 +32,7 @@ from server.plan import ApiError, text_field
 
 from . import guard
 from .cookies import set_visit_cookie
-from .guard import rule, usable_link
+from .guard import identity_of, plan_of, rule, usable_link
 from .responses import base_url, read_json, render, services
 
 log = logging.getLogger(__name__)
@@ -87,8 +87,8 @@ def parse_domain(value: Any) -> str | None:
 async def create(
     request: Request, *, kind: str, role: str, expires_at: Any, label: str, domain: Any
 ) -> persistence.LinkRecord:
-    identity: Identity = request.state.identity
-    plan_id = request.state.plan.id
+    identity = identity_of(request)
+    plan_id = plan_of(request).id
     if role not in LINK_ROLES:
         raise ApiError(400, "role must be 'viewer' or 'editor'", field="role")
     expiry = parse_expiry(expires_at)
@@ -119,8 +119,8 @@ async def create(
 
 
 async def revoke(request: Request, link_id: str) -> None:
-    identity: Identity = request.state.identity
-    plan_id = request.state.plan.id
+    identity = identity_of(request)
+    plan_id = plan_of(request).id
     done = await services(request).store.run(
         lambda s: persistence.revoke_link(session=s, plan_id=plan_id, link_id=link_id)
     )
@@ -186,7 +186,7 @@ async def create_embed_api(request: Request) -> Response:
 
 @rule(Rule.PLAN_OWNER)
 async def list_links_api(request: Request) -> Response:
-    plan_id = request.state.plan.id
+    plan_id = plan_of(request).id
     links = await services(request).store.run(
         lambda s: persistence.list_links(session=s, plan_id=plan_id)
     )
@@ -242,6 +242,8 @@ async def visit_page(request: Request) -> Response:
     if not link.domain:
         await _used(request, link, name, None)
         return enter(request, link, name, None)
+    # A domain-locked link got past the checks above only with an address at its domain.
+    assert email is not None
     if not (svc.limits.codes.allow(ip) and svc.limits.codes.allow(f"to:{email}")):
         ctx["errors"]["email"] = "Too many codes requested. Wait a minute and try again."
         return render(request, "visit.html", ctx, 429)
@@ -259,7 +261,7 @@ async def visit_page(request: Request) -> Response:
         )
     )
     await svc.mailer.send(
-        email,  # type: ignore[arg-type]
+        email,
         f"Your code for {plan.title if plan else 'Tandem'}: {code}",
         f"Your one-time code is {code}\n\nIt works once, for {CODE_MINUTES} minutes.\n",
         plan_id=link.plan_id,
@@ -268,7 +270,9 @@ async def visit_page(request: Request) -> Response:
     return render(request, "visit.html", ctx)
 
 
-async def _check_code(request: Request, link, form, ctx) -> Response:  # type: ignore[no-untyped-def]
+async def _check_code(
+    request: Request, link: persistence.LinkRecord, form: FormData, ctx: dict[str, Any]
+) -> Response:
     svc = services(request)
     pending = svc.signer.loads("code", str(form.get("pending", "")), max_age=CODE_MINUTES * 60)
     if not (isinstance(pending, list) and len(pending) == 4 and pending[1] == link.id):
@@ -298,7 +302,9 @@ async def _check_code(request: Request, link, form, ctx) -> Response:  # type: i
     return enter(request, link, name, email)
 
 
-async def _used(request: Request, link, name: str, email: str | None) -> None:  # type: ignore[no-untyped-def]
+async def _used(
+    request: Request, link: persistence.LinkRecord, name: str, email: str | None
+) -> None:
     await services(request).store.run(
         lambda s: persistence.touch_link(session=s, link_id=link.id, count=True)
     )

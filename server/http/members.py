@@ -7,6 +7,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -33,7 +34,7 @@ from server.plan import ApiError, int_param, text_field
 
 from . import guard
 from .cookies import set_session_cookie
-from .guard import rule
+from .guard import identity_of, plan_of, rule
 from .responses import base_url, read_json, render, services
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,8 @@ async def invite(
     The link is the owner's to pass on when no mail could be sent (no SMTP server configured, or
     it refused), so the screen must not say "sent" then.
     """
-    identity: Identity = request.state.identity
-    plan = request.state.plan
+    identity = identity_of(request)
+    plan = plan_of(request)
     address = valid_email(email)
     if address is None:
         raise ApiError(400, "enter a valid email address", field="email")
@@ -92,7 +93,7 @@ async def invite(
         _may_touch_vendor(identity)
     svc = services(request)
 
-    def create(s):  # type: ignore[no-untyped-def]
+    def create(s: Session) -> persistence.InviteRecord | None:
         found = persistence.find_user(session=s, email=address)
         if found and persistence.get_member(session=s, plan_id=plan.id, user_id=found[0].id):
             return None
@@ -141,11 +142,11 @@ async def invite(
 
 
 async def change(request: Request, user_id: int, role: str, side: str) -> None:
-    identity: Identity = request.state.identity
-    plan_id = request.state.plan.id
+    identity = identity_of(request)
+    plan_id = plan_of(request).id
     _check(role, side)
 
-    def update(s):  # type: ignore[no-untyped-def]
+    def update(s: Session) -> persistence.MemberRecord | None:
         member = persistence.get_member(session=s, plan_id=plan_id, user_id=user_id)
         if member is None:
             return None
@@ -185,10 +186,10 @@ async def change(request: Request, user_id: int, role: str, side: str) -> None:
 
 
 async def remove(request: Request, user_id: int) -> None:
-    identity: Identity = request.state.identity
-    plan_id = request.state.plan.id
+    identity = identity_of(request)
+    plan_id = plan_of(request).id
 
-    def delete(s):  # type: ignore[no-untyped-def]
+    def delete(s: Session) -> persistence.MemberRecord | None:
         member = persistence.get_member(session=s, plan_id=plan_id, user_id=user_id)
         if member is None:
             return None
@@ -239,16 +240,16 @@ def member_json(m: persistence.MemberRecord) -> dict[str, Any]:
 
 @rule(Rule.PLAN_OWNER)
 async def list_members_api(request: Request) -> Response:
-    plan_id = request.state.plan.id
+    plan_id = plan_of(request).id
 
-    def load(s):  # type: ignore[no-untyped-def]
+    def load(s: Session) -> tuple[list[persistence.MemberRecord], list[persistence.InviteRecord]]:
         return (
             persistence.list_members(session=s, plan_id=plan_id),
             persistence.pending_invites(session=s, plan_id=plan_id),
         )
 
     members, invites = await services(request).store.run(load)
-    invites = visible_invites(request.state.identity, invites)
+    invites = visible_invites(identity_of(request), invites)
     return JSONResponse(
         {
             "members": [member_json(m) for m in members],
@@ -356,7 +357,7 @@ async def accept_page(request: Request) -> Response:
     if me is not None:
         if not svc.auth.check_csrf(request.cookies.get(SESSION_COOKIE), str(form.get("csrf", ""))):
             return _error(request, "Your session changed; try again.", 403)
-        user_id = me.user_id  # type: ignore[assignment]
+        user_id = me.account_id
         name = me.name
     else:
         name = str(form.get("name", "")).strip()
@@ -374,7 +375,7 @@ async def accept_page(request: Request) -> Response:
         user_id = 0
         password_hash = await svc.auth.hash_password(password)
 
-    def join(s):  # type: ignore[no-untyped-def]
+    def join(s: Session) -> int | None:
         if not persistence.accept_invite(session=s, invite_id=record.id):
             return None  # used meanwhile: single use
         uid = (

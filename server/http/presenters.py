@@ -11,6 +11,7 @@ import persistence
 from server.identity import Identity, plan_nav
 from server.live import Close
 
+from .guard import identity_of, plan_of
 from .responses import colour_for, json_for_script, services
 
 
@@ -42,8 +43,8 @@ def plan_json(
 
 
 def editor_context(request: Request, *, internal: bool = False, embed: bool = False) -> dict:
-    identity: Identity = request.state.identity
-    plan = request.state.plan
+    identity = identity_of(request)
+    plan = plan_of(request)
     ws_scheme = "wss" if request.url.scheme == "https" else "ws"
     config = {
         "planId": f"{plan.id}/internal" if internal else plan.id,

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.live import RAW_SEND
 
@@ -50,7 +50,7 @@ class SecurityHeaders:
 
         framed = scope["path"].startswith(EMBED_PREFIX)
 
-        async def send_with_headers(message):  # type: ignore[no-untyped-def]
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = message.setdefault("headers", [])
                 headers += [

@@ -6,6 +6,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -14,7 +15,7 @@ from server.identity import CUSTOMER, LINK_ROLES, ROLES, SIDES, VENDOR, Rule, ve
 from server.plan import ApiError, int_param
 
 from . import links, members
-from .guard import rule
+from .guard import identity_of, plan_of, rule
 from .responses import render, services
 
 EXPIRY_CHOICES = [
@@ -27,9 +28,13 @@ EXPIRY_CHOICES = [
 
 
 async def _load(request: Request) -> dict[str, Any]:
-    plan_id = request.state.plan.id
+    plan_id = plan_of(request).id
 
-    def load(s):  # type: ignore[no-untyped-def]
+    def load(
+        s: Session,
+    ) -> tuple[
+        list[persistence.MemberRecord], list[persistence.InviteRecord], list[persistence.LinkRecord]
+    ]:
         return (
             persistence.list_members(session=s, plan_id=plan_id),
             persistence.pending_invites(session=s, plan_id=plan_id),
@@ -38,7 +43,7 @@ async def _load(request: Request) -> dict[str, Any]:
 
     people, invites, all_links = await services(request).store.run(load)
     now = datetime.now(UTC)
-    rows = [
+    rows: list[dict[str, Any]] = [  # template context
         {
             "link": link,
             "url": links.link_url(request, link) if link.usable(now) else None,
@@ -47,20 +52,20 @@ async def _load(request: Request) -> dict[str, Any]:
         for link in reversed(all_links)
     ]
     return {
-        "plan": request.state.plan,
+        "plan": plan_of(request),
         "members": people,
         "invites": [
             {"invite": i, "url": members.invite_url(request, i)}
-            for i in members.visible_invites(request.state.identity, invites)
+            for i in members.visible_invites(identity_of(request), invites)
         ],
         "shares": [r for r in rows if r["link"].kind == "share"],
         "embeds": [r for r in rows if r["link"].kind == "embed"],
         "roles": ROLES,
         "link_roles": LINK_ROLES,
         # Only vendor-side owners may grant the vendor side.
-        "sides": SIDES if vendor_owner(request.state.identity) else (CUSTOMER,),
+        "sides": SIDES if vendor_owner(identity_of(request)) else (CUSTOMER,),
         "expiries": EXPIRY_CHOICES,
-        "me": request.state.identity,
+        "me": identity_of(request),
         "embed_origins": services(request).settings.embed_allowed_origins,
     }
 
@@ -95,7 +100,7 @@ async def share_action(request: Request) -> Response:
     form = await request.form()
     action = str(form.get("action", ""))
     field = {k: str(v).strip() for k, v in form.items() if isinstance(v, str)}
-    plan_id = request.state.plan.id
+    plan_id = plan_of(request).id
     try:
         if action == "invite":
             record, _, emailed = await members.invite(
@@ -151,11 +156,11 @@ def _int(value: str | None) -> int:
 
 
 async def _events(request: Request) -> list[persistence.AccessEventRecord]:
-    plan_id = request.state.plan.id
+    plan_id = plan_of(request).id
 
-    vendor_view = vendor_owner(request.state.identity)
+    vendor_view = vendor_owner(identity_of(request))
 
-    def load(s):  # type: ignore[no-untyped-def]
+    def load(s: Session) -> list[persistence.AccessEventRecord]:
         people = persistence.list_members(session=s, plan_id=plan_id)
         hidden = set() if vendor_view else {m.email for m in people if m.side == VENDOR}
         emails = [m.email for m in people if m.email not in hidden]
@@ -202,7 +207,7 @@ def access_kind(kind: str) -> str:
 @rule(Rule.PLAN_OWNER)
 async def access_page(request: Request) -> Response:
     events = await _events(request)
-    ctx = {"plan": request.state.plan, "events": events, "kind_label": access_kind}
+    ctx = {"plan": plan_of(request), "events": events, "kind_label": access_kind}
     return render(request, "access_log.html", ctx)
 
 

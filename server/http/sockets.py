@@ -11,7 +11,7 @@ from starlette.websockets import WebSocket
 from server.identity import Rule
 from server.live import Close, Connection, FrameError, room_key
 
-from .guard import rule
+from .guard import identity_of, rule
 from .responses import services
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ async def _serve(websocket: WebSocket, key: str) -> None:
     svc = services(websocket)
     conn = Connection(
         websocket,
-        websocket.state.identity,
+        identity_of(websocket),
         key,
         max_queued_bytes=svc.settings.max_queued_bytes,
     )

@@ -8,6 +8,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -17,7 +18,6 @@ from server.identity import (
     INVITE_DAYS,
     MIN_PASSWORD,
     VENDOR,
-    Identity,
     Rule,
     actor,
     password_too_short,
@@ -28,7 +28,7 @@ from server.plan import ApiError, text_field
 
 from . import guard
 from .cookies import set_session_cookie
-from .guard import rule
+from .guard import identity_of, rule
 from .responses import base_url, read_json, render, services
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,10 @@ def close_account_sockets(request: Request, user_id: int, code: int, reason: str
 # The workspace owner's actions (shared by the page and the JSON API)
 
 
-def _person_json(entry: tuple, titles: dict[str, str]) -> dict[str, Any]:  # type: ignore[type-arg]
+def _person_json(
+    entry: tuple[persistence.UserRecord, list[tuple[str, str, str]], datetime | None],
+    titles: dict[str, str],
+) -> dict[str, Any]:
     user, plans, last = entry
     return {
         "id": user.id,
@@ -87,7 +90,7 @@ def _person_json(entry: tuple, titles: dict[str, str]) -> dict[str, Any]:  # typ
 
 
 async def _people(request: Request) -> list[dict[str, Any]]:
-    def load(s):  # type: ignore[no-untyped-def]
+    def load(s: Session) -> list[dict[str, Any]]:
         titles = {p.id: p.title for p in persistence.list_plans(session=s)}
         return [_person_json(e, titles) for e in persistence.list_accounts(session=s)]
 
@@ -99,19 +102,22 @@ async def invite_staff(
 ) -> tuple[dict[str, Any], str | None]:
     """A new staff account with a single-use link to choose its password, or an existing
     guest made staff (no link: they have a password)."""
-    identity: Identity = request.state.identity
+    identity = identity_of(request)
     address = valid_email(email)
     if address is None:
         raise ApiError(400, "enter a valid email address", field="email")
     svc = services(request)
 
-    def create(s):  # type: ignore[no-untyped-def]
+    def create(s: Session) -> tuple[persistence.UserRecord, bool]:
         found = persistence.find_user(session=s, email=address)
         if found is not None:
             user = found[0]
             if user.is_staff:
                 raise ApiError(409, f"{address} is already workspace staff", field="email")
-            return persistence.set_staff(session=s, user_id=user.id, staff=True), False
+            made = persistence.set_staff(session=s, user_id=user.id, staff=True)
+            if made is None:  # found above in this same transaction
+                raise ApiError(404, f"no account {address}", field="email")
+            return made, False
         user = persistence.create_user(
             session=s,
             email=address,
@@ -144,10 +150,10 @@ async def invite_staff(
 async def update_person(
     request: Request, user_id: int, *, staff: bool | None, active: bool | None
 ) -> persistence.UserRecord:
-    identity: Identity = request.state.identity
+    identity = identity_of(request)
     svc = services(request)
 
-    def change(s):  # type: ignore[no-untyped-def]
+    def change(s: Session) -> persistence.UserRecord:
         user = persistence.get_user(session=s, user_id=user_id)
         if user is None:
             raise ApiError(404, "no such account")
@@ -157,6 +163,8 @@ async def update_person(
             user = persistence.set_staff(session=s, user_id=user_id, staff=staff)
         if active is not None:
             user = persistence.set_active(session=s, user_id=user_id, active=active)
+        if user is None:
+            raise ApiError(404, "no such account")
         return user
 
     user = await svc.store.run(change)
@@ -334,11 +342,13 @@ INVALID = "This link is not valid, has expired or was already used. Ask for a ne
 async def reset_page(request: Request) -> Response:
     svc = services(request)
     value = svc.signer.loads("reset", request.path_params["token"], max_age=RESET_MAX_AGE)
-    reset_id = value[0] if isinstance(value, list) and len(value) == 1 else None
+    reset_id: str | None = None
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+        reset_id = value[0]
     user = None
-    if isinstance(reset_id, str):
+    if reset_id is not None:
         user = await svc.store.run(lambda s: persistence.reset_user(session=s, reset_id=reset_id))
-    if user is None:
+    if reset_id is None or user is None:
         return render(
             request, "reset.html", {"invalid": INVALID, "errors": {}, "account": None}, 404
         )

@@ -16,10 +16,10 @@ import crdt
 import persistence
 from crdt import structure
 from server import plan as domain
-from server.identity import Identity, Rule
+from server.identity import Rule
 from server.plan import TASK_SIDES, ApiError, int_param, task_json, text_field
 
-from ..guard import rule
+from ..guard import identity_of, plan_of, rule
 from ..responses import read_json, services
 
 TASK_FILTERS = ("owner", "side", "status", "due_before", "due_after", "milestone")
@@ -67,7 +67,7 @@ def task_filters(query: Any) -> dict[str, Any]:
 
 @rule(Rule.SIGNED_IN)
 async def list_templates(request: Request) -> Response:
-    identity: Identity = request.state.identity
+    identity = identity_of(request)
     templates = await domain.list_templates(services(request).store, staff=identity.staff)
     return JSONResponse({"templates": templates})
 
@@ -75,8 +75,8 @@ async def list_templates(request: Request) -> Response:
 # Taking access away, or reusing the content, is still allowed once archived.
 @rule(Rule.PLAN_OWNER, on_archived=True)
 async def save_as_template(request: Request) -> Response:
-    identity: Identity = request.state.identity
-    plan = request.state.plan
+    identity = identity_of(request)
+    plan = plan_of(request)
     if not identity.staff:
         # A template carries the plan's content to every staff member's new plans.
         raise ApiError(403, "only workspace staff can save templates; guests cannot")
@@ -102,7 +102,7 @@ async def save_as_template(request: Request) -> Response:
 
 @rule(Rule.PLAN_VIEW)
 async def list_tasks(request: Request) -> Response:
-    plan = request.state.plan
+    plan = plan_of(request)
     filters = task_filters(request.query_params)
     rows = await services(request).store.run(
         lambda s: persistence.list_tasks(session=s, plan_id=plan.id, **filters)
@@ -112,7 +112,7 @@ async def list_tasks(request: Request) -> Response:
 
 @rule(Rule.PLAN_VIEW)
 async def list_milestones(request: Request) -> Response:
-    plan = request.state.plan
+    plan = plan_of(request)
     rows = await services(request).store.run(
         lambda s: persistence.list_tasks(session=s, plan_id=plan.id, milestone=True)
     )
@@ -122,7 +122,7 @@ async def list_milestones(request: Request) -> Response:
 def _rows(table: str, key: str) -> Callable[[Request], Any]:
     @rule(Rule.PLAN_VIEW)
     async def handler(request: Request) -> Response:
-        plan = request.state.plan
+        plan = plan_of(request)
         rows = await services(request).store.run(
             lambda s: persistence.list_rows(session=s, plan_id=plan.id, table=table)
         )
@@ -135,7 +135,7 @@ def _rows(table: str, key: str) -> Callable[[Request], Any]:
 
 @rule(Rule.PLAN_VIEW)
 async def get_summary(request: Request) -> Response:
-    plan = request.state.plan
+    plan = plan_of(request)
     return JSONResponse(await domain.plan_summary(services(request).store, plan.id))
 
 
@@ -155,7 +155,7 @@ def history_json(e: persistence.AuditRecord) -> dict[str, Any]:
 
 @rule(Rule.PLAN_VIEW)
 async def get_history(request: Request) -> Response:
-    plan = request.state.plan
+    plan = plan_of(request)
     q = request.query_params
     before = None
     if "before" in q:
@@ -198,8 +198,8 @@ def _owner(value: Any, people: dict[int, str]) -> structure.Owner | None:
 
 @rule(Rule.PLAN_EDIT)
 async def patch_task(request: Request) -> Response:
-    identity: Identity = request.state.identity
-    plan = request.state.plan
+    identity = identity_of(request)
+    plan = plan_of(request)
     task_id = request.path_params["task_id"]
     data = await read_json(request)
     svc = services(request)
@@ -226,6 +226,7 @@ async def patch_task(request: Request) -> Response:
         changes.append(lambda d: structure.set_task_checked(d, task_id, data["checked"]))
     if "owner" in data:
         people: dict[int, str] = {}
+        member: persistence.MemberRecord | None = None
         ref = data["owner"].get("id") if isinstance(data["owner"], dict) else None
         if isinstance(ref, str) and ref.startswith("user:"):
             # Only the plan's members can own its tasks (and only they can be looked up here).
@@ -237,7 +238,7 @@ async def patch_task(request: Request) -> Response:
                 raise ApiError(400, f"user {ref[5:]} is not a member of this plan", field="owner")
             people[member.user_id] = member.name
         owner = _owner(data["owner"], people)
-        if owner is not None and owner.side is None and people:
+        if owner is not None and owner.side is None and member is not None:
             # A member's side is known: the ball is in their side's court.
             owner = dataclasses.replace(owner, side=member.side)
         changes.append(lambda d: structure.set_task_owner(d, task_id, owner))
@@ -264,8 +265,8 @@ async def patch_task(request: Request) -> Response:
 
 @rule(Rule.PLAN_OWNER)
 async def put_status(request: Request) -> Response:
-    identity: Identity = request.state.identity
-    plan = request.state.plan
+    identity = identity_of(request)
+    plan = plan_of(request)
     data = await read_json(request)
     await domain.override_status(
         services(request).store, plan.id, data.get("rag"), data.get("reason"), identity.user_id
@@ -275,7 +276,7 @@ async def put_status(request: Request) -> Response:
 
 @rule(Rule.PLAN_OWNER)
 async def delete_status(request: Request) -> Response:
-    plan = request.state.plan
+    plan = plan_of(request)
     await domain.clear_status(services(request).store, plan.id)
     return JSONResponse((await domain.plan_summary(services(request).store, plan.id))["status"])
 

@@ -10,18 +10,18 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 import crdt
 import persistence
 from server import plan as domain
-from server.identity import OWNER, Identity, Rule
+from server.identity import OWNER, Rule
 from server.live import room_key
 from server.plan import ApiError, text_field
 
-from ..guard import rule
+from ..guard import identity_of, plan_of, rule
 from ..presenters import plan_json
 from ..responses import read_json, services
 
 
 @rule(Rule.STAFF)  # guests see the plans they are invited to, and create none
 async def create_plan(request: Request) -> Response:
-    identity: Identity = request.state.identity
+    identity = identity_of(request)
     data = await read_json(request)
     title = text_field(data, "title")
     customer = text_field(data, "customer")
@@ -42,7 +42,7 @@ async def create_plan(request: Request) -> Response:
 async def list_plans(request: Request) -> Response:
     """The caller's plans with their figures; query parameters: server/plan/listing.py."""
     query = domain.parse_query(request.query_params)
-    rows = await domain.plan_rows(services(request).store, request.state.identity, query)
+    rows = await domain.plan_rows(services(request).store, identity_of(request), query)
     return JSONResponse({"plans": [plan_list_item(request, row) for row in rows]})
 
 
@@ -58,7 +58,7 @@ def plan_list_item(request: Request, row: dict[str, Any]) -> dict[str, Any]:
 
 @rule(Rule.PLAN_VIEW)
 async def get_plan(request: Request) -> Response:
-    return JSONResponse(plan_json(request, request.state.plan, request.state.identity.role))
+    return JSONResponse(plan_json(request, plan_of(request), identity_of(request).role))
 
 
 async def _document(request: Request, key: str) -> Response:
@@ -74,12 +74,12 @@ async def _document(request: Request, key: str) -> Response:
 
 @rule(Rule.PLAN_VIEW)
 async def get_document(request: Request) -> Response:
-    return await _document(request, request.state.plan.id)
+    return await _document(request, plan_of(request).id)
 
 
 @rule(Rule.PLAN_VENDOR)
 async def get_internal_document(request: Request) -> Response:
-    return await _document(request, room_key(request.state.plan.id, "internal"))
+    return await _document(request, room_key(plan_of(request).id, "internal"))
 
 
 @rule(Rule.PLAN_VIEW)
@@ -89,7 +89,7 @@ async def list_people(request: Request) -> Response:
     Plan-scoped, and without emails: everyone in the plan may see who is in it, but nobody
     learns the rest of the workspace or anyone's address from it.
     """
-    plan_id = request.state.plan.id
+    plan_id = plan_of(request).id
     members = await services(request).store.run(
         lambda s: persistence.list_members(session=s, plan_id=plan_id)
     )

@@ -7,15 +7,16 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 import persistence
 from server import plan as domain
-from server.identity import Identity, Rule, allowed, plan_nav
+from server.identity import Rule, allowed, plan_nav
 from server.plan import ApiError
 
-from ..guard import rule
+from ..guard import identity_of, plan_of, rule
 from ..responses import render, services
 
 KIND_LABELS = {
@@ -96,8 +97,8 @@ async def dashboard(request: Request) -> Response:
 @rule(Rule.PLAN_OWNER)
 async def override_status(request: Request) -> Response:
     """An owner sets the red/amber/green status by hand, with a reason, or clears it."""
-    plan = request.state.plan
-    identity: Identity = request.state.identity
+    plan = plan_of(request)
+    identity = identity_of(request)
     svc = services(request)
     form = await request.form()
     if form.get("action") == "clear":
@@ -120,8 +121,8 @@ async def override_status(request: Request) -> Response:
 
 
 async def _dashboard(request: Request, error: str | None = None) -> Response:
-    plan = request.state.plan
-    identity: Identity = request.state.identity
+    plan = plan_of(request)
+    identity = identity_of(request)
     summary = await domain.plan_summary(services(request).store, plan.id)
     context = {
         "user": identity,
@@ -159,10 +160,10 @@ def describe(value: Any) -> str:
 
 @rule(Rule.PLAN_VIEW)
 async def history(request: Request) -> Response:
-    identity: Identity = request.state.identity
-    plan = request.state.plan
+    identity = identity_of(request)
+    plan = plan_of(request)
 
-    def read(s):  # type: ignore[no-untyped-def]
+    def read(s: Session) -> tuple[dict[str, str], list[persistence.AuditRecord]]:
         names: dict[str, str] = {}
         for t in persistence.list_tasks(session=s, plan_id=plan.id):
             names[t["id"]] = t["text"]

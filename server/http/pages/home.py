@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -22,7 +23,7 @@ from server.plan import ApiError
 
 from .. import guard
 from ..cookies import set_session_cookie
-from ..guard import rule
+from ..guard import identity_of, rule
 from ..presenters import editor_context, person_json
 from ..responses import render, services
 
@@ -81,7 +82,7 @@ async def setup(request: Request) -> Response:
             svc = services(request)
             password_hash = await svc.auth.hash_password(password)
 
-            def create(s):  # type: ignore[no-untyped-def]
+            def create(s: Session) -> persistence.UserRecord | None:
                 # Checked again inside the transaction: two first visitors cannot both become owner.
                 if persistence.count_users(session=s):
                     return None
@@ -136,8 +137,8 @@ async def login(request: Request) -> Response:
         # Verified against a dummy hash when the email is unknown: the same time either way. A
         # deactivated account cannot sign in, and is told so no differently from a wrong
         # password (the answer never says whether an address has an account).
-        active = found is not None and found[0].deactivated_at is None
-        if await svc.auth.verify_password(found[1] if found else None, password) and active:
+        verified = await svc.auth.verify_password(found[1] if found else None, password)
+        if verified and found is not None and found[0].deactivated_at is None:
             log.info("sign-in: user %d", found[0].id)
             await guard.record_access(
                 request, "signin", plan_id=None, actor=found[0].name, subject=found[0].email
@@ -184,7 +185,7 @@ async def create_plan_form(request: Request) -> Response:
 
 
 async def _plan_list(request: Request) -> Response:
-    identity: Identity = request.state.identity
+    identity = identity_of(request)
     svc = services(request)
     errors: dict[str, str] = {}
     form = {"title": "", "customer": "", "template": ""}
@@ -247,11 +248,11 @@ LIST_SORTS = {
 }
 
 
-def visible_plans(s, identity: Identity) -> list[persistence.PlanRecord]:  # noqa: ANN001
+def visible_plans(s: Session, identity: Identity) -> list[persistence.PlanRecord]:
     """The workspace owner sees every plan; everyone else the plans they are a member of."""
     if identity.workspace_owner:
         return persistence.list_plans(session=s)
-    return persistence.plans_of_member(session=s, user_id=identity.user_id)
+    return persistence.plans_of_member(session=s, user_id=identity.account_id)
 
 
 @rule(Rule.PLAN_VIEW)
