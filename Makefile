@@ -46,7 +46,7 @@ browsers:
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check crdt persistence server tests bench
 	$(BIN)/ruff format --check crdt persistence server tests bench
-	$(BIN)/mypy  # crdt/ and persistence/, as [tool.mypy] in pyproject.toml says
+	$(BIN)/mypy  # crdt/, persistence/ and server/, as [tool.mypy] in pyproject.toml says
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format crdt persistence server tests bench
