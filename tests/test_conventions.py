@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -250,3 +251,35 @@ def test_the_checks_catch_what_they_are_for() -> None:
     assert [i.module for i in found] == ["server.http.pages.home", "server.live.rooms"]
     assert any(under(found[0].module, h) for h in HANDLER_MODULES)
     assert wing_of(found[1].module) == "live" and found[1].module != "server.live"
+
+
+# Type checking
+
+# ``# type: ignore[code]  # why``: mypy's codes, then the reason, on the same line.
+TYPE_IGNORE = re.compile(r"#\s*type:\s*ignore(\[[\w\s,-]+\])?(.*)$")
+
+
+def unexplained_ignores(line: str) -> bool:
+    found = TYPE_IGNORE.search(line)
+    if found is None:
+        return False
+    codes, rest = found.groups()
+    return codes is None or not rest.strip().lstrip("#").strip()
+
+
+def test_every_type_ignore_names_its_codes_and_its_reason() -> None:
+    bare = [
+        f"{rel(path)}:{n}: {line.strip()}"
+        for path in python_files(*PACKAGES)
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if unexplained_ignores(line)
+    ]
+    assert bare == [], "say which check is ignored and why: # type: ignore[code]  # reason"
+
+
+def test_the_ignore_check_catches_what_it_is_for() -> None:
+    assert unexplained_ignores("x = f()  # type: ignore")
+    assert unexplained_ignores("x = f()  # type: ignore[arg-type]")
+    assert unexplained_ignores("x = f()  # type: ignore[arg-type]  #")
+    assert not unexplained_ignores("x = f()  # type: ignore[import-untyped]  # no stubs")
+    assert not unexplained_ignores("x = f()  # a comment")

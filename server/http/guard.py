@@ -1,9 +1,10 @@
 """Who may do what: roles, sides, and the one table of access rules every route declares.
 
 Every HTTP and websocket endpoint is wrapped by ``@rule(...)``; the wrapper resolves the caller,
-scopes them to the plan in the path, enforces the rule, and leaves the scoped identity on
-``request.state.identity``. ``create_app`` refuses to start with a route that has no rule, and
-the authorization-matrix test enumerates the same route table.
+scopes them to the plan in the path, enforces the rule, and leaves the scoped identity (and the
+plan) on the request, where the endpoint reads them with ``identity_of`` and ``plan_of``.
+``create_app`` refuses to start with a route that has no rule, and the authorization-matrix
+test enumerates the same route table.
 """
 
 from __future__ import annotations

@@ -26,8 +26,7 @@ def with_header_timeout(seconds: float, base: type[asyncio.Protocol] = AutoHTTPP
     """uvicorn's HTTP protocol, closing connections whose request head is not complete
     ``seconds`` after they opened or after their last response."""
 
-    # mypy cannot check a base class chosen at run time (``base`` is a parameter).
-    class HeaderTimeoutProtocol(base):  # type: ignore[valid-type, misc]
+    class HeaderTimeoutProtocol(base):  # type: ignore[valid-type, misc]  # a run-time base
         _head_deadline: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: Any) -> None:
