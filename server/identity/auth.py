@@ -166,17 +166,7 @@ class Auth:
         if sid is None:
             return None
         user = await self._store.run(lambda s: persistence.session_user(session=s, session_id=sid))
-        if user is None:
-            return None
-        return Identity(
-            user.id,
-            user.name,
-            user.email,
-            "session",
-            sid,
-            workspace_owner=user.is_owner,
-            staff=user.is_staff,
-        )
+        return None if user is None else _account(user, "session", sid)
 
     async def _identify_token(self, token: str) -> Identity | None:
         parsed = self._parse_token(token)
@@ -201,14 +191,17 @@ class Auth:
             return user
 
         user = await self._store.run(check)
-        if user is None:
-            return None
-        return Identity(
-            user.id,
-            user.name,
-            user.email,
-            "token",
-            token_id,
-            workspace_owner=user.is_owner,
-            staff=user.is_staff,
-        )
+        return None if user is None else _account(user, "token", token_id)
+
+
+def _account(user: persistence.UserRecord, via: str, credential_id: str) -> Identity:
+    """A signed-in account's identity, by session or by API token."""
+    return Identity(
+        user.id,
+        user.name,
+        user.email,
+        via,
+        credential_id,
+        workspace_owner=user.is_owner,
+        staff=user.is_staff,
+    )
