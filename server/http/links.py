@@ -274,7 +274,7 @@ async def _check_code(
     request: Request, link: persistence.LinkRecord, form: FormData, ctx: dict[str, Any]
 ) -> Response:
     svc = services(request)
-    pending = svc.signer.loads("code", str(form.get("pending", "")), max_age=CODE_MINUTES * 60)
+    pending = svc.signer.loads("code", str(form.get("pending", "")))
     if not (isinstance(pending, list) and len(pending) == 4 and pending[1] == link.id):
         ctx["errors"]["name"] = "That code request expired. Start again."
         return render(request, "visit.html", ctx, 400)

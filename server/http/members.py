@@ -326,7 +326,7 @@ def _error(request: Request, message: str, status: int) -> Response:
 async def accept_page(request: Request) -> Response:
     svc = services(request)
     token = request.path_params["token"]
-    value = svc.signer.loads("invite", token, max_age=INVITE_DAYS * 86400 + 3600)
+    value = svc.signer.loads("invite", token)
     if not (isinstance(value, list) and len(value) == 2):
         return _error(request, "This invitation link is not valid.", 404)
     invite_id, plan_id = value

@@ -34,8 +34,6 @@ from .responses import base_url, read_json, render, services
 log = logging.getLogger(__name__)
 
 RESET_HOURS = 2
-# A reset token is checked against its row's own expiry; this only bounds the signature.
-RESET_MAX_AGE = INVITE_DAYS * 86400 + 3600
 
 
 def reset_url(request: Request, reset_id: str) -> str:
@@ -341,7 +339,7 @@ INVALID = "This link is not valid, has expired or was already used. Ask for a ne
 @rule(Rule.PUBLIC)  # the signed reset link is the credential
 async def reset_page(request: Request) -> Response:
     svc = services(request)
-    value = svc.signer.loads("reset", request.path_params["token"], max_age=RESET_MAX_AGE)
+    value = svc.signer.loads("reset", request.path_params["token"])
     reset_id: str | None = None
     if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
         reset_id = value[0]
