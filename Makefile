@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/build.mjs
 
-.PHONY: run test setup test-setup build lint format browsers bench clean
+.PHONY: run test setup test-setup build lint format browsers system-libs bench clean
 
-run: setup build
+run: setup build system-libs
 	$(BIN)/tandem serve
 
-test: test-setup build browsers
+test: test-setup build browsers system-libs
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 setup: $(VENV)/.installed
@@ -47,6 +47,11 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check crdt persistence server tests bench
 	$(BIN)/ruff format --check crdt persistence server tests bench
 	$(BIN)/mypy  # crdt/, persistence/ and server/, as [tool.mypy] in pyproject.toml says
+# What WeasyPrint needs to lay out PDFs (Pango) and real fonts to set them in, from Debian.
+SYSTEM_LIBS = libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core fonts-liberation
+SYSTEM_LIBS_MISSING = $(shell for p in $(SYSTEM_LIBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)
+system-libs:
+	@$(if $(strip $(SYSTEM_LIBS_MISSING)),$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(SYSTEM_LIBS_MISSING),true)
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format crdt persistence server tests bench
