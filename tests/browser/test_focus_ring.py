@@ -9,15 +9,17 @@ checkbox went with it. Password managers and other extensions touch inputs' styl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import PASSWORD, sign_in
 from tests.browser.test_editor import open_plan
 from tests.browser.test_first_hour import create_from_template
 from tests.support import png
+from tests.support.firefox import Firefox
 from tests.support.servers import Server
 
 pytestmark = pytest.mark.browser
@@ -105,3 +107,49 @@ def test_a_style_set_on_a_task_checkbox_does_not_redraw_the_list(
     # The editor's mutation observer has run by the next call (a microtask after the last one).
     assert page.evaluate("window.__box.isConnected && window.__box === document.activeElement")
     context.close()
+
+
+@pytest.fixture(scope="module")
+def firefox() -> Iterator[Firefox]:
+    ff = Firefox()
+    yield ff
+    ff.close()
+
+
+def test_firefox_shows_the_ring_too(firefox: Firefox, web_server: Server) -> None:
+    """The same look in Firefox (its screenshots touch no style: a guard, it passed before too)."""
+    base = web_server.http
+    page = firefox.page("focus-ring")
+    page.goto(f"{base}/login")
+    page.fill("#email", "casey@vendor.example")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]", navigates=True)
+    page.fill("#title", "Acme onboarding")
+    page.fill("#customer", "Acme")
+    page.eval(
+        "(() => { const s = document.querySelector('#template');"
+        " s.value = 'success-plan-canvas'; s.dispatchEvent(new Event('change')) })()"
+    )
+    page.click("form.form button[type=submit]", navigates=True)
+    page.wait_for("document.querySelector('#editor')?.dataset.synced === 'true'")
+    box = f"document.querySelector({BOX!r})"
+    ARTIFACTS.mkdir(exist_ok=True)
+    for width, height in WIDTHS:
+        page.set_viewport(width, height)
+        page.eval("document.querySelector('#editor .ProseMirror').focus()")
+        for _ in range(40):
+            page.press("Tab")
+            if page.eval(f"{box} === document.activeElement"):
+                break
+        assert page.eval(f"{box}.matches(':focus-visible')")
+        rect = page.eval(f"JSON.parse(JSON.stringify({box}.getBoundingClientRect()))")
+        on, off = (
+            ARTIFACTS / f"focus-ring-ff-on-{width}.png",
+            ARTIFACTS / f"focus-ring-ff-off-{width}.png",
+        )
+        page.screenshot(on)
+        assert page.eval(f"{box} === document.activeElement")
+        page.eval("document.activeElement.blur()")
+        page.screenshot(off)
+        changed = ring_pixels_changed(png.read(on.read_bytes()), png.read(off.read_bytes()), rect)
+        assert changed >= 2 * (rect["width"] + rect["height"]), (width, changed, rect)
