@@ -10,17 +10,29 @@ import anyio
 
 import persistence
 
+from .notify import SmtpConfig, deliver
 from .store import Store
 
 log = logging.getLogger(__name__)
 
 
 class Mailer:
-    def __init__(self, store: Store, *, host: str, port: int, sender: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        host: str,
+        port: int,
+        sender: str,
+        user: str = "",
+        password: str = "",
+        starttls: bool = False,
+    ) -> None:
         self.store = store
         self.host = host
         self.port = port
         self.sender = sender
+        self.smtp = SmtpConfig(host, port, user=user, password=password, starttls=starttls)
         if not host:
             log.warning("TANDEM_SMTP_HOST is not set: mail is disabled and kept in the outbox only")
 
@@ -52,5 +64,4 @@ class Mailer:
         return error is None
 
     def _deliver(self, message: EmailMessage) -> None:
-        with smtplib.SMTP(self.host, self.port, timeout=15) as smtp:
-            smtp.send_message(message)
+        deliver(self.smtp, message)

@@ -9,6 +9,7 @@ from starlette.templating import Jinja2Templates
 from .identity import Auth, Limits, Signer
 from .live import RoomManager
 from .mail import Mailer
+from .notify import Links, Notifier
 from .plan import Materialiser
 from .settings import Settings
 from .store import Store
@@ -25,3 +26,5 @@ class Services:
     signer: Signer
     limits: Limits
     mailer: Mailer
+    notifier: Notifier
+    links: Links

@@ -52,6 +52,21 @@ DOCUMENTED = {
     ),
     "TANDEM_SMTP_PORT": ("25", "SMTP port."),
     "TANDEM_SMTP_FROM": ("tandem@localhost", "Sender address of Tandem's mail."),
+    "TANDEM_SMTP_USER": ("(unset: no login)", "User name to log in to the SMTP server with."),
+    "TANDEM_SMTP_PASSWORD": ("(unset)", "Password for TANDEM_SMTP_USER."),
+    "TANDEM_SMTP_STARTTLS": (
+        "false",
+        "Upgrade the SMTP connection with STARTTLS (certificate checked) before logging in.",
+    ),
+    "TANDEM_NOTIFY_RETRY_SECONDS": (
+        "30",
+        "A notification that could not be sent is tried again after this, doubling each time "
+        "(at most an hour apart, 12 tries).",
+    ),
+    "TANDEM_NOTIFY_LINK_DAYS": (
+        "14",
+        "How long a notification's links (mark complete, move the due date, I'm blocked) work.",
+    ),
     "TANDEM_EMBED_ALLOWED_ORIGINS": (
         "(empty: embedding refused)",
         "Space-separated origins that may frame the embed view, e.g. https://*.lightning.force.com.",
@@ -114,6 +129,11 @@ class Settings:
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_from: str = "tandem@localhost"
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    notify_retry_seconds: float = 30.0
+    notify_link_days: int = 14
     embed_allowed_origins: tuple[str, ...] = ()
     signin_per_minute: int = 5
     codes_per_minute: int = 5
@@ -152,6 +172,11 @@ class Settings:
             smtp_host=env.get("TANDEM_SMTP_HOST", ""),
             smtp_port=int(env.get("TANDEM_SMTP_PORT", "25")),
             smtp_from=env.get("TANDEM_SMTP_FROM", "tandem@localhost"),
+            smtp_user=env.get("TANDEM_SMTP_USER", ""),
+            smtp_password=env.get("TANDEM_SMTP_PASSWORD", ""),
+            smtp_starttls=env.get("TANDEM_SMTP_STARTTLS", "false").lower() in ("1", "true", "yes"),
+            notify_retry_seconds=float(env.get("TANDEM_NOTIFY_RETRY_SECONDS", "30")),
+            notify_link_days=int(env.get("TANDEM_NOTIFY_LINK_DAYS", "14")),
             embed_allowed_origins=tuple(env.get("TANDEM_EMBED_ALLOWED_ORIGINS", "").split()),
             signin_per_minute=int(env.get("TANDEM_SIGNIN_PER_MINUTE", "5")),
             codes_per_minute=int(env.get("TANDEM_CODES_PER_MINUTE", "5")),

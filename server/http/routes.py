@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from server.identity import Rule
 
-from . import lifecycle, links, members, share, sockets, workspace
+from . import lifecycle, links, members, notify, share, sockets, workspace
 from .api import plandata, plans
 from .assets import Assets, Manifest
 from .guard import rule
@@ -116,6 +116,12 @@ def url_table(manifest: Manifest) -> list[BaseRoute]:
         Route("/api/workspace/people/{user_id}", workspace.update_person_api, methods=["PATCH"]),
         Route("/password-reset", workspace.reset_request_page, methods=["GET", "POST"]),
         Route("/password-reset/{token}", workspace.reset_page, methods=["GET", "POST"]),
+        # acting from a notification, and unsubscribing, without a login
+        Route("/act/{action}/{task_id}/{token}", notify.act_page, methods=["GET", "POST"]),
+        Route("/unsubscribe/{token}", notify.unsubscribe_page, methods=["GET", "POST"]),
+        Route(
+            "/api/plans/{plan_id}/notifications", notify.list_notifications_api, methods=["GET"]
+        ),
         # the live documents
         WebSocketRoute("/ws/plans/{plan_id}", sockets.plan_socket),
         WebSocketRoute("/ws/plans/{plan_id}/internal", sockets.internal_socket),

@@ -19,6 +19,11 @@ PURPOSES = {
     "visit": ("tandem.visit", "tdv_"),
     "code": ("tandem.email-code", "tdc_"),
     "reset": ("tandem.password-reset", "tdr_"),
+    # A notification's action links, one purpose each, and its unsubscribe link.
+    "act_complete": ("tandem.act.complete", "tdk_"),
+    "act_due": ("tandem.act.due", "tdm_"),
+    "act_blocked": ("tandem.act.blocked", "tdb_"),
+    "unsubscribe": ("tandem.unsubscribe", "tdu_"),
 }
 # The longest any of these can live; rows carry the real, shorter expiry.
 MAX_AGE = 366 * 86400
@@ -36,6 +41,12 @@ LIFETIMES = {
     # Password resets (2 hours) and staff invitations (7 days) share this purpose: the row's own
     # expiry says which, and the signature never outlives the longer of them.
     "reset": INVITE_DAYS * 86400 + 3600,
+    # Action links: TANDEM_NOTIFY_LINK_DAYS (read with max_age) within this ceiling; used
+    # ones are refused by their row.
+    "act_complete": MAX_AGE,
+    "act_due": MAX_AGE,
+    "act_blocked": MAX_AGE,
+    "unsubscribe": MAX_AGE,
 }
 
 

@@ -30,6 +30,8 @@ PUBLIC = {
     "/embed/{token}": "the signed embed URL is the credential",
     "/password-reset": "asks for a reset link; the same answer whether or not the address exists",
     "/password-reset/{token}": "the signed, single-use reset link is the credential",
+    "/act/{action}/{task_id}/{token}": "the signed, single-use notification action link",
+    "/unsubscribe/{token}": "the signed unsubscribe link (RFC 8058 one-click, no login)",
 }
 CALLERS = [
     "anonymous",

@@ -164,7 +164,20 @@ async def get_history(request: Request) -> Response:
     events = await services(request).store.run(
         lambda s: persistence.list_audit(session=s, plan_id=plan.id, before_id=before, limit=limit)
     )
-    return JSONResponse({"events": [history_json(e) for e in events]})
+    # Changes made from a notification's link name who made them ("Jordan Lee, by email link").
+    actors = await services(request).store.read(
+        lambda s: persistence.action_actors(
+            session=s, plan_id=plan.id, update_ids=[e.update_id for e in events]
+        )
+    )
+    out = [history_json(e) for e in events]
+    for row in out:
+        if row["update_id"] in actors:
+            row["author"] = {
+                "id": row["author"] and row["author"]["id"],
+                "name": actors[row["update_id"]],
+            }
+    return JSONResponse({"events": out})
 
 
 def _user_ref(ref: str) -> int:

@@ -163,16 +163,21 @@ async def history(request: Request) -> Response:
     identity = identity_of(request)
     plan = plan_of(request)
 
-    def read(s: Session) -> tuple[dict[str, str], list[persistence.AuditRecord]]:
+    def read(s: Session) -> tuple[dict[str, str], list[persistence.AuditRecord], dict[int, str]]:
         names: dict[str, str] = {}
         for t in persistence.list_tasks(session=s, plan_id=plan.id):
             names[t["id"]] = t["text"]
         for table, field in (("key_results", "metric"), ("risks", "risk"), ("contacts", "name")):
             for r in persistence.list_rows(session=s, plan_id=plan.id, table=table):
                 names[r["id"]] = r[field] or r.get("role") or ""
-        return names, persistence.list_audit(session=s, plan_id=plan.id, limit=500)
+        events = persistence.list_audit(session=s, plan_id=plan.id, limit=500)
+        # Changes made from a notification's link: "Jordan Lee, by email link".
+        actors = persistence.action_actors(
+            session=s, plan_id=plan.id, update_ids=[e.update_id for e in events]
+        )
+        return names, events, actors
 
-    names, events = await services(request).store.run(read)
+    names, events, actors = await services(request).store.run(read)
     rows = []
     for e in events:
         snapshot = e.new if isinstance(e.new, dict) else e.old if isinstance(e.old, dict) else {}
@@ -182,7 +187,7 @@ async def history(request: Request) -> Response:
         rows.append(
             {
                 "at": e.at,
-                "who": e.author_name or "Tandem",
+                "who": actors.get(e.update_id) or e.author_name or "Tandem",
                 "verb": KIND_LABELS.get(e.kind, e.kind),
                 "entity": ENTITY_LABELS.get(e.entity, e.entity),
                 "name": name,

@@ -1,0 +1,307 @@
+"""Notifications: the outbox every notification is written to first, the action links that
+have been used, and the people who unsubscribed.
+
+A notification is a row before it is anything else. Its ``dedup_key`` is unique, so the same
+event seen twice (a rebuild, a restart, a second process) queues it once. A sender claims a row
+by moving its ``next_attempt_at`` forward in one conditional UPDATE (a lease): two senders never
+hold the same row, and a sender that died mid-send leaves a row that is claimed again once its
+lease runs out (that one message may then go twice; nothing else can).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from .db import rowcount
+from .models import Base
+from .records import now, utc
+
+QUEUED, SENT, FAILED = "queued", "sent", "failed"
+
+
+class Notification(Base):
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dedup_key: Mapped[str] = mapped_column(String(300), unique=True)
+    plan_id: Mapped[str | None] = mapped_column(
+        ForeignKey("plans.id", ondelete="CASCADE"), index=True
+    )
+    recipient_email: Mapped[str] = mapped_column(String(320))
+    recipient_name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(200))
+    # What the channel renders the message from (task, plan, links...).
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(String(400))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_notifications_state_next", "state", "next_attempt_at"),)
+
+
+class ActionUse(Base):
+    """An action link (mark complete, move the due date, I'm blocked) that has been used: the
+    signed token names this row's id, so it works once."""
+
+    __tablename__ = "notification_actions"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))
+    # Who acted, as the commitment history names them ("Jordan Lee, by email link").
+    actor: Mapped[str] = mapped_column(String(400))
+    used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The logged update the action made, once made.
+    update_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class Unsubscribe(Base):
+    """A person who asked for no more notifications: about one plan, or ("") about any."""
+
+    __tablename__ = "notification_unsubscribes"
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    plan_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+@dataclass(frozen=True)
+class NotificationRecord:
+    id: int
+    dedup_key: str
+    plan_id: str | None
+    recipient_email: str
+    recipient_name: str
+    kind: str
+    channel: str
+    subject: str
+    payload: dict[str, Any]
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+def _record(r: Notification) -> NotificationRecord:
+    return NotificationRecord(
+        id=r.id,
+        dedup_key=r.dedup_key,
+        plan_id=r.plan_id,
+        recipient_email=r.recipient_email,
+        recipient_name=r.recipient_name,
+        kind=r.kind,
+        channel=r.channel,
+        subject=r.subject,
+        payload=dict(r.payload),
+        state=r.state,
+        attempts=r.attempts,
+        next_attempt_at=utc(r.next_attempt_at),
+        last_error=r.last_error,
+        created_at=utc(r.created_at),
+        sent_at=utc(r.sent_at),
+    )
+
+
+def queue_notification(
+    *,
+    session: Session,
+    dedup_key: str,
+    plan_id: str | None,
+    recipient_email: str,
+    recipient_name: str,
+    kind: str,
+    subject: str,
+    payload: dict[str, Any],
+    channel: str = "email",
+) -> int | None:
+    """Queue one notification; None (nothing written) when its key was queued before or its
+    recipient unsubscribed from the plan."""
+    email = recipient_email.strip().lower()
+    if session.scalar(
+        select(Unsubscribe.email).where(
+            Unsubscribe.email == email, Unsubscribe.plan_id.in_(("", plan_id or ""))
+        )
+    ):
+        return None
+    if session.scalar(select(Notification.id).where(Notification.dedup_key == dedup_key)):
+        return None
+    at = now()
+    row = Notification(
+        dedup_key=dedup_key[:300],
+        plan_id=plan_id,
+        recipient_email=email,
+        recipient_name=recipient_name[:200],
+        kind=kind,
+        channel=channel,
+        subject=subject[:200],
+        payload=payload,
+        state=QUEUED,
+        attempts=0,
+        next_attempt_at=at,
+        created_at=at,
+    )
+    try:
+        with session.begin_nested():  # another process queued the same key meanwhile
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        return None
+    return row.id
+
+
+def claim_notifications(
+    *, session: Session, lease: timedelta, limit: int = 50
+) -> list[NotificationRecord]:
+    """Queued notifications due now, each leased to the caller for ``lease``."""
+    at = now()
+    candidates = session.scalars(
+        select(Notification)
+        .where(Notification.state == QUEUED, Notification.next_attempt_at <= at)
+        .order_by(Notification.next_attempt_at, Notification.id)
+        .limit(limit)
+    ).all()
+    claimed = []
+    for row in candidates:
+        seen = row.next_attempt_at
+        result = session.execute(
+            update(Notification)
+            .where(
+                Notification.id == row.id,
+                Notification.state == QUEUED,
+                Notification.next_attempt_at == seen,
+            )
+            .values(next_attempt_at=at + lease)
+            .execution_options(synchronize_session=False)
+        )
+        if rowcount(result):
+            claimed.append(row)
+    return [_record(r) for r in claimed]
+
+
+def next_attempt(*, session: Session) -> datetime | None:
+    """When the earliest queued notification is due (None: nothing queued)."""
+    return utc(
+        session.scalar(
+            select(Notification.next_attempt_at)
+            .where(Notification.state == QUEUED)
+            .order_by(Notification.next_attempt_at)
+            .limit(1)
+        )
+    )
+
+
+def mark_sent(*, session: Session, notification_id: int) -> None:
+    at = now()
+    session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id)
+        .values(state=SENT, sent_at=at, attempts=Notification.attempts + 1, last_error=None)
+    )
+
+
+def mark_failed(
+    *, session: Session, notification_id: int, error: str, retry_at: datetime | None
+) -> None:
+    """A failed attempt: tried again at ``retry_at``, or given up on when None."""
+    values: dict[str, Any] = {"attempts": Notification.attempts + 1, "last_error": error[:400]}
+    if retry_at is None:
+        values["state"] = FAILED
+    else:
+        values["next_attempt_at"] = retry_at
+    session.execute(update(Notification).where(Notification.id == notification_id).values(**values))
+
+
+def list_notifications(
+    *, session: Session, plan_id: str | None = None, limit: int = 200
+) -> list[NotificationRecord]:
+    q = select(Notification).order_by(Notification.id.desc()).limit(limit)
+    if plan_id is not None:
+        q = q.where(Notification.plan_id == plan_id)
+    return [_record(r) for r in session.scalars(q)]
+
+
+def use_action(
+    *, session: Session, action_id: str, plan_id: str, task_id: str, action: str, actor: str
+) -> bool:
+    """Record that an action link was used; False when it had been used before."""
+    if session.get(ActionUse, action_id) is not None:
+        return False
+    try:
+        with session.begin_nested():
+            session.add(
+                ActionUse(
+                    id=action_id,
+                    plan_id=plan_id,
+                    task_id=task_id,
+                    action=action,
+                    actor=actor[:400],
+                    used_at=now(),
+                )
+            )
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def action_used(*, session: Session, action_id: str) -> bool:
+    return session.get(ActionUse, action_id) is not None
+
+
+def release_action(*, session: Session, action_id: str) -> None:
+    """Give back a link whose change could not be made (nothing was changed)."""
+    row = session.get(ActionUse, action_id)
+    if row is not None and row.update_id is None:
+        session.delete(row)
+
+
+def record_action_update(*, session: Session, action_id: str, update_id: int) -> None:
+    session.execute(update(ActionUse).where(ActionUse.id == action_id).values(update_id=update_id))
+
+
+def action_actors(*, session: Session, plan_id: str, update_ids: list[int]) -> dict[int, str]:
+    """Who made each of these logged updates by an action link, by update id."""
+    if not update_ids:
+        return {}
+    rows = session.execute(
+        select(ActionUse.update_id, ActionUse.actor).where(
+            ActionUse.plan_id == plan_id, ActionUse.update_id.in_(update_ids)
+        )
+    ).all()
+    return {u: a for u, a in rows if u is not None}
+
+
+def unsubscribe(*, session: Session, email: str, plan_id: str | None) -> None:
+    email = email.strip().lower()
+    key = (email, plan_id or "")
+    if session.get(Unsubscribe, key) is None:
+        session.add(Unsubscribe(email=email, plan_id=plan_id or "", at=now()))
+
+
+def resubscribe(*, session: Session, email: str, plan_id: str | None) -> None:
+    row = session.get(Unsubscribe, (email.strip().lower(), plan_id or ""))
+    if row is not None:
+        session.delete(row)
+
+
+def unsubscribed(*, session: Session, email: str, plan_id: str | None) -> bool:
+    return (
+        session.scalar(
+            select(Unsubscribe.email).where(
+                Unsubscribe.email == email.strip().lower(),
+                Unsubscribe.plan_id.in_(("", plan_id or "")),
+            )
+        )
+        is not None
+    )

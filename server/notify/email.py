@@ -1,0 +1,77 @@
+"""The email channel: a notification row becomes a multipart (plain text and HTML) message from
+the templates in ``server/templates/mail/``, with RFC 8058 one-click unsubscribe headers, sent
+over SMTP (STARTTLS and login when configured)."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate, make_msgid
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+import persistence
+
+MAIL_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "mail"
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int = 25
+    user: str = ""
+    password: str = ""
+    starttls: bool = False
+    timeout: float = 15.0
+
+
+def deliver(config: SmtpConfig, message: EmailMessage) -> None:
+    """Hand ``message`` to the SMTP server; raises OSError or SMTPException when it does not
+    take it."""
+    with smtplib.SMTP(config.host, config.port, timeout=config.timeout) as smtp:
+        if config.starttls:
+            smtp.starttls(context=ssl.create_default_context())
+        if config.user:
+            smtp.login(config.user, config.password)
+        smtp.send_message(message)
+
+
+def environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(MAIL_TEMPLATES),
+        # HTML parts are escaped; the plain-text parts are not HTML.
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+class EmailChannel:
+    def __init__(self, config: SmtpConfig, sender: str) -> None:
+        self.config = config
+        self.sender = sender
+        self.env = environment()
+
+    def message(self, n: persistence.NotificationRecord) -> EmailMessage:
+        ctx = {**n.payload, "subject": n.subject, "kind": n.kind}
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = formataddr((n.recipient_name, n.recipient_email))
+        message["Subject"] = n.subject
+        message["Date"] = formatdate(localtime=False)
+        message["Message-ID"] = make_msgid(domain=self.sender.rpartition("@")[2] or None)
+        unsubscribe = n.payload.get("unsubscribe")
+        if unsubscribe:
+            message["List-Unsubscribe"] = f"<{unsubscribe}>"
+            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        message["Auto-Submitted"] = "auto-generated"
+        message.set_content(self.env.get_template(f"{n.kind}.txt").render(ctx))
+        message.add_alternative(self.env.get_template(f"{n.kind}.html").render(ctx), subtype="html")
+        return message
+
+    def send(self, n: persistence.NotificationRecord) -> None:
+        deliver(self.config, self.message(n))

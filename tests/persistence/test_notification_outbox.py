@@ -1,0 +1,88 @@
+"""The notification outbox: one row per key, leased to one sender at a time, retried later."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+import persistence
+
+
+def queue(factory: sessionmaker[Session], key: str, email: str = "a@x.example") -> int | None:
+    with persistence.transaction(factory) as s:
+        return persistence.queue_notification(
+            session=s,
+            dedup_key=key,
+            plan_id=None,
+            recipient_email=email,
+            recipient_name="A",
+            kind="assigned",
+            subject="s",
+            payload={"k": 1},
+        )
+
+
+def claim(factory: sessionmaker[Session]) -> list[int]:
+    with persistence.transaction(factory) as s:
+        got = persistence.claim_notifications(session=s, lease=timedelta(minutes=5))
+        return [n.id for n in got]
+
+
+def test_a_key_is_queued_once(factory: sessionmaker[Session]) -> None:
+    first = queue(factory, "once")
+    assert first is not None
+    assert queue(factory, "once") is None
+    with persistence.transaction(factory) as s:
+        keys = [n.dedup_key for n in persistence.list_notifications(session=s)]
+    assert keys.count("once") == 1
+
+
+def test_a_claimed_row_is_leased_then_retried_or_sent(factory: sessionmaker[Session]) -> None:
+    row = queue(factory, "lease")
+    assert row in claim(factory)
+    # A second sender finds nothing while the lease holds.
+    assert row not in claim(factory)
+    with persistence.transaction(factory) as s:
+        persistence.mark_failed(
+            session=s, notification_id=row, error="down", retry_at=datetime.now(UTC)
+        )
+    assert row in claim(factory)
+    with persistence.transaction(factory) as s:
+        persistence.mark_sent(session=s, notification_id=row)
+    assert row not in claim(factory)
+    with persistence.transaction(factory) as s:
+        (n,) = [n for n in persistence.list_notifications(session=s) if n.id == row]
+    assert (n.state, n.attempts, n.last_error) == ("sent", 2, None)
+
+
+def test_given_up_after_the_last_attempt(factory: sessionmaker[Session]) -> None:
+    row = queue(factory, "give-up")
+    assert row in claim(factory)
+    with persistence.transaction(factory) as s:
+        persistence.mark_failed(session=s, notification_id=row, error="no", retry_at=None)
+    assert row not in claim(factory)
+
+
+def test_unsubscribed_people_get_nothing_new(factory: sessionmaker[Session]) -> None:
+    with persistence.transaction(factory) as s:
+        persistence.unsubscribe(session=s, email="Gone@X.example", plan_id=None)
+    assert queue(factory, "gone", email="gone@x.example") is None
+    with persistence.transaction(factory) as s:
+        persistence.resubscribe(session=s, email="gone@x.example", plan_id=None)
+    assert queue(factory, "gone", email="gone@x.example") is not None
+
+
+def test_an_action_link_is_used_once(factory: sessionmaker[Session]) -> None:
+    # Plans are real rows: make one for the foreign key.
+    with persistence.transaction(factory) as s:
+        plan = persistence.create_plan(session=s, title="P", customer="C", created_by=None)
+
+    def use() -> bool:
+        with persistence.transaction(factory) as s:
+            return persistence.use_action(
+                session=s, action_id="a1", plan_id=plan.id, task_id="t", action="due", actor="J"
+            )
+
+    assert use() is True
+    assert use() is False
