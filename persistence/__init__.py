@@ -69,10 +69,13 @@ from .notifications import list_notifications as list_notifications
 from .notifications import mark_failed as mark_failed
 from .notifications import mark_sent as mark_sent
 from .notifications import next_attempt as next_attempt
+from .notifications import open_tasks_due as open_tasks_due
 from .notifications import queue_notification as queue_notification
 from .notifications import record_action_update as record_action_update
 from .notifications import release_action as release_action
+from .notifications import release_lease as release_lease
 from .notifications import resubscribe as resubscribe
+from .notifications import take_lease as take_lease
 from .notifications import unsubscribe as unsubscribe
 from .notifications import unsubscribed as unsubscribed
 from .notifications import use_action as use_action

@@ -11,15 +11,15 @@ lease runs out (that one message may then go twice; nothing else can).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, select, update
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .db import rowcount
-from .models import Base
+from .models import Base, Plan, PlanTask
 from .records import now, utc
 
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
@@ -305,3 +305,64 @@ def unsubscribed(*, session: Session, email: str, plan_id: str | None) -> bool:
         )
         is not None
     )
+
+
+class Lease(Base):
+    """Who runs a periodic job (the reminder clock) until when: with several server
+    processes, exactly one holds it at a time."""
+
+    __tablename__ = "notification_leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def take_lease(*, session: Session, name: str, holder: str, ttl: timedelta) -> bool:
+    """Take (or renew) the lease ``name`` for ``ttl``; False while someone else holds it."""
+    at = now()
+    result = session.execute(
+        update(Lease)
+        .where(Lease.name == name, or_(Lease.expires_at <= at, Lease.holder == holder))
+        .values(holder=holder, expires_at=at + ttl)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(result):
+        return True
+    if session.get(Lease, name) is not None:
+        return False
+    try:
+        with session.begin_nested():
+            session.add(Lease(name=name, holder=holder, expires_at=at + ttl))
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def release_lease(*, session: Session, name: str, holder: str) -> None:
+    session.execute(
+        update(Lease)
+        .where(Lease.name == name, Lease.holder == holder)
+        .values(expires_at=now())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def open_tasks_due(*, session: Session, upto: date) -> list[dict[str, Any]]:
+    """Open tasks with an owner and a due date on or before ``upto``, in live plans."""
+    q = (
+        select(PlanTask)
+        .join(Plan, Plan.id == PlanTask.plan_id)
+        .where(
+            Plan.archived_at.is_(None),
+            PlanTask.status != "done",
+            PlanTask.due.is_not(None),
+            PlanTask.due <= upto,
+            PlanTask.owner_ref.is_not(None),
+        )
+        .order_by(PlanTask.due, PlanTask.plan_id, PlanTask.position)
+    )
+    return [
+        {"plan_id": t.plan_id, "id": t.id, "due": t.due, "owner_ref": t.owner_ref}
+        for t in session.scalars(q)
+    ]

@@ -16,7 +16,7 @@ from .http import make_templates, manifest, web_app
 from .identity import Auth, Limits, Signer
 from .live import CredentialRecheck, RoomManager
 from .mail import Mailer
-from .notify import Dispatcher, EmailChannel, Links, Notifier, SmtpConfig, subscribers
+from .notify import Clock, Dispatcher, EmailChannel, Links, Notifier, SmtpConfig, subscribers
 from .plan import Materialiser
 from .services import Services
 from .settings import Settings
@@ -68,6 +68,13 @@ def create_app(settings: Settings) -> Starlette:
         else None
     )
     notifier = Notifier(store, links, dispatcher)
+    clock = Clock(
+        store,
+        links,
+        dispatcher,
+        every=settings.notify_clock_seconds,
+        soon_days=settings.notify_due_soon_days,
+    )
     hooks.register(
         [
             materialiser.on_event,
@@ -117,6 +124,8 @@ def create_app(settings: Settings) -> Starlette:
             background.start_soon(recheck.run)
             if dispatcher is not None:
                 background.start_soon(dispatcher.run)
+            if settings.notify_clock_seconds > 0:
+                background.start_soon(clock.run)
             # What startup allocated (modules, routes, templates, the ORM's registries) lives
             # as long as the process: keep it out of the collector's full passes, which
             # otherwise walk it all and stall every room for tens of ms (bench/ measures it).

@@ -274,6 +274,58 @@ def cmd_plans_rebuild(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notifications_run(settings: Settings, args: argparse.Namespace) -> int:
+    """One reminder pass (due soon, overdue) as if at ``--at``, then send what is due."""
+    from .identity import Signer
+    from .notify import Dispatcher, EmailChannel, Links, SmtpConfig, run_pass
+
+    at = datetime.now(UTC)
+    if args.at:
+        try:
+            at = datetime.fromisoformat(args.at)
+        except ValueError:
+            print("error: --at must be an ISO-8601 date or time", file=sys.stderr)
+            return 2
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    persistence.upgrade(settings.database_url)
+    store = _store(settings)
+    links = Links(
+        Signer(settings.secret_key),
+        settings.base_url or f"http://{settings.host}:{settings.port}",
+        link_days=settings.notify_link_days,
+    )
+
+    async def run() -> int:
+        queued = await run_pass(store, links, at, soon_days=settings.notify_due_soon_days)
+        if queued is None:
+            print("another process is running the reminders; nothing done")
+            return 0
+        for q in queued:
+            print(f"queued {q.kind} to {q.email}: {q.subject}")
+        print(f"{len(queued)} notification(s) queued")
+        if settings.smtp_host:
+            smtp = SmtpConfig(
+                settings.smtp_host,
+                settings.smtp_port,
+                user=settings.smtp_user,
+                password=settings.smtp_password,
+                starttls=settings.smtp_starttls,
+            )
+            dispatcher = Dispatcher(
+                store,
+                EmailChannel(smtp, settings.smtp_from).send,
+                retry_base=settings.notify_retry_seconds,
+            )
+            while await dispatcher.pass_once():
+                pass
+        return 0
+
+    try:
+        return asyncio.run(run())
+    finally:
+        store.dispose()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tandem", description="Live editor for Mutual Success Plans")
     sub = p.add_subparsers(dest="command", required=True)
@@ -336,6 +388,14 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("plan_id", nargs="?", help="the plan to rebuild")
     which.add_argument("--all", action="store_true", help="rebuild every plan")
     pr.set_defaults(func=cmd_plans_rebuild)
+
+    notifications = sub.add_parser("notifications", help="reminders and the outbox")
+    nsub = notifications.add_subparsers(dest="notifications", required=True)
+    nr = nsub.add_parser(
+        "run", help="queue due-soon and overdue reminders once (as if at --at), then send them"
+    )
+    nr.add_argument("--at", help="ISO-8601 date or time to run as of (default: now)")
+    nr.set_defaults(func=cmd_notifications_run)
     return p
 
 

@@ -67,6 +67,14 @@ DOCUMENTED = {
         "14",
         "How long a notification's links (mark complete, move the due date, I'm blocked) work.",
     ),
+    "TANDEM_NOTIFY_DUE_SOON_DAYS": (
+        "2",
+        "Owners are reminded this many days before a task's due date (and after it, overdue).",
+    ),
+    "TANDEM_NOTIFY_CLOCK_SECONDS": (
+        "300",
+        "How often the server looks for due-soon and overdue tasks; 0: never (use cron).",
+    ),
     "TANDEM_EMBED_ALLOWED_ORIGINS": (
         "(empty: embedding refused)",
         "Space-separated origins that may frame the embed view, e.g. https://*.lightning.force.com.",
@@ -134,6 +142,8 @@ class Settings:
     smtp_starttls: bool = False
     notify_retry_seconds: float = 30.0
     notify_link_days: int = 14
+    notify_due_soon_days: int = 2
+    notify_clock_seconds: float = 300.0
     embed_allowed_origins: tuple[str, ...] = ()
     signin_per_minute: int = 5
     codes_per_minute: int = 5
@@ -177,6 +187,8 @@ class Settings:
             smtp_starttls=env.get("TANDEM_SMTP_STARTTLS", "false").lower() in ("1", "true", "yes"),
             notify_retry_seconds=float(env.get("TANDEM_NOTIFY_RETRY_SECONDS", "30")),
             notify_link_days=int(env.get("TANDEM_NOTIFY_LINK_DAYS", "14")),
+            notify_due_soon_days=int(env.get("TANDEM_NOTIFY_DUE_SOON_DAYS", "2")),
+            notify_clock_seconds=float(env.get("TANDEM_NOTIFY_CLOCK_SECONDS", "300")),
             embed_allowed_origins=tuple(env.get("TANDEM_EMBED_ALLOWED_ORIGINS", "").split()),
             signin_per_minute=int(env.get("TANDEM_SIGNIN_PER_MINUTE", "5")),
             codes_per_minute=int(env.get("TANDEM_CODES_PER_MINUTE", "5")),

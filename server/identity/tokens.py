@@ -21,7 +21,7 @@ PURPOSES = {
     "reset": ("tandem.password-reset", "tdr_"),
     # A notification's action links, one purpose each, and its unsubscribe link.
     "act_complete": ("tandem.act.complete", "tdk_"),
-    "act_due": ("tandem.act.due", "tdm_"),
+    "act_due": ("tandem.act.due", "tdd_"),
     "act_blocked": ("tandem.act.blocked", "tdb_"),
     "unsubscribe": ("tandem.unsubscribe", "tdu_"),
 }

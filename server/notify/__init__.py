@@ -2,6 +2,9 @@
 sends them with retries, the email channel, and the signed links people act on from a message.
 No Starlette here: the pages for the links are in ``server/http/notify.py``."""
 
+from .clock import Clock as Clock
+from .clock import Queued as Queued
+from .clock import run_pass as run_pass
 from .dispatcher import Dispatcher as Dispatcher
 from .email import EmailChannel as EmailChannel
 from .email import SmtpConfig as SmtpConfig

@@ -47,19 +47,32 @@ def _key(kind: str, event: Changed, person: Person) -> str:
 def _base(
     s: Session, event: Changed, task: dict[str, Any], links: Links, person: Person
 ) -> dict[str, Any]:
-    plan = persistence.get_plan(session=s, plan_id=event.plan_id)
+    return task_payload(s, event.plan_id, task, links, person, by=name_of(s, event.author_id))
+
+
+def task_payload(
+    s: Session,
+    plan_id: str,
+    task: dict[str, Any],
+    links: Links,
+    person: Person,
+    *,
+    by: str | None = None,
+) -> dict[str, Any]:
+    """What a message about ``task`` to ``person`` is rendered from."""
+    plan = persistence.get_plan(session=s, plan_id=plan_id)
     return {
-        "plan_id": event.plan_id,
+        "plan_id": plan_id,
         "plan_title": plan.title if plan else "",
         "customer": plan.customer if plan else "",
-        "plan_url": f"{links.base_url}/plans/{event.plan_id}",
+        "plan_url": f"{links.base_url}/plans/{plan_id}",
         "task_id": task["id"],
         "task_text": task["wording"],
         "due": task["due"].isoformat() if task.get("due") else None,
         "milestone": bool(task.get("milestone")),
         "recipient": person.name,
-        "by": name_of(s, event.author_id),
-        "unsubscribe": links.unsubscribe(email=person.email, plan_id=event.plan_id),
+        "by": by,
+        "unsubscribe": links.unsubscribe(email=person.email, plan_id=plan_id),
     }
 
 
@@ -79,7 +92,7 @@ def queue_for(s: Session, event: Changed, links: Links) -> int:
             return 0
         payload = _base(s, event, task, links, person)
         payload["actions"] = links.actions(plan_id=event.plan_id, task_id=task["id"], person=person)
-        subject = f"[{payload['plan_title']}] Assigned to you: {_short(task['wording'])}"
+        subject = f"[{payload['plan_title']}] Assigned to you: {short(task['wording'])}"
         queued += _queue(s, ASSIGNED, event, person, subject, payload)
     elif isinstance(event, TaskCompleted):
         milestone = bool(task.get("milestone"))
@@ -89,7 +102,7 @@ def queue_for(s: Session, event: Changed, links: Links) -> int:
             if person.user_id is not None and person.user_id == event.author_id:
                 continue
             payload = _base(s, event, task, links, person)
-            subject = f"[{payload['plan_title']}] {what}: {_short(task['wording'])}"
+            subject = f"[{payload['plan_title']}] {what}: {short(task['wording'])}"
             queued += _queue(s, COMPLETED, event, person, subject, payload)
     return queued
 
@@ -110,6 +123,6 @@ def _queue(
     return 0 if new is None else 1
 
 
-def _short(text: str, limit: int = 80) -> str:
+def short(text: str, limit: int = 80) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"

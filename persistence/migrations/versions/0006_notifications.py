@@ -1,4 +1,4 @@
-"""notifications: the outbox of notifications, used action links, unsubscribes
+"""notifications: the outbox of notifications, used action links, unsubscribes, leases
 
 Revision ID: 0006_notifications
 Revises: 0005_outbox_plan
@@ -67,9 +67,17 @@ def upgrade() -> None:
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("email", "plan_id", name="pk_notification_unsubscribes"),
     )
+    op.create_table(
+        "notification_leases",
+        sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("holder", sa.String(200), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name", name="pk_notification_leases"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("notification_leases")
     op.drop_table("notification_unsubscribes")
     op.drop_index("ix_notification_actions_plan_id", "notification_actions")
     op.drop_table("notification_actions")

@@ -1,0 +1,120 @@
+"""Due-soon and overdue reminders through `tandem notifications run --at`: each sent exactly
+once, also with two processes running the pass at the same moment."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.server.test_notifications import (
+    JORDAN,
+    Inbox,
+    Plan,
+    close_clients,  # noqa: F401  (an autouse fixture)
+    inbox,  # noqa: F401  (a fixture)
+    mail_server,
+    parts,
+    subject,
+)
+from tests.support.servers import ROOT, Database, Server
+
+
+@pytest.fixture
+def server(database: Database, tmp_path: Path, inbox: tuple[Inbox, int]) -> Iterator[Server]:  # noqa: F811
+    srv = mail_server(tmp_path, database, inbox[1]).start()
+    yield srv
+    srv.stop()
+
+
+def run_at(srv: Server, at: str) -> str:
+    done = srv.cli("notifications", "run", "--at", at)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_due_soon_then_overdue_each_once(server: Server, inbox: tuple[Inbox, int]) -> None:  # noqa: F811
+    box, _ = inbox
+    plan = Plan(server)
+    task = plan.tasks()[4]
+    plan.assign_to_jordan(task["id"])
+    plan.patch(task["id"], {"due": "2030-01-10"})
+    box.wait(JORDAN)  # the assigned mail
+
+    assert "0 notification(s) queued" in run_at(server, "2030-01-01T09:00:00Z")
+    out = run_at(server, "2030-01-08T09:00:00Z")
+    assert f"queued due_soon to {JORDAN}" in out and "1 notification(s) queued" in out
+    assert "0 notification(s) queued" in run_at(server, "2030-01-09")
+    (_, soon) = box.wait(JORDAN, 2)
+    assert subject(soon).startswith("[Rollout <b>] Due 2030-01-10: ")
+    text, html = parts(soon)
+    assert "/act/complete/" in text and "/act/complete/" in html and "is due 2030-01-10" in text
+    assert soon["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+    # The day after the due date: overdue, once, however many processes run the pass.
+    env = server.env()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "server", "notifications", "run", "--at", "2030-01-11"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    queued = [line for out, _ in outs for line in out.splitlines() if line.startswith("queued")]
+    assert queued == [
+        f"queued overdue to {JORDAN}: [Rollout <b>] Overdue 2030-01-10: "
+        + queued[0].split(": ", 2)[2]
+    ]
+    (_, _, late) = box.wait(JORDAN, 3)
+    assert subject(late).startswith("[Rollout <b>] Overdue 2030-01-10: ")
+    assert "0 notification(s) queued" in run_at(server, "2030-01-12")
+    kinds = sorted(n["kind"] for n in plan.notifications())
+    assert kinds == ["assigned", "due_soon", "overdue"]
+
+    # Moving the due date arms the reminders again; a done task gets none.
+    plan.patch(task["id"], {"due": "2030-02-10"})
+    assert "1 notification(s) queued" in run_at(server, "2030-02-09")
+    plan.patch(task["id"], {"status": "done"})
+    assert "0 notification(s) queued" in run_at(server, "2030-02-11")
+    box.wait(JORDAN, 4)
+    assert len(box.to(JORDAN)) == 4
+
+
+def test_the_servers_own_clock_reminds_without_cron(
+    database: Database,
+    tmp_path: Path,
+    inbox: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    box, port = inbox
+    # Two server processes on one database, both running the clock every 0.2 s.
+    first = mail_server(tmp_path, database, port, TANDEM_NOTIFY_CLOCK_SECONDS="0.2")
+    second = Server(data_dir=tmp_path, database_url=database.url)
+    second.extra_env.update(first.extra_env, TANDEM_BASE_URL=second.http)
+    first.start()
+    try:
+        plan = Plan(first)
+        # The roadmap's first task is due today.
+        task = plan.tasks()[4]
+        plan.assign_to_jordan(task["id"])
+        second.start()
+        try:
+            soon = [m for m in box.wait(JORDAN, 2) if "] Due " in subject(m)]
+            assert len(soon) == 1
+            # Passes of both servers go on meanwhile; still one.
+            plan.assign_to_jordan(plan.tasks()[6]["id"])
+            box.wait(JORDAN, 3)
+            reminders = [n for n in plan.notifications() if n["kind"] == "due_soon"]
+            assert len(reminders) == 1
+        finally:
+            second.stop()
+    finally:
+        first.stop()
