@@ -472,3 +472,46 @@ def test_no_repeat_after_a_rebuild_and_a_restart(
         assert len(sent) == 2, [(n["kind"], n["subject"]) for n in sent]
     finally:
         srv.stop()
+
+
+class Authenticator:
+    def __init__(self) -> None:
+        self.logins: list[str] = []
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):  # noqa: ANN001, ANN204
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        ok = isinstance(auth_data, LoginPassword) and (
+            auth_data.login,
+            auth_data.password,
+        ) == (b"tandem", b"s3cret")
+        if ok:
+            self.logins.append(mechanism)
+        return AuthResult(success=ok)
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_smtp_login_when_configured(database: Database, tmp_path: Path) -> None:
+    box, auth = Inbox(), Authenticator()
+    port = free_port()
+    # Login over a plain connection is for this test only (STARTTLS needs a trusted certificate).
+    controller = Controller(
+        box,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=auth,
+        auth_required=True,
+        auth_require_tls=False,
+    )
+    controller.start()
+    srv = mail_server(
+        tmp_path, database, port, TANDEM_SMTP_USER="tandem", TANDEM_SMTP_PASSWORD="s3cret"
+    ).start()
+    try:
+        plan = Plan(srv)
+        plan.assign_to_jordan(plan.tasks()[4]["id"])
+        box.wait(JORDAN)
+        assert auth.logins
+    finally:
+        srv.stop()
+        controller.stop()
