@@ -66,11 +66,13 @@ class ActionUse(Base):
 
 
 class Unsubscribe(Base):
-    """A person who asked for no more notifications: about one plan, or ("") about any."""
+    """A person who asked for no more notifications: about one plan, or ("") about any; of
+    one kind (assigned, completed, due_soon, overdue), or ("") of any."""
 
     __tablename__ = "notification_unsubscribes"
     email: Mapped[str] = mapped_column(String(320), primary_key=True)
     plan_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True, default="")
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -128,11 +130,7 @@ def queue_notification(
     """Queue one notification; None (nothing written) when its key was queued before or its
     recipient unsubscribed from the plan."""
     email = recipient_email.strip().lower()
-    if session.scalar(
-        select(Unsubscribe.email).where(
-            Unsubscribe.email == email, Unsubscribe.plan_id.in_(("", plan_id or ""))
-        )
-    ):
+    if unsubscribed(session=session, email=email, plan_id=plan_id, kind=kind):
         return None
     if session.scalar(select(Notification.id).where(Notification.dedup_key == dedup_key)):
         return None
@@ -282,26 +280,38 @@ def action_actors(*, session: Session, plan_id: str, update_ids: list[int]) -> d
     return {u: a for u, a in rows if u is not None}
 
 
-def unsubscribe(*, session: Session, email: str, plan_id: str | None) -> None:
-    email = email.strip().lower()
-    key = (email, plan_id or "")
+def unsubscribe(
+    *, session: Session, email: str, plan_id: str | None, kind: str | None = None
+) -> None:
+    """No more notifications to ``email`` about ``plan_id`` (None: any plan) of ``kind``
+    (None: any kind)."""
+    key = (email.strip().lower(), plan_id or "", kind or "")
     if session.get(Unsubscribe, key) is None:
-        session.add(Unsubscribe(email=email, plan_id=plan_id or "", at=now()))
+        session.add(Unsubscribe(email=key[0], plan_id=key[1], kind=key[2], at=now()))
 
 
-def resubscribe(*, session: Session, email: str, plan_id: str | None) -> None:
-    row = session.get(Unsubscribe, (email.strip().lower(), plan_id or ""))
+def resubscribe(
+    *, session: Session, email: str, plan_id: str | None, kind: str | None = None
+) -> None:
+    row = session.get(Unsubscribe, (email.strip().lower(), plan_id or "", kind or ""))
     if row is not None:
         session.delete(row)
 
 
-def unsubscribed(*, session: Session, email: str, plan_id: str | None) -> bool:
+def unsubscribed(
+    *, session: Session, email: str, plan_id: str | None, kind: str | None = None
+) -> bool:
+    """Whether ``email`` opted out of notifications of ``kind`` about ``plan_id`` (or of
+    every kind, or about every plan)."""
     return (
         session.scalar(
-            select(Unsubscribe.email).where(
+            select(Unsubscribe.email)
+            .where(
                 Unsubscribe.email == email.strip().lower(),
                 Unsubscribe.plan_id.in_(("", plan_id or "")),
+                Unsubscribe.kind.in_(("", kind or "")),
             )
+            .limit(1)
         )
         is not None
     )

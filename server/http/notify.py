@@ -30,6 +30,13 @@ VERBS = {
     "due": "Move this task's due date",
     "blocked": "Tell the plan you are blocked on this task",
 }
+# The kinds a person can turn off one by one, as the unsubscribe page names them.
+KIND_LABELS = {
+    "assigned": "tasks assigned to you",
+    "completed": "tasks and milestones done",
+    "due_soon": "reminders before a due date",
+    "overdue": "reminders of overdue tasks",
+}
 INVALID = (
     "This link is not valid or has expired. Links in notifications work for {days} days; "
     "open the plan to make the change there."
@@ -149,22 +156,27 @@ async def unsubscribe_page(request: Request) -> Response:
     if found is None:
         ctx["refused"] = "This unsubscribe link is not valid."
         return render(request, "unsubscribe.html", ctx, 404)
-    email, plan_id = found
+    email, plan_id, kind = found
     plan = None
     if plan_id is not None:
         plan = await svc.store.read(lambda s: persistence.get_plan(session=s, plan_id=plan_id))
-    ctx.update(email=email, plan=plan)
+    ctx.update(email=email, plan=plan, kind=kind, kind_label=KIND_LABELS.get(kind or ""))
     if request.method == "GET":
         ctx["already"] = await svc.store.read(
             lambda s: persistence.unsubscribed(session=s, email=email, plan_id=plan_id)
         )
         return render(request, "unsubscribe.html", ctx)
-    # RFC 8058: a mail client's one-click POST carries "List-Unsubscribe=One-Click"; the
-    # page's own form may widen it to every plan.
+    # RFC 8058: a mail client's one-click POST carries "List-Unsubscribe=One-Click" and stops
+    # every kind of message about the plan; the page's own form may narrow it to the kind of
+    # message the link came in, or widen it to every plan.
     form = await request.form()
-    scope = None if form.get("scope") == "all" or plan is None else plan_id
-    await svc.store.run(lambda s: persistence.unsubscribe(session=s, email=email, plan_id=scope))
-    ctx.update(done=True, everywhere=scope is None)
+    scope = str(form.get("scope", "plan"))
+    stop_plan = None if scope == "all" or plan is None else plan_id
+    stop_kind = kind if scope == "kind" and kind in KIND_LABELS else None
+    await svc.store.run(
+        lambda s: persistence.unsubscribe(session=s, email=email, plan_id=stop_plan, kind=stop_kind)
+    )
+    ctx.update(done=True, everywhere=stop_plan is None, only=KIND_LABELS.get(stop_kind or ""))
     return render(request, "unsubscribe.html", ctx)
 
 

@@ -51,7 +51,7 @@ def queue_reminders(s: Session, at: datetime, links: Links, soon_days: int = 2) 
         if person is None or task is None:
             continue
         kind = OVERDUE if row["due"] < today else DUE_SOON
-        payload = task_payload(s, row["plan_id"], task, links, person)
+        payload = task_payload(s, row["plan_id"], task, links, person, kind=kind)
         payload["actions"] = links.actions(plan_id=row["plan_id"], task_id=row["id"], person=person)
         label = "Overdue" if kind == OVERDUE else "Due"
         subject = f"[{payload['plan_title']}] {label} {row['due']}: {short(task['wording'])}"

@@ -51,8 +51,10 @@ class Links:
     def actions(self, *, plan_id: str, task_id: str, person: Person) -> dict[str, str]:
         return {a: self.action(a, plan_id=plan_id, task_id=task_id, person=person) for a in ACTIONS}
 
-    def unsubscribe(self, *, email: str, plan_id: str | None) -> str:
-        token = self.signer.dumps("unsubscribe", [email, plan_id])
+    def unsubscribe(self, *, email: str, plan_id: str | None, kind: str | None = None) -> str:
+        """The link to stop mail to ``email`` about the plan; its page offers to stop only
+        messages of ``kind`` (the one it came in), or those of every plan, instead."""
+        token = self.signer.dumps("unsubscribe", [email, plan_id, kind])
         return f"{self.base_url}/unsubscribe/{token}"
 
     def read_action(self, action: str, token: str) -> ActionClaim | None:
@@ -69,10 +71,11 @@ class Links:
             return None
         return ActionClaim(action, *texts)
 
-    def read_unsubscribe(self, token: str) -> tuple[str, str | None] | None:
+    def read_unsubscribe(self, token: str) -> tuple[str, str | None, str | None] | None:
+        """(email, plan id or None, kind or None) of a valid unsubscribe link."""
         value: Any = self.signer.loads("unsubscribe", token)
-        if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)):
+        if not (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)):
             return None
-        if value[1] is not None and not isinstance(value[1], str):
+        if any(v is not None and not isinstance(v, str) for v in value[1:]):
             return None
-        return value[0], value[1]
+        return value[0], value[1], value[2]

@@ -45,9 +45,10 @@ def _key(kind: str, event: Changed, person: Person) -> str:
 
 
 def _base(
-    s: Session, event: Changed, task: dict[str, Any], links: Links, person: Person
+    s: Session, event: Changed, task: dict[str, Any], links: Links, person: Person, kind: str
 ) -> dict[str, Any]:
-    return task_payload(s, event.plan_id, task, links, person, by=name_of(s, event.author_id))
+    by = name_of(s, event.author_id)
+    return task_payload(s, event.plan_id, task, links, person, kind=kind, by=by)
 
 
 def task_payload(
@@ -57,6 +58,7 @@ def task_payload(
     links: Links,
     person: Person,
     *,
+    kind: str,
     by: str | None = None,
 ) -> dict[str, Any]:
     """What a message about ``task`` to ``person`` is rendered from."""
@@ -72,7 +74,7 @@ def task_payload(
         "milestone": bool(task.get("milestone")),
         "recipient": person.name,
         "by": by,
-        "unsubscribe": links.unsubscribe(email=person.email, plan_id=plan_id),
+        "unsubscribe": links.unsubscribe(email=person.email, plan_id=plan_id, kind=kind),
     }
 
 
@@ -90,7 +92,7 @@ def queue_for(s: Session, event: Changed, links: Links) -> int:
             return 0
         if person.user_id is not None and person.user_id == event.author_id:
             return 0
-        payload = _base(s, event, task, links, person)
+        payload = _base(s, event, task, links, person, ASSIGNED)
         payload["actions"] = links.actions(plan_id=event.plan_id, task_id=task["id"], person=person)
         subject = f"[{payload['plan_title']}] Assigned to you: {short(task['wording'])}"
         queued += _queue(s, ASSIGNED, event, person, subject, payload)
@@ -101,7 +103,7 @@ def queue_for(s: Session, event: Changed, links: Links) -> int:
         for person in people:
             if person.user_id is not None and person.user_id == event.author_id:
                 continue
-            payload = _base(s, event, task, links, person)
+            payload = _base(s, event, task, links, person, COMPLETED)
             subject = f"[{payload['plan_title']}] {what}: {short(task['wording'])}"
             queued += _queue(s, COMPLETED, event, person, subject, payload)
     return queued

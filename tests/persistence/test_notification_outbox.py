@@ -86,3 +86,23 @@ def test_an_action_link_is_used_once(factory: sessionmaker[Session]) -> None:
 
     assert use() is True
     assert use() is False
+
+
+def test_one_kind_can_be_turned_off(factory: sessionmaker[Session]) -> None:
+    def kind(key: str, kind: str) -> int | None:
+        with persistence.transaction(factory) as s:
+            return persistence.queue_notification(
+                session=s,
+                dedup_key=key,
+                plan_id=None,
+                recipient_email="k@x.example",
+                recipient_name="K",
+                kind=kind,
+                subject="s",
+                payload={},
+            )
+
+    with persistence.transaction(factory) as s:
+        persistence.unsubscribe(session=s, email="k@x.example", plan_id=None, kind="overdue")
+    assert kind("k1", "overdue") is None
+    assert kind("k2", "due_soon") is not None

@@ -385,6 +385,10 @@ def test_unsubscribe_one_click_stops_the_plans_mail(
     (mail,) = box.wait(JORDAN)
     url = mail["List-Unsubscribe"].strip("<>")
     with httpx.Client(base_url=server.http) as client:
+        page = client.get(path_of(url))
+        assert "Only tasks assigned to you, about Rollout &lt;b&gt;" in page.text
+        r = client.post(path_of(url), data={"scope": "kind"})
+        assert "no more messages about tasks assigned to you about Rollout" in r.text
         # What a mail client sends for RFC 8058 one-click: no cookie, no login.
         r = client.post(path_of(url), data={"List-Unsubscribe": "One-Click"})
         assert r.status_code == 200 and "Unsubscribed" in r.text

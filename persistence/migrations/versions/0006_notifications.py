@@ -64,8 +64,9 @@ def upgrade() -> None:
         "notification_unsubscribes",
         sa.Column("email", sa.String(320), nullable=False),
         sa.Column("plan_id", sa.String(32), nullable=False),
+        sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("email", "plan_id", name="pk_notification_unsubscribes"),
+        sa.PrimaryKeyConstraint("email", "plan_id", "kind", name="pk_notification_unsubscribes"),
     )
     op.create_table(
         "notification_leases",
