@@ -12,6 +12,7 @@ again (a rebuild, a restart, a second process) queues nothing.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -23,6 +24,9 @@ from .links import Links
 from .people import Person, everyone, name_of, owners, reachable, task_of
 
 ASSIGNED, COMPLETED = "assigned", "completed"
+# Events about changes older than this notify nobody: a rebuild or a catch-up replaying a
+# plan's history must not send what happened long ago (and was never mail then).
+STALE = timedelta(hours=24)
 
 
 def wanted(event: object) -> bool:
@@ -80,6 +84,8 @@ def task_payload(
 
 def queue_for(s: Session, event: Changed, links: Links) -> int:
     """Queue the notifications ``event`` calls for; how many were new."""
+    if event.at < datetime.now(UTC) - STALE:
+        return 0
     task = task_of(s, event.plan_id, event.entity_id)
     if task is None:
         return 0

@@ -1,0 +1,41 @@
+"""Notification rules on their own: events that can never notify cost no database work."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from server.identity import Signer
+from server.notify import Links
+from server.notify.rules import queue_for, wanted
+from server.plan import TaskCompleted, TaskCreated, TaskDueMoved, TaskReassigned
+
+
+def event(cls: type, *, new: Any, hours_ago: float = 0) -> Any:
+    return cls(
+        plan_id="p",
+        entity="task",
+        entity_id="t",
+        kind="x",
+        old=None,
+        new=new,
+        author_id=None,
+        at=datetime.now(UTC) - timedelta(hours=hours_ago),
+        update_id=1,
+    )
+
+
+def test_which_events_may_notify() -> None:
+    owner = {"id": "contact:r1", "label": "Jordan Lee", "side": "customer"}
+    assert wanted(event(TaskReassigned, new=owner))
+    assert wanted(event(TaskCompleted, new=True))
+    assert wanted(event(TaskCreated, new={"text": "x", "owner": owner}))
+    assert not wanted(event(TaskCreated, new={"text": "x", "owner": None}))
+    assert not wanted(event(TaskDueMoved, new="2030-01-01"))
+
+
+def test_a_replay_of_old_history_notifies_nobody() -> None:
+    links = Links(Signer("k"), "http://x")
+    old = event(TaskReassigned, new={"id": "user:1"}, hours_ago=48)
+    # No session is needed: a stale event stops before any lookup.
+    assert queue_for(None, old, links) == 0  # type: ignore[arg-type]
