@@ -3,21 +3,15 @@
 Served only when ``TANDEM_METRICS_TOKEN`` is set and the request carries it as
 ``Authorization: Bearer <token>``; any other request gets the same 404 as an unknown URL, so
 the endpoint's existence is not revealed. The token is compared in constant time.
+prometheus-client is imported at the first scrape, so a server nobody scrapes never holds it.
 """
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -28,14 +22,23 @@ from server.services import Services
 from .guard import rule
 from .responses import credentials, services
 
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
 
-class LiveCollector(Collector):
+
+class LiveCollector:
     """Reads the figures from the services at each scrape."""
 
     def __init__(self, svc: Services) -> None:
         self.svc = svc
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
         rooms = self.svc.rooms
         yield GaugeMetricFamily(
             "tandem_open_connections", "Open websocket connections.", len(rooms.connections())
@@ -76,6 +79,8 @@ def _authorised(request: Request) -> bool:
 async def metrics(request: Request) -> Response:
     if not _authorised(request):
         raise HTTPException(404)
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LiveCollector(services(request)))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
