@@ -856,7 +856,7 @@ def _per_room(rss_at: dict[str, float], plans: int, clients: int, waves: int) ->
     per plan (wave 1: every room open, one connection each), and after all (the rest are
     connections only): per connection = growth in wave 2 / its connections; per room = growth
     in wave 1 / plans - one connection."""
-    if waves < 2 or not all(k in rss_at for k in ("storm", "wave1", "storm-done")):
+    if waves < 2 or clients < 2 or not all(k in rss_at for k in ("storm", "wave1", "storm-done")):
         return {}
     per_conn = (rss_at["storm-done"] - rss_at["wave1"]) * 1024 / (plans * (clients - 1))
     per_room = (rss_at["wave1"] - rss_at["storm"]) * 1024 / plans - per_conn
