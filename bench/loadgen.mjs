@@ -21,7 +21,7 @@
 //   4. drain: editing stops; we wait (at most --drain s) for every measured edit to reach every
 //      other client of its plan; what has not arrived by then counts as lost;
 //   5. settle: we wait (at most --settle s) until all docs of a plan have the same state, then
-//      a fresh client joins each plan and must see that same state (the server has it all).
+//      a fresh client joins each plan (50 plans at a time) and must see that same state.
 //
 // Every stdout line is one JSON object with an "event" key: "phase" lines as phases begin (the
 // orchestrator uses "measure-start"/"measure-end" to window its CPU samples), then one
@@ -448,10 +448,16 @@ async function main () {
   emit({ event: 'phase', phase: 'settle', t: now() })
   await waitUntil(() => byPlan.every((cs) => planState(cs).converged), Number(args.settle) * 1000, 250)
   const plans = []
+  // Newcomers join 50 plans at a time: one after the other, 1,000 plans would outlast --settle.
+  const NEWCOMERS_AT_ONCE = 50
+  const newcomers = []
+  for (let start = 0; start < PLANS.length; start += NEWCOMERS_AT_ONCE) {
+    newcomers.push(...await Promise.all(PLANS.slice(start, start + NEWCOMERS_AT_ONCE).map(freshLook)))
+  }
   for (const [p, cs] of byPlan.entries()) {
     const state = planState(cs)
     const update = Y.encodeStateAsUpdate(cs[0].doc)
-    const fresh = await freshLook(PLANS[p])
+    const fresh = newcomers[p]
     plans.push({
       plan: PLANS[p],
       converged: state.converged,

@@ -21,7 +21,7 @@ from .events import Committed
 # Upper bounds of the lag histogram, in seconds (Prometheus' ``le``); the last bucket is +Inf.
 LAG_BUCKETS = (
     *(0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075),
-    *(0.1, 0.15, 0.25, 0.5, 1.0, 2.5),
+    *(0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
 
