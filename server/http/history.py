@@ -336,7 +336,8 @@ async def since_last_visit(request: Request) -> dict[str, Any] | None:
 
 
 def _blocks(markdown: str) -> list[str]:
-    return [b.strip("\n") for b in markdown.split("\n\n") if b.strip()]
+    """The units the page compares: Markdown lines (a task, a table row, a paragraph)."""
+    return [line for line in markdown.split("\n") if line.strip()]
 
 
 def _attribute(
