@@ -98,7 +98,6 @@ from .versions import VersionRecord as VersionRecord
 from .versions import audit_between as audit_between
 from .versions import cached_sessions as cached_sessions
 from .versions import create_version as create_version
-from .versions import forget_history as forget_history
 from .versions import get_version as get_version
 from .versions import history_bytes as history_bytes
 from .versions import last_cached_session as last_cached_session
@@ -113,7 +112,7 @@ from .versions import log_time as log_time
 from .versions import mark_seen as mark_seen
 from .versions import replay_base as replay_base
 from .versions import save_sessions as save_sessions
-from .versions import save_snapshot as save_snapshot
+from .versions import save_snapshots as save_snapshots
 from .versions import snapshot_before as snapshot_before
 from .versions import updates_between as updates_between
 from .versions import user_names as user_names

@@ -20,7 +20,6 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
-    delete,
     func,
     select,
 )
@@ -218,16 +217,14 @@ def log_bytes(*, session: Session, plan_id: str, doc: str = "plan") -> int:
     )
 
 
-def history_bytes(*, session: Session, plan_id: str) -> int:
+def history_bytes(*, session: Session, plan_id: str, doc: str | None = None) -> int:
     """What history adds beside the log: its snapshots (sessions and versions are small)."""
-    return (
-        session.scalar(
-            select(func.sum(func.length(HistorySnapshot.state))).where(
-                HistorySnapshot.plan_id == plan_id
-            )
-        )
-        or 0
+    q = select(func.sum(func.length(HistorySnapshot.state))).where(
+        HistorySnapshot.plan_id == plan_id
     )
+    if doc is not None:
+        q = q.where(HistorySnapshot.doc == doc)
+    return session.scalar(q) or 0
 
 
 def replay_base(
@@ -261,13 +258,27 @@ def snapshot_before(*, session: Session, plan_id: str, upto_id: int, doc: str = 
     )
 
 
-def save_snapshot(
-    *, session: Session, plan_id: str, upto_id: int, state: bytes, doc: str = "plan"
-) -> None:
-    exists = session.get(HistorySnapshot, (plan_id, doc, upto_id))
-    if exists is None:
-        session.add(HistorySnapshot(plan_id=plan_id, doc=doc, upto_id=upto_id, state=state))
-        session.flush()
+def save_snapshots(
+    *, session: Session, plan_id: str, snapshots: Sequence[tuple[int, bytes]], doc: str = "plan"
+) -> int:
+    """Keep ``(upto_id, state)`` snapshots, oldest first, while every snapshot of the plan
+    together stays within the size of its log (both documents): history never stores more
+    than the log itself. Returns how many were kept."""
+    if not snapshots:
+        return 0
+    budget = log_bytes(session=session, plan_id=plan_id, doc=doc) - history_bytes(
+        session=session, plan_id=plan_id, doc=doc
+    )
+    kept = 0
+    for upto_id, state in snapshots:
+        if len(state) > budget:
+            break
+        if session.get(HistorySnapshot, (plan_id, doc, upto_id)) is None:
+            session.add(HistorySnapshot(plan_id=plan_id, doc=doc, upto_id=upto_id, state=state))
+            budget -= len(state)
+            kept += 1
+    session.flush()
+    return kept
 
 
 def updates_between(
@@ -361,12 +372,6 @@ def cached_sessions(
         q = q.where(HistorySession.first_id < before_id)
     rows = session.scalars(q.order_by(HistorySession.first_id.desc()).limit(limit))
     return [_session(r) for r in rows]
-
-
-def forget_history(*, session: Session, plan_id: str) -> None:
-    """Drop the derived history (snapshots, sessions) of a plan; it is rebuilt on demand."""
-    for model in (HistorySnapshot, HistorySession):
-        session.execute(delete(model).where(model.plan_id == plan_id))
 
 
 # --- commitment events in a log range ----------------------------------------------------------

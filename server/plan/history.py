@@ -30,6 +30,13 @@ from .errors import ApiError
 
 #: Edits with no gap longer than this belong to one editing session.
 SESSION_GAP = timedelta(minutes=5)
+#: A session that runs on longer than this many updates is closed and a new one begins, so the
+#: open one (replayed again on every look at the timeline) stays cheap.
+SESSION_MAX_UPDATES = 3000
+#: A snapshot is left behind only where the log bytes since the previous one are at least this
+#: many times its size: snapshots stay well within the log's size (and never exceed it: see
+#: persistence.save_snapshots), with room for the readers that leave them in any order.
+SNAPSHOT_SPACING = 2
 #: A replay considers leaving a snapshot behind every this many updates.
 SNAPSHOT_EVERY = 500
 #: Log rows read per round while building sessions.
@@ -60,10 +67,14 @@ def _replay(s: Session, plan_id: str, upto_id: int, doc: str) -> _Replay:
     for n, (log_id, data) in enumerate(rows, 1):
         ydoc.apply_update(data)
         spent += len(data)
-        if n % SNAPSHOT_EVERY == 0 and log_id - last_snap >= SNAPSHOT_EVERY and spent > size:
+        if (
+            n % SNAPSHOT_EVERY == 0
+            and log_id - last_snap >= SNAPSHOT_EVERY
+            and spent > SNAPSHOT_SPACING * size
+        ):
             state = ydoc.get_update()
             size = len(state)
-            if size <= spent:
+            if SNAPSHOT_SPACING * size <= spent:
                 snaps.append((log_id, state))
                 spent, last_snap = 0, log_id
     return _Replay(ydoc.get_update(), snaps)
@@ -76,10 +87,7 @@ async def _keep_snapshots(
         return
 
     def save(s: Session) -> None:
-        for upto, state in snaps:
-            persistence.save_snapshot(
-                session=s, plan_id=plan_id, upto_id=upto, state=state, doc=doc
-            )
+        persistence.save_snapshots(session=s, plan_id=plan_id, snapshots=snaps, doc=doc)
 
     try:
         await store.run_derived(save)
@@ -337,14 +345,16 @@ def _scan(
     size, spent = len(start.state), 0
     while rows:
         for log_id, at, author, data in rows:
-            if cur is not None and at - cur.ended_at > SESSION_GAP:
+            if cur is not None and (
+                at - cur.ended_at > SESSION_GAP or cur.updates >= SESSION_MAX_UPDATES
+            ):
                 prev_sections = _markdown(ydoc)
                 closed.append(_close(cur, prev_sections))
                 cur = None
-                if spent > size and cur is None and log_id - last_snap > SNAPSHOT_EVERY:
+                if spent > SNAPSHOT_SPACING * size and log_id - last_snap > SNAPSHOT_EVERY:
                     state = ydoc.get_update()
                     size = len(state)
-                    if size <= spent:
+                    if SNAPSHOT_SPACING * size <= spent:
                         snaps.append((closed[-1].last_id, state))
                         spent, last_snap = 0, closed[-1].last_id
             if cur is None:
@@ -360,7 +370,7 @@ def _scan(
         )
     assert cur is not None
     tail = _close(cur, _markdown(ydoc))
-    if now - cur.ended_at > SESSION_GAP:
+    if now - cur.ended_at > SESSION_GAP or cur.updates >= SESSION_MAX_UPDATES:
         return [*closed, tail], [], snaps
     return closed, [tail], snaps
 
@@ -380,10 +390,7 @@ async def sessions_page(
 
         def keep(s: Session) -> None:
             persistence.save_sessions(session=s, plan_id=plan_id, sessions=closed, doc=doc)
-            for upto, state in snaps:
-                persistence.save_snapshot(
-                    session=s, plan_id=plan_id, upto_id=upto, state=state, doc=doc
-                )
+            persistence.save_snapshots(session=s, plan_id=plan_id, snapshots=snaps, doc=doc)
 
         try:
             await store.run_derived(keep)
