@@ -17,7 +17,7 @@ from pycrdt import XmlElement, XmlText
 import crdt
 import persistence
 from tests.server.test_node_client import node_client
-from tests.support.access import PASSWORD, create_link, invite_and_join, visit
+from tests.support.access import PASSWORD, create_link, invite_and_join, sign_in, visit
 from tests.support.access import api as client
 from tests.support.servers import Database, Server
 from tests.support.yclient import connect, fragment
@@ -344,3 +344,22 @@ async def test_history_follows_the_plans_access_rules(
     assert (
         api(server, token, "GET", f"/api/plans/{plan_id}/history?doc=internal").status_code == 200
     )
+
+
+def test_the_share_page_creates_links_with_history(
+    server: Server, token: str, plan_id: str
+) -> None:
+    casey = sign_in(server, "csm@vendor.example")  # the plan's owner
+    c = casey.client
+    form = {"csrf": casey.csrf or "", "action": "link", "role": "viewer", "days": "30"}
+    assert c.post(f"/plans/{plan_id}/share", data={**form, "history": "on"}).status_code < 400
+    assert c.post(f"/plans/{plan_id}/share", data={**form, "label": "plain"}).status_code < 400
+    made = {
+        link["label"]: link["history"]
+        for link in c.get(
+            f"/api/plans/{plan_id}/links", headers={"X-CSRF-Token": casey.csrf or ""}
+        ).json()["links"]
+    }
+    assert made == {None: True, "plain": False}
+    assert "with history" in c.get(f"/plans/{plan_id}/share").text
+    c.close()
