@@ -236,7 +236,6 @@ async def _restore(request: Request, point: int) -> dict[str, Any]:
     svc = services(request)
     room = await svc.rooms.open(plan.id)
     old = await domain.state_at(svc.store, plan.id, point)
-    before = await svc.store.read(lambda s: persistence.last_log_id(session=s, plan_id=plan.id))
     # Through the live room, like any edit: logged as the restorer's, sent to every editor.
     log_id = await room.apply_server_change(domain.restorer(old), identity.user_id)
     await svc.materialiser.flush(plan.id)
@@ -244,8 +243,9 @@ async def _restore(request: Request, point: int) -> dict[str, Any]:
         "restored": {"upto": point},
         "update_id": log_id,
         "changed": log_id is not None,
-        # Restoring this point undoes the restore (itself a new change on top).
-        "undo": {"upto": before},
+        # The moment just before the restore (every update logged before it, whatever the
+        # plan): restoring it undoes the restore, as a new change on top.
+        "undo": {"upto": log_id - 1} if log_id is not None else None,
     }
 
 
@@ -528,7 +528,8 @@ async def history_action(request: Request) -> Response:
                 services(request).store, plan.id, upto=str(form.get("upto", "")), name="upto"
             )
             done = await _restore(request, point)
-            back += f"?restored={point}&undo={done['undo']['upto']}"
+            undo = done["undo"]["upto"] if done["undo"] else point
+            back += f"?restored={point}&undo={undo}"
         else:
             raise ApiError(400, "unknown action; name a version or restore a point")
     except ApiError as exc:
