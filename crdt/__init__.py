@@ -6,6 +6,7 @@ from .prosemirror import to_prosemirror as to_prosemirror
 from .prosemirror import write_prosemirror as write_prosemirror
 from .reader import StructureReader as StructureReader
 from .reader import read_structure as read_structure
+from .restore import restore_content as restore_content
 from .schema import FRAGMENT as FRAGMENT
 from .schema import MAX_DEPTH as MAX_DEPTH
 from .schema import SchemaGuard as SchemaGuard

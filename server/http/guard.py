@@ -100,6 +100,7 @@ async def link_identity(
         plan_id=plan_id,
         role=link.role,
         side=CUSTOMER,
+        history=link.history,
     )
 
 
@@ -206,6 +207,11 @@ async def _csrf_ok(request: Request, identity: Identity) -> bool:
     return auth.check_csrf(cookie, str(form.get("csrf", "")))
 
 
+EDIT_REFUSED = "only the plan's owners and editors can do this; viewers and visitors cannot"
+HISTORY_REFUSED = (
+    "this link does not show the plan's history; ask an owner for a link created with history"
+)
+
 ARCHIVED_MESSAGE = "this plan is archived and read-only; an owner can restore it first"
 
 
@@ -292,6 +298,10 @@ async def _guard_http(rule_: Rule, fn: Endpoint, request: Request, on_archived: 
                 return _refuse(
                     request, 404, "The internal account plan is for the vendor team only."
                 )
+            if rule_ is Rule.PLAN_HISTORY:
+                return _refuse(request, 403, HISTORY_REFUSED)
+            if rule_ is Rule.PLAN_EDIT:
+                return _refuse(request, 403, EDIT_REFUSED)
             return _refuse(request, 403, "only the plan's owners can do this")
     if not await _csrf_ok(request, identity):
         return _refuse(request, 403, "missing or wrong CSRF token (X-CSRF-Token header)")

@@ -85,7 +85,14 @@ def parse_domain(value: Any) -> str | None:
 
 
 async def create(
-    request: Request, *, kind: str, role: str, expires_at: Any, label: str, domain: Any
+    request: Request,
+    *,
+    kind: str,
+    role: str,
+    expires_at: Any,
+    label: str,
+    domain: Any,
+    history: Any = False,
 ) -> persistence.LinkRecord:
     identity = identity_of(request)
     plan_id = plan_of(request).id
@@ -93,6 +100,8 @@ async def create(
         raise ApiError(400, "role must be 'viewer' or 'editor'", field="role")
     expiry = parse_expiry(expires_at)
     domain_ = parse_domain(domain) if kind == "share" else None
+    if not isinstance(history, bool):
+        raise ApiError(400, "history must be true or false", field="history")
     link = await services(request).store.run(
         lambda s: persistence.create_link(
             session=s,
@@ -104,6 +113,7 @@ async def create(
             domain=domain_,
             created_by=identity.user_id,
             expires_at=expiry,
+            history=history,
         )
     )
     await guard.record_access(
@@ -113,7 +123,8 @@ async def create(
         actor=actor(identity),
         subject=f"{kind} link {link.id}" + (f" ({label})" if label else ""),
         detail=f"{role}, until {expiry:%Y-%m-%d %H:%M} UTC"
-        + (f", @{domain_} only" if domain_ else ""),
+        + (f", @{domain_} only" if domain_ else "")
+        + (", with history" if history else ""),
     )
     return link
 
@@ -153,6 +164,7 @@ def link_json(request: Request, link: persistence.LinkRecord) -> dict[str, Any]:
         "last_used_at": link.last_used_at.isoformat() if link.last_used_at else None,
         "uses": link.uses,
         "active": link.usable(at),
+        "history": link.history,
     }
 
 
@@ -168,6 +180,7 @@ async def _create_api(request: Request, kind: str) -> Response:
         expires_at=data.get("expires_at"),
         label=text_field(data, "label", required=False),
         domain=data.get("domain"),
+        history=data.get("history", False),
     )
     token = link_token(request, link)
     body = {**link_json(request, link), "url": link_url(request, link), "token": token}

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from server.identity import Rule
 
-from . import lifecycle, links, members, metrics, share, sockets, workspace
+from . import history, lifecycle, links, members, metrics, share, sockets, workspace
 from .api import plandata, plans
 from .assets import Assets, Manifest
 from .guard import rule
@@ -49,7 +49,18 @@ def url_table(manifest: Manifest) -> list[BaseRoute]:
             name="plan_dashboard",
         ),
         Route("/plans/{plan_id}/dashboard", dashboard.override_status, methods=["POST"]),
-        Route("/plans/{plan_id}/history", dashboard.history, methods=["GET"], name="plan_history"),
+        # history
+        Route(
+            "/plans/{plan_id}/history", history.history_page, methods=["GET"], name="plan_history"
+        ),
+        Route("/plans/{plan_id}/history", history.history_action, methods=["POST"]),
+        Route("/api/plans/{plan_id}/history", history.history_api, methods=["GET"]),
+        # The commitment history's first, documented address: the flat list, paged by event.
+        Route("/api/plans/{plan_id}/audit", history.audit_api, methods=["GET"]),
+        Route("/api/plans/{plan_id}/versions", history.list_versions_api, methods=["GET"]),
+        Route("/api/plans/{plan_id}/versions", history.create_version_api, methods=["POST"]),
+        Route("/api/plans/{plan_id}/restore", history.restore_api, methods=["POST"]),
+        Route("/api/plans/{plan_id}/changes", history.changes_api, methods=["GET"]),
         # plans
         Route("/api/plans", plans.create_plan, methods=["POST"]),
         Route("/api/plans", plans.list_plans, methods=["GET"]),
@@ -104,9 +115,6 @@ def url_table(manifest: Manifest) -> list[BaseRoute]:
         Route("/api/plans/{plan_id}/risks", plandata.list_risks, methods=["GET"]),
         Route("/api/plans/{plan_id}/contacts", plandata.list_contacts, methods=["GET"]),
         Route("/api/plans/{plan_id}/summary", plandata.get_summary, methods=["GET"]),
-        Route("/api/plans/{plan_id}/history", plandata.get_history, methods=["GET"]),
-        # The commitment history's first, documented address, kept answering.
-        Route("/api/plans/{plan_id}/audit", plandata.get_history, methods=["GET"]),
         Route("/api/plans/{plan_id}/status", plandata.put_status, methods=["PUT"]),
         Route("/api/plans/{plan_id}/status", plandata.delete_status, methods=["DELETE"]),
         # workspace

@@ -138,6 +138,7 @@ async def share_action(request: Request) -> Response:
                 expires_at=expires,
                 label=label,
                 domain=field.get("domain") or None,
+                history=field.get("history") == "on",
             )
         elif action == "revoke-link":
             await links.revoke(request, field.get("link_id", ""))

@@ -24,6 +24,15 @@ from .fields import INT_MAX as INT_MAX
 from .fields import int_param as int_param
 from .fields import lone_surrogate as lone_surrogate
 from .fields import text_field as text_field
+from .history import SESSION_GAP as SESSION_GAP
+from .history import changes_between as changes_between
+from .history import commitment_line as commitment_line
+from .history import doc_at as doc_at
+from .history import point_from as point_from
+from .history import point_of as point_of
+from .history import restorer as restorer
+from .history import sessions_page as sessions_page
+from .history import state_at as state_at
 from .listing import ListQuery as ListQuery
 from .listing import customers as customers
 from .listing import parse_query as parse_query

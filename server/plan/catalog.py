@@ -82,6 +82,10 @@ async def create_plan(
     return await store.run(create)
 
 
+#: The name of the first version of a plan created from a template.
+FIRST_VERSION = "Created from the template"
+
+
 async def new_plan(
     store: Store,
     materialiser: Materialiser,
@@ -98,6 +102,16 @@ async def new_plan(
     )
     if content is not None:
         await materialiser.flush(plan.id)
+        # A plan started from a template names that start, to compare and restore against.
+        await store.run(
+            lambda s: persistence.create_version(
+                session=s,
+                plan_id=plan.id,
+                name=FIRST_VERSION,
+                upto_id=persistence.last_log_id(session=s, plan_id=plan.id),
+                created_by=user_id,
+            )
+        )
     return plan
 
 

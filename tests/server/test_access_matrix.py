@@ -56,6 +56,9 @@ ALLOWED = {
     Rule.PLAN_EDIT: {"customer_member", "vendor_member", "owner", "api_token"},
     Rule.PLAN_VENDOR: {"vendor_member", "owner"},
     Rule.PLAN_OWNER: {"owner"},
+    # Members read the history; link visitors only through a link created with "history":
+    # true (the world's links are not; tests/server/test_version_history.py has one that is).
+    Rule.PLAN_HISTORY: {"customer_member", "vendor_member", "owner", "api_token"},
     # wrong_plan (made by `tandem users create`) and vendor_member (invited to the vendor side
     # by the workspace owner) are staff; customer_member and api_token (hers) are guests.
     Rule.STAFF: {"wrong_plan", "vendor_member", "owner"},

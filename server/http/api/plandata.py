@@ -139,34 +139,6 @@ async def get_summary(request: Request) -> Response:
     return JSONResponse(await domain.plan_summary(services(request).store, plan.id))
 
 
-def history_json(e: persistence.AuditRecord) -> dict[str, Any]:
-    return {
-        "id": e.id,
-        "entity": e.entity,
-        "entity_id": e.entity_id,
-        "kind": e.kind,
-        "old": e.old,
-        "new": e.new,
-        "author": None if e.author_id is None else {"id": e.author_id, "name": e.author_name},
-        "at": e.at.isoformat(),
-        "update_id": e.update_id,
-    }
-
-
-@rule(Rule.PLAN_VIEW)
-async def get_history(request: Request) -> Response:
-    plan = plan_of(request)
-    q = request.query_params
-    before = None
-    if "before" in q:
-        before = int_param(q["before"], "before", message="before must be an event id")
-    limit = int_param(q.get("limit", "200"), "limit", high=1000)
-    events = await services(request).store.run(
-        lambda s: persistence.list_audit(session=s, plan_id=plan.id, before_id=before, limit=limit)
-    )
-    return JSONResponse({"events": [history_json(e) for e in events]})
-
-
 def _user_ref(ref: str) -> int:
     return int_param(ref[5:], "owner", message="owner.id user:<id> must name a member by number")
 

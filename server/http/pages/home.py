@@ -24,6 +24,7 @@ from server.plan import ApiError
 from .. import guard
 from ..cookies import set_session_cookie
 from ..guard import identity_of, rule
+from ..history import since_last_visit
 from ..presenters import editor_context, person_json
 from ..responses import render, services
 
@@ -257,7 +258,9 @@ def visible_plans(s: Session, identity: Identity) -> list[persistence.PlanRecord
 
 @rule(Rule.PLAN_VIEW)
 async def plan_page(request: Request) -> Response:
-    return render(request, "plan.html", editor_context(request))
+    context = editor_context(request)
+    context["since"] = await since_last_visit(request)
+    return render(request, "plan.html", context)
 
 
 @rule(Rule.PLAN_VENDOR)
