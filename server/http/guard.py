@@ -292,6 +292,13 @@ async def _guard_http(rule_: Rule, fn: Endpoint, request: Request, on_archived: 
                 return _refuse(
                     request, 404, "The internal account plan is for the vendor team only."
                 )
+            if rule_ is Rule.PLAN_MEMBER:
+                return _refuse(
+                    request,
+                    403,
+                    "only the plan's members see its history and handover brief; "
+                    "share-link and embed visitors do not",
+                )
             return _refuse(request, 403, "only the plan's owners can do this")
     if not await _csrf_ok(request, identity):
         return _refuse(request, 403, "missing or wrong CSRF token (X-CSRF-Token header)")

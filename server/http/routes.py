@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from server.identity import Rule
 
 from . import lifecycle, links, members, share, sockets, workspace
-from .api import plandata, plans
+from .api import brief, plandata, plans
 from .assets import Assets, Manifest
 from .guard import rule
 from .pages import dashboard, embed, home
@@ -108,6 +108,8 @@ def url_table(manifest: Manifest) -> list[BaseRoute]:
         # The commitment history's first, documented address, kept answering.
         Route("/api/plans/{plan_id}/audit", plandata.get_history, methods=["GET"]),
         Route("/api/plans/{plan_id}/status", plandata.put_status, methods=["PUT"]),
+        # the handover brief (members only; the internal plan in vendor-side copies only)
+        Route("/api/plans/{plan_id}/brief", brief.get_brief, methods=["GET"], name="brief"),
         Route("/api/plans/{plan_id}/status", plandata.delete_status, methods=["DELETE"]),
         # workspace
         Route("/workspace/people", workspace.people_page, methods=["GET", "POST"], name="people"),

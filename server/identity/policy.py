@@ -12,6 +12,9 @@ class Rule(StrEnum):
     PUBLIC = "public"  # anyone; the endpoint checks its own signed token, if any
     SIGNED_IN = "signed_in"  # any account, by session or API token
     PLAN_VIEW = "plan_view"  # anyone with a role in the plan: members, link and embed visitors
+    # Members (accounts with a role in the plan): a plan's history and the handover brief.
+    # Share-link and embed visitors are refused: no link can be given history yet.
+    PLAN_MEMBER = "plan_member"
     PLAN_EDIT = "plan_edit"  # members who may change the plan: owners and editors
     PLAN_VENDOR = "plan_vendor"  # vendor-side members only: the internal account plan
     PLAN_OWNER = "plan_owner"  # the plan's owners (and the workspace owner)
@@ -26,6 +29,8 @@ def allowed(rule_: Rule, identity: Identity) -> bool:
         return identity.is_account and identity.staff
     if rule_ is Rule.WORKSPACE_OWNER:
         return identity.is_account and identity.workspace_owner
+    if rule_ is Rule.PLAN_MEMBER:
+        return identity.is_account and identity.role is not None
     if rule_ is Rule.PLAN_EDIT:
         # Accounts only: link and embed visitors change nothing over HTTP.
         return identity.is_account and identity.role in (OWNER, EDITOR)
@@ -42,9 +47,10 @@ def vendor_owner(identity: Identity) -> bool:
 
 
 def plan_nav(identity: Identity) -> dict[str, bool]:
-    """What a plan's tab bar offers this person on every plan page: the internal plan and
-    Share only to those who may open them."""
+    """What a plan's tab bar offers this person on every plan page: the internal plan, the
+    handover brief and Share only to those who may open them."""
     return {
+        "is_member": allowed(Rule.PLAN_MEMBER, identity),
         "is_vendor": allowed(Rule.PLAN_VENDOR, identity),
         "is_owner": allowed(Rule.PLAN_OWNER, identity),
     }

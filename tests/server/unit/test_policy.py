@@ -93,6 +93,11 @@ EXPECTED = {
     Rule.PUBLIC: EVERYONE,
     Rule.SIGNED_IN: EVERYONE,  # the guard has already required an account
     Rule.PLAN_VIEW: EVERYONE,
+    # History and the handover brief: accounts with a role, never a link or embed visitor.
+    Rule.PLAN_MEMBER: {
+        name for name in EVERYONE if name not in ("link editor", "link viewer", "embed viewer")
+    }
+    - {"forged link owner"},
     Rule.PLAN_EDIT: {
         "workspace owner",
         "vendor owner",
@@ -130,10 +135,13 @@ def test_only_a_vendor_side_staff_owner_manages_the_vendor_side() -> None:
 
 
 def test_the_tab_bar_offers_the_internal_plan_and_share_only_to_who_may_open_them() -> None:
-    assert plan_nav(CALLERS["vendor viewer"]) == {"is_vendor": True, "is_owner": False}
-    assert plan_nav(CALLERS["customer owner"]) == {"is_vendor": False, "is_owner": True}
-    assert plan_nav(CALLERS["link editor"]) == {"is_vendor": False, "is_owner": False}
-    assert plan_nav(CALLERS["vendor owner"]) == {"is_vendor": True, "is_owner": True}
+    def nav(member: bool, vendor: bool, owner: bool) -> dict[str, bool]:
+        return {"is_member": member, "is_vendor": vendor, "is_owner": owner}
+
+    assert plan_nav(CALLERS["vendor viewer"]) == nav(True, True, False)
+    assert plan_nav(CALLERS["customer owner"]) == nav(True, False, True)
+    assert plan_nav(CALLERS["link editor"]) == nav(False, False, False)
+    assert plan_nav(CALLERS["vendor owner"]) == nav(True, True, True)
 
 
 @pytest.mark.parametrize("name", sorted(CALLERS))
