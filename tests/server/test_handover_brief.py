@@ -121,7 +121,8 @@ def plan_content(today: datetime, current: str) -> dict[str, Any]:
 
 
 def get(c: httpx.Client, path: str) -> httpx.Response:
-    r = c.get(path)
+    # Generous: the first PDF of a process loads WeasyPrint and its fonts, on a busy machine.
+    r = c.get(path, timeout=60)
     assert r.status_code == 200, r.text
     return r
 
@@ -277,3 +278,32 @@ async def test_bad_format_and_who_may_read_it(
     assert "share-link and embed visitors" in refused.json()["error"]
     # The plan's page offers the brief to members, not to the visitor.
     assert f"/api/plans/{plan_id}/brief?format=html" not in visitor.get(f"/plans/{plan_id}").text
+
+
+async def test_pdfs_render_off_the_event_loop(server: Server, token: str) -> None:
+    """Several PDFs at once all arrive, and the server answers other requests meanwhile: the
+    layout runs in worker threads (two at a time), never on the event loop."""
+    plan_id = server.create_plan(token)
+    headers = {"Authorization": f"Bearer {token}"}
+    done: list[tuple[str, float]] = []
+    async with httpx.AsyncClient(base_url=server.http, headers=headers, timeout=120) as c:
+
+        async def pdf() -> None:
+            r = await c.get(f"/api/plans/{plan_id}/brief?format=pdf")
+            assert r.status_code == 200 and r.content.startswith(b"%PDF-"), r.text
+            done.append(("pdf", anyio.current_time()))
+
+        async def health() -> None:
+            # Once the PDFs are under way, the liveness probe still answers at once.
+            await anyio.sleep(0.3)
+            r = await c.get("/healthz")
+            assert r.status_code == 200
+            done.append(("health", anyio.current_time()))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(5):
+                tg.start_soon(pdf)
+            tg.start_soon(health)
+    kinds = [k for k, _ in sorted(done, key=lambda d: d[1])]
+    assert kinds.count("pdf") == 5
+    assert kinds.index("health") < 4, kinds  # not stuck behind the PDFs
