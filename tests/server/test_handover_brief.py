@@ -251,6 +251,13 @@ async def test_each_format_for_vendor_and_customer_keeps_the_internal_plan_vendo
         assert "\\<script>" in md and "\\*\\*bold?\\*\\*" in md and "\\[x\\]" in md
         assert '<script>alert("brief")</script><img src=x onerror=alert(2)>' in copy["pdf"]
         reader = PdfReader(out / f"brief-{who}.pdf")
+        # Real fonts, embedded: DejaVu Sans (subsets), not a viewer's fallback.
+        fonts = {
+            str(f.get_object()["/BaseFont"]).split("+")[-1]
+            for page in reader.pages
+            for f in page["/Resources"]["/Font"].values()
+        }
+        assert "DejaVu-Sans" in fonts and "DejaVu-Sans-Bold" in fonts, fonts
         root = reader.trailer["/Root"]
         assert "/OpenAction" not in root and "/AA" not in root
         assert "/JavaScript" not in root.get("/Names", {})
