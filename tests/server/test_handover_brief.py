@@ -195,6 +195,13 @@ async def test_each_format_for_vendor_and_customer_keeps_the_internal_plan_vendo
             )
         )
 
+    # A vendor-side editor (not an owner) gets the internal plan too: it goes by side.
+    invite_and_join(
+        server, owner, plan_id, "vera@vendor.example", "Vera Vendor", "editor", "vendor"
+    )
+    vera = keep(opened, client(server, server.create_token("vera@vendor.example")))
+    assert MARKER in get(vera, f"/api/plans/{plan_id}/brief?format=markdown").text
+
     out = Path(os.environ.get("TANDEM_BRIEF_OUT", tmp_path))
     copies: dict[str, dict[str, str]] = {}
     for who, c in (("vendor", owner), ("customer", robin)):
