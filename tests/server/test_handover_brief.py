@@ -195,6 +195,10 @@ async def test_each_format_for_vendor_and_customer_keeps_the_internal_plan_vendo
             )
         )
 
+    reason = "Sponsor <b>left</b>; see *notes*"
+    status = owner.put(f"/api/plans/{plan_id}/status", json={"rag": "amber", "reason": reason})
+    assert status.status_code == 200, status.text
+
     # A vendor-side editor (not an owner) gets the internal plan too: it goes by side.
     invite_and_join(
         server, owner, plan_id, "vera@vendor.example", "Vera Vendor", "editor", "vendor"
@@ -255,6 +259,8 @@ async def test_each_format_for_vendor_and_customer_keeps_the_internal_plan_vendo
         assert "&lt;script&gt;alert(&#34;brief&#34;)&lt;/script&gt;" in html
         assert 'href="javascript' not in html
         md = copy["markdown"]
+        assert "Status set to amber: Sponsor \\<b\\>left\\</b\\>; see \\*notes\\*" in md
+        assert "Sponsor &lt;b&gt;left&lt;/b&gt;; see *notes*" in html
         assert "\\<script>" in md and "\\*\\*bold?\\*\\*" in md and "\\[x\\]" in md
         assert '<script>alert("brief")</script><img src=x onerror=alert(2)>' in copy["pdf"]
         reader = PdfReader(out / f"brief-{who}.pdf")
