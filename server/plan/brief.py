@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+import anyio
 from sqlalchemy.orm import Session
 
 import persistence
@@ -629,7 +630,8 @@ async def read_brief(
     internal_markdown: str | None = None,
 ) -> dict[str, Any]:
     """The brief of one plan: the tables and the whole commitment history, read in one
-    transaction beside the writer, then computed (``internal`` only for vendor-side readers)."""
+    transaction beside the writer, then computed in a worker thread (``internal`` only for
+    vendor-side readers)."""
 
     def read(s: Session) -> BriefInput:
         return BriefInput(
@@ -647,4 +649,6 @@ async def read_brief(
             internal_markdown=internal_markdown,
         )
 
-    return compute_brief(await store.read(read))
+    data = await store.read(read)
+    # A long-lived plan has tens of thousands of events: computed off the event loop.
+    return await anyio.to_thread.run_sync(compute_brief, data)

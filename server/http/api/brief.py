@@ -92,8 +92,9 @@ async def get_brief(request: Request) -> Response:
         internal_markdown=internal_markdown,
     )
     if fmt == "markdown":
+        text = await anyio.to_thread.run_sync(domain.brief_markdown, brief)
         return PlainTextResponse(
-            domain.brief_markdown(brief),
+            text,
             media_type="text/markdown; charset=utf-8",
             headers={
                 "content-disposition": _filename(plan.title, "md"),
@@ -111,8 +112,12 @@ async def get_brief(request: Request) -> Response:
     }
     if fmt == "html":
         return render(request, "brief.html", context)
-    html = svc.templates.env.get_template("brief_pdf.html").render(context)
-    pdf = await anyio.to_thread.run_sync(render_pdf, html, limiter=_limiter())
+    template = svc.templates.env.get_template("brief_pdf.html")
+
+    def layout() -> bytes:
+        return render_pdf(template.render(context))
+
+    pdf = await anyio.to_thread.run_sync(layout, limiter=_limiter())
     return Response(
         pdf,
         media_type="application/pdf",
