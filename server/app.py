@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from .hooks import Hooks
 from .http import make_templates, manifest, web_app
 from .identity import Auth, Limits, Signer
-from .live import CredentialRecheck, RoomManager
+from .live import Applied, CredentialRecheck, LoopLag, RoomManager
 from .mail import Mailer
 from .plan import Materialiser
 from .services import Services
@@ -43,9 +43,11 @@ def create_app(settings: Settings) -> Starlette:
     # The one list of reactions to what rooms commit (live.Committed) and to each change the
     # materialiser writes (plan.TaskCompleted, plan.TaskReassigned, ...), called in this order.
     # A new reaction is one more entry here; rooms and the materialiser do not change for it.
+    applied = Applied()
     hooks.register(
         [
             materialiser.on_event,
+            applied.on_event,
         ]
     )
     assets = manifest()
@@ -70,6 +72,8 @@ def create_app(settings: Settings) -> Starlette:
         mailer=Mailer(
             store, host=settings.smtp_host, port=settings.smtp_port, sender=settings.smtp_from
         ),
+        lag=LoopLag(),
+        applied=applied,
     )
 
     recheck = CredentialRecheck(store, rooms, interval=settings.recheck_seconds)
@@ -80,6 +84,7 @@ def create_app(settings: Settings) -> Starlette:
         async with materialiser, rooms, anyio.create_task_group() as background:
             background.start_soon(store.keep_wal_short)
             background.start_soon(recheck.run)
+            background.start_soon(svc.lag.run)
             # What startup allocated (modules, routes, templates, the ORM's registries) lives
             # as long as the process: keep it out of the collector's full passes, which
             # otherwise walk it all and stall every room for tens of ms (bench/ measures it).

@@ -73,7 +73,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from .app import create_app
     from .http import forwarded_allow_ips, with_header_timeout
 
-    persistence.upgrade(settings.database_url)
+    # Migrations, if any, in a child process: Alembic would stay resident for good.
+    persistence.upgrade(settings.database_url, isolated=True)
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     log.info(

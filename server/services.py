@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.templating import Jinja2Templates
 
 from .identity import Auth, Limits, Signer
-from .live import RoomManager
+from .live import Applied, LoopLag, RoomManager
 from .mail import Mailer
 from .plan import Materialiser
 from .settings import Settings
@@ -25,3 +25,5 @@ class Services:
     signer: Signer
     limits: Limits
     mailer: Mailer
+    lag: LoopLag = field(default_factory=LoopLag)
+    applied: Applied = field(default_factory=Applied)

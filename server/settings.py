@@ -90,6 +90,10 @@ DOCUMENTED = {
         "5",
         "How often open websockets' sessions, tokens and links are checked again (4401 if gone).",
     ),
+    "TANDEM_METRICS_TOKEN": (
+        "(unset: no /metrics)",
+        "Serves Prometheus metrics at /metrics to requests with `Authorization: Bearer <token>`.",
+    ),
 }
 
 
@@ -125,6 +129,7 @@ class Settings:
     keep_alive_seconds: int = 5
     max_concurrent_hashes: int = 2
     recheck_seconds: float = 5.0
+    metrics_token: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -163,6 +168,7 @@ class Settings:
             keep_alive_seconds=int(env.get("TANDEM_KEEP_ALIVE_SECONDS", "5")),
             max_concurrent_hashes=max(1, int(env.get("TANDEM_MAX_CONCURRENT_HASHES", "2"))),
             recheck_seconds=float(env.get("TANDEM_RECHECK_SECONDS", "5")),
+            metrics_token=env.get("TANDEM_METRICS_TOKEN", ""),
         )
 
 

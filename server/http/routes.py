@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from server.identity import Rule
 
-from . import lifecycle, links, members, share, sockets, workspace
+from . import lifecycle, links, members, metrics, share, sockets, workspace
 from .api import brief, plandata, plans
 from .assets import Assets, Manifest
 from .guard import rule
@@ -122,6 +122,7 @@ def url_table(manifest: Manifest) -> list[BaseRoute]:
         WebSocketRoute("/ws/plans/{plan_id}", sockets.plan_socket),
         WebSocketRoute("/ws/plans/{plan_id}/internal", sockets.internal_socket),
         Route("/healthz", health),
+        Route("/metrics", metrics.metrics, methods=["GET"]),
         Mount("/static", Assets(STATIC, manifest), name="static"),
     ]
     # fmt: on

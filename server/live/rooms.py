@@ -641,6 +641,11 @@ class RoomManager:
     def room(self, plan_id: str) -> Room | None:
         return self._rooms.get(plan_id)
 
+    @property
+    def loaded(self) -> int:
+        """Documents in memory (a plan's internal document is one more)."""
+        return len(self._rooms)
+
     def present(self, plan_id: str) -> list[Identity]:
         room = self._rooms.get(plan_id)
         return room.present() if room else []

@@ -31,9 +31,15 @@ def open_plan(page: Page, base: str, plan_id: str) -> None:
 
 
 def type_at_end(page: Page, text: str) -> None:
-    editor = page.locator("#editor .ProseMirror")
-    editor.click()
-    page.keyboard.press("Control+End")
+    # Put the caret at the end through the editor, not with a click and Ctrl+End: ProseMirror
+    # restores a clicked position shortly after focus, which could undo the Ctrl+End and send the
+    # text into whatever the click landed on.
+    page.evaluate("window.tandem.editor.commands.focus('end')")
+    page.wait_for_function(
+        "() => { const s = window.tandem.editor.state;"
+        " return s.selection.head === s.selection.constructor.atEnd(s.doc).head"
+        " && document.activeElement.closest('#editor') !== null }"
+    )
     page.keyboard.press("Enter")
     page.keyboard.type(text, delay=10)
 

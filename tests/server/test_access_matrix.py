@@ -25,6 +25,7 @@ PUBLIC = {
     "/login": "sign-in form",
     "/logout": "checks its own CSRF field",
     "/healthz": "liveness probe",
+    "/metrics": "404 unless TANDEM_METRICS_TOKEN is set and sent as the bearer token",
     "/invite/{token}": "the signed invitation is the credential",
     "/s/{token}": "the signed share link is the credential",
     "/embed/{token}": "the signed embed URL is the credential",

@@ -93,26 +93,16 @@ function table (headers, rows) {
   }
 }
 
+/** A section that is a table: its menu hint names the columns it inserts, all of them. */
+function tableSection (value, label, headers, rows) {
+  return { value, label, hint: headers.join(' · '), content: () => [table(headers, rows)] }
+}
+
 /** The sections the Insert menu offers: heading text, and the content under it. */
 export const SECTION_TEMPLATES = [
-  {
-    value: 'contacts',
-    label: 'Key contacts',
-    hint: 'Name · Role · Email · Side',
-    content: () => [table(['Name', 'Role', 'Email', 'Side'], [['', '', '', 'customer'], ['', '', '', 'vendor']])],
-  },
-  {
-    value: 'key-results',
-    label: 'Key results',
-    hint: 'Metric · Baseline · Target · Current · Date',
-    content: () => [table(['Metric', 'Baseline', 'Target', 'Current', 'Unit', 'Date'], [['', '', '', '', '', '']])],
-  },
-  {
-    value: 'risks',
-    label: 'Risks',
-    hint: 'Risk · Severity · Owner · Mitigation',
-    content: () => [table(['Risk', 'Severity', 'Owner', 'Mitigation'], [['', '', '', '']])],
-  },
+  tableSection('contacts', 'Key contacts', ['Name', 'Role', 'Email', 'Side'], [['', '', '', 'customer'], ['', '', '', 'vendor']]),
+  tableSection('key-results', 'Key results', ['Metric', 'Baseline', 'Target', 'Current', 'Unit', 'Date'], [['', '', '', '', '', '']]),
+  tableSection('risks', 'Risks', ['Risk', 'Severity', 'Owner', 'Mitigation'], [['', '', '', '']]),
   {
     value: 'milestones',
     label: 'Milestones',

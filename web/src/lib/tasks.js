@@ -171,7 +171,11 @@ export const PlanTaskItem = TaskItem.extend({
           if (ok) paint(node)
           return ok
         },
-        ignoreMutation: (mutation) => meta.contains(mutation.target) || end.contains(mutation.target),
+        // The checkbox and its label are no content either: a style set on them (screenshot tools
+        // hiding the caret, password managers marking inputs) is no edit; read as one, the list
+        // was drawn again and the focused checkbox, with its focus ring, went with it.
+        ignoreMutation: (mutation) => meta.contains(mutation.target) || end.contains(mutation.target) ||
+          (!!checkbox && checkbox.contains(mutation.target)),
         stopEvent: (event) => meta.contains(event.target) || end.contains(event.target),
       }
     }
