@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from server.identity import Rule
 
 from . import history, lifecycle, links, members, metrics, share, sockets, workspace
-from .api import plandata, plans
+from .api import brief, plandata, plans
 from .assets import Assets, Manifest
 from .guard import rule
 from .pages import dashboard, embed, home
@@ -116,6 +116,8 @@ def url_table(manifest: Manifest) -> list[BaseRoute]:
         Route("/api/plans/{plan_id}/contacts", plandata.list_contacts, methods=["GET"]),
         Route("/api/plans/{plan_id}/summary", plandata.get_summary, methods=["GET"]),
         Route("/api/plans/{plan_id}/status", plandata.put_status, methods=["PUT"]),
+        # the handover brief (members only; the internal plan in vendor-side copies only)
+        Route("/api/plans/{plan_id}/brief", brief.get_brief, methods=["GET"], name="brief"),
         Route("/api/plans/{plan_id}/status", plandata.delete_status, methods=["DELETE"]),
         # workspace
         Route("/workspace/people", workspace.people_page, methods=["GET", "POST"], name="people"),

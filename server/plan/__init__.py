@@ -2,6 +2,9 @@
 the materialiser that turns the live document into tables, its projection, the summary, and
 the domain's refusals (``ApiError``)."""
 
+from .brief import compute_brief as compute_brief
+from .brief import read_brief as read_brief
+from .brief_markdown import brief_markdown as brief_markdown
 from .catalog import TEMPLATE_COPIES as TEMPLATE_COPIES
 from .catalog import create_plan as create_plan
 from .catalog import list_templates as list_templates

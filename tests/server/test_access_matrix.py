@@ -52,6 +52,7 @@ ALLOWED = {
         "owner",
         "api_token",
     },
+    # Accounts with a role in the plan; link and embed visitors see no history or brief.
     # Owners and editors with an account; link editors change the plan only through its socket.
     Rule.PLAN_EDIT: {"customer_member", "vendor_member", "owner", "api_token"},
     Rule.PLAN_VENDOR: {"vendor_member", "owner"},
