@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from server.identity import Rule
 
-from . import lifecycle, links, members, share, sockets, workspace
+from . import internal, lifecycle, links, members, share, sockets, workspace
 from .api import plandata, plans
 from .assets import Assets, Manifest
 from .guard import rule
@@ -119,6 +119,8 @@ def url_table(manifest: Manifest) -> list[BaseRoute]:
         # the live documents
         WebSocketRoute("/ws/plans/{plan_id}", sockets.plan_socket),
         WebSocketRoute("/ws/plans/{plan_id}/internal", sockets.internal_socket),
+        # the worker process (loopback, its own signed credential)
+        Route("/internal/plans/{plan_id}/ids", internal.assign_ids, methods=["POST"]),
         Route("/healthz", health),
         Mount("/static", Assets(STATIC, manifest), name="static"),
     ]

@@ -14,7 +14,7 @@ from crdt.templates import BUILT_IN
 from server.store import Store
 
 from .errors import ApiError
-from .materialise import Materialiser
+from .materialise import Tables
 
 
 def template_json(t: crdt.templates.Template | persistence.TemplateRecord) -> dict[str, Any]:
@@ -84,7 +84,7 @@ async def create_plan(
 
 async def new_plan(
     store: Store,
-    materialiser: Materialiser,
+    materialiser: Tables,
     *,
     title: str,
     customer: str,
