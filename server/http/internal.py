@@ -39,7 +39,7 @@ async def assign_ids(request: Request) -> Response:
     plan_id = request.path_params["plan_id"]
     token = worker.bearer(request.headers.get("authorization"))
     if not _loopback(request.client.host if request.client else None) or not worker.valid(
-        svc.signer, token, plan_id, worker.ASSIGN_IDS
+        svc.settings.secret_key, token, plan_id, worker.ASSIGN_IDS
     ):
         raise ApiError(403, "only the worker process, with its credential for this plan")
     data = await read_json(request)

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from typing import Any
 
 from server.hooks import Hooks
-from server.identity import Signer
 from server.plan import Materialiser
 from server.settings import Settings
 from server.store import Store
@@ -48,7 +47,7 @@ async def run_worker(settings: Settings, *, server_url: str, child: bool) -> Non
     hooks.register([])
     materialiser = Materialiser(
         store,
-        AssignThroughServer(server_url, Signer(settings.secret_key)),
+        AssignThroughServer(server_url, settings.secret_key),
         hooks=hooks,
         quiet=settings.materialise_quiet_seconds,
         max_wait=settings.materialise_max_wait_seconds,

@@ -13,8 +13,6 @@ import urllib.request
 
 import anyio
 
-from server.identity import Signer
-
 from .credential import mint
 
 TIMEOUT = 10.0
@@ -29,9 +27,9 @@ def internal_url(server_url: str, plan_id: str) -> str:
 class AssignThroughServer:
     """``Assign`` (``server.plan``) for a worker in its own process."""
 
-    def __init__(self, server_url: str, signer: Signer) -> None:
+    def __init__(self, server_url: str, secret_key: str) -> None:
         self.server_url = server_url
-        self.signer = signer
+        self.secret_key = secret_key
 
     async def __call__(self, plan_id: str, author_id: int | None) -> int | None:
         return await anyio.to_thread.run_sync(self._post, plan_id, author_id)
@@ -42,7 +40,7 @@ class AssignThroughServer:
             data=json.dumps({"author_id": author_id}).encode(),
             method="POST",
             headers={
-                "Authorization": f"Bearer {mint(self.signer, plan_id)}",
+                "Authorization": f"Bearer {mint(self.secret_key, plan_id)}",
                 "Content-Type": "application/json",
             },
         )
