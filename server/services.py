@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.templating import Jinja2Templates
 
 from .identity import Auth, Limits, Signer
-from .live import RoomManager
+from .live import LoopLag, RoomManager
 from .mail import Mailer
 from .settings import Settings
 from .store import Store
@@ -26,3 +26,5 @@ class Services:
     signer: Signer
     limits: Limits
     mailer: Mailer
+    # The event loop's lag (current and worst, in ms), for reporting beside p99.
+    lag: LoopLag = field(default_factory=LoopLag)

@@ -9,6 +9,7 @@ from .events import Committed as Committed
 from .keys import room_key as room_key
 from .keys import room_keys as room_keys
 from .keys import split_key as split_key
+from .lag import LoopLag as LoopLag
 from .protocol import Close as Close
 from .protocol import FrameError as FrameError
 from .recheck import CredentialRecheck as CredentialRecheck
