@@ -33,7 +33,9 @@ def _loopback(host: str | None) -> bool:
         return False
 
 
-@rule(Rule.PUBLIC)
+# On an archived plan too: its last edits' tasks still need their ids for its tables to be
+# whole (the worker would otherwise ask again forever).
+@rule(Rule.PUBLIC, on_archived=True)
 async def assign_ids(request: Request) -> Response:
     svc = services(request)
     plan_id = request.path_params["plan_id"]

@@ -180,6 +180,8 @@ class Materialiser:
                 await self.materialise(plan_id)
             except Exception:
                 log.exception("materialising plan %s at shutdown failed", plan_id)
+        for retry in self._retries.values():  # a plan left behind is caught up at the next start
+            retry.cancel()
         self._shadows.clear()
 
     # A hook subscriber, where rooms and the materialiser share a process (the tests)
