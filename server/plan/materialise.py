@@ -21,7 +21,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 from sqlalchemy.orm import Session
@@ -29,8 +29,10 @@ from sqlalchemy.orm import Session
 import crdt.structure
 import persistence
 from server.hooks import Event, Hooks
-from server.live import Committed, RoomManager
 from server.store import Store
+
+if TYPE_CHECKING:  # the worker process never loads the rooms, nor the web stack under them
+    from server.live import RoomManager
 
 from .events import changed
 from .projection import LogEntry, Shadow, Step, advance, merge_events
@@ -187,6 +189,8 @@ class Materialiser:
     # A hook subscriber, where rooms and the materialiser share a process (the tests)
 
     def on_event(self, event: Event) -> None:
+        from server.live import Committed  # see TYPE_CHECKING above
+
         if not isinstance(event, Committed) or event.doc != "plan":
             return  # the internal account plan is never projected into customer-visible tables
         for author_id, _log_id in event.entries:
