@@ -45,8 +45,10 @@ from .links import use_code as use_code
 from .log import append_updates as append_updates
 from .log import checkpoint_at_or_before as checkpoint_at_or_before
 from .log import count_updates as count_updates
+from .log import last_log_id as last_log_id
 from .log import load_history as load_history
 from .log import log_entries as log_entries
+from .log import log_heads as log_heads
 from .log import save_checkpoint as save_checkpoint
 from .members import accept_invite as accept_invite
 from .members import count_owners as count_owners
@@ -101,7 +103,6 @@ from .versions import create_version as create_version
 from .versions import get_version as get_version
 from .versions import history_bytes as history_bytes
 from .versions import last_cached_session as last_cached_session
-from .versions import last_log_id as last_log_id
 from .versions import last_seen as last_seen
 from .versions import list_versions as list_versions
 from .versions import log_bytes as log_bytes

@@ -157,17 +157,6 @@ def list_versions(*, session: Session, plan_id: str) -> list[VersionRecord]:
 # --- the log, read for history ---------------------------------------------------------------
 
 
-def last_log_id(*, session: Session, plan_id: str, doc: str = "plan") -> int:
-    return (
-        session.scalar(
-            select(func.max(PlanUpdate.id)).where(
-                PlanUpdate.plan_id == plan_id, PlanUpdate.doc == doc
-            )
-        )
-        or 0
-    )
-
-
 def log_id_at(*, session: Session, plan_id: str, at: datetime, doc: str = "plan") -> int:
     """The last log id written at or before ``at`` (0: none yet)."""
     return (

@@ -16,10 +16,10 @@ from .http import make_templates, manifest, web_app
 from .identity import Auth, Limits, Signer
 from .live import Applied, CredentialRecheck, LoopLag, RoomManager
 from .mail import Mailer
-from .plan import Materialiser
 from .services import Services
-from .settings import Settings
+from .settings import Settings, server_url
 from .store import Store
+from .worker import WorkerChild, WorkerTables
 
 log = logging.getLogger(__name__)
 
@@ -33,20 +33,15 @@ def create_app(settings: Settings) -> Starlette:
         idle_seconds=settings.room_idle_seconds,
         checkpoint_every=settings.checkpoint_every,
     )
-    materialiser = Materialiser(
-        store,
-        rooms,
-        hooks=hooks,
-        quiet=settings.materialise_quiet_seconds,
-        max_wait=settings.materialise_max_wait_seconds,
-    )
-    # The one list of reactions to what rooms commit (live.Committed) and to each change the
-    # materialiser writes (plan.TaskCompleted, plan.TaskReassigned, ...), called in this order.
-    # A new reaction is one more entry here; rooms and the materialiser do not change for it.
+    # The plans' tables and commitment history are kept by the worker process, which follows
+    # the update log (server/worker): started here as a child, or run on its own.
+    child = WorkerChild(server_url(settings)) if settings.worker == "process" else None
+    tables = WorkerTables(store, child)
+    # The one list of reactions to what this process's rooms commit (live.Committed), called
+    # in this order; reactions to the plan events (plan.TaskCompleted, ...) are the worker's.
     applied = Applied()
     hooks.register(
         [
-            materialiser.on_event,
             applied.on_event,
         ]
     )
@@ -61,7 +56,7 @@ def create_app(settings: Settings) -> Starlette:
             max_hashes=settings.max_concurrent_hashes,
         ),
         rooms=rooms,
-        materialiser=materialiser,
+        materialiser=tables,
         templates=make_templates(assets),
         signer=Signer(settings.secret_key),
         limits=Limits(
@@ -80,8 +75,12 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # Rooms close first; their last commits are then materialised on the way out.
-        async with materialiser, rooms, anyio.create_task_group() as background:
+        # Rooms close first; the worker then materialises their last commits and stops.
+        async with contextlib.AsyncExitStack() as stack:
+            if child is not None:
+                await stack.enter_async_context(child)
+            await stack.enter_async_context(rooms)
+            background = await stack.enter_async_context(anyio.create_task_group())
             background.start_soon(store.keep_wal_short)
             background.start_soon(recheck.run)
             background.start_soon(svc.lag.run)
@@ -93,6 +92,9 @@ def create_app(settings: Settings) -> Starlette:
             yield
             background.cancel_scope.cancel()
         store.dispose()
-        log.info("shut down cleanly: every room flushed")
+        log.info(
+            "shut down cleanly: every room flushed (event loop lag at worst %.1f ms)",
+            svc.lag.max_ms,
+        )
 
     return web_app(svc, assets, lifespan)

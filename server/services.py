@@ -9,9 +9,9 @@ from starlette.templating import Jinja2Templates
 from .identity import Auth, Limits, Signer
 from .live import Applied, LoopLag, RoomManager
 from .mail import Mailer
-from .plan import Materialiser
 from .settings import Settings
 from .store import Store
+from .worker import WorkerTables
 
 
 @dataclass
@@ -20,7 +20,8 @@ class Services:
     store: Store
     auth: Auth
     rooms: RoomManager
-    materialiser: Materialiser
+    # Waits until a plan's tables are current (the worker process keeps them so).
+    materialiser: WorkerTables
     templates: Jinja2Templates
     signer: Signer
     limits: Limits

@@ -4,10 +4,12 @@
 - The composition root (server.app) is imported by the CLI alone (and the tests' launcher and
   the authorization matrix, which reads its route table).
 - Package ``__init__`` files only re-export, as ``from .x import y as y``.
-- server/ is grown in wings (identity, live, plan, http): the plan domain and identity import
-  no Starlette, the live wing imports nothing of the HTTP wing, only the URL table
-  (server/http/routes.py) imports the page and API handler modules, and one wing uses another
-  only through its ``__init__`` (its public surface).
+- server/ is grown in wings (identity, live, plan, worker, http): the plan domain, identity and
+  the worker import no Starlette, the live wing imports nothing of the HTTP wing, the worker
+  (its own process) nothing of the live rooms or the HTTP wing, identity, live and plan
+  nothing of the worker, only the URL table (server/http/routes.py) imports the page and API
+  handler modules, and one wing uses another only through its ``__init__`` (its public
+  surface).
 """
 
 from __future__ import annotations
@@ -183,12 +185,14 @@ def test_package_init_only_reexports_explicitly(path: Path) -> None:
 # The wings of server/
 
 
-WINGS = ("identity", "live", "plan", "http")
+WINGS = ("identity", "live", "plan", "worker", "http")
 # What each wing must not import (beyond the rule that wings meet only through __init__).
 FORBIDDEN = {
-    "identity": ("starlette", "server.http", "server.live", "server.plan"),
-    "live": ("server.http", "server.plan"),
-    "plan": ("starlette", "server.http"),
+    "identity": ("starlette", "server.http", "server.live", "server.plan", "server.worker"),
+    "live": ("server.http", "server.plan", "server.worker"),
+    "plan": ("starlette", "server.http", "server.worker"),
+    # The worker process reaches the rooms only through the serving process (writeback.py).
+    "worker": ("starlette", "uvicorn", "server.http", "server.live"),
 }
 URL_TABLE = "server/http/routes.py"
 HANDLER_MODULES = ("server.http.pages", "server.http.api")

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from server.identity import Rule
 
-from . import history, lifecycle, links, members, metrics, share, sockets, workspace
+from . import history, internal, lifecycle, links, members, metrics, share, sockets, workspace
 from .api import brief, plandata, plans
 from .assets import Assets, Manifest
 from .guard import rule
@@ -129,6 +129,8 @@ def url_table(manifest: Manifest) -> list[BaseRoute]:
         # the live documents
         WebSocketRoute("/ws/plans/{plan_id}", sockets.plan_socket),
         WebSocketRoute("/ws/plans/{plan_id}/internal", sockets.internal_socket),
+        # the worker process (loopback, its own signed credential)
+        Route("/internal/plans/{plan_id}/ids", internal.assign_ids, methods=["POST"]),
         Route("/healthz", health),
         Route("/metrics", metrics.metrics, methods=["GET"]),
         Mount("/static", Assets(STATIC, manifest), name="static"),

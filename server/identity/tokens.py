@@ -19,6 +19,8 @@ PURPOSES = {
     "visit": ("tandem.visit", "tdv_"),
     "code": ("tandem.email-code", "tdc_"),
     "reset": ("tandem.password-reset", "tdr_"),
+    # The worker process asking the serving process for a change through a live room.
+    "worker": ("tandem.worker", "tdw_"),
 }
 # The longest any of these can live; rows carry the real, shorter expiry.
 MAX_AGE = 366 * 86400
@@ -36,6 +38,8 @@ LIFETIMES = {
     # Password resets (2 hours) and staff invitations (7 days) share this purpose: the row's own
     # expiry says which, and the signature never outlives the longer of them.
     "reset": INVITE_DAYS * 86400 + 3600,
+    # Minted per request, so a minute is plenty; a leaked one is soon worthless.
+    "worker": 60,
 }
 
 

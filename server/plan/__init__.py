@@ -40,7 +40,10 @@ from .listing import ListQuery as ListQuery
 from .listing import customers as customers
 from .listing import parse_query as parse_query
 from .listing import plan_rows as plan_rows
+from .materialise import Assign as Assign
 from .materialise import Materialiser as Materialiser
+from .materialise import Tables as Tables
+from .materialise import assign_through as assign_through
 from .materialise import rebuild as rebuild
 from .status import MAX_REASON as MAX_REASON
 from .status import RAGS as RAGS

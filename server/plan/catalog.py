@@ -14,7 +14,7 @@ from crdt.templates import BUILT_IN
 from server.store import Store
 
 from .errors import ApiError
-from .materialise import Materialiser
+from .materialise import Tables
 
 
 def template_json(t: crdt.templates.Template | persistence.TemplateRecord) -> dict[str, Any]:
@@ -88,7 +88,7 @@ FIRST_VERSION = "Created from the template"
 
 async def new_plan(
     store: Store,
-    materialiser: Materialiser,
+    materialiser: Tables,
     *,
     title: str,
     customer: str,

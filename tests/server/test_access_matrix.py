@@ -31,6 +31,7 @@ PUBLIC = {
     "/embed/{token}": "the signed embed URL is the credential",
     "/password-reset": "asks for a reset link; the same answer whether or not the address exists",
     "/password-reset/{token}": "the signed, single-use reset link is the credential",
+    "/internal/plans/{plan_id}/ids": "loopback only; the worker's signed, plan-scoped credential",
 }
 CALLERS = [
     "anonymous",
