@@ -396,7 +396,7 @@ async def record_access(
     commitment history of a plan's tasks is the materialiser's, not this."""
     ip = client_ip(conn)
     await services(conn).store.run(
-        lambda s: persistence.record_event(
+        lambda s: persistence.record_access(
             session=s,
             plan_id=plan_id,
             kind=kind,

@@ -75,7 +75,7 @@ async def change_plan(
             return None  # gone meanwhile: nothing changed, nothing to record
         for key, kind in (("title", "plan.renamed"), ("customer", "plan.customer_changed")):
             if key in changes and changes[key] != getattr(plan, key):
-                persistence.record_event(
+                persistence.record_access(
                     session=s,
                     plan_id=plan.id,
                     kind=kind,
@@ -85,7 +85,7 @@ async def change_plan(
                     ip=ip,
                 )
         if archived is not None and archived != plan.archived:
-            persistence.record_event(
+            persistence.record_access(
                 session=s,
                 plan_id=plan.id,
                 kind="plan.archived" if archived else "plan.restored",
@@ -124,7 +124,7 @@ async def delete_plan(
     def remove(s: Session) -> bool:
         if not persistence.delete_plan(session=s, plan_id=plan.id):
             return False
-        persistence.record_event(
+        persistence.record_access(
             session=s,
             plan_id=None,  # survives the plan: a workspace-level record
             kind="plan.deleted",

@@ -393,7 +393,7 @@ async def accept_page(request: Request) -> Response:
         persistence.set_member(
             session=s, plan_id=plan_id, user_id=uid, role=record.role, side=record.side
         )
-        persistence.record_event(
+        persistence.record_access(
             session=s,
             plan_id=plan_id,
             kind="member.added",

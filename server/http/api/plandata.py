@@ -139,7 +139,7 @@ async def get_summary(request: Request) -> Response:
     return JSONResponse(await domain.plan_summary(services(request).store, plan.id))
 
 
-def history_json(e: persistence.AuditRecord) -> dict[str, Any]:
+def history_json(e: persistence.HistoryRecord) -> dict[str, Any]:
     return {
         "id": e.id,
         "entity": e.entity,
@@ -162,7 +162,9 @@ async def get_history(request: Request) -> Response:
         before = int_param(q["before"], "before", message="before must be an event id")
     limit = int_param(q.get("limit", "200"), "limit", high=1000)
     events = await services(request).store.run(
-        lambda s: persistence.list_audit(session=s, plan_id=plan.id, before_id=before, limit=limit)
+        lambda s: persistence.list_history(
+            session=s, plan_id=plan.id, before_id=before, limit=limit
+        )
     )
     return JSONResponse({"events": [history_json(e) for e in events]})
 

@@ -163,14 +163,14 @@ async def history(request: Request) -> Response:
     identity = identity_of(request)
     plan = plan_of(request)
 
-    def read(s: Session) -> tuple[dict[str, str], list[persistence.AuditRecord]]:
+    def read(s: Session) -> tuple[dict[str, str], list[persistence.HistoryRecord]]:
         names: dict[str, str] = {}
         for t in persistence.list_tasks(session=s, plan_id=plan.id):
             names[t["id"]] = t["text"]
         for table, field in (("key_results", "metric"), ("risks", "risk"), ("contacts", "name")):
             for r in persistence.list_rows(session=s, plan_id=plan.id, table=table):
                 names[r["id"]] = r[field] or r.get("role") or ""
-        return names, persistence.list_audit(session=s, plan_id=plan.id, limit=500)
+        return names, persistence.list_history(session=s, plan_id=plan.id, limit=500)
 
     names, events = await services(request).store.run(read)
     rows = []
