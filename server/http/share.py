@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 import persistence
-from server.identity import CUSTOMER, LINK_ROLES, ROLES, SIDES, VENDOR, Rule, vendor_owner
+from server import plan as domain
+from server.identity import CUSTOMER, LINK_ROLES, ROLES, SIDES, Rule, vendor_owner
 from server.plan import ApiError, int_param
 
 from . import links, members
@@ -56,7 +56,7 @@ async def _load(request: Request) -> dict[str, Any]:
         "members": people,
         "invites": [
             {"invite": i, "url": members.invite_url(request, i)}
-            for i in members.visible_invites(identity_of(request), invites)
+            for i in domain.visible_invites(identity_of(request), invites)
         ],
         "shares": [r for r in rows if r["link"].kind == "share"],
         "embeds": [r for r in rows if r["link"].kind == "embed"],
@@ -103,12 +103,12 @@ async def share_action(request: Request) -> Response:
     plan_id = plan_of(request).id
     try:
         if action == "invite":
-            record, _, emailed = await members.invite(
+            invited = await members.invite(
                 request, field.get("email", ""), field.get("role", ""), field.get("side", "")
             )
-            if not emailed:
+            if not invited.emailed:
                 return RedirectResponse(
-                    f"/plans/{plan_id}/share?done=invite-unsent&invite={record.id}",
+                    f"/plans/{plan_id}/share?done=invite-unsent&invite={invited.invite.id}",
                     status_code=303,
                 )
         elif action == "member":
@@ -118,19 +118,17 @@ async def share_action(request: Request) -> Response:
         elif action == "remove":
             await members.remove(request, _int(field.get("user_id")))
         elif action == "revoke-invite":
-            await services(request).store.run(
-                lambda s: persistence.revoke_invite(
-                    session=s, plan_id=plan_id, invite_id=field.get("invite_id", "")
-                )
-            )
+            await domain.revoke_invite(services(request).store, plan_id, field.get("invite_id", ""))
         elif action in ("link", "embed"):
             days = field.get("days", "30")
             if days not in dict(EXPIRY_CHOICES):
                 raise ApiError(400, "choose an expiry", field="days")
             expires = (datetime.now(UTC) + timedelta(days=int(days))).isoformat()
             label = field.get("label", "")
-            if len(label) > 200:  # was cut to 200 without a word
-                raise ApiError(400, f"Keep the label to 200 characters: it has {len(label):,}.")
+            if len(label) > domain.MAX_LABEL:  # was cut to 200 without a word
+                raise ApiError(
+                    400, f"Keep the label to {domain.MAX_LABEL} characters: it has {len(label):,}."
+                )
             await links.create(
                 request,
                 kind="share" if action == "link" else "embed",
@@ -156,30 +154,9 @@ def _int(value: str | None) -> int:
 
 
 async def _events(request: Request) -> list[persistence.AccessEventRecord]:
-    plan_id = plan_of(request).id
-
-    vendor_view = vendor_owner(identity_of(request))
-
-    def load(s: Session) -> list[persistence.AccessEventRecord]:
-        people = persistence.list_members(session=s, plan_id=plan_id)
-        hidden = set() if vendor_view else {m.email for m in people if m.side == VENDOR}
-        emails = [m.email for m in people if m.email not in hidden]
-        events = persistence.access_events(session=s, plan_id=plan_id, emails=emails)
-        if vendor_view:
-            return events
-        # A customer-side owner sees neither vendor people's sign-ins and addresses nor
-        # vendor invitations (a pending one's address is not a member yet).
-        shown = []
-        for e in events:
-            if e.subject in hidden or "vendor side" in (e.detail or ""):
-                continue
-            name, _, address = e.actor.partition(" <")
-            if address.rstrip(">") in hidden:  # what a vendor person did: by name only
-                e = dataclasses.replace(e, actor=name, ip=None)
-            shown.append(e)
-        return shown
-
-    return await services(request).store.run(load)
+    return await domain.access_log(
+        services(request).store, identity_of(request), plan_of(request).id
+    )
 
 
 # The access log in words; the API keeps the codes.

@@ -16,11 +16,10 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 import persistence
 from server.identity import (
     INVITE_DAYS,
-    MIN_PASSWORD,
     VENDOR,
     Rule,
     actor,
-    password_too_short,
+    password_errors,
     valid_email,
 )
 from server.live import Close
@@ -355,10 +354,7 @@ async def reset_page(request: Request) -> Response:
         return render(request, "reset.html", ctx)
     form = await request.form()
     password = str(form.get("password", ""))
-    if password_too_short(password):
-        ctx["errors"]["password"] = f"Use at least {MIN_PASSWORD} characters."
-    elif password != str(form.get("confirm", "")):
-        ctx["errors"]["confirm"] = "The two passwords differ."
+    ctx["errors"].update(password_errors(password, str(form.get("confirm", ""))))
     if ctx["errors"]:
         return render(request, "reset.html", ctx, 400)
     # Through the server's bound on concurrent hashes, like every other password.

@@ -11,11 +11,10 @@ from starlette.responses import RedirectResponse, Response
 import persistence
 from server import plan as domain
 from server.identity import (
-    MIN_PASSWORD,
     SESSION_COOKIE,
     Identity,
     Rule,
-    password_too_short,
+    password_errors,
     valid_email,
 )
 from server.live import Close
@@ -74,10 +73,7 @@ async def setup(request: Request) -> Response:
             errors["name"] = "Keep it under 200 characters."
         if valid_email(form["email"]) is None:
             errors["email"] = "Enter a valid email address."
-        if password_too_short(password):
-            errors["password"] = f"Use at least {MIN_PASSWORD} characters."
-        elif password != str(raw.get("confirm", "")):
-            errors["confirm"] = "The two passwords differ."
+        errors.update(password_errors(password, str(raw.get("confirm", ""))))
         if not errors:
             svc = services(request)
             password_hash = await svc.auth.hash_password(password)
