@@ -24,10 +24,6 @@ from .responses import base_url, read_json, render, services
 log = logging.getLogger(__name__)
 
 
-def invite_url(request: Request, invite: persistence.InviteRecord) -> str:
-    return domain.invite_url(services(request).signer, base_url(request), invite)
-
-
 async def invite(request: Request, email: str, role: str, side: str) -> domain.Invited:
     """Invite ``email`` to this request's plan (``plan.invite_member``)."""
     svc = services(request)

@@ -1,4 +1,5 @@
-"""The owner's screens: members, invitations, share links and embeds, and the access log."""
+"""The owner's screens: members, invitations, share links and embeds, and the access log; each
+form action a thin adapter over the plan domain (membership, sharing), as the API's are."""
 
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ from server import plan as domain
 from server.identity import CUSTOMER, LINK_ROLES, ROLES, SIDES, Rule, vendor_owner
 from server.plan import ApiError, int_param
 
-from . import links, members
-from .guard import identity_of, plan_of, rule
-from .responses import render, services
+from .guard import acting, identity_of, plan_of, rule
+from .responses import base_url, render, services
 
 EXPIRY_CHOICES = [
     ("1", "1 day"),
@@ -42,11 +42,12 @@ async def _load(request: Request) -> dict[str, Any]:
         )
 
     people, invites, all_links = await services(request).store.run(load)
+    signer, base = services(request).signer, base_url(request)
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = [  # template context
         {
             "link": link,
-            "url": links.link_url(request, link) if link.usable(now) else None,
+            "url": domain.link_url(signer, base, link) if link.usable(now) else None,
             "active": link.usable(now),
         }
         for link in reversed(all_links)
@@ -55,7 +56,7 @@ async def _load(request: Request) -> dict[str, Any]:
         "plan": plan_of(request),
         "members": people,
         "invites": [
-            {"invite": i, "url": members.invite_url(request, i)}
+            {"invite": i, "url": domain.invite_url(signer, base, i)}
             for i in domain.visible_invites(identity_of(request), invites)
         ],
         "shares": [r for r in rows if r["link"].kind == "share"],
@@ -100,11 +101,21 @@ async def share_action(request: Request) -> Response:
     form = await request.form()
     action = str(form.get("action", ""))
     field = {k: str(v).strip() for k, v in form.items() if isinstance(v, str)}
-    plan_id = plan_of(request).id
+    plan = plan_of(request)
+    plan_id = plan.id
+    svc, by = services(request), acting(request)
     try:
         if action == "invite":
-            invited = await members.invite(
-                request, field.get("email", ""), field.get("role", ""), field.get("side", "")
+            invited = await domain.invite_member(
+                svc.store,
+                svc.mailer,
+                svc.signer,
+                by,
+                plan,
+                base_url=base_url(request),
+                email=field.get("email", ""),
+                role=field.get("role", ""),
+                side=field.get("side", ""),
             )
             if not invited.emailed:
                 return RedirectResponse(
@@ -112,13 +123,21 @@ async def share_action(request: Request) -> Response:
                     status_code=303,
                 )
         elif action == "member":
-            await members.change(
-                request, _int(field.get("user_id")), field.get("role", ""), field.get("side", "")
+            await domain.change_member(
+                svc.store,
+                svc.rooms,
+                by,
+                plan_id,
+                _int(field.get("user_id")),
+                role=field.get("role", ""),
+                side=field.get("side", ""),
             )
         elif action == "remove":
-            await members.remove(request, _int(field.get("user_id")))
+            await domain.remove_member(
+                svc.store, svc.rooms, by, plan_id, _int(field.get("user_id"))
+            )
         elif action == "revoke-invite":
-            await domain.revoke_invite(services(request).store, plan_id, field.get("invite_id", ""))
+            await domain.revoke_invite(svc.store, plan_id, field.get("invite_id", ""))
         elif action in ("link", "embed"):
             days = field.get("days", "30")
             if days not in dict(EXPIRY_CHOICES):
@@ -129,8 +148,10 @@ async def share_action(request: Request) -> Response:
                 raise ApiError(
                     400, f"Keep the label to {domain.MAX_LABEL} characters: it has {len(label):,}."
                 )
-            await links.create(
-                request,
+            await domain.create_link(
+                svc.store,
+                by,
+                plan_id,
                 kind="share" if action == "link" else "embed",
                 role=field.get("role", ""),
                 expires_at=expires,
@@ -138,7 +159,7 @@ async def share_action(request: Request) -> Response:
                 domain=field.get("domain") or None,
             )
         elif action == "revoke-link":
-            await links.revoke(request, field.get("link_id", ""))
+            await domain.revoke_link(svc.store, svc.rooms, by, plan_id, field.get("link_id", ""))
         else:
             raise ApiError(400, "unknown action")
     except ApiError as exc:

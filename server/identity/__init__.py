@@ -1,6 +1,13 @@
 """Who is asking: the Identity, roles and sides, sign-in (sessions, API tokens, passwords),
 signed tokens, the access rules (policy) and rate limits. No HTTP here."""
 
+from .accounts import RESET_HOURS as RESET_HOURS
+from .accounts import StaffInvited as StaffInvited
+from .accounts import account_changed as account_changed
+from .accounts import account_flag as account_flag
+from .accounts import change_account as change_account
+from .accounts import invite_staff as invite_staff
+from .accounts import new_reset as new_reset
 from .acting import Acting as Acting
 from .acting import log_access as log_access
 from .auth import SESSION_COOKIE as SESSION_COOKIE

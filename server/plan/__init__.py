@@ -24,6 +24,10 @@ from .fields import INT_MAX as INT_MAX
 from .fields import int_param as int_param
 from .fields import lone_surrogate as lone_surrogate
 from .fields import text_field as text_field
+from .lifecycle import change_plan as change_plan
+from .lifecycle import delete_plan as delete_plan
+from .lifecycle import plan_changes as plan_changes
+from .lifecycle import save_template as save_template
 from .listing import ListQuery as ListQuery
 from .listing import customers as customers
 from .listing import parse_query as parse_query
@@ -58,3 +62,6 @@ from .status import plan_summary as plan_summary
 from .summary import TASK_SIDES as TASK_SIDES
 from .summary import summarise as summarise
 from .summary import task_json as task_json
+from .tasks import TASK_FILTERS as TASK_FILTERS
+from .tasks import change_task as change_task
+from .tasks import task_filters as task_filters
