@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import anyio
 from sqlalchemy.orm import Session
 
-import crdt.structure
+import crdt
 import persistence
 from server.hooks import Event, Hooks
 from server.live import Committed, RoomManager
@@ -205,9 +205,7 @@ class Materialiser:
                     break
                 # Logged under the author whose edit needed the ids: "created" is theirs.
                 if (
-                    await room.apply_server_change(
-                        crdt.structure.assign_ids, self._authors.get(plan_id)
-                    )
+                    await room.apply_server_change(crdt.assign_ids, self._authors.get(plan_id))
                     is None
                 ):
                     break
