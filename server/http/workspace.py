@@ -24,7 +24,7 @@ from server.identity import (
     new_reset,
     password_errors,
 )
-from server.live import Close
+from server.live import Close, Closing
 from server.plan import ApiError, text_field
 
 from . import guard
@@ -38,16 +38,6 @@ log = logging.getLogger(__name__)
 async def _new_reset(request: Request, user_id: int, hours: int) -> str:
     svc = services(request)
     return await new_reset(svc.store, svc.signer, base_url(request), user_id, hours)
-
-
-def close_account_sockets(request: Request, user_id: int, code: int, reason: str) -> int:
-    """Close every open socket of one account, in every plan."""
-    closed = 0
-    for c in services(request).rooms.connections():
-        if c.identity.is_account and c.identity.user_id == user_id:
-            c.close(code, reason)
-            closed += 1
-    return closed
 
 
 # The workspace owner's actions (shared by the page and the JSON API)
@@ -105,17 +95,13 @@ async def update_person(
     user = await identity.change_account(svc.store, user_id, staff=staff, active=active)
     if active is False:
         # Sessions and tokens are revoked in the database; open sockets end now too.
-        closed = close_account_sockets(request, user_id, Close.UNAUTHORIZED, "account deactivated")
+        closed = svc.rooms.close(
+            Closing(None, Close.UNAUTHORIZED, "account deactivated", user_id=user_id)
+        )
         log.info("account %d deactivated: %d sockets closed", user_id, closed)
     elif staff is False:
         # A guest is customer side everywhere: the internal plan closes to them at once.
-        for c in svc.rooms.connections():
-            if (
-                c.identity.is_account
-                and c.identity.user_id == user_id
-                and c.identity.side == VENDOR
-            ):
-                c.close(Close.FORBIDDEN, "no access")
+        svc.rooms.close(Closing(None, Close.FORBIDDEN, "no access", user_id=user_id, side=VENDOR))
     await identity.account_changed(svc.store, acting(request), user, staff=staff, active=active)
     return user
 
@@ -282,9 +268,9 @@ async def reset_page(request: Request) -> Response:
     if done is None:
         return render(request, "reset.html", {**ctx, "invalid": INVALID, "account": None}, 410)
     # Every session ended with the old password; sockets opened by them end now too.
-    for c in svc.rooms.connections():
-        if c.identity.via == "session" and c.identity.user_id == done.id:
-            c.close(Close.UNAUTHORIZED, "password changed")
+    svc.rooms.close(
+        Closing(None, Close.UNAUTHORIZED, "password changed", user_id=done.id, via="session")
+    )
     await guard.record_access(
         request, "password.reset", plan_id=None, actor=done.name, subject=done.email
     )

@@ -557,7 +557,11 @@ class RoomManager:
     def close(self, closing: Closing) -> int:
         """Close the connections ``closing`` describes; how many were closed."""
         closed = 0
-        for c in self.plan_connections(closing.plan_id):
+        if closing.plan_id is None:
+            candidates = self.connections()
+        else:
+            candidates = self.plan_connections(closing.plan_id)
+        for c in candidates:
             i = c.identity
             if closing.user_id is not None and not (i.is_account and i.user_id == closing.user_id):
                 continue
@@ -566,6 +570,10 @@ class RoomManager:
             ):
                 continue
             if closing.side is not None and i.side != closing.side:
+                continue
+            if closing.via is not None and i.via != closing.via:
+                continue
+            if closing.credential_id is not None and i.credential_id != closing.credential_id:
                 continue
             c.close(closing.code, closing.reason)
             closed += 1

@@ -17,7 +17,7 @@ from server.identity import (
     password_errors,
     valid_email,
 )
-from server.live import Close
+from server.live import Close, Closing
 from server.plan import ApiError
 
 from .. import guard
@@ -162,9 +162,10 @@ async def logout(request: Request) -> Response:
         return render(request, "error.html", {"message": "Your session changed; try again."}, 403)
     await svc.auth.end_session(cookie)
     sid = svc.auth.session_id(cookie)
-    for conn in svc.rooms.connections():
-        if conn.identity.via == "session" and conn.identity.credential_id == sid:
-            conn.close(Close.UNAUTHORIZED, "signed out")
+    if sid is not None:  # no session, no sockets of it (None would match every session)
+        svc.rooms.close(
+            Closing(None, Close.UNAUTHORIZED, "signed out", via="session", credential_id=sid)
+        )
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
