@@ -1,5 +1,7 @@
 """Every table, through SQLAlchemy. CRDT state is opaque bytes here. Depends on SQLAlchemy only."""
 
+from .access_log import access_events as access_events
+from .access_log import record_access as record_access
 from .accounts import DuplicateEmail as DuplicateEmail
 from .accounts import count_users as count_users
 from .accounts import create_reset as create_reset
@@ -22,11 +24,8 @@ from .accounts import token_secret as token_secret
 from .accounts import touch_token as touch_token
 from .accounts import use_reset as use_reset
 from .accounts import users_by_id as users_by_id
-from .audit import access_events as access_events
-from .audit import mark_mail as mark_mail
-from .audit import outbox as outbox
-from .audit import queue_mail as queue_mail
-from .audit import record_event as record_event
+from .commitment_history import HistoryRecord as HistoryRecord
+from .commitment_history import list_history as list_history
 from .credentials import Lapsed as Lapsed
 from .credentials import lapsed_credentials as lapsed_credentials
 from .db import checkpoint_wal as checkpoint_wal
@@ -63,6 +62,9 @@ from .members import plans_of_member as plans_of_member
 from .members import remove_member as remove_member
 from .members import revoke_invite as revoke_invite
 from .members import set_member as set_member
+from .outbox import mark_mail as mark_mail
+from .outbox import outbox as outbox
+from .outbox import queue_mail as queue_mail
 from .plans import StatusOverride as StatusOverride
 from .plans import clear_status_override as clear_status_override
 from .plans import create_plan as create_plan
@@ -74,8 +76,6 @@ from .plans import list_plans as list_plans
 from .plans import set_status_override as set_status_override
 from .plans import status_overrides as status_overrides
 from .plans import update_plan as update_plan
-from .projections import AuditRecord as AuditRecord
-from .projections import list_audit as list_audit
 from .projections import list_rows as list_rows
 from .projections import list_tasks as list_tasks
 from .projections import plans_behind as plans_behind

@@ -202,7 +202,8 @@ class EmailCode(Base):
 
 
 class AccessEvent(Base):
-    """The access log: who gave, used or took away access (members, links, sign-ins)."""
+    """The access log: who gave, used or took away access (members, links, sign-ins,
+    accounts), from where (``access_log``). Not the commitment history (``HistoryEvent``)."""
 
     __tablename__ = "access_events"
     id: Mapped[int] = mapped_column(LogId, primary_key=True, autoincrement=True)
@@ -315,9 +316,10 @@ class PlanProjection(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class AuditEvent(Base):
-    """The commitment history (table `audit_events`): one change to one task, key result, risk
-    or contact, attributed from the update log."""
+class HistoryEvent(Base):
+    """The commitment history: one change to one task, key result, risk or contact, attributed
+    from the update log (``commitment_history``). The table keeps its first name,
+    ``audit_events``; the access log is ``access_events`` (``AccessEvent``)."""
 
     __tablename__ = "audit_events"
     id: Mapped[int] = mapped_column(LogId, primary_key=True, autoincrement=True)

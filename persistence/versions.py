@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .models import AuditEvent, Base, Checkpoint, LogId, PlanUpdate, User
+from .models import Base, Checkpoint, HistoryEvent, LogId, PlanUpdate, User
 from .records import now, utc
 
 
@@ -371,14 +371,14 @@ def audit_between(
 ) -> list[dict[str, Any]]:
     """Commitment-history events made by updates in ``(after_id, upto_id]``, oldest first."""
     rows = session.execute(
-        select(AuditEvent, User.name)
-        .outerjoin(User, User.id == AuditEvent.author_id)
+        select(HistoryEvent, User.name)
+        .outerjoin(User, User.id == HistoryEvent.author_id)
         .where(
-            AuditEvent.plan_id == plan_id,
-            AuditEvent.update_id > after_id,
-            AuditEvent.update_id <= upto_id,
+            HistoryEvent.plan_id == plan_id,
+            HistoryEvent.update_id > after_id,
+            HistoryEvent.update_id <= upto_id,
         )
-        .order_by(AuditEvent.update_id, AuditEvent.id)
+        .order_by(HistoryEvent.update_id, HistoryEvent.id)
     ).all()
     return [
         {

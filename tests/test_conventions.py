@@ -9,7 +9,7 @@
   (its own process) nothing of the live rooms or the HTTP wing, identity, live and plan
   nothing of the worker, only the URL table (server/http/routes.py) imports the page and API
   handler modules, and one wing uses another only through its ``__init__`` (its public
-  surface).
+  surface), as server/ uses crdt/ and persistence/.
 """
 
 from __future__ import annotations
@@ -195,7 +195,17 @@ FORBIDDEN = {
     "worker": ("starlette", "uvicorn", "server.http", "server.live"),
 }
 URL_TABLE = "server/http/routes.py"
-HANDLER_MODULES = ("server.http.pages", "server.http.api")
+HANDLER_MODULES = (
+    "server.http.pages",
+    "server.http.api",
+    # The modules serving one concept both ways (page and API) hold handlers too: they share
+    # code through the domain, never by importing each other.
+    "server.http.lifecycle",
+    "server.http.links",
+    "server.http.members",
+    "server.http.share",
+    "server.http.workspace",
+)
 
 
 def wing_of(name: str) -> str | None:
@@ -245,6 +255,23 @@ def test_only_the_url_table_imports_page_and_api_modules() -> None:
                 importers.add(rel(path))
     assert URL_TABLE in importers  # the rule is about something real
     assert importers == {URL_TABLE}, f"handler modules are imported by {importers - {URL_TABLE}}"
+
+
+def test_server_uses_crdt_and_persistence_only_through_their_init() -> None:
+    """``crdt/__init__.py`` and ``persistence/__init__.py`` are those packages' public surface."""
+    wrong = [
+        f"{rel(path)}:{imp.line} imports {imp.module}"
+        for path in python_files("server")
+        for imp in module_imports(path)
+        if imp.top in ("crdt", "persistence")
+        and (
+            imp.module != imp.top  # from crdt.structure import x
+            or any(
+                (ROOT / imp.top / f"{n}.py").exists() for n in imp.names
+            )  # from crdt import structure
+        )
+    ]
+    assert wrong == [], "import the package (its __init__) instead"
 
 
 def test_the_checks_catch_what_they_are_for() -> None:

@@ -29,9 +29,11 @@ from server.identity import (
     SESSION_COOKIE,
     VENDOR,
     VIEWER,
+    Acting,
     Identity,
     Rule,
     allowed,
+    log_access,
     visitor_name,
 )
 from server.live import Close
@@ -402,17 +404,18 @@ async def record_access(
     subject: str | None = None,
     detail: str | None = None,
 ) -> None:
-    """An entry in the access log (who gave, used or took away access, from where); the
-    commitment history of a plan's tasks is the materialiser's, not this."""
-    ip = client_ip(conn)
-    await services(conn).store.run(
-        lambda s: persistence.record_event(
-            session=s,
-            plan_id=plan_id,
-            kind=kind,
-            actor=actor,
-            subject=subject,
-            detail=detail,
-            ip=ip,
-        )
+    """An entry in the access log, from the request's address (``identity.log_access``)."""
+    await log_access(
+        services(conn).store,
+        kind,
+        plan_id=plan_id,
+        actor=actor,
+        ip=client_ip(conn),
+        subject=subject,
+        detail=detail,
     )
+
+
+def acting(conn: HTTPConnection) -> Acting:
+    """Who makes this request's change, and from where: what the domain's writes record."""
+    return Acting(identity_of(conn), client_ip(conn))

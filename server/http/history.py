@@ -152,12 +152,14 @@ async def audit_api(request: Request) -> Response:
         before = int_param(q["before"], "before", message="before must be an event id")
     limit = int_param(q.get("limit", "200"), "limit", high=1000)
     events = await services(request).store.run(
-        lambda s: persistence.list_audit(session=s, plan_id=plan.id, before_id=before, limit=limit)
+        lambda s: persistence.list_history(
+            session=s, plan_id=plan.id, before_id=before, limit=limit
+        )
     )
     return JSONResponse({"events": [history_json(e) for e in events]})
 
 
-def history_json(e: persistence.AuditRecord) -> dict[str, Any]:
+def history_json(e: persistence.HistoryRecord) -> dict[str, Any]:
     return {
         "id": e.id,
         "entity": e.entity,
@@ -482,14 +484,14 @@ async def _moment(
 async def _commitment_rows(request: Request) -> list[dict[str, Any]]:
     plan = plan_of(request)
 
-    def read(s: Session) -> tuple[dict[str, str], list[persistence.AuditRecord]]:
+    def read(s: Session) -> tuple[dict[str, str], list[persistence.HistoryRecord]]:
         names: dict[str, str] = {}
         for t in persistence.list_tasks(session=s, plan_id=plan.id):
             names[t["id"]] = t["text"]
         for table, field in (("key_results", "metric"), ("risks", "risk"), ("contacts", "name")):
             for r in persistence.list_rows(session=s, plan_id=plan.id, table=table):
                 names[r["id"]] = r[field] or r.get("role") or ""
-        return names, persistence.list_audit(session=s, plan_id=plan.id, limit=500)
+        return names, persistence.list_history(session=s, plan_id=plan.id, limit=500)
 
     names, events = await services(request).store.run(read)
     rows = []

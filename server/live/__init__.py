@@ -6,6 +6,7 @@ from .connection import RAW_SEND as RAW_SEND
 from .connection import Connection as Connection
 from .events import Closing as Closing
 from .events import Committed as Committed
+from .keys import RoomKey as RoomKey
 from .keys import room_key as room_key
 from .keys import room_keys as room_keys
 from .keys import split_key as split_key

@@ -65,7 +65,7 @@ class BriefInput:
     risks: list[dict[str, Any]]
     contacts: list[dict[str, Any]]
     members: list[persistence.MemberRecord]
-    events: list[persistence.AuditRecord]  # any order; sorted here
+    events: list[persistence.HistoryRecord]  # any order; sorted here
     override: persistence.StatusOverride | None
     document: Node  # the shared plan as ProseMirror JSON
     today: date
@@ -114,7 +114,7 @@ class DueMove:
         return (self.new - self.old).days
 
 
-def due_moves(events: Iterable[persistence.AuditRecord]) -> list[DueMove]:
+def due_moves(events: Iterable[persistence.HistoryRecord]) -> list[DueMove]:
     """A task's due-date moves, oldest first (``events``: that task's, in time order)."""
     return [
         DueMove(e.at, e.author_name or "Tandem", _day(e.old), _day(e.new))
@@ -123,7 +123,7 @@ def due_moves(events: Iterable[persistence.AuditRecord]) -> list[DueMove]:
     ]
 
 
-def first_due(events: Sequence[persistence.AuditRecord], current: date | None) -> date | None:
+def first_due(events: Sequence[persistence.HistoryRecord], current: date | None) -> date | None:
     """The first due date a task was given: its created snapshot's, else the first date set."""
     for e in events:
         if e.kind == "created" and isinstance(e.new, dict):
@@ -137,7 +137,9 @@ def first_due(events: Sequence[persistence.AuditRecord], current: date | None) -
     return current
 
 
-def completed_on(task: Mapping[str, Any], events: Sequence[persistence.AuditRecord]) -> date | None:
+def completed_on(
+    task: Mapping[str, Any], events: Sequence[persistence.HistoryRecord]
+) -> date | None:
     """The day a task that is done now was (last) done: its last completion, or its creation
     when it was written already ticked; None when it is not done."""
     if task["status"] != "done":
@@ -182,7 +184,7 @@ class SideRecord:
 
 def reliability(
     tasks: Sequence[Mapping[str, Any]],
-    history: Mapping[str, Sequence[persistence.AuditRecord]],
+    history: Mapping[str, Sequence[persistence.HistoryRecord]],
     today: date,
 ) -> list[dict[str, Any]]:
     """How reliably each side kept its dates: on-time %, average slip in days, dates moved.
@@ -301,7 +303,7 @@ def _task_view(t: Mapping[str, Any], today: date) -> dict[str, Any]:
 
 def _milestones(
     tasks: Sequence[Mapping[str, Any]],
-    history: Mapping[str, Sequence[persistence.AuditRecord]],
+    history: Mapping[str, Sequence[persistence.HistoryRecord]],
     today: date,
 ) -> list[dict[str, Any]]:
     out = []
@@ -335,7 +337,7 @@ def _milestones(
 
 def _key_results(
     krs: Sequence[Mapping[str, Any]],
-    history: Mapping[str, Sequence[persistence.AuditRecord]],
+    history: Mapping[str, Sequence[persistence.HistoryRecord]],
 ) -> list[dict[str, Any]]:
     out = []
     for k in krs:
@@ -373,8 +375,8 @@ def _key_results(
 
 def _risks(
     risks: Sequence[Mapping[str, Any]],
-    history: Mapping[str, Sequence[persistence.AuditRecord]],
-    removed: Mapping[str, persistence.AuditRecord],
+    history: Mapping[str, Sequence[persistence.HistoryRecord]],
+    removed: Mapping[str, persistence.HistoryRecord],
 ) -> list[dict[str, Any]]:
     def story(risk_id: str) -> tuple[list[dict[str, Any]], datetime | None, str | None]:
         steps: list[dict[str, Any]] = []
@@ -440,7 +442,7 @@ def _risks(
 
 def _key_events(
     data: BriefInput,
-    events: Sequence[persistence.AuditRecord],
+    events: Sequence[persistence.HistoryRecord],
     tasks: Mapping[str, Mapping[str, Any]],
     milestones: Sequence[Mapping[str, Any]],
     names: Mapping[str, str],
@@ -455,7 +457,7 @@ def _key_events(
         }
     ]
 
-    def is_milestone(e: persistence.AuditRecord) -> bool:
+    def is_milestone(e: persistence.HistoryRecord) -> bool:
         if e.entity_id in tasks:
             return bool(tasks[e.entity_id]["milestone"])
         snap = e.new if isinstance(e.new, dict) else e.old if isinstance(e.old, dict) else {}
@@ -555,7 +557,7 @@ def compute_brief(data: BriefInput) -> dict[str, Any]:
     """The brief's figures and texts, ready for a template or the Markdown writer."""
     today = data.today
     events = sorted(data.events, key=lambda e: (e.at, e.id))
-    history: dict[str, list[persistence.AuditRecord]] = defaultdict(list)
+    history: dict[str, list[persistence.HistoryRecord]] = defaultdict(list)
     for e in events:
         history[e.entity_id].append(e)
     tasks = {t["id"]: t for t in data.tasks}
@@ -564,7 +566,7 @@ def compute_brief(data: BriefInput) -> dict[str, Any]:
         for r in getattr(data, table):
             names[r["id"]] = r[key]
     current_risks = {r["id"] for r in data.risks}
-    removed_risks: dict[str, persistence.AuditRecord] = {}
+    removed_risks: dict[str, persistence.HistoryRecord] = {}
     for e in events:
         if e.entity_id not in names:
             snap = e.old if isinstance(e.old, dict) else e.new if isinstance(e.new, dict) else {}
@@ -641,7 +643,7 @@ async def read_brief(
             risks=persistence.list_rows(session=s, plan_id=plan.id, table="risks"),
             contacts=persistence.list_rows(session=s, plan_id=plan.id, table="contacts"),
             members=persistence.list_members(session=s, plan_id=plan.id),
-            events=persistence.list_audit(session=s, plan_id=plan.id, limit=ALL_EVENTS),
+            events=persistence.list_history(session=s, plan_id=plan.id, limit=ALL_EVENTS),
             override=persistence.get_status_override(session=s, plan_id=plan.id),
             document=document,
             today=today,

@@ -9,8 +9,7 @@ from sqlalchemy.orm import Session
 
 import crdt
 import persistence
-from crdt.structure import assign_ids
-from crdt.templates import BUILT_IN
+from crdt import BUILT_IN, assign_ids
 from server.store import Store
 
 from .errors import ApiError

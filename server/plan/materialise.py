@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 import anyio
 from sqlalchemy.orm import Session
 
-import crdt.structure
+import crdt
 import persistence
 from server.hooks import Event, Hooks
 from server.store import Store

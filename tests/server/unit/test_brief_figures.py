@@ -39,10 +39,10 @@ def ev(
     day: int = 0,
     who: str = "Casey",
     entity: str = "task",
-) -> persistence.AuditRecord:
+) -> persistence.HistoryRecord:
     """An event ``day`` days after START."""
     n = next(_ids)
-    return persistence.AuditRecord(
+    return persistence.HistoryRecord(
         id=n,
         entity=entity,
         entity_id=entity_id,
@@ -248,7 +248,7 @@ def member(name: str, side: str, role: str = "editor", user_id: int = 2) -> Any:
 
 def brief_of(
     tasks: list[dict[str, Any]],
-    events: list[persistence.AuditRecord],
+    events: list[persistence.HistoryRecord],
     *,
     key_results: list[dict[str, Any]] | None = None,
     risks: list[dict[str, Any]] | None = None,
