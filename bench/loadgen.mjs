@@ -4,6 +4,14 @@
 //   node bench/loadgen.mjs --url ws://127.0.0.1:8000/ws/plans --plans id1,id2 --clients 50 \
 //     [--token T] [--rate 1] [--awareness-rate 0.5] [--warmup 5] [--seconds 30] [--drain 15] \
 //     [--settle 15] [--storm-timeout 60] [--deflate off|on] [--timeline off|on]
+//     [--protocol y-websocket|hocuspocus] [--shared off|on] [--waves 1|2] [--connect-batch 0]
+//
+// --protocol: the wire protocol (bench/clients.mjs): y-websocket for Tandem and the stock
+//   server, hocuspocus for Hocuspocus. --shared on: every client of a plan types into the same
+//   paragraph (at a random spot of it) instead of its own. --waves 2: connect one client per
+//   plan first, then the others, with a "wave" phase line between (the orchestrator reads the
+//   server's memory there: rooms, then connections). --connect-batch N: connect N clients at a
+//   time, each batch synced before the next (0: all at once).
 //
 // Run it from the repo root so node_modules resolves. Phases:
 //   1. connect storm: every provider is created in one synchronous loop, then we wait for all
@@ -13,7 +21,7 @@
 //   4. drain: editing stops; we wait (at most --drain s) for every measured edit to reach every
 //      other client of its plan; what has not arrived by then counts as lost;
 //   5. settle: we wait (at most --settle s) until all docs of a plan have the same state, then
-//      a fresh client joins each plan and must see that same state (the server has it all).
+//      a fresh client joins each plan (50 plans at a time) and must see that same state.
 //
 // Every stdout line is one JSON object with an "event" key: "phase" lines as phases begin (the
 // orchestrator uses "measure-start"/"measure-end" to window its CPU samples), then one
@@ -21,8 +29,8 @@
 // hard deadline covers every phase.
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import WebSocket from 'ws'
-import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
+import { connect, PROTOCOLS } from './clients.mjs'
 
 const args = parseArgs(process.argv.slice(2), {
   url: null,
@@ -37,7 +45,11 @@ const args = parseArgs(process.argv.slice(2), {
   settle: 15,
   'storm-timeout': 60,
   deflate: 'off',
-  timeline: 'off'
+  timeline: 'off',
+  protocol: 'y-websocket',
+  shared: 'off',
+  waves: 1,
+  'connect-batch': 0
 })
 if (!args.url || !args.plans) {
   process.stderr.write('usage: node bench/loadgen.mjs --url WS_BASE --plans ID[,ID...] [--clients C] ...\n')
@@ -47,6 +59,11 @@ const PLANS = String(args.plans).split(',').filter(Boolean)
 const CLIENTS = Number(args.clients)
 const RATE = Number(args.rate)
 const AWARENESS_RATE = Number(args['awareness-rate'])
+const SHARED = args.shared === 'on'
+if (!PROTOCOLS.includes(args.protocol)) {
+  process.stderr.write(`unknown --protocol ${args.protocol}\n`)
+  process.exit(2)
+}
 
 // The client's websocket class. Browsers offer permessage-deflate and so does `ws` by default;
 // Tandem (uvicorn + websockets) accepts it, the stock server does not. Here, though, all clients
@@ -143,12 +160,9 @@ class Client {
     this.frames = 0
     this.bytes = 0
     this.extensions = ''
-    this.provider = new WebsocketProvider(args.url, plan, this.doc, {
-      WebSocketPolyfill: ClientWebSocket,
-      params: args.token ? { token: args.token } : {},
-      // Node has a global BroadcastChannel: without this, clients of one room in this process
-      // would exchange updates among themselves and never depend on the server.
-      disableBc: true
+    this.provider = connect(args.protocol, args.url, plan, this.doc, {
+      token: args.token,
+      WebSocketPolyfill: ClientWebSocket
     })
     const awareness = this.provider.awareness
     awareness.setLocalStateField('user', { name: `Bench ${index}`, color: '#30bced' })
@@ -184,6 +198,12 @@ class Client {
     const payload = `{${RUN}c${this.index}.${this.seq}@${t.toFixed(2)}}${FILLER}`
     const measured = inWindow(t)
     this.doc.transact(() => {
+      if (SHARED) {
+        // Everyone types into the plan's first paragraph, made before the warmup.
+        const text = this.fragment.get(0).get(0)
+        text.insert(Math.floor(Math.random() * (text.length + 1)), payload)
+        return
+      }
       if (this.paragraph === null || this.seq % EDITS_PER_PARAGRAPH === 0) {
         const paragraph = new Y.XmlElement('paragraph')
         const text = new Y.XmlText()
@@ -205,6 +225,7 @@ class Client {
 
   // What an editor does when the selection moves: publish the caret as relative positions.
   moveCursor () {
+    if (SHARED && this.text === null && this.fragment.length > 0) this.text = this.fragment.get(0).get(0)
     if (this.text === null) return
     const pos = Y.relativePositionToJSON(Y.createRelativePositionFromTypeIndex(this.text, this.text.length))
     const t = now()
@@ -338,10 +359,9 @@ const waitUntil = async (predicate, timeoutMs, stepMs = 50) => {
 // that proves the server holds (and for Tandem, has persisted) every edit.
 const freshLook = async (plan) => {
   const doc = new Y.Doc()
-  const provider = new WebsocketProvider(args.url, plan, doc, {
-    WebSocketPolyfill: ClientWebSocket,
-    params: args.token ? { token: args.token } : {},
-    disableBc: true
+  const provider = connect(args.protocol, args.url, plan, doc, {
+    token: args.token,
+    WebSocketPolyfill: ClientWebSocket
   })
   const ok = await waitUntil(() => provider.synced, Number(args.settle) * 1000)
   const result = ok ? { sv: Y.encodeStateVector(doc), xml: doc.getXmlFragment('default').toString() } : null
@@ -358,9 +378,27 @@ async function main () {
   // 1. Connect storm.
   emit({ event: 'phase', phase: 'storm', t: now() })
   const stormStart = now()
-  const byPlan = PLANS.map((plan, p) => Array.from({ length: CLIENTS }, (_, i) => new Client(plan, p, p * CLIENTS + i)))
+  const stormUntil = stormStart + Number(args['storm-timeout']) * 1000
+  // Who connects when: all at once by default; with --waves 2 the first client of every plan,
+  // then the rest; with --connect-batch N, N at a time within a wave.
+  const byPlan = PLANS.map(() => new Array(CLIENTS))
+  const waves = Number(args.waves) > 1
+    ? [PLANS.map((_, p) => [p, 0]), PLANS.flatMap((_, p) => Array.from({ length: CLIENTS - 1 }, (_, i) => [p, i + 1]))]
+    : [PLANS.flatMap((_, p) => Array.from({ length: CLIENTS }, (_, i) => [p, i]))]
+  const batch = Number(args['connect-batch']) || Infinity
+  for (const [w, wave] of waves.entries()) {
+    for (let start = 0; start < wave.length; start += batch) {
+      const made = wave.slice(start, start + batch).map(([p, i]) => {
+        byPlan[p][i] = new Client(PLANS[p], p, p * CLIENTS + i)
+        return byPlan[p][i]
+      })
+      await waitUntil(() => made.every((c) => c.syncedAt !== null), Math.max(0, stormUntil - now()))
+    }
+    if (waves.length > 1 && w < waves.length - 1) {
+      emit({ event: 'phase', phase: 'wave', wave: w + 1, connected: byPlan.flat().filter(Boolean).length, t: now() })
+    }
+  }
   const clients = byPlan.flat()
-  await waitUntil(() => clients.every((c) => c.syncedAt !== null), Number(args['storm-timeout']) * 1000)
   const synced = clients.filter((c) => c.syncedAt !== null)
   const stormEnd = synced.length ? Math.max(...synced.map((c) => c.syncedAt)) : now()
   const connectTimes = summary(synced.map((c) => c.syncedAt - c.createdAt))
@@ -368,8 +406,21 @@ async function main () {
 
   // 2. Warmup. Clients that never synced do not edit (an editor would show "connecting"),
   //    but they still count as receivers, so a failed connect shows up as loss.
+  if (SHARED) {
+    // The shared paragraph: made by one client of each plan, seen by all before anyone types.
+    for (const cs of byPlan) {
+      const first = cs.find((c) => c.syncedAt !== null)
+      if (!first) continue
+      first.doc.transact(() => {
+        const paragraph = new Y.XmlElement('paragraph')
+        paragraph.insert(0, [new Y.XmlText()])
+        first.fragment.insert(0, [paragraph])
+      })
+    }
+    await waitUntil(() => synced.every((c) => c.fragment.length > 0), Number(args.settle) * 1000)
+  }
   emit({ event: 'phase', phase: 'warmup', t: now() })
-  for (const c of synced) c.startEditing()
+  for (const c of synced) if (!SHARED || c.fragment.length > 0) c.startEditing()
   await sleep(Number(args.warmup) * 1000)
 
   // 3. Measured window.
@@ -397,10 +448,16 @@ async function main () {
   emit({ event: 'phase', phase: 'settle', t: now() })
   await waitUntil(() => byPlan.every((cs) => planState(cs).converged), Number(args.settle) * 1000, 250)
   const plans = []
+  // Newcomers join 50 plans at a time: one after the other, 1,000 plans would outlast --settle.
+  const NEWCOMERS_AT_ONCE = 50
+  const newcomers = []
+  for (let start = 0; start < PLANS.length; start += NEWCOMERS_AT_ONCE) {
+    newcomers.push(...await Promise.all(PLANS.slice(start, start + NEWCOMERS_AT_ONCE).map(freshLook)))
+  }
   for (const [p, cs] of byPlan.entries()) {
     const state = planState(cs)
     const update = Y.encodeStateAsUpdate(cs[0].doc)
-    const fresh = await freshLook(PLANS[p])
+    const fresh = newcomers[p]
     plans.push({
       plan: PLANS[p],
       converged: state.converged,

@@ -2,7 +2,8 @@
 //
 //   node bench/open_plan.mjs build --url WS_BASE --plan ID [--token T] [--edits 20000] [--bytes 50]
 //   node bench/open_plan.mjs open  --url WS_BASE --plan ID [--token T] [--runs 5]
-// Both take [--deflate off|on] (offer permessage-deflate or not; default off).
+// Both take [--deflate off|on] (offer permessage-deflate or not; default off) and
+// [--protocol y-websocket|hocuspocus] (the wire protocol, bench/clients.mjs).
 //
 // Run from the repo root so node_modules resolves. Each mode prints one JSON line on stdout.
 //
@@ -15,15 +16,18 @@
 //   forwards only what is durable). Done when the watcher holds every edit.
 // open: --runs times in a row, a brand-new Y.Doc + WebsocketProvider joins the plan; we time
 //   `new WebsocketProvider` -> 'sync' true, and count the bytes the socket received by then.
+//   With --expect-clock N (the build's writerClock), until the newcomer also holds all N of
+//   the writer's characters: a server may answer the sync before it has loaded the plan from
+//   its store (the stock server with LevelDB does) and send the content afterwards.
 //   Before the first run, Yjs is warmed up locally on a document of the same shape, so the
 //   first run measures the server's cold load, not this process's JIT.
 import { performance } from 'node:perf_hooks'
 import WebSocket from 'ws'
-import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
+import { connect as connectTo } from './clients.mjs'
 
 const [mode, ...rest] = process.argv.slice(2)
-const args = { url: null, plan: null, token: '', edits: 20000, bytes: 50, window: 200, runs: 5, timeout: 300, deflate: 'off' }
+const args = { url: null, plan: null, token: '', edits: 20000, bytes: 50, window: 200, runs: 5, timeout: 300, deflate: 'off', protocol: 'y-websocket', 'expect-clock': 0 }
 for (let i = 0; i < rest.length; i += 2) {
   const key = rest[i].replace(/^--/, '')
   if (!(key in args)) fail(`unknown option --${key}`, 2)
@@ -33,6 +37,7 @@ if (!['build', 'open'].includes(mode) || !args.url || !args.plan) {
   fail('usage: node bench/open_plan.mjs build|open --url WS_BASE --plan ID [--token T] ...', 2)
 }
 
+const WRITER = 0x9e3779b9 // the build's writer: a fixed client id (see build)
 const now = () => performance.now()
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const round = (x) => Math.round(x * 100) / 100
@@ -56,11 +61,7 @@ const ClientWebSocket = class extends WebSocket {
 }
 
 const connect = (doc) =>
-  new WebsocketProvider(args.url, args.plan, doc, {
-    WebSocketPolyfill: ClientWebSocket,
-    params: args.token ? { token: args.token } : {},
-    disableBc: true // Node's BroadcastChannel would let same-process clients bypass the server
-  })
+  connectTo(args.protocol, args.url, args.plan, doc, { token: args.token, WebSocketPolyfill: ClientWebSocket })
 
 const waitUntil = async (predicate, timeoutMs, what) => {
   const until = now() + timeoutMs
@@ -115,7 +116,7 @@ async function build () {
   const writerDoc = new Y.Doc()
   // A fixed client id: ids are random 32-bit numbers written as varints into every item's
   // origin, so with a random one the same edits encode up to ~5% larger or smaller.
-  writerDoc.clientID = 0x9e3779b9
+  writerDoc.clientID = WRITER
   const watcherDoc = new Y.Doc()
   const writer = connect(writerDoc)
   const watcher = connect(watcherDoc)
@@ -151,6 +152,7 @@ async function build () {
     seconds: round(seconds),
     editsPerSecond: round(edits / seconds),
     stateBytes: update.length,
+    writerClock: Y.getState(writerDoc.store, me),
     xmlChars: writerDoc.getXmlFragment('default').toString().length,
     paragraphs: writerDoc.getXmlFragment('default').length,
     watcherMatches: watcherDoc.getXmlFragment('default').toString() === writerDoc.getXmlFragment('default').toString()
@@ -175,9 +177,12 @@ async function open () {
     let syncedAt = null
     const t0 = now()
     const provider = connect(doc)
-    provider.on('sync', (synced) => {
-      if (synced && syncedAt === null) syncedAt = now()
-    })
+    const expect = Number(args['expect-clock'])
+    const check = () => {
+      if (syncedAt === null && provider.synced && Y.getState(doc.store, WRITER) >= expect) syncedAt = now()
+    }
+    provider.on('sync', check)
+    doc.on('update', check)
     // The constructor opened the socket synchronously; count what it receives up to and
     // including the message that completed the sync (the provider's own handler runs first,
     // so 'sync' has already fired when this listener sees that message).
@@ -188,6 +193,7 @@ async function open () {
     }
     ws.on('message', count)
     await waitUntil(() => syncedAt !== null, 120000, `sync of run ${r + 1}`)
+    doc.off('update', check)
     const ms = syncedAt - t0
     const fragment = doc.getXmlFragment('default')
     runs.push({

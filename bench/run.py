@@ -1,16 +1,22 @@
-"""Benchmark Tandem against the stock y-websocket server, with the same load, in one run.
+"""Benchmark Tandem against the stock y-websocket server and Hocuspocus, in memory and with the
+persistence a user would pick, with the same load, in one run of interleaved rounds.
 
-    .venv/bin/python bench/run.py                      # target: 1 plan x 50 clients x 1 edit/s
-    .venv/bin/python bench/run.py --scenario many      # 10 plans x 10 clients x 1 edit/s
-    .venv/bin/python bench/run.py --scenario open      # open a ~1 MB plan, cold and warm
-    .venv/bin/python bench/run.py --servers tandem,tandem-pg,stock --seconds 60
+    .venv/bin/python bench/run.py                          # own paragraphs: 1 plan x 50 clients
+    .venv/bin/python bench/run.py --scenario shared        # 50 clients in one paragraph
+    .venv/bin/python bench/run.py --scenario many          # 10 plans x 10 clients
+    .venv/bin/python bench/run.py --scenario rooms         # 1,000 plans x 2 clients, 0.1 edit/s
+    .venv/bin/python bench/run.py --scenario open          # open a ~1 MB plan, cold and warm
+    .venv/bin/python bench/run.py --scenario durability    # kill -9 mid-edit: lost edits
+    .venv/bin/python bench/run.py --scenario all --repeat 3
 
-For each server in turn: start it fresh (Tandem on a temporary data directory, with a user, an
-API token and plans made through its CLI and API), drive it with the Node clients of
-bench/loadgen.mjs or bench/open_plan.mjs, sample its CPU time and RSS from /proc every 100 ms,
-stop it. Then print Markdown tables. Only 127.0.0.1 is ever contacted; every step has a
-timeout; servers are started in their own process groups and killed as groups, and temporary
-directories (and the optional PostgreSQL database) are removed, whatever happens.
+For each scenario, round and server in turn: start the server fresh (Tandem on a temporary data
+directory, with a user, an API token and plans made through its CLI and API), drive it with the
+Node clients of bench/loadgen.mjs, bench/open_plan.mjs or bench/durability.mjs, sample its CPU
+time and RSS from /proc every 100 ms, read its peak RSS over the load (VmHWM, reset before the
+load through /proc/PID/clear_refs), stop it. Then print Markdown tables. Only 127.0.0.1 is ever
+contacted; every step has a timeout; servers are started in their own process groups and killed
+as groups, and temporary directories (and the optional PostgreSQL database) are removed,
+whatever happens.
 """
 
 from __future__ import annotations
@@ -38,25 +44,63 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-TANDEM = ROOT / ".venv" / "bin" / "tandem"
+# `python -m server` from the repository root: the working tree's code, whichever checkout the
+# virtualenv's editable install points at.
+PYTHON = ROOT / ".venv" / "bin" / "python"
+TANDEM = [str(PYTHON), "-m", "server"]
 STOCK_SERVER = ROOT / "node_modules" / "@y" / "websocket-server" / "src" / "server.js"
 STOCK_DEFLATE_SERVER = ROOT / "bench" / "stock_deflate_server.mjs"
+HOCUSPOCUS_SERVER = ROOT / "bench" / "hocuspocus_server.mjs"
+METRICS_TOKEN = "bench-metrics-token"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
-SCENARIOS = {
-    # What Tandem is for: one plan, a whole account team and customer team in it at once.
-    "target": {"plans": 1, "clients": 50, "rate": 1.0},
+SCENARIOS: dict[str, dict] = {
+    # What Tandem is for: one plan, a whole account team and customer team in it at once, each
+    # typing in their own paragraph.
+    "own": {"plans": 1, "clients": 50, "rate": 1.0},
+    # The same people all fixing one paragraph (a table row, a sentence) during a call.
+    "shared": {"plans": 1, "clients": 50, "rate": 1.0, "shared": True},
     # Many smaller plans open at the same time on one server.
     "many": {"plans": 10, "clients": 10, "rate": 1.0},
+    # Many rooms per process: 1,000 plans open, two people each, editing now and then. Clients
+    # connect 50 at a time (Tandem lets 100 sockets authenticate at once: at 100 a batch, on a
+    # busy machine, late sockets and the provider's reconnects went past it and got 4429), one
+    # per plan first, then the second of each, so that memory per room and per connection can
+    # be told apart.
+    "rooms": {
+        "plans": 1000,
+        "clients": 2,
+        "rate": 0.1,
+        "awareness_rate": 0.05,
+        "waves": 2,
+        "connect_batch": 50,
+        "storm_timeout": 300,
+    },
     "open": {},
+    # Kill -9 while 5 clients type 20 edits/s each, restart on the same data: lost edits.
+    "durability": {"plans": 1, "clients": 5, "rate": 20.0},
+}
+LOAD_SCENARIOS = ("own", "shared", "many", "rooms")
+ALL_SCENARIOS = ("own", "shared", "many", "rooms", "open", "durability")
+# Option defaults a scenario may override (None on the command line: take the scenario's).
+OPTION_DEFAULTS = {
+    "awareness_rate": 0.5,
+    "shared": False,
+    "waves": 1,
+    "connect_batch": 0,
+    "storm_timeout": 60.0,
 }
 
 SERVER_LABELS = {
     "tandem": "Tandem (SQLite)",
     "tandem-pg": "Tandem (PostgreSQL)",
     "stock": "@y/websocket-server (memory)",
+    "stock-leveldb": "@y/websocket-server + LevelDB",
+    "hocuspocus": "Hocuspocus (memory)",
+    "hocuspocus-sqlite": "Hocuspocus + SQLite",
     "stock-deflate": "@y/websocket-server + deflate (memory)",
 }
+DEFAULT_SERVERS = "stock,stock-leveldb,hocuspocus,hocuspocus-sqlite,tandem"
 
 # --tandem-env KEY=VALUE settings, for every Tandem server of the run.
 TANDEM_EXTRA_ENV: dict[str, str] = {}
@@ -103,6 +147,8 @@ def machine_info() -> dict[str, str]:
         "yjs": _npm_version("yjs"),
         "y-websocket": _npm_version("y-websocket"),
         "@y/websocket-server": _npm_version("@y/websocket-server"),
+        "y-leveldb": _npm_version("y-leveldb"),
+        "@hocuspocus/server": _npm_version("@hocuspocus/server"),
         "pycrdt": _py_version("pycrdt"),
     }
 
@@ -159,6 +205,36 @@ def _machine_ticks() -> tuple[int, int]:
 def _rss_bytes(pid: int) -> int:
     with open(f"/proc/{pid}/statm") as fh:
         return int(fh.read().split()[1]) * PAGE
+
+
+def _status_kib(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def memory(pid: int) -> dict[str, float]:
+    """Resident size and high-water mark (VmHWM) of a process tree, in MB, each summed over
+    its processes (for a tree of several, the sum of peaks is an upper bound of the peak)."""
+    rss = hwm = 0
+    for p in _tree(pid):
+        with contextlib.suppress(OSError, ValueError):
+            rss += _status_kib(p, "VmRSS")
+            hwm += _status_kib(p, "VmHWM")
+    return {"rss_mb": round(rss / 1024, 1), "hwm_mb": round(hwm / 1024, 1)}
+
+
+def reset_peak(pid: int) -> bool:
+    """Restart VmHWM from the current RSS for every process of the tree (clear_refs "5")."""
+    done = True
+    for p in _tree(pid):
+        try:
+            Path(f"/proc/{p}/clear_refs").write_text("5")
+        except OSError:
+            done = False
+    return done
 
 
 class Sampler:
@@ -356,7 +432,10 @@ class Server:
     """One server under test: started in its own process group on a free port, logging to a file."""
 
     key = ""
-    token = ""  # the stock server ignores the token parameter
+    token = ""  # the stock server and Hocuspocus (no auth hook) ignore the token
+    protocol = "y-websocket"  # what bench/clients.mjs speaks to it
+    persistent = False  # keeps documents across a restart (open: cold; durability)
+    keeps_unattended = True  # keeps a document no client has open (open: builds, then opens)
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -364,6 +443,7 @@ class Server:
         self.port = 0
         self.ready_url = ""
         self.log_path = workdir / f"{self.key}.log"
+        self.startup: dict[str, float] = {}  # memory right after it answered, before any client
 
     @property
     def label(self) -> str:
@@ -392,6 +472,19 @@ class Server:
                 start_new_session=True,
             )
         wait_http(ready, self.proc, self.log_path)
+        self.startup = memory(self.proc.pid)
+
+    def kill(self) -> None:
+        """SIGKILL the server's process group, as a crash or the OOM killer would."""
+        if self.proc is not None:
+            _kill_group(self.proc, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=10)
+            self.proc = None
+
+    def metrics(self) -> dict[str, float] | None:
+        """The server's own figures (Tandem's /metrics), if it has any."""
+        return None
 
     def stop(self) -> int | None:
         if self.proc is None:
@@ -443,6 +536,52 @@ class Stock(Server):
         return [f"bench-{prefix}-{i}" for i in range(n)]
 
 
+class StockLevelDB(Stock):
+    """The stock server with its own persistence: every update stored in LevelDB (y-leveldb)
+    as it arrives, in a temporary directory."""
+
+    key = "stock-leveldb"
+    persistent = True
+
+    def command(self) -> tuple[list[str], dict[str, str], str]:
+        argv, env, ready = super().command()
+        return argv, {**env, "YPERSISTENCE": str(self.workdir / "leveldb")}, ready
+
+
+class Hocuspocus(Server):
+    """Hocuspocus 3 with its defaults, documents in memory (bench/hocuspocus_server.mjs)."""
+
+    key = "hocuspocus"
+    protocol = "hocuspocus"
+    # It unloads a document as its last client leaves; in memory, that is the end of it.
+    keeps_unattended = False
+
+    def command(self) -> tuple[list[str], dict[str, str], str]:
+        env = {"HOST": "127.0.0.1", "PORT": str(self.port)}
+        return ["node", str(HOCUSPOCUS_SERVER)], env, f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def create_plans(self, n: int) -> list[str]:
+        prefix = uuid.uuid4().hex[:8]
+        return [f"bench-{prefix}-{i}" for i in range(n)]
+
+
+class HocuspocusSQLite(Hocuspocus):
+    """Hocuspocus with its SQLite extension (a file in a temporary directory): it stores the
+    whole document after its debounce (2 s after the last change, at most every 10 s)."""
+
+    key = "hocuspocus-sqlite"
+    persistent = True
+    keeps_unattended = True  # stored, and loaded again
+
+    def command(self) -> tuple[list[str], dict[str, str], str]:
+        argv, env, ready = super().command()
+        return argv, {**env, "SQLITE": str(self.workdir / "hocuspocus.sqlite")}, ready
+
+
 class StockDeflate(Stock):
     """Control: the same stock server code, behind a ws server that accepts permessage-deflate."""
 
@@ -457,6 +596,7 @@ class Tandem(Server):
     """Tandem on a fresh data directory, with a user, an API token and plans made as users do."""
 
     key = "tandem"
+    persistent = True
 
     def __init__(self, workdir: Path) -> None:
         super().__init__(workdir)
@@ -471,6 +611,8 @@ class Tandem(Server):
             # Every bench client connects from 127.0.0.1, where real users come from many
             # addresses: lift the per-address connect limit (120/min), not the global ones.
             "TANDEM_WS_CONNECTS_PER_MINUTE": "1000000",
+            # Its event-loop lag, read at the edges of the measured window.
+            "TANDEM_METRICS_TOKEN": METRICS_TOKEN,
             **TANDEM_EXTRA_ENV,
         }
         self._cli(["users", "create", "bench@example.com", "--name", "Bench"], "password123\n")
@@ -481,7 +623,7 @@ class Tandem(Server):
 
     def _cli(self, args: list[str], stdin: str | None = None) -> str:
         done = subprocess.run(
-            [str(TANDEM), *args],
+            [*TANDEM, *args],
             env={**os.environ, **self.env},
             input=stdin,
             capture_output=True,
@@ -494,7 +636,7 @@ class Tandem(Server):
         return done.stdout
 
     def command(self) -> tuple[list[str], dict[str, str], str]:
-        argv = [str(TANDEM), "serve", "--port", str(self.port)]
+        argv = [*TANDEM, "serve", "--port", str(self.port)]
         return argv, self.env, f"{self.http}/healthz"
 
     @property
@@ -504,6 +646,26 @@ class Tandem(Server):
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/plans"
+
+    def metrics(self) -> dict[str, float] | None:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        try:
+            r = httpx.get(
+                f"{self.http}/metrics",
+                headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+                timeout=5,
+            )
+        except httpx.HTTPError:
+            return None
+        if r.status_code != 200:
+            return None  # a server from before /metrics
+        out = {}
+        for family in text_string_to_metric_families(r.text):
+            for sample in family.samples:
+                le = sample.labels.get("le")
+                out[sample.name + (f"[{le}]" if le else "")] = sample.value
+        return out
 
     def create_plans(self, n: int) -> list[str]:
         ids = []
@@ -574,6 +736,9 @@ SERVERS: dict[str, type[Server]] = {
     "tandem": Tandem,
     "tandem-pg": TandemPostgres,
     "stock": Stock,
+    "stock-leveldb": StockLevelDB,
+    "hocuspocus": Hocuspocus,
+    "hocuspocus-sqlite": HocuspocusSQLite,
     "stock-deflate": StockDeflate,
 }
 
@@ -597,6 +762,8 @@ def server_under_test(key: str, workdir: Path) -> Iterator[Server]:
 def load_scenario(key: str, args: argparse.Namespace, workdir: Path) -> dict:
     """Drive one server with bench/loadgen.mjs; return the load generator's result plus ours."""
     with server_under_test(key, workdir) as server:
+        startup = dict(server.startup)
+        log(f"{server.label}: making {args.plans} plan(s)")
         plans = server.create_plans(args.plans)
         for plan in plans if args.preload else []:
             # Start from a big plan rather than an empty one (what a plan looks like after
@@ -604,6 +771,7 @@ def load_scenario(key: str, args: argparse.Namespace, workdir: Path) -> dict:
             log(f"{server.label}: preloading {args.preload} edits into {plan}")
             build = ["bench/open_plan.mjs", "build", "--url", server.ws_url, "--plan", plan]
             build += ["--token", server.token, "--edits", str(args.preload)]
+            build += ["--protocol", server.protocol]
             built = _last(run_node(build, 600, workdir / "preload.err", on_event=_quiet))
             if "error" in built:
                 raise RuntimeError(f"preloading failed: {built['error']}")
@@ -625,12 +793,31 @@ def load_scenario(key: str, args: argparse.Namespace, workdir: Path) -> dict:
             "--storm-timeout", str(args.storm_timeout),
             "--deflate", args.deflate,
             "--timeline", "on" if args.timeline else "off",
+            "--protocol", server.protocol,
+            "--shared", "on" if args.shared else "off",
+            "--waves", str(args.waves),
+            "--connect-batch", str(args.connect_batch),
         ]  # fmt: skip
         budget = args.storm_timeout + args.warmup + args.seconds + args.drain + 2 * args.settle
+        # The load's peak: VmHWM restarted from here (the plans are made, no client yet).
+        before_load = memory(server.pid)
+        peak_reset = reset_peak(server.pid)
+        rss_at: dict[str, float] = {}  # RSS at phase lines (rooms, connections...)
+        metrics_at: dict[str, dict[str, float] | None] = {}
+
+        def on_event(event: dict) -> None:
+            _progress(server)(event)
+            phase = event.get("phase")
+            if event.get("event") != "phase" or phase is None:
+                return
+            name = f"wave{event.get('wave')}" if phase == "wave" else phase
+            rss_at[name] = memory(server.pid)["rss_mb"]
+            if phase in ("measure-start", "measure-end"):
+                metrics_at[phase] = server.metrics()
+
         with Sampler(server.pid) as sampler, Prober(server.ready_url) as prober:
-            events = run_node(
-                argv, budget + 60, workdir / f"loadgen-{key}.err", on_event=_progress(server)
-            )
+            events = run_node(argv, budget + 60, workdir / f"loadgen-{key}.err", on_event=on_event)
+        load_memory = memory(server.pid)
         stamps = {e.get("phase"): t for t, e in events if e.get("event") == "phase"}
         results = [e for _, e in events if e.get("event") == "result"]
         result = results[-1] if results else {"error": "the load generator gave no result"}
@@ -649,11 +836,68 @@ def load_scenario(key: str, args: argparse.Namespace, workdir: Path) -> dict:
         preload_settle_seconds=preload_settle,
         server_rss_start_mb=sampler.first_rss_mb,
         server_rss_peak_mb=sampler.peak_rss_mb,
+        memory={
+            "startup_rss_mb": startup.get("rss_mb"),
+            "startup_hwm_mb": startup.get("hwm_mb"),
+            "before_load_rss_mb": before_load["rss_mb"],
+            "load_peak_mb": load_memory["hwm_mb"] if peak_reset else None,
+            "after_load_rss_mb": load_memory["rss_mb"],
+            "rss_at_phase_mb": rss_at,
+            **_per_room(rss_at, len(plans), args.clients, args.waves),
+        },
+        lag=lag_window(metrics_at.get("measure-start"), metrics_at.get("measure-end")),
         server_exit_code=exit_code,
         server_problems=server.problems(),
         server_log_tail=server.log_tail() if result.get("error") else None,
     )
     return result
+
+
+def _per_room(rss_at: dict[str, float], plans: int, clients: int, waves: int) -> dict:
+    """Memory per open room and per connection, from RSS before any client, after one client
+    per plan (wave 1: every room open, one connection each), and after all (the rest are
+    connections only): per connection = growth in wave 2 / its connections; per room = growth
+    in wave 1 / plans - one connection."""
+    if waves < 2 or clients < 2 or not all(k in rss_at for k in ("storm", "wave1", "storm-done")):
+        return {}
+    per_conn = (rss_at["storm-done"] - rss_at["wave1"]) * 1024 / (plans * (clients - 1))
+    per_room = (rss_at["wave1"] - rss_at["storm"]) * 1024 / plans - per_conn
+    return {"per_connection_kb": round(per_conn, 1), "per_room_kb": round(per_room, 1)}
+
+
+def lag_window(before: dict[str, float] | None, after: dict[str, float] | None) -> dict | None:
+    """Tandem's event-loop lag over the measured window, from two scrapes of its histogram:
+    p50/p99 interpolated within buckets (as Prometheus' histogram_quantile), the max since
+    start-up (the monitor keeps one), and the number of timer samples."""
+    if not before or not after:
+        return None
+    name = "tandem_event_loop_lag_seconds_bucket"
+    bounds = sorted(
+        (float(k[len(name) + 1 : -1]), after[k] - before.get(k, 0.0))
+        for k in after
+        if k.startswith(name + "[")
+    )
+    total = bounds[-1][1] if bounds else 0
+    if total <= 0:
+        return None
+
+    def quantile(q: float) -> float:
+        rank, lower, below = q * total, 0.0, 0.0
+        for bound, cumulative in bounds:
+            if cumulative >= rank:
+                if bound == float("inf"):
+                    return lower * 1000
+                share = (rank - below) / (cumulative - below) if cumulative > below else 1.0
+                return (lower + (bound - lower) * share) * 1000
+            lower, below = bound, cumulative
+        return lower * 1000
+
+    return {
+        "p50_ms": round(quantile(0.5), 2),
+        "p99_ms": round(quantile(0.99), 2),
+        "max_ms": round(after.get("tandem_event_loop_lag_max_seconds", 0.0) * 1000, 1),
+        "samples": int(total),
+    }
 
 
 def _wait_idle(pid: int, timeout: float = 300, below: float = 5.0) -> float | None:
@@ -681,6 +925,8 @@ def _progress(server: Server) -> Callable[[dict], None]:
 def open_scenario(key: str, args: argparse.Namespace, workdir: Path) -> dict:
     """Build a big plan through a client, restart the server if it persists, time newcomers."""
     err = workdir / f"open-{key}.err"
+    if not SERVERS[key].keeps_unattended:
+        return {"skipped": "drops a document from memory when its last client leaves"}
     with server_under_test(key, workdir) as server:
         (plan,) = server.create_plans(1)
 
@@ -688,6 +934,7 @@ def open_scenario(key: str, args: argparse.Namespace, workdir: Path) -> dict:
             return [
                 *("--url", server.ws_url, "--plan", plan, "--token", server.token),
                 *("--deflate", args.deflate, "--edits", str(args.edits)),
+                *("--protocol", server.protocol),
             ]
 
         log(f"{server.label}: building a plan of {args.edits} edits")
@@ -700,11 +947,16 @@ def open_scenario(key: str, args: argparse.Namespace, workdir: Path) -> dict:
                 "server_log_tail": server.log_tail(),
             }
         result: dict = {"server": server.label, "build": built}
-        if isinstance(server, Tandem):
-            # Forwarding happens only after the commit, so the watcher holding every edit
-            # already means they are durable; count the log rows anyway, independently.
-            result["persisted_updates"] = _wait_persisted(server, plan, args.edits)
-            result["database_bytes"] = server.database_bytes()
+        if server.persistent:
+            if isinstance(server, Tandem):
+                # Forwarding happens only after the commit, so the watcher holding every edit
+                # already means they are durable; count the log rows anyway, independently.
+                result["persisted_updates"] = _wait_persisted(server, plan, args.edits)
+                result["database_bytes"] = server.database_bytes()
+            else:
+                # Give the others' stores time to write (Hocuspocus debounces for 2 s) before
+                # the clean stop, so that the restarted server has the whole plan.
+                time.sleep(5)
             t = time.monotonic()
             result["shutdown_exit_code"] = server.stop()
             result["shutdown_seconds"] = round(time.monotonic() - t, 2)
@@ -714,10 +966,14 @@ def open_scenario(key: str, args: argparse.Namespace, workdir: Path) -> dict:
             result["cold"] = False  # in memory: nothing to restart, the room is warm
         log(f"{server.label}: timing {args.runs} newcomers")
         opening = ["bench/open_plan.mjs", "open", *common(), "--runs", str(args.runs)]
+        opening += ["--expect-clock", str(built.get("writerClock", 0))]
+        result["startup"] = dict(server.startup)
+        peak_reset = reset_peak(server.pid)
         with Sampler(server.pid) as sampler:
             opened = _last(run_node(opening, 600, err, on_event=_quiet))
         result["open"] = opened
         result["server_rss_peak_mb"] = sampler.peak_rss_mb
+        result["open_peak_mb"] = memory(server.pid)["hwm_mb"] if peak_reset else None
         result["load_average"] = os.getloadavg()[0]
         if isinstance(server, Tandem):
             result["rooms_loaded"] = server.rooms_loaded()
@@ -726,6 +982,63 @@ def open_scenario(key: str, args: argparse.Namespace, workdir: Path) -> dict:
         if "error" in opened:
             result["server_log_tail"] = server.log_tail()
     return result
+
+
+def durability_scenario(key: str, args: argparse.Namespace, workdir: Path) -> dict:
+    """Clients type fast; the server is killed with SIGKILL ``--kill-after`` seconds in and
+    restarted on the same data; an edit some client had received from another (the server had
+    forwarded it: someone saw it) and that is missing after the restart is lost."""
+    err = workdir / f"durability-{key}.err"
+    if not SERVERS[key].persistent:
+        return {"skipped": "keeps documents in memory only"}
+    with server_under_test(key, workdir) as server:
+        (plan,) = server.create_plans(1)
+        killer: list[threading.Timer] = []
+        killed_at: list[float] = []
+
+        def kill() -> None:
+            killed_at.append(time.monotonic())
+            server.kill()
+
+        def on_event(event: dict) -> None:
+            if event.get("phase") == "editing" and not killer:
+                killer.append(threading.Timer(args.kill_after, kill))
+                killer[0].start()
+
+        common = ["--plan", plan, "--token", server.token, "--protocol", server.protocol]
+        write = ["bench/durability.mjs", "write", "--url", server.ws_url, *common]
+        write += ["--clients", str(args.clients), "--rate", str(args.rate)]
+        write += ["--seconds", str(args.kill_after + 10)]
+        try:
+            written = _last(run_node(write, args.kill_after + 90, err, on_event=on_event))
+        finally:
+            for timer in killer:
+                timer.cancel()
+                timer.join()
+        if "seen" not in written or not killed_at:
+            return {
+                "server": server.label,
+                "error": written.get("error") or "the clients gave no result",
+                "server_log_tail": server.log_tail(),
+            }
+        markers = workdir / "seen.json"
+        markers.write_text(json.dumps(written["seen"]))
+        server.start()  # the same data directory, database or file
+        check = ["bench/durability.mjs", "check", "--url", server.ws_url, *common]
+        checked = _last(run_node([*check, "--markers", str(markers)], 90, err, on_event=_quiet))
+        if "lost" not in checked:
+            return {
+                "server": server.label,
+                "error": checked.get("error", "the check gave no result"),
+            }
+        return {
+            "server": server.label,
+            "sent": written["sent"],
+            "seen": len(written["seen"]),
+            "lost": checked["lost"],
+            "missing_sample": checked["missing"][:10],
+            "server_problems": server.problems(),
+        }
 
 
 def _quiet(_event: dict) -> None:
@@ -842,6 +1155,9 @@ def _other_load(r: dict) -> str:
 def open_report(results: list[dict]) -> str:
     rows = []
     for r in results:
+        if r.get("skipped"):
+            rows.append([r["server"], f"skipped: {r['skipped']}"])
+            continue
         if r.get("error") or "error" in r.get("open", {}):
             rows.append([r["server"], f"**failed: {r.get('error') or r['open']['error']}**"])
             continue
@@ -863,13 +1179,126 @@ def open_report(results: list[dict]) -> str:
                 _fmt(r.get("persisted_updates")),
                 _fmt(r["database_bytes"] / 1e6 if "database_bytes" in r else None),
                 _fmt(r["server_rss_peak_mb"], 0),
+                _fmt(r.get("open_peak_mb"), 0),
                 _fmt(r["load_average"]),
             ]
         )
     return _table(
         ["server", "plan", "state bytes", "bytes to sync", "1st open ms", "median of all ms",
          "median warm ms", "each run ms", "build edits/s", "log rows", "database MB",
-         "peak RSS MB", "load avg"],
+         "peak RSS MB (sampled)", "peak RSS in opens (VmHWM) MB", "load avg"],
+        rows,
+    )  # fmt: skip
+
+
+def _by_server(results: list[dict]) -> dict[str, list[dict]]:
+    """Results grouped by server key, in the order the servers ran, rounds in order."""
+    out: dict[str, list[dict]] = {}
+    for r in results:
+        out.setdefault(r["key"], []).append(r)
+    return out
+
+
+def _median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def _rounds(values: list[float | None], digits: int = 1) -> str:
+    return " / ".join(_fmt(v, digits) for v in values)
+
+
+def summary_report(results: list[dict]) -> str:
+    """One row per server over the rounds: propagation p50/p99 of each round and their
+    medians, the worst loss, Tandem's event-loop lag p99 beside its p99, memory."""
+    rows = []
+    for key, rs in _by_server(results).items():
+        ok = [r for r in rs if not r.get("error")]
+        failed = len(rs) - len(ok)
+        p50 = [r["latencyMs"]["p50"] for r in ok]
+        p99 = [r["latencyMs"]["p99"] for r in ok]
+        lag = [(r.get("lag") or {}).get("p99_ms") for r in ok]
+        mem = [r.get("memory") or {} for r in ok]
+        loss = max((r["lossPercent"] or 0 for r in ok), default=None)
+        rows.append(
+            [
+                SERVER_LABELS[key] + (f" (**{failed} failed**)" if failed else ""),
+                _rounds(p50),
+                _rounds(p99),
+                _fmt(_median(p50)),
+                _fmt(_median(p99)),
+                _fmt(loss, 2),
+                (_rounds(lag, 2) + f" (median {_fmt(_median(lag), 2)})")
+                if any(v is not None for v in lag)
+                else "–",
+                _fmt(_median([m.get("load_peak_mb") for m in mem]), 0),
+                f"{_fmt(_median([m.get('startup_rss_mb') for m in mem]), 0)} / "
+                f"{_fmt(_median([m.get('startup_hwm_mb') for m in mem]), 0)}",
+                _fmt(_median([r.get("server_cpu_percent") for r in ok]), 0),
+                _fmt(all(r["converged"] for r in ok) if ok else None),
+            ]
+        )
+    return _table(
+        ["server", "p50 ms per round", "p99 ms per round", "median p50 ms", "median p99 ms",
+         "loss % (worst)", "event-loop lag p99 ms per round", "peak RSS in load MB (median)",
+         "start-up RSS / HWM MB", "server CPU %", "converged"],
+        rows,
+    )  # fmt: skip
+
+
+def memory_report(results: list[dict]) -> str:
+    """Memory at each step, medians over the rounds; per room and per connection when the
+    clients came in two waves (see _per_room)."""
+    rows = []
+    for key, rs in _by_server(results).items():
+        mem = [r.get("memory") or {} for r in rs if not r.get("error")]
+
+        def med(field: str, mem: list[dict] = mem) -> float | None:
+            return _median([m.get(field) for m in mem])
+
+        at = [m.get("rss_at_phase_mb") or {} for m in mem]
+        rows.append(
+            [
+                SERVER_LABELS[key],
+                _fmt(med("startup_rss_mb"), 1),
+                _fmt(med("startup_hwm_mb"), 1),
+                _fmt(med("before_load_rss_mb"), 1),
+                _fmt(_median([a.get("wave1") for a in at]), 1),
+                _fmt(_median([a.get("storm-done") for a in at]), 1),
+                _fmt(med("load_peak_mb"), 1),
+                _fmt(med("after_load_rss_mb"), 1),
+                _fmt(med("per_room_kb"), 1),
+                _fmt(med("per_connection_kb"), 1),
+            ]
+        )
+    return _table(
+        ["server", "RSS after start-up MB", "VmHWM at start-up MB", "RSS before load MB",
+         "RSS one client per plan MB", "RSS all connected MB", "peak RSS in load (VmHWM) MB",
+         "RSS after load MB", "per room KB", "per connection KB"],
+        rows,
+    )  # fmt: skip
+
+
+def durability_report(results: list[dict]) -> str:
+    rows = []
+    for key, rs in _by_server(results).items():
+        if all(r.get("skipped") for r in rs):
+            continue
+        done = [r for r in rs if not r.get("error") and not r.get("skipped")]
+        errors = [r["error"] for r in rs if r.get("error")]
+        rows.append(
+            [
+                SERVER_LABELS[key],
+                " / ".join(f"{r['lost']} of {r['seen']}" for r in done) or "–",
+                str(sum(r["lost"] for r in done)),
+                f"{sum(1 for r in done if r['lost'])} of {len(done)}",
+                " / ".join(str(r["sent"]) for r in done) or "–",
+                "; ".join(e[:80] for e in errors) or "none",
+            ]
+        )
+    return _table(
+        ["server", "lost of seen, per run", "lost in all", "runs with a loss",
+         "edits sent per run", "failed runs"],
         rows,
     )  # fmt: skip
 
@@ -879,16 +1308,26 @@ def open_report(results: list[dict]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--scenario", choices=sorted(SCENARIOS), default="target")
+    p.add_argument(
+        "--scenario",
+        default="own",
+        help=f"comma-separated, in this order, or `all` ({', '.join(ALL_SCENARIOS)}); "
+        "`target` is `own` (default own)",
+    )
     p.add_argument("--plans", type=int, help="plans (scenario default)")
     p.add_argument("--clients", type=int, help="clients per plan (scenario default)")
     p.add_argument("--rate", type=float, help="edits per second per client (scenario default)")
-    p.add_argument("--awareness-rate", type=float, default=0.5, help="cursor moves/s per client")
+    p.add_argument("--awareness-rate", type=float, help="cursor moves/s per client (0.5)")
     p.add_argument("--seconds", type=float, default=30, help="measured window (default 30)")
     p.add_argument("--warmup", type=float, default=5, help="editing before the window (default 5)")
     p.add_argument("--drain", type=float, default=15, help="max wait for late deliveries")
     p.add_argument("--settle", type=float, default=15, help="max wait for convergence")
-    p.add_argument("--storm-timeout", type=float, default=60, help="max wait for all to sync")
+    p.add_argument("--storm-timeout", type=float, help="max wait for all to sync (60)")
+    p.add_argument("--waves", type=int, help="2: one client per plan first, then the rest")
+    p.add_argument("--connect-batch", type=int, help="clients connecting at a time (0: all)")
+    p.add_argument(
+        "--kill-after", type=float, default=3, help="durability: seconds of editing before SIGKILL"
+    )
     p.add_argument(
         "--deflate",
         choices=["off", "on"],
@@ -902,9 +1341,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=5, help="open scenario: newcomers timed")
     p.add_argument(
         "--servers",
-        default="tandem,stock",
-        help="comma-separated, run in this order: tandem, tandem-pg, stock, stock-deflate "
-        "(default tandem,stock)",
+        default=DEFAULT_SERVERS,
+        help=f"comma-separated, run in this order within a round: any of {', '.join(SERVERS)} "
+        f"(default {DEFAULT_SERVERS})",
     )
     p.add_argument("--repeat", type=int, default=1, help="rounds over the servers (default 1)")
     p.add_argument(
@@ -922,9 +1361,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--logs", type=Path, help="copy server logs and client stderr to this dir")
     p.add_argument("--json", type=Path, help="also write the raw results to this file")
     args = p.parse_args(argv)
-    for name, value in SCENARIOS[args.scenario].items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    names = [n.strip() for n in args.scenario.split(",") if n.strip()]
+    names = (
+        list(ALL_SCENARIOS) if names == ["all"] else ["own" if n == "target" else n for n in names]
+    )
+    unknown = set(names) - set(SCENARIOS)
+    if unknown or not names:
+        p.error(f"unknown scenarios: {', '.join(sorted(unknown))} (any of {', '.join(SCENARIOS)})")
+    args.scenarios = names
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     for setting in args.tandem_env:
         key, sep, value = setting.partition("=")
@@ -937,70 +1381,81 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if shutil.which("node") is None or not TANDEM.exists() or not STOCK_SERVER.exists():
-        print(
-            "needs node, .venv/bin/tandem and node_modules (run `make test-setup`)", file=sys.stderr
-        )
-        return 2
-    # A SIGTERM (from a CI timeout, say) unwinds through the finally blocks like Ctrl-C does,
-    # so servers are stopped and temporary directories removed.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+def for_scenario(args: argparse.Namespace, name: str) -> argparse.Namespace:
+    """The options for one scenario: the command line's, else the scenario's, else defaults."""
+    out = argparse.Namespace(**vars(args))
+    out.scenario = name
+    for option, value in {**OPTION_DEFAULTS, **SCENARIOS[name]}.items():
+        if getattr(out, option, None) is None:
+            setattr(out, option, value)
+    return out
 
-    info = machine_info()
-    load_before = os.getloadavg()[0]
+
+def run_scenario(args: argparse.Namespace, tmp: Path) -> list[dict]:
+    """Every round of one scenario, the servers interleaved within each round (A, B, A, B...)
+    so that a busy spell on a shared machine does not land on one server only."""
     results = []
-    with tempfile.TemporaryDirectory(prefix="tandem-bench-") as tmp:
-        # Rounds interleave the servers (A, B, A, B...) so that a busy spell on a shared
-        # machine does not land on one server only.
-        for round_ in range(1, args.repeat + 1):
-            for key in args.servers:
-                label = SERVER_LABELS[key] + (f" #{round_}" if args.repeat > 1 else "")
-                workdir = Path(tmp) / f"{key}-{round_}"
-                workdir.mkdir()
-                log(f"{label}: scenario {args.scenario}")
-                try:
-                    if args.scenario == "open":
-                        result = open_scenario(key, args, workdir)
-                    else:
-                        result = load_scenario(key, args, workdir)
-                except (RuntimeError, OSError, httpx.HTTPError, subprocess.SubprocessError) as exc:
-                    log(f"{label} failed: {exc}")
-                    result = {"error": str(exc)[:300]}
-                    if isinstance(exc, ServerFailed):
-                        result["server_log_tail"] = exc.log_tail
-                result["server"] = label
-                results.append(result)
-                if args.logs:  # keep the server's log and the clients' stderr past cleanup
-                    args.logs.mkdir(parents=True, exist_ok=True)
-                    for path in workdir.glob("*.log"):
-                        shutil.copy(path, args.logs / f"{key}-{round_}-{path.name}")
-                    for path in workdir.glob("*.err"):
-                        shutil.copy(path, args.logs / f"{key}-{round_}-{path.name}")
+    for round_ in range(1, args.repeat + 1):
+        for key in args.servers:
+            label = SERVER_LABELS[key] + (f" #{round_}" if args.repeat > 1 else "")
+            workdir = tmp / f"{args.scenario}-{key}-{round_}"
+            workdir.mkdir()
+            log(f"{label}: scenario {args.scenario}")
+            try:
+                if args.scenario == "open":
+                    result = open_scenario(key, args, workdir)
+                elif args.scenario == "durability":
+                    result = durability_scenario(key, args, workdir)
+                else:
+                    result = load_scenario(key, args, workdir)
+            except (RuntimeError, OSError, httpx.HTTPError, subprocess.SubprocessError) as exc:
+                log(f"{label} failed: {exc}")
+                result = {"error": str(exc)[:300]}
+                if isinstance(exc, ServerFailed):
+                    result["server_log_tail"] = exc.log_tail
+            result.update(server=label, key=key, round=round_)
+            results.append(result)
+            if args.logs:  # keep the server's log and the clients' stderr past cleanup
+                args.logs.mkdir(parents=True, exist_ok=True)
+                for path in [*workdir.glob("*.log"), *workdir.glob("*.err")]:
+                    shutil.copy(path, args.logs / f"{args.scenario}-{key}-{round_}-{path.name}")
+            shutil.rmtree(workdir, ignore_errors=True)  # big plans, LevelDB, 1,000 rooms
+    return results
 
+
+def report(args: argparse.Namespace, results: list[dict]) -> None:
     print(f"## Scenario `{args.scenario}`\n")
-    print("Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()) + "\n")
-    if load_before > 0.5 * len(os.sched_getaffinity(0)):
-        print(
-            f"**Warning:** the machine was busy (1-minute load average {load_before:.1f} on "
-            f"{len(os.sched_getaffinity(0))} CPUs when the run began): expect noisy tails.\n"
-        )
+    rounds = f"{args.repeat} round(s), servers interleaved within each"
     if args.scenario == "open":
         print(
             f"Plan of {args.edits} edits, {args.runs} newcomers timed one after the other; "
-            f"clients offer permessage-deflate: {args.deflate}.\n"
+            f"clients offer permessage-deflate: {args.deflate}; {rounds}.\n"
         )
         print(open_report(results))
+    elif args.scenario == "durability":
+        print(
+            f"{args.clients} clients × {args.rate:g} edits/s in one plan, the server killed with "
+            f"SIGKILL {args.kill_after:g} s after the editing began and restarted on the same "
+            f"data; an edit is lost when some client had received it from another before the "
+            f"kill and a newcomer does not find it after the restart; {rounds}. Servers that "
+            f"keep documents in memory only are left out.\n"
+        )
+        print(durability_report(results))
     else:
         print(
-            f"{args.plans} plan(s) × {args.clients} clients, {args.rate} edits/s and "
-            f"{args.awareness_rate} cursor moves/s per client; {args.warmup:g} s warmup, "
-            f"{args.seconds:g} s measured; clients offer permessage-deflate: {args.deflate}"
+            f"{args.plans} plan(s) × {args.clients} clients, {args.rate:g} edits/s and "
+            f"{args.awareness_rate:g} cursor moves/s per client"
+            + (", all typing into one shared paragraph" if args.shared else "")
+            + f"; {args.warmup:g} s warmup, {args.seconds:g} s measured; {rounds}; clients "
+            f"offer permessage-deflate: {args.deflate}"
             + (f"; each plan preloaded with {args.preload} edits" if args.preload else "")
             + (f"; Tandem with {', '.join(args.tandem_env)}" if args.tandem_env else "")
             + ".\n"
         )
+        print(summary_report(results))
+        print("\nMemory (medians over the rounds):\n")
+        print(memory_report(results))
+        print("\nEach round:\n")
         print(load_report(results))
     for r in results:
         if r.get("preload_settle_seconds") is not None or (args.preload and "error" not in r):
@@ -1020,11 +1475,42 @@ def main(argv: list[str] | None = None) -> int:
         if problems:
             print(f"\n{r['server']} logged {len(problems)} warning/error lines; first ones:\n")
             print("```\n" + "\n".join(problems[:8]) + "\n```")
+    print()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if shutil.which("node") is None or not PYTHON.exists() or not STOCK_SERVER.exists():
+        print("needs node, .venv and node_modules (run `make test-setup`)", file=sys.stderr)
+        return 2
+    # A SIGTERM (from a CI timeout, say) unwinds through the finally blocks like Ctrl-C does,
+    # so servers are stopped and temporary directories removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    info = machine_info()
+    load_before = os.getloadavg()[0]
+    print("Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()) + "\n")
+    if load_before > 0.5 * len(os.sched_getaffinity(0)):
+        print(
+            f"**Warning:** the machine was busy (1-minute load average {load_before:.1f} on "
+            f"{len(os.sched_getaffinity(0))} CPUs when the run began): expect noisy tails.\n"
+        )
+    everything: dict[str, list[dict]] = {}
+    with tempfile.TemporaryDirectory(prefix="tandem-bench-") as tmp:
+        for name in args.scenarios:
+            scenario = for_scenario(args, name)
+            everything[name] = run_scenario(scenario, Path(tmp))
+            report(scenario, everything[name])  # as each scenario ends: a long run shows progress
+            sys.stdout.flush()
     if args.json:
         args.json.write_text(
-            json.dumps({"machine": info, "args": _jsonable(args), "results": results}, indent=2)
+            json.dumps(
+                {"machine": info, "args": _jsonable(args), "results": everything},
+                indent=2,
+                default=str,
+            )
         )
-    failed = any(r.get("error") for r in results)
+    failed = any(r.get("error") for rs in everything.values() for r in rs)
     return 1 if failed else 0
 
 

@@ -1,11 +1,16 @@
 """The plan as a pycrdt document and pure functions over it. Depends on pycrdt only."""
 
+from .changes import Entity as Entity
+from .changes import Kind as Kind
+from .changes import changed_ids as changed_ids
+from .changes import diff as diff
 from .markdown import markdown_from_prosemirror as markdown_from_prosemirror
 from .markdown import to_markdown as to_markdown
 from .prosemirror import to_prosemirror as to_prosemirror
 from .prosemirror import write_prosemirror as write_prosemirror
 from .reader import StructureReader as StructureReader
 from .reader import read_structure as read_structure
+from .restore import restore_content as restore_content
 from .schema import FRAGMENT as FRAGMENT
 from .schema import MAX_DEPTH as MAX_DEPTH
 from .schema import SchemaGuard as SchemaGuard
@@ -13,6 +18,18 @@ from .schema import doc_from_updates as doc_from_updates
 from .schema import fragment as fragment
 from .schema import new_doc as new_doc
 from .schema import schema_repair as schema_repair
+from .structure import SIDES as SIDES
+from .structure import STATUSES as STATUSES
+from .structure import Owner as Owner
+from .structure import Row as Row
 from .structure import Structure as Structure
+from .structure import Task as Task
+from .structure import TaskNotFound as TaskNotFound
 from .structure import assign_ids as assign_ids
 from .structure import missing_ids as missing_ids
+from .structure import parse_number as parse_number
+from .structure import set_task_checked as set_task_checked
+from .structure import set_task_due as set_task_due
+from .structure import set_task_owner as set_task_owner
+from .structure import set_task_status as set_task_status
+from .templates import BUILT_IN as BUILT_IN

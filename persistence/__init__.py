@@ -1,5 +1,7 @@
 """Every table, through SQLAlchemy. CRDT state is opaque bytes here. Depends on SQLAlchemy only."""
 
+from .access_log import access_events as access_events
+from .access_log import record_access as record_access
 from .accounts import DuplicateEmail as DuplicateEmail
 from .accounts import count_users as count_users
 from .accounts import create_reset as create_reset
@@ -22,11 +24,8 @@ from .accounts import token_secret as token_secret
 from .accounts import touch_token as touch_token
 from .accounts import use_reset as use_reset
 from .accounts import users_by_id as users_by_id
-from .audit import access_events as access_events
-from .audit import mark_mail as mark_mail
-from .audit import outbox as outbox
-from .audit import queue_mail as queue_mail
-from .audit import record_event as record_event
+from .commitment_history import HistoryRecord as HistoryRecord
+from .commitment_history import list_history as list_history
 from .credentials import Lapsed as Lapsed
 from .credentials import lapsed_credentials as lapsed_credentials
 from .db import checkpoint_wal as checkpoint_wal
@@ -45,8 +44,10 @@ from .links import use_code as use_code
 from .log import append_updates as append_updates
 from .log import checkpoint_at_or_before as checkpoint_at_or_before
 from .log import count_updates as count_updates
+from .log import last_log_id as last_log_id
 from .log import load_history as load_history
 from .log import log_entries as log_entries
+from .log import log_heads as log_heads
 from .log import save_checkpoint as save_checkpoint
 from .members import accept_invite as accept_invite
 from .members import count_owners as count_owners
@@ -79,6 +80,9 @@ from .notifications import take_lease as take_lease
 from .notifications import unsubscribe as unsubscribe
 from .notifications import unsubscribed as unsubscribed
 from .notifications import use_action as use_action
+from .outbox import mark_mail as mark_mail
+from .outbox import outbox as outbox
+from .outbox import queue_mail as queue_mail
 from .plans import StatusOverride as StatusOverride
 from .plans import clear_status_override as clear_status_override
 from .plans import create_plan as create_plan
@@ -90,8 +94,6 @@ from .plans import list_plans as list_plans
 from .plans import set_status_override as set_status_override
 from .plans import status_overrides as status_overrides
 from .plans import update_plan as update_plan
-from .projections import AuditRecord as AuditRecord
-from .projections import list_audit as list_audit
 from .projections import list_rows as list_rows
 from .projections import list_tasks as list_tasks
 from .projections import plans_behind as plans_behind
@@ -111,3 +113,25 @@ from .templates import TemplateRecord as TemplateRecord
 from .templates import create_template as create_template
 from .templates import get_template as get_template
 from .templates import list_templates as list_templates
+from .versions import SessionRecord as SessionRecord
+from .versions import VersionRecord as VersionRecord
+from .versions import audit_between as audit_between
+from .versions import cached_sessions as cached_sessions
+from .versions import create_version as create_version
+from .versions import get_version as get_version
+from .versions import history_bytes as history_bytes
+from .versions import last_cached_session as last_cached_session
+from .versions import last_seen as last_seen
+from .versions import list_versions as list_versions
+from .versions import log_bytes as log_bytes
+from .versions import log_id_at as log_id_at
+from .versions import log_rows as log_rows
+from .versions import log_span as log_span
+from .versions import log_time as log_time
+from .versions import mark_seen as mark_seen
+from .versions import replay_base as replay_base
+from .versions import save_sessions as save_sessions
+from .versions import save_snapshots as save_snapshots
+from .versions import snapshot_before as snapshot_before
+from .versions import updates_between as updates_between
+from .versions import user_names as user_names

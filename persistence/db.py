@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -109,7 +112,7 @@ def _alembic_config(url: str) -> Config:
 
 
 #: The newest migration's revision (a test checks it against Alembic's own view).
-HEAD = "0006_notifications"
+HEAD = "0007_notifications"
 
 
 def schema_revision(url: str) -> str | None:
@@ -124,17 +127,41 @@ def schema_revision(url: str) -> str | None:
         engine.dispose()
 
 
-def upgrade(url: str) -> None:
+def upgrade(url: str, *, isolated: bool = False) -> None:
     """Bring the schema at ``url`` to the newest migration (creating it if empty).
 
     A database already at the newest one (every start but the first after an upgrade) is
     left alone without loading Alembic: it and its templating stayed in the server's memory
     for good (about 10 MB of its resident size) only to find there was nothing to do.
+    ``isolated``: when there is something to do, Alembic runs in a child process, so that a
+    long-lived caller (the server, on its first start after an install or an upgrade) never
+    holds it either.
     """
     if schema_revision(url) == HEAD:
+        return
+    if isolated:
+        _upgrade_in_child(url)
         return
     from alembic import command
 
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     command.upgrade(_alembic_config(url), "head")
+
+
+def _upgrade_in_child(url: str) -> None:
+    # The URL (which may hold a password) goes through stdin, not argv or the environment.
+    code = "import sys; from persistence.db import upgrade; upgrade(sys.stdin.read())"
+    root = str(Path(__file__).resolve().parents[1])  # this checkout's persistence package
+    path = os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input=url,
+        text=True,
+        env={**os.environ, "PYTHONPATH": path},
+        stderr=subprocess.PIPE,
+        check=False,
+    )
+    sys.stderr.write(done.stderr)  # Alembic's own log lines, as if run here
+    if done.returncode != 0:
+        raise RuntimeError(f"the schema migration failed (exit {done.returncode})")

@@ -27,6 +27,7 @@ def _link(row: ShareLink) -> LinkRecord:
         revoked_at=utc(row.revoked_at),
         last_used_at=utc(row.last_used_at),
         uses=row.uses or 0,
+        history=bool(row.history),
     )
 
 
@@ -41,6 +42,7 @@ def create_link(
     domain: str | None,
     created_by: int | None,
     expires_at: datetime,
+    history: bool = False,
 ) -> LinkRecord:
     row = ShareLink(
         id=link_id,
@@ -53,6 +55,7 @@ def create_link(
         created_at=now(),
         expires_at=expires_at,
         uses=0,
+        history=history,
     )
     session.add(row)
     session.flush()

@@ -155,3 +155,23 @@ def save_checkpoint(
             Checkpoint.plan_id == plan_id, Checkpoint.doc == doc, Checkpoint.id.not_in(keep)
         )
     )
+
+
+def last_log_id(*, session: Session, plan_id: str | None = None, doc: str = "plan") -> int:
+    """The newest log id (0: none): of one plan's ``doc``, or of the whole log (every plan,
+    every document) when ``plan_id`` is None."""
+    q = select(func.max(PlanUpdate.id))
+    if plan_id is not None:
+        q = q.where(PlanUpdate.plan_id == plan_id, PlanUpdate.doc == doc)
+    return session.scalar(q) or 0
+
+
+def log_heads(*, session: Session, after_id: int) -> list[tuple[str, int]]:
+    """``(plan id, its newest log id)`` for plans whose shared document has entries after
+    ``after_id``: what a follower of the log polls for (a range scan of the primary key)."""
+    q = (
+        select(PlanUpdate.plan_id, func.max(PlanUpdate.id))
+        .where(PlanUpdate.id > after_id, PlanUpdate.doc == "plan")
+        .group_by(PlanUpdate.plan_id)
+    )
+    return [(plan_id, top) for plan_id, top in session.execute(q).all()]

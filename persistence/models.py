@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    false,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -182,6 +183,8 @@ class ShareLink(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     uses: Mapped[int] = mapped_column(Integer, default=0)
+    # Whether its visitors may read the plan's history (timeline, versions, comparisons).
+    history: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class EmailCode(Base):
@@ -199,7 +202,8 @@ class EmailCode(Base):
 
 
 class AccessEvent(Base):
-    """The access log: who gave, used or took away access (members, links, sign-ins)."""
+    """The access log: who gave, used or took away access (members, links, sign-ins,
+    accounts), from where (``access_log``). Not the commitment history (``HistoryEvent``)."""
 
     __tablename__ = "access_events"
     id: Mapped[int] = mapped_column(LogId, primary_key=True, autoincrement=True)
@@ -312,9 +316,10 @@ class PlanProjection(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class AuditEvent(Base):
-    """The commitment history (table `audit_events`): one change to one task, key result, risk
-    or contact, attributed from the update log."""
+class HistoryEvent(Base):
+    """The commitment history: one change to one task, key result, risk or contact, attributed
+    from the update log (``commitment_history``). The table keeps its first name,
+    ``audit_events``; the access log is ``access_events`` (``AccessEvent``)."""
 
     __tablename__ = "audit_events"
     id: Mapped[int] = mapped_column(LogId, primary_key=True, autoincrement=True)

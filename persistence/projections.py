@@ -1,28 +1,28 @@
-"""The plan as data: tasks, key results, risks, contacts and the audit trail, projected from the
-update log. Every write is one call inside the caller's transaction, guarded by the watermark
+"""The plan as data: tasks, key results, risks and contacts, projected from the update log,
+with the commitment history written in the same step (``commitment_history``). Every write is
+one call inside the caller's transaction, guarded by the watermark
 (``plan_projections.upto_id``), so a projection is never half-written or written twice."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from .commitment_history import Merge, record_changes
 from .models import (
-    AuditEvent,
+    HistoryEvent,
     PlanContact,
     PlanKeyResult,
     PlanProjection,
     PlanRisk,
     PlanTask,
     PlanUpdate,
-    User,
 )
-from .records import now, utc
+from .records import now
 
 #: Entity tables by the name callers use.
 TABLES: dict[str, Any] = {
@@ -31,20 +31,6 @@ TABLES: dict[str, Any] = {
     "risks": PlanRisk,
     "contacts": PlanContact,
 }
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    id: int
-    entity: str
-    entity_id: str
-    kind: str
-    old: Any
-    new: Any
-    author_id: int | None
-    author_name: str | None
-    at: datetime
-    update_id: int
 
 
 def projection_watermark(*, session: Session, plan_id: str) -> int:
@@ -91,7 +77,8 @@ def write_projection(
     """Apply one step of the projection, if the watermark is still ``expect_upto``.
 
     ``upserts`` are full rows (``id`` included) per table name; ``deletes`` ids per table name;
-    ``events`` audit rows (entity, entity_id, kind, old, new, author_id, at, update_id).
+    ``events`` commitment-history rows (entity, entity_id, kind, old, new, author_id, at,
+    update_id).
     With ``replace``, every row and event of the plan goes first (a rebuild). ``merge`` folds an
     event into the entity's latest one when it returns ``(old, new)``: only for the same author
     within ``merge_window`` of it, so a sentence typed key by key is one event. Returns False,
@@ -103,7 +90,7 @@ def write_projection(
     if not replace and (mark.upto_id if mark else 0) != expect_upto:
         return False
     if replace:
-        for model in (*TABLES.values(), AuditEvent):
+        for model in (*TABLES.values(), HistoryEvent):
             session.execute(delete(model).where(model.plan_id == plan_id))
     for name, model in TABLES.items():
         gone = {*deletes.get(name, ()), *(r["id"] for r in upserts.get(name, ()))}
@@ -112,7 +99,7 @@ def write_projection(
         rows = upserts.get(name, ())
         if rows:
             session.add_all(model(plan_id=plan_id, **row) for row in rows)
-    _add_events(session, plan_id, events, merge, merge_window, replace)
+    record_changes(session, plan_id, events, merge, merge_window, fresh=replace)
     if mark is None:
         session.add(PlanProjection(plan_id=plan_id, upto_id=upto_id, updated_at=now()))
     else:
@@ -120,57 +107,6 @@ def write_projection(
         mark.updated_at = now()
     session.flush()
     return True
-
-
-#: ``merge(previous, event)``: both as dicts with kind, old, new; ``(old, new)`` to fold.
-Merge = Callable[[Mapping[str, Any], Mapping[str, Any]], tuple[Any, Any] | None]
-
-
-def _add_events(
-    session: Session,
-    plan_id: str,
-    events: Sequence[Mapping[str, Any]],
-    merge: Merge | None,
-    window: timedelta,
-    fresh: bool,
-) -> None:
-    latest: dict[tuple[str, str], AuditEvent | None] = {}
-    for e in events:
-        key = (e["entity"], e["entity_id"])
-        if merge is not None:
-            if key not in latest and not fresh:
-                latest[key] = session.scalars(
-                    select(AuditEvent)
-                    .where(
-                        AuditEvent.plan_id == plan_id,
-                        AuditEvent.entity_id == e["entity_id"],
-                        AuditEvent.entity == e["entity"],
-                    )
-                    .order_by(AuditEvent.id.desc())
-                    .limit(1)
-                ).first()
-            prev = latest.get(key)
-            if (
-                prev is not None
-                and prev.author_id == e["author_id"]
-                and e["at"] - utc(prev.at) <= window
-            ):
-                folded = merge({"kind": prev.kind, "old": prev.old, "new": prev.new}, e)
-                if folded is not None:
-                    if prev.kind != "created" and folded[0] == folded[1]:
-                        # Typed and typed back: nothing changed, so no entry at all.
-                        if prev in session.new:
-                            session.expunge(prev)
-                        else:
-                            session.delete(prev)
-                        latest[key] = None
-                        continue
-                    prev.old, prev.new = folded
-                    prev.at, prev.update_id = e["at"], e["update_id"]
-                    continue
-        row = AuditEvent(plan_id=plan_id, **e)
-        session.add(row)
-        latest[key] = row
 
 
 def _plain(row: Any) -> dict[str, Any]:
@@ -233,42 +169,3 @@ def rows_of_plans(
     for r in session.scalars(q).all():
         out[r.plan_id].append(_plain(r))
     return out
-
-
-def list_audit(
-    *, session: Session, plan_id: str, before_id: int | None = None, limit: int = 200
-) -> list[AuditRecord]:
-    """Audit events, newest first."""
-    q = (
-        select(AuditEvent, User.name)
-        .outerjoin(User, User.id == AuditEvent.author_id)
-        .where(AuditEvent.plan_id == plan_id)
-    )
-    if before_id is not None:
-        # A folded event takes the time of its last change but keeps its id: the page is in
-        # time order, and the cursor continues after the (time, id) of the event it names.
-        cursor = session.get(AuditEvent, before_id)
-        if cursor is not None:
-            q = q.where(
-                (AuditEvent.at < cursor.at)
-                | ((AuditEvent.at == cursor.at) & (AuditEvent.id < cursor.id))
-            )
-        else:
-            q = q.where(AuditEvent.id < before_id)
-    newest = (AuditEvent.at.desc(), AuditEvent.id.desc())
-    rows = session.execute(q.order_by(*newest).limit(limit)).all()
-    return [
-        AuditRecord(
-            id=e.id,
-            entity=e.entity,
-            entity_id=e.entity_id,
-            kind=e.kind,
-            old=e.old,
-            new=e.new,
-            author_id=e.author_id,
-            author_name=name,
-            at=utc(e.at),
-            update_id=e.update_id,
-        )
-        for e, name in rows
-    ]

@@ -109,6 +109,7 @@ class LinkRecord:
     revoked_at: datetime | None
     last_used_at: datetime | None
     uses: int
+    history: bool = False
 
     def usable(self, at: datetime) -> bool:
         return self.revoked_at is None and self.expires_at > at

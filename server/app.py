@@ -11,16 +11,16 @@ from collections.abc import AsyncIterator
 import anyio
 from starlette.applications import Starlette
 
+from . import notify
 from .hooks import Hooks
 from .http import make_templates, manifest, web_app
 from .identity import Auth, Limits, Signer
-from .live import CredentialRecheck, RoomManager
+from .live import Applied, CredentialRecheck, LoopLag, RoomManager
 from .mail import Mailer
-from .notify import Clock, Dispatcher, EmailChannel, Links, Notifier, SmtpConfig, subscribers
-from .plan import Materialiser
 from .services import Services
-from .settings import Settings
+from .settings import Settings, server_url
 from .store import Store
+from .worker import WorkerChild, WorkerTables
 
 log = logging.getLogger(__name__)
 
@@ -34,51 +34,16 @@ def create_app(settings: Settings) -> Starlette:
         idle_seconds=settings.room_idle_seconds,
         checkpoint_every=settings.checkpoint_every,
     )
-    materialiser = Materialiser(
-        store,
-        rooms,
-        hooks=hooks,
-        quiet=settings.materialise_quiet_seconds,
-        max_wait=settings.materialise_max_wait_seconds,
-    )
-    # The one list of reactions to what rooms commit (live.Committed) and to each change the
-    # materialiser writes (plan.TaskCompleted, plan.TaskReassigned, ...), called in this order.
-    # A new reaction is one more entry here; rooms and the materialiser do not change for it.
-    signer = Signer(settings.secret_key)
-    smtp = SmtpConfig(
-        settings.smtp_host,
-        settings.smtp_port,
-        user=settings.smtp_user,
-        password=settings.smtp_password,
-        starttls=settings.smtp_starttls,
-    )
-    links = Links(
-        signer,
-        settings.base_url or f"http://{settings.host}:{settings.port}",
-        link_days=settings.notify_link_days,
-    )
-    # Without an SMTP server notifications are queued and kept, and go once one is configured.
-    dispatcher = (
-        Dispatcher(
-            store,
-            EmailChannel(smtp, settings.smtp_from).send,
-            retry_base=settings.notify_retry_seconds,
-        )
-        if settings.smtp_host
-        else None
-    )
-    notifier = Notifier(store, links, dispatcher)
-    clock = Clock(
-        store,
-        links,
-        dispatcher,
-        every=settings.notify_clock_seconds,
-        soon_days=settings.notify_due_soon_days,
-    )
+    # The plans' tables and commitment history are kept by the worker process, which follows
+    # the update log (server/worker): started here as a child, or run on its own.
+    child = WorkerChild(server_url(settings)) if settings.worker == "process" else None
+    tables = WorkerTables(store, child)
+    # The one list of reactions to what this process's rooms commit (live.Committed), called
+    # in this order; reactions to the plan events (plan.TaskCompleted, ...) are the worker's.
+    applied = Applied()
     hooks.register(
         [
-            materialiser.on_event,
-            *subscribers(notifier),
+            applied.on_event,
         ]
     )
     assets = manifest()
@@ -92,9 +57,9 @@ def create_app(settings: Settings) -> Starlette:
             max_hashes=settings.max_concurrent_hashes,
         ),
         rooms=rooms,
-        materialiser=materialiser,
+        materialiser=tables,
         templates=make_templates(assets),
-        signer=signer,
+        signer=Signer(settings.secret_key),
         limits=Limits(
             signin=settings.signin_per_minute,
             codes=settings.codes_per_minute,
@@ -109,23 +74,24 @@ def create_app(settings: Settings) -> Starlette:
             password=settings.smtp_password,
             starttls=settings.smtp_starttls,
         ),
-        notifier=notifier,
-        links=links,
+        links=notify.links(settings, server_url(settings)),
+        lag=LoopLag(),
+        applied=applied,
     )
 
     recheck = CredentialRecheck(store, rooms, interval=settings.recheck_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # Rooms close first; their last commits are then materialised on the way out, and
-        # what that publishes is queued as notifications.
-        async with notifier, materialiser, rooms, anyio.create_task_group() as background:
+        # Rooms close first; the worker then materialises their last commits and stops.
+        async with contextlib.AsyncExitStack() as stack:
+            if child is not None:
+                await stack.enter_async_context(child)
+            await stack.enter_async_context(rooms)
+            background = await stack.enter_async_context(anyio.create_task_group())
             background.start_soon(store.keep_wal_short)
             background.start_soon(recheck.run)
-            if dispatcher is not None:
-                background.start_soon(dispatcher.run)
-            if settings.notify_clock_seconds > 0:
-                background.start_soon(clock.run)
+            background.start_soon(svc.lag.run)
             # What startup allocated (modules, routes, templates, the ORM's registries) lives
             # as long as the process: keep it out of the collector's full passes, which
             # otherwise walk it all and stall every room for tens of ms (bench/ measures it).
@@ -134,6 +100,9 @@ def create_app(settings: Settings) -> Starlette:
             yield
             background.cancel_scope.cancel()
         store.dispose()
-        log.info("shut down cleanly: every room flushed")
+        log.info(
+            "shut down cleanly: every room flushed (event loop lag at worst %.1f ms)",
+            svc.lag.max_ms,
+        )
 
     return web_app(svc, assets, lifespan)

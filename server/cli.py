@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import getpass
 import logging
 import re
@@ -73,9 +74,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from .app import create_app
     from .http import forwarded_allow_ips, with_header_timeout
 
-    persistence.upgrade(settings.database_url)
+    # Migrations, if any, in a child process: Alembic would stay resident for good.
+    persistence.upgrade(settings.database_url, isolated=True)
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
+    # The worker child reaches this server at the address it really binds.
+    settings = dataclasses.replace(settings, host=host, port=port)
     log.info(
         "serving on http://%s:%d (database: %s)", host, port, settings.database_url.split("://")[0]
     )
@@ -102,6 +106,19 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         # Our logging setup (with the redaction filter), not uvicorn's own.
         log_config=None,
     )
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from .settings import server_url
+    from .worker import die_with_parent, run_worker
+
+    if args.child is None:
+        persistence.upgrade(settings.database_url)
+    else:
+        die_with_parent(args.child)  # the server upgraded the database before starting it
+    url = args.server_url or server_url(settings)
+    asyncio.run(run_worker(settings, server_url=url, child=args.child is not None))
     return 0
 
 
@@ -334,6 +351,20 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default TANDEM_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default TANDEM_PORT or 8000)")
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser(
+        "worker",
+        help="keep plans' tasks, tables and commitment history current from the update log "
+        "(`serve` runs one itself unless TANDEM_WORKER=off)",
+    )
+    worker.add_argument(
+        "--server-url",
+        help="where to reach the server for id assignment (default TANDEM_WORKER_SERVER_URL, "
+        "or TANDEM_HOST and TANDEM_PORT)",
+    )
+    # Internal: started by `serve`, whose pid this is; plan ids to materialise now on stdin.
+    worker.add_argument("--child", type=int, metavar="PID", help=argparse.SUPPRESS)
+    worker.set_defaults(func=cmd_worker)
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db", required=True)
     db.add_parser("upgrade", help="apply schema migrations").set_defaults(func=cmd_db_upgrade)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.templating import Jinja2Templates
 
 from .identity import Auth, Limits, Signer
-from .live import RoomManager
+from .live import Applied, LoopLag, RoomManager
 from .mail import Mailer
-from .notify import Links, Notifier
-from .plan import Materialiser
+from .notify import Links
 from .settings import Settings
 from .store import Store
+from .worker import WorkerTables
 
 
 @dataclass
@@ -21,10 +21,12 @@ class Services:
     store: Store
     auth: Auth
     rooms: RoomManager
-    materialiser: Materialiser
+    # Waits until a plan's tables are current (the worker process keeps them so).
+    materialiser: WorkerTables
     templates: Jinja2Templates
     signer: Signer
     limits: Limits
     mailer: Mailer
-    notifier: Notifier
-    links: Links
+    links: Links  # signs and reads notifications' action and unsubscribe links
+    lag: LoopLag = field(default_factory=LoopLag)
+    applied: Applied = field(default_factory=Applied)

@@ -39,6 +39,16 @@ DOCUMENTED = {
         "3",
         "...and at least this often while editing goes on.",
     ),
+    "TANDEM_WORKER": (
+        "process",
+        "`process`: `tandem serve` runs the worker (tables, commitment history) as its child; "
+        "`off`: it does not (run `tandem worker` yourself).",
+    ),
+    "TANDEM_WORKER_SERVER_URL": (
+        "http://<TANDEM_HOST>:<TANDEM_PORT>",
+        "Where `tandem worker` reaches the server to give new tasks their ids (loopback).",
+    ),
+    "TANDEM_WORKER_POLL_SECONDS": ("0.1", "How often the worker looks for new log entries."),
     "TANDEM_SESSION_DAYS": ("14", "How long a sign-in lasts."),
     "TANDEM_SECURE_COOKIES": ("false", "Mark cookies Secure (set true behind HTTPS)."),
     "TANDEM_LOG_LEVEL": ("info", "Python log level."),
@@ -113,7 +123,21 @@ DOCUMENTED = {
         "5",
         "How often open websockets' sessions, tokens and links are checked again (4401 if gone).",
     ),
+    "TANDEM_METRICS_TOKEN": (
+        "(unset: no /metrics)",
+        "Serves Prometheus metrics at /metrics to requests with `Authorization: Bearer <token>`.",
+    ),
 }
+
+
+WORKER_MODES = ("process", "off")
+
+
+def _choice(env: dict[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, default).strip().lower()
+    if value not in choices:
+        raise SystemExit(f"error: {name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -130,6 +154,9 @@ class Settings:
     checkpoint_every: int = 500
     materialise_quiet_seconds: float = 0.6
     materialise_max_wait_seconds: float = 3.0
+    worker: str = "process"
+    worker_server_url: str = ""
+    worker_poll_seconds: float = 0.1
     session_days: int = 14
     secure_cookies: bool = False
     log_level: str = "info"
@@ -155,6 +182,7 @@ class Settings:
     keep_alive_seconds: int = 5
     max_concurrent_hashes: int = 2
     recheck_seconds: float = 5.0
+    metrics_token: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -174,6 +202,9 @@ class Settings:
             checkpoint_every=int(env.get("TANDEM_CHECKPOINT_EVERY", "500")),
             materialise_quiet_seconds=float(env.get("TANDEM_MATERIALISE_QUIET_SECONDS", "0.6")),
             materialise_max_wait_seconds=float(env.get("TANDEM_MATERIALISE_MAX_WAIT_SECONDS", "3")),
+            worker=_choice(env, "TANDEM_WORKER", "process", WORKER_MODES),
+            worker_server_url=env.get("TANDEM_WORKER_SERVER_URL", "").rstrip("/"),
+            worker_poll_seconds=float(env.get("TANDEM_WORKER_POLL_SECONDS", "0.1")),
             session_days=int(env.get("TANDEM_SESSION_DAYS", "14")),
             secure_cookies=env.get("TANDEM_SECURE_COOKIES", "false").lower()
             in ("1", "true", "yes"),
@@ -200,7 +231,23 @@ class Settings:
             keep_alive_seconds=int(env.get("TANDEM_KEEP_ALIVE_SECONDS", "5")),
             max_concurrent_hashes=max(1, int(env.get("TANDEM_MAX_CONCURRENT_HASHES", "2"))),
             recheck_seconds=float(env.get("TANDEM_RECHECK_SECONDS", "5")),
+            metrics_token=env.get("TANDEM_METRICS_TOKEN", ""),
         )
+
+
+def server_url(settings: Settings) -> str:
+    """Where a worker on this machine reaches the server: TANDEM_WORKER_SERVER_URL, or the
+    address it binds to (loopback when it binds every address)."""
+    if settings.worker_server_url:
+        return settings.worker_server_url
+    host = settings.host
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
 
 
 def _stored_secret(data_dir: Path) -> str:

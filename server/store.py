@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -13,6 +14,12 @@ from sqlalchemy.orm import Session, sessionmaker
 import persistence
 
 T = TypeVar("T")
+
+# An append on the event loop that takes longer than this (a slow fsync, a busy disk) held
+# every room and request of the process as long: appends then go through a worker thread
+# for OFF_LOOP_SECONDS, so a slow disk delays each commit's own edits, not the others'.
+SLOW_ON_LOOP = 0.02
+OFF_LOOP_SECONDS = 10.0
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,8 @@ class Store:
         self._now: Engine | None = now
         self.sqlite = sqlite
         self.writes = 0  # transactions through the writers' queue, for keep_wal_short
+        self.off_loop_until = 0.0  # loop time until which appends go through a thread
+        self.slow_appends = 0
         self._checkpointed_writes = 0
         # SQLite has one writer at a time: queue writers here instead of in its busy-wait.
         self._limiter = anyio.CapacityLimiter(1 if sqlite else 8)
@@ -134,7 +143,7 @@ class Store:
                 session=conn, plan_id=plan_id, entries=entries, doc=doc, touch=touch
             )
 
-        if self._now is None:
+        if self._now is None or anyio.current_time() < self.off_loop_until:
             return await self.run_core(work)
         # SQLite: the writers' queue guarantees no other writer in this process, so the
         # append runs right here on the event loop: the INSERT is ~0.1 ms and the fsync
@@ -150,14 +159,29 @@ class Store:
             await self._limiter.acquire()
         try:
             self.writes += 1
+            began = time.perf_counter()
             try:
                 return _core(self._now, work)
             except Exception as exc:
                 if not persistence.locked(exc):
                     raise
+            finally:
+                took = time.perf_counter() - began
+                if took > SLOW_ON_LOOP:
+                    self._slow(took)
             return await anyio.to_thread.run_sync(_core, self.engine, work)
         finally:
             self._limiter.release()
+
+    def _slow(self, took: float) -> None:
+        self.slow_appends += 1
+        self.off_loop_until = anyio.current_time() + OFF_LOOP_SECONDS
+        log.warning(
+            "a commit took %.1f ms on the event loop (slow disk?): commits go through a worker "
+            "thread for the next %.0f s",
+            took * 1000,
+            OFF_LOOP_SECONDS,
+        )
 
     async def load(self, plan_id: str, doc: str = "plan") -> persistence.PlanHistory:
         return await self.run(

@@ -4,10 +4,12 @@
 - The composition root (server.app) is imported by the CLI alone (and the tests' launcher and
   the authorization matrix, which reads its route table).
 - Package ``__init__`` files only re-export, as ``from .x import y as y``.
-- server/ is grown in wings (identity, live, plan, http): the plan domain and identity import
-  no Starlette, the live wing imports nothing of the HTTP wing, only the URL table
-  (server/http/routes.py) imports the page and API handler modules, and one wing uses another
-  only through its ``__init__`` (its public surface).
+- server/ is grown in wings (identity, live, plan, worker, http): the plan domain, identity and
+  the worker import no Starlette, the live wing imports nothing of the HTTP wing, the worker
+  (its own process) nothing of the live rooms or the HTTP wing, identity, live and plan
+  nothing of the worker, only the URL table (server/http/routes.py) imports the page and API
+  handler modules, and one wing uses another only through its ``__init__`` (its public
+  surface), as server/ uses crdt/ and persistence/.
 """
 
 from __future__ import annotations
@@ -183,15 +185,27 @@ def test_package_init_only_reexports_explicitly(path: Path) -> None:
 # The wings of server/
 
 
-WINGS = ("identity", "live", "plan", "http")
+WINGS = ("identity", "live", "plan", "worker", "http")
 # What each wing must not import (beyond the rule that wings meet only through __init__).
 FORBIDDEN = {
-    "identity": ("starlette", "server.http", "server.live", "server.plan"),
-    "live": ("server.http", "server.plan"),
-    "plan": ("starlette", "server.http"),
+    "identity": ("starlette", "server.http", "server.live", "server.plan", "server.worker"),
+    "live": ("server.http", "server.plan", "server.worker"),
+    "plan": ("starlette", "server.http", "server.worker"),
+    # The worker process reaches the rooms only through the serving process (writeback.py).
+    "worker": ("starlette", "uvicorn", "server.http", "server.live"),
 }
 URL_TABLE = "server/http/routes.py"
-HANDLER_MODULES = ("server.http.pages", "server.http.api")
+HANDLER_MODULES = (
+    "server.http.pages",
+    "server.http.api",
+    # The modules serving one concept both ways (page and API) hold handlers too: they share
+    # code through the domain, never by importing each other.
+    "server.http.lifecycle",
+    "server.http.links",
+    "server.http.members",
+    "server.http.share",
+    "server.http.workspace",
+)
 
 
 def wing_of(name: str) -> str | None:
@@ -241,6 +255,23 @@ def test_only_the_url_table_imports_page_and_api_modules() -> None:
                 importers.add(rel(path))
     assert URL_TABLE in importers  # the rule is about something real
     assert importers == {URL_TABLE}, f"handler modules are imported by {importers - {URL_TABLE}}"
+
+
+def test_server_uses_crdt_and_persistence_only_through_their_init() -> None:
+    """``crdt/__init__.py`` and ``persistence/__init__.py`` are those packages' public surface."""
+    wrong = [
+        f"{rel(path)}:{imp.line} imports {imp.module}"
+        for path in python_files("server")
+        for imp in module_imports(path)
+        if imp.top in ("crdt", "persistence")
+        and (
+            imp.module != imp.top  # from crdt.structure import x
+            or any(
+                (ROOT / imp.top / f"{n}.py").exists() for n in imp.names
+            )  # from crdt import structure
+        )
+    ]
+    assert wrong == [], "import the package (its __init__) instead"
 
 
 def test_the_checks_catch_what_they_are_for() -> None:

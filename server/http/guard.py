@@ -29,9 +29,11 @@ from server.identity import (
     SESSION_COOKIE,
     VENDOR,
     VIEWER,
+    Acting,
     Identity,
     Rule,
     allowed,
+    log_access,
     visitor_name,
 )
 from server.live import Close
@@ -100,6 +102,7 @@ async def link_identity(
         plan_id=plan_id,
         role=link.role,
         side=CUSTOMER,
+        history=link.history,
     )
 
 
@@ -206,6 +209,11 @@ async def _csrf_ok(request: Request, identity: Identity) -> bool:
     return auth.check_csrf(cookie, str(form.get("csrf", "")))
 
 
+EDIT_REFUSED = "only the plan's owners and editors can do this; viewers and visitors cannot"
+HISTORY_REFUSED = (
+    "this link does not show the plan's history; ask an owner for a link created with history"
+)
+
 ARCHIVED_MESSAGE = "this plan is archived and read-only; an owner can restore it first"
 
 
@@ -292,6 +300,10 @@ async def _guard_http(rule_: Rule, fn: Endpoint, request: Request, on_archived: 
                 return _refuse(
                     request, 404, "The internal account plan is for the vendor team only."
                 )
+            if rule_ is Rule.PLAN_HISTORY:
+                return _refuse(request, 403, HISTORY_REFUSED)
+            if rule_ is Rule.PLAN_EDIT:
+                return _refuse(request, 403, EDIT_REFUSED)
             return _refuse(request, 403, "only the plan's owners can do this")
     if not await _csrf_ok(request, identity):
         return _refuse(request, 403, "missing or wrong CSRF token (X-CSRF-Token header)")
@@ -392,17 +404,18 @@ async def record_access(
     subject: str | None = None,
     detail: str | None = None,
 ) -> None:
-    """An entry in the access log (who gave, used or took away access, from where); the
-    commitment history of a plan's tasks is the materialiser's, not this."""
-    ip = client_ip(conn)
-    await services(conn).store.run(
-        lambda s: persistence.record_event(
-            session=s,
-            plan_id=plan_id,
-            kind=kind,
-            actor=actor,
-            subject=subject,
-            detail=detail,
-            ip=ip,
-        )
+    """An entry in the access log, from the request's address (``identity.log_access``)."""
+    await log_access(
+        services(conn).store,
+        kind,
+        plan_id=plan_id,
+        actor=actor,
+        ip=client_ip(conn),
+        subject=subject,
+        detail=detail,
     )
+
+
+def acting(conn: HTTPConnection) -> Acting:
+    """Who makes this request's change, and from where: what the domain's writes record."""
+    return Acting(identity_of(conn), client_ip(conn))

@@ -1,4 +1,5 @@
-"""Share links and CRM embed URLs: creating, listing and revoking them, and the visitor's way in.
+"""Share links and CRM embed URLs over HTTP: the JSON API (creating, listing and revoking,
+thin adapters over ``server/plan/sharing.py``) and the visitor's way in.
 
 A visitor opens ``/s/<token>``, gives a name (and, for a domain-locked link, proves an address
 in that domain with a one-time code), and gets a signed cookie for that one plan only.
@@ -9,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import re
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,124 +19,55 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 import persistence
-from server.identity import (
-    CODE_MINUTES,
-    LINK_ROLES,
-    Rule,
-    actor,
-    valid_email,
-    visitor_name,
-)
-from server.live import Close, Closing
-from server.plan import ApiError, text_field
+from server import plan as sharing
+from server.identity import CODE_MINUTES, Rule, valid_email, visitor_name
+from server.plan import text_field
 
 from . import guard
 from .cookies import set_visit_cookie
-from .guard import identity_of, plan_of, rule, usable_link
+from .guard import acting, plan_of, rule, usable_link
 from .responses import base_url, read_json, render, services
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DAYS = 30
-MAX_DAYS = 365
 CODE_ATTEMPTS = 5
-DOMAIN = re.compile(r"^[a-z0-9-]{1,63}(\.[a-z0-9-]{1,63})+$")
 
 
 def link_token(request: Request, link: persistence.LinkRecord) -> str:
-    purpose = "link" if link.kind == "share" else "embed"
-    return services(request).signer.dumps(purpose, [link.id, link.plan_id])
+    return sharing.link_token(services(request).signer, link)
 
 
 def link_url(request: Request, link: persistence.LinkRecord) -> str:
-    prefix = "s" if link.kind == "share" else "embed"
-    return f"{base_url(request)}/{prefix}/{link_token(request, link)}"
-
-
-def parse_expiry(value: Any) -> datetime:
-    at = datetime.now(UTC)
-    if value in (None, ""):
-        return at + timedelta(days=DEFAULT_DAYS)
-    if not isinstance(value, str):
-        raise ApiError(400, "expires_at must be an ISO 8601 date-time", field="expires_at")
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(
-            400, "expires_at must be an ISO 8601 date-time", field="expires_at"
-        ) from None
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    if when <= at:
-        raise ApiError(400, "expires_at must be in the future", field="expires_at")
-    if when > at + timedelta(days=MAX_DAYS):
-        raise ApiError(400, f"expires_at must be within {MAX_DAYS} days", field="expires_at")
-    return when
-
-
-def parse_domain(value: Any) -> str | None:
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise ApiError(400, "domain must be a string like example.com", field="domain")
-    domain = value.strip().lower().lstrip("@")
-    if not DOMAIN.match(domain) or len(domain) > 253:
-        raise ApiError(400, "domain must look like example.com", field="domain")
-    return domain
+    return sharing.link_url(services(request).signer, base_url(request), link)
 
 
 async def create(
-    request: Request, *, kind: str, role: str, expires_at: Any, label: str, domain: Any
+    request: Request,
+    *,
+    kind: str,
+    role: str,
+    expires_at: Any,
+    label: str,
+    domain: Any,
+    history: Any = False,
 ) -> persistence.LinkRecord:
-    identity = identity_of(request)
-    plan_id = plan_of(request).id
-    if role not in LINK_ROLES:
-        raise ApiError(400, "role must be 'viewer' or 'editor'", field="role")
-    expiry = parse_expiry(expires_at)
-    domain_ = parse_domain(domain) if kind == "share" else None
-    link = await services(request).store.run(
-        lambda s: persistence.create_link(
-            session=s,
-            link_id=secrets.token_hex(8),
-            plan_id=plan_id,
-            kind=kind,
-            role=role,
-            label=label or None,
-            domain=domain_,
-            created_by=identity.user_id,
-            expires_at=expiry,
-        )
+    """A link to this request's plan (``plan.create_link``)."""
+    return await sharing.create_link(
+        services(request).store,
+        acting(request),
+        plan_of(request).id,
+        kind=kind,
+        role=role,
+        expires_at=expires_at,
+        label=label,
+        domain=domain,
+        history=history,
     )
-    await guard.record_access(
-        request,
-        "link.created",
-        plan_id=plan_id,
-        actor=actor(identity),
-        subject=f"{kind} link {link.id}" + (f" ({label})" if label else ""),
-        detail=f"{role}, until {expiry:%Y-%m-%d %H:%M} UTC"
-        + (f", @{domain_} only" if domain_ else ""),
-    )
-    return link
 
 
 async def revoke(request: Request, link_id: str) -> None:
-    identity = identity_of(request)
-    plan_id = plan_of(request).id
-    done = await services(request).store.run(
-        lambda s: persistence.revoke_link(session=s, plan_id=plan_id, link_id=link_id)
-    )
-    if not done:
-        raise ApiError(404, "no such link, or it is already revoked")
-    closed = services(request).rooms.close(
-        Closing(plan_id, Close.FORBIDDEN, "this link was revoked", link_id=link_id)
-    )
-    log.info("link %s revoked; %d connections closed", link_id, closed)
-    await guard.record_access(
-        request,
-        "link.revoked",
-        plan_id=plan_id,
-        actor=actor(identity),
-        subject=f"link {link_id}",
-    )
+    svc = services(request)
+    await sharing.revoke_link(svc.store, svc.rooms, acting(request), plan_of(request).id, link_id)
 
 
 def link_json(request: Request, link: persistence.LinkRecord) -> dict[str, Any]:
@@ -153,6 +84,7 @@ def link_json(request: Request, link: persistence.LinkRecord) -> dict[str, Any]:
         "last_used_at": link.last_used_at.isoformat() if link.last_used_at else None,
         "uses": link.uses,
         "active": link.usable(at),
+        "history": link.history,
     }
 
 
@@ -168,6 +100,7 @@ async def _create_api(request: Request, kind: str) -> Response:
         expires_at=data.get("expires_at"),
         label=text_field(data, "label", required=False),
         domain=data.get("domain"),
+        history=data.get("history", False),
     )
     token = link_token(request, link)
     body = {**link_json(request, link), "url": link_url(request, link), "token": token}
@@ -305,14 +238,6 @@ async def _check_code(
 async def _used(
     request: Request, link: persistence.LinkRecord, name: str, email: str | None
 ) -> None:
-    await services(request).store.run(
-        lambda s: persistence.touch_link(session=s, link_id=link.id, count=True)
-    )
-    await guard.record_access(
-        request,
-        "link.used",
-        plan_id=link.plan_id,
-        actor=f"{name}" + (f" <{email}>" if email else ""),
-        subject=f"{link.kind} link {link.id}" + (f" ({link.label})" if link.label else ""),
-        detail=link.role,
+    await sharing.link_used(
+        services(request).store, link, name=name, email=email, ip=guard.client_ip(request)
     )

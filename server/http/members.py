@@ -1,10 +1,10 @@
-"""Plan members: invitations by email, accepting them, changing roles and removing people."""
+"""Plan members over HTTP: the JSON API and the invitation page, each a thin adapter over the
+plan domain's membership rules and writes (``server/plan/membership.py``)."""
 
 from __future__ import annotations
 
 import logging
-import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -12,216 +12,44 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 import persistence
-from server.identity import (
-    CUSTOMER,
-    INVITE_DAYS,
-    MIN_PASSWORD,
-    OWNER,
-    ROLES,
-    SESSION_COOKIE,
-    SIDES,
-    VENDOR,
-    VIEWER,
-    Identity,
-    Rule,
-    actor,
-    password_too_short,
-    valid_email,
-    vendor_owner,
-)
-from server.live import Close, Closing
-from server.plan import ApiError, int_param, text_field
+from server import plan as domain
+from server.identity import SESSION_COOKIE, Rule, password_errors
+from server.plan import int_param, text_field
 
 from . import guard
 from .cookies import set_session_cookie
-from .guard import identity_of, plan_of, rule
+from .guard import acting, identity_of, plan_of, rule
 from .responses import base_url, read_json, render, services
 
 log = logging.getLogger(__name__)
 
 
-def invite_url(request: Request, invite: persistence.InviteRecord) -> str:
-    token = services(request).signer.dumps("invite", [invite.id, invite.plan_id])
-    return f"{base_url(request)}/invite/{token}"
-
-
-def _check(role: str, side: str) -> None:
-    if role not in ROLES:
-        raise ApiError(400, f"role must be one of {', '.join(ROLES)}", field="role")
-    if side not in SIDES:
-        raise ApiError(400, f"side must be one of {', '.join(SIDES)}", field="side")
-
-
-def _may_touch_vendor(identity: Identity) -> None:
-    """Only vendor-side owners grant, change or remove the vendor side: a customer-side owner
-    could otherwise make herself (or a second address of hers) vendor and read the internal plan."""
-    if not vendor_owner(identity):
-        raise ApiError(
-            403,
-            "only the plan's vendor-side owners can grant or change the vendor side",
-            field="side",
-        )
-
-
-def kind_conflict(user: persistence.UserRecord, side: str) -> str | None:
-    """Why ``user`` cannot be on ``side``: a member's side follows the account kind."""
-    if side == VENDOR and not user.is_staff:
-        return (
-            f"{user.email} is a guest account and guests are always customer side; "
-            "the workspace owner can make them staff on the People page"
-        )
-    if side == CUSTOMER and user.is_staff:
-        return f"{user.email} is workspace staff and staff are always vendor side"
-    return None
-
-
-async def invite(
-    request: Request, email: str, role: str, side: str
-) -> tuple[persistence.InviteRecord, str, bool]:
-    """Create an invitation and mail it: the invitation, its link, and whether the mail went out.
-
-    The link is the owner's to pass on when no mail could be sent (no SMTP server configured, or
-    it refused), so the screen must not say "sent" then.
-    """
-    identity = identity_of(request)
-    plan = plan_of(request)
-    address = valid_email(email)
-    if address is None:
-        raise ApiError(400, "enter a valid email address", field="email")
-    _check(role, side)
-    if side == VENDOR:
-        _may_touch_vendor(identity)
+async def invite(request: Request, email: str, role: str, side: str) -> domain.Invited:
+    """Invite ``email`` to this request's plan (``plan.invite_member``)."""
     svc = services(request)
-
-    def create(s: Session) -> persistence.InviteRecord | None:
-        found = persistence.find_user(session=s, email=address)
-        if found and persistence.get_member(session=s, plan_id=plan.id, user_id=found[0].id):
-            return None
-        if found and (why := kind_conflict(found[0], side)):
-            raise ApiError(409, why, field="side")
-        if not found and side == VENDOR and not identity.workspace_owner:
-            # Whoever joins by invitation is a guest unless the workspace owner makes them staff.
-            raise ApiError(
-                403,
-                "only the workspace owner can invite a new address to the vendor side "
-                "(it becomes a staff account); invite them on the People page first",
-                field="side",
-            )
-        return persistence.create_invite(
-            session=s,
-            invite_id=secrets.token_hex(12),
-            plan_id=plan.id,
-            email=address,
-            role=role,
-            side=side,
-            invited_by=identity.user_id,
-            expires_at=datetime.now(UTC) + timedelta(days=INVITE_DAYS),
-        )
-
-    record = await svc.store.run(create)
-    if record is None:
-        raise ApiError(409, f"{address} is already a member of this plan", field="email")
-    url = invite_url(request, record)
-    body = (
-        f'{identity.name} invited you to the success plan "{plan.title}" ({plan.customer}) '
-        f"on Tandem as {role}.\n\nOpen this link to join (it works once, for {INVITE_DAYS} "
-        f"days):\n\n{url}\n\nIf you did not expect this, ignore this message.\n"
+    return await domain.invite_member(
+        svc.store,
+        svc.mailer,
+        svc.signer,
+        acting(request),
+        plan_of(request),
+        base_url=base_url(request),
+        email=email,
+        role=role,
+        side=side,
     )
-    emailed = await svc.mailer.send(
-        address, f"You are invited to {plan.title}", body, plan_id=plan.id
-    )
-    await guard.record_access(
-        request,
-        "member.invited",
-        plan_id=plan.id,
-        actor=actor(identity),
-        subject=address,
-        detail=f"{role}, {side} side",
-    )
-    return record, url, emailed
 
 
 async def change(request: Request, user_id: int, role: str, side: str) -> None:
-    identity = identity_of(request)
-    plan_id = plan_of(request).id
-    _check(role, side)
-
-    def update(s: Session) -> persistence.MemberRecord | None:
-        member = persistence.get_member(session=s, plan_id=plan_id, user_id=user_id)
-        if member is None:
-            return None
-        if VENDOR in (side, member.side):
-            _may_touch_vendor(identity)
-        user = persistence.get_user(session=s, user_id=user_id)
-        if user is not None and (why := kind_conflict(user, side)):
-            raise ApiError(409, why, field="side")
-        if (
-            member.role == OWNER
-            and role != OWNER
-            and persistence.count_owners(session=s, plan_id=plan_id) <= 1
-        ):
-            raise ApiError(409, "a plan needs at least one owner", field="role")
-        persistence.set_member(session=s, plan_id=plan_id, user_id=user_id, role=role, side=side)
-        return member
-
-    before = await services(request).store.run(update)
-    if before is None:
-        raise ApiError(404, "no such member")
-    if role == VIEWER and before.role != VIEWER:
-        services(request).rooms.close(
-            Closing(plan_id, Close.READ_ONLY, "you can now only view", user_id=user_id)
-        )
-    if side != VENDOR and before.side == VENDOR:
-        services(request).rooms.close(
-            Closing(plan_id, Close.FORBIDDEN, "no access", user_id=user_id, side=VENDOR)
-        )
-    await guard.record_access(
-        request,
-        "member.changed",
-        plan_id=plan_id,
-        actor=actor(identity),
-        subject=before.email,
-        detail=f"{before.role}, {before.side} side -> {role}, {side} side",
+    svc = services(request)
+    await domain.change_member(
+        svc.store, svc.rooms, acting(request), plan_of(request).id, user_id, role=role, side=side
     )
 
 
 async def remove(request: Request, user_id: int) -> None:
-    identity = identity_of(request)
-    plan_id = plan_of(request).id
-
-    def delete(s: Session) -> persistence.MemberRecord | None:
-        member = persistence.get_member(session=s, plan_id=plan_id, user_id=user_id)
-        if member is None:
-            return None
-        if member.side == VENDOR:
-            _may_touch_vendor(identity)
-        if member.role == OWNER and persistence.count_owners(session=s, plan_id=plan_id) <= 1:
-            raise ApiError(409, "a plan needs at least one owner: make someone else owner first")
-        persistence.remove_member(session=s, plan_id=plan_id, user_id=user_id)
-        return member
-
-    member = await services(request).store.run(delete)
-    if member is None:
-        raise ApiError(404, "no such member")
-    services(request).rooms.close(
-        Closing(plan_id, Close.FORBIDDEN, "removed from this plan", user_id=user_id)
-    )
-    await guard.record_access(
-        request,
-        "member.removed",
-        plan_id=plan_id,
-        actor=actor(identity),
-        subject=member.email,
-    )
-
-
-def visible_invites(
-    identity: Identity, invites: list[persistence.InviteRecord]
-) -> list[persistence.InviteRecord]:
-    """A customer-side owner never sees pending vendor invitations (their links are credentials)."""
-    if vendor_owner(identity):
-        return invites
-    return [i for i in invites if i.side != VENDOR]
+    svc = services(request)
+    await domain.remove_member(svc.store, svc.rooms, acting(request), plan_of(request).id, user_id)
 
 
 def member_json(m: persistence.MemberRecord) -> dict[str, Any]:
@@ -249,7 +77,7 @@ async def list_members_api(request: Request) -> Response:
         )
 
     members, invites = await services(request).store.run(load)
-    invites = visible_invites(identity_of(request), invites)
+    invites = domain.visible_invites(identity_of(request), invites)
     return JSONResponse(
         {
             "members": [member_json(m) for m in members],
@@ -270,12 +98,13 @@ async def list_members_api(request: Request) -> Response:
 @rule(Rule.PLAN_OWNER)
 async def invite_api(request: Request) -> Response:
     data = await read_json(request)
-    record, url, emailed = await invite(
+    done = await invite(
         request,
         text_field(data, "email", max_len=320),
         text_field(data, "role", max_len=16),
         text_field(data, "side", max_len=16),
     )
+    record = done.invite
     return JSONResponse(
         {
             "id": record.id,
@@ -283,8 +112,8 @@ async def invite_api(request: Request) -> Response:
             "role": record.role,
             "side": record.side,
             "expires_at": record.expires_at.isoformat(),
-            "url": url,
-            "emailed": emailed,
+            "url": done.url,
+            "emailed": done.emailed,
         },
         status_code=201,
     )
@@ -346,14 +175,15 @@ async def accept_page(request: Request) -> Response:
     if me is None and known is not None:
         ctx["sign_in"] = f"/login?next=/invite/{token}"
         return render(request, "invite.html", ctx)
-    if known is not None and (why := kind_conflict(known[0], record.side)):
+    if known is not None and (why := domain.kind_conflict(known[0], record.side)):
         # The account's kind may have changed since the invitation was sent.
         return _error(request, f"This invitation cannot be used: {why}.", 409)
     if request.method == "GET":
         return render(request, "invite.html", ctx)
 
     form = await request.form()
-    user_id: int
+    user_id: int | None
+    password_hash: str | None = None
     if me is not None:
         if not svc.auth.check_csrf(request.cookies.get(SESSION_COOKIE), str(form.get("csrf", ""))):
             return _error(request, "Your session changed; try again.", 403)
@@ -365,47 +195,22 @@ async def accept_page(request: Request) -> Response:
         errors = {}
         if not name or len(name) > 200 or any(ord(c) < 32 for c in name):
             errors["name"] = "Enter your name."
-        if password_too_short(password):
-            errors["password"] = f"Use at least {MIN_PASSWORD} characters."
-        elif password != str(form.get("confirm", "")):
-            errors["confirm"] = "The two passwords differ."
+        errors.update(password_errors(password, str(form.get("confirm", ""))))
         if errors:
             ctx.update(errors=errors, form={"name": name})
             return render(request, "invite.html", ctx, 400)
-        user_id = 0
+        user_id = None
         password_hash = await svc.auth.hash_password(password)
 
-    def join(s: Session) -> int | None:
-        if not persistence.accept_invite(session=s, invite_id=record.id):
-            return None  # used meanwhile: single use
-        uid = (
-            user_id
-            or persistence.create_user(
-                session=s,
-                email=record.email,
-                name=name,
-                password_hash=password_hash,
-                # Only the workspace owner can invite a new address to the vendor side (see
-                # invite()): that makes the new account staff; every other one is a guest.
-                is_staff=record.side == VENDOR,
-            ).id
-        )
-        persistence.set_member(
-            session=s, plan_id=plan_id, user_id=uid, role=record.role, side=record.side
-        )
-        persistence.record_event(
-            session=s,
-            plan_id=plan_id,
-            kind="member.added",
-            actor=f"{name} <{record.email}>",
-            subject=record.email,
-            detail=f"accepted invitation as {record.role}, {record.side} side",
+    try:
+        uid = await domain.accept_invite(
+            svc.store,
+            record,
+            user_id=user_id,
+            name=name,
+            password_hash=password_hash,
             ip=guard.client_ip(request),
         )
-        return uid
-
-    try:
-        uid = await svc.store.run(join)
     except persistence.DuplicateEmail:
         return _error(request, "An account with this email was created meanwhile; sign in.", 409)
     if uid is None:

@@ -15,8 +15,19 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from server.identity import Rule
 
-from . import lifecycle, links, members, notify, share, sockets, workspace
-from .api import plandata, plans
+from . import (
+    history,
+    internal,
+    lifecycle,
+    links,
+    members,
+    metrics,
+    notify,
+    share,
+    sockets,
+    workspace,
+)
+from .api import brief, plandata, plans
 from .assets import Assets, Manifest
 from .guard import rule
 from .pages import dashboard, embed, home
@@ -49,7 +60,18 @@ def url_table(manifest: Manifest) -> list[BaseRoute]:
             name="plan_dashboard",
         ),
         Route("/plans/{plan_id}/dashboard", dashboard.override_status, methods=["POST"]),
-        Route("/plans/{plan_id}/history", dashboard.history, methods=["GET"], name="plan_history"),
+        # history
+        Route(
+            "/plans/{plan_id}/history", history.history_page, methods=["GET"], name="plan_history"
+        ),
+        Route("/plans/{plan_id}/history", history.history_action, methods=["POST"]),
+        Route("/api/plans/{plan_id}/history", history.history_api, methods=["GET"]),
+        # The commitment history's first, documented address: the flat list, paged by event.
+        Route("/api/plans/{plan_id}/audit", history.audit_api, methods=["GET"]),
+        Route("/api/plans/{plan_id}/versions", history.list_versions_api, methods=["GET"]),
+        Route("/api/plans/{plan_id}/versions", history.create_version_api, methods=["POST"]),
+        Route("/api/plans/{plan_id}/restore", history.restore_api, methods=["POST"]),
+        Route("/api/plans/{plan_id}/changes", history.changes_api, methods=["GET"]),
         # plans
         Route("/api/plans", plans.create_plan, methods=["POST"]),
         Route("/api/plans", plans.list_plans, methods=["GET"]),
@@ -104,10 +126,9 @@ def url_table(manifest: Manifest) -> list[BaseRoute]:
         Route("/api/plans/{plan_id}/risks", plandata.list_risks, methods=["GET"]),
         Route("/api/plans/{plan_id}/contacts", plandata.list_contacts, methods=["GET"]),
         Route("/api/plans/{plan_id}/summary", plandata.get_summary, methods=["GET"]),
-        Route("/api/plans/{plan_id}/history", plandata.get_history, methods=["GET"]),
-        # The commitment history's first, documented address, kept answering.
-        Route("/api/plans/{plan_id}/audit", plandata.get_history, methods=["GET"]),
         Route("/api/plans/{plan_id}/status", plandata.put_status, methods=["PUT"]),
+        # the handover brief (members only; the internal plan in vendor-side copies only)
+        Route("/api/plans/{plan_id}/brief", brief.get_brief, methods=["GET"], name="brief"),
         Route("/api/plans/{plan_id}/status", plandata.delete_status, methods=["DELETE"]),
         # workspace
         Route("/workspace/people", workspace.people_page, methods=["GET", "POST"], name="people"),
@@ -125,7 +146,10 @@ def url_table(manifest: Manifest) -> list[BaseRoute]:
         # the live documents
         WebSocketRoute("/ws/plans/{plan_id}", sockets.plan_socket),
         WebSocketRoute("/ws/plans/{plan_id}/internal", sockets.internal_socket),
+        # the worker process (loopback, its own signed credential)
+        Route("/internal/plans/{plan_id}/ids", internal.assign_ids, methods=["POST"]),
         Route("/healthz", health),
+        Route("/metrics", metrics.metrics, methods=["GET"]),
         Mount("/static", Assets(STATIC, manifest), name="static"),
     ]
     # fmt: on

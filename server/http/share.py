@@ -1,8 +1,8 @@
-"""The owner's screens: members, invitations, share links and embeds, and the access log."""
+"""The owner's screens: members, invitations, share links and embeds, and the access log; each
+form action a thin adapter over the plan domain (membership, sharing), as the API's are."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,12 +11,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 import persistence
-from server.identity import CUSTOMER, LINK_ROLES, ROLES, SIDES, VENDOR, Rule, vendor_owner
+from server import plan as domain
+from server.identity import CUSTOMER, LINK_ROLES, ROLES, SIDES, Rule, vendor_owner
 from server.plan import ApiError, int_param
 
-from . import links, members
-from .guard import identity_of, plan_of, rule
-from .responses import render, services
+from .guard import acting, identity_of, plan_of, rule
+from .responses import base_url, render, services
 
 EXPIRY_CHOICES = [
     ("1", "1 day"),
@@ -42,11 +42,12 @@ async def _load(request: Request) -> dict[str, Any]:
         )
 
     people, invites, all_links = await services(request).store.run(load)
+    signer, base = services(request).signer, base_url(request)
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = [  # template context
         {
             "link": link,
-            "url": links.link_url(request, link) if link.usable(now) else None,
+            "url": domain.link_url(signer, base, link) if link.usable(now) else None,
             "active": link.usable(now),
         }
         for link in reversed(all_links)
@@ -55,8 +56,8 @@ async def _load(request: Request) -> dict[str, Any]:
         "plan": plan_of(request),
         "members": people,
         "invites": [
-            {"invite": i, "url": members.invite_url(request, i)}
-            for i in members.visible_invites(identity_of(request), invites)
+            {"invite": i, "url": domain.invite_url(signer, base, i)}
+            for i in domain.visible_invites(identity_of(request), invites)
         ],
         "shares": [r for r in rows if r["link"].kind == "share"],
         "embeds": [r for r in rows if r["link"].kind == "embed"],
@@ -100,47 +101,66 @@ async def share_action(request: Request) -> Response:
     form = await request.form()
     action = str(form.get("action", ""))
     field = {k: str(v).strip() for k, v in form.items() if isinstance(v, str)}
-    plan_id = plan_of(request).id
+    plan = plan_of(request)
+    plan_id = plan.id
+    svc, by = services(request), acting(request)
     try:
         if action == "invite":
-            record, _, emailed = await members.invite(
-                request, field.get("email", ""), field.get("role", ""), field.get("side", "")
+            invited = await domain.invite_member(
+                svc.store,
+                svc.mailer,
+                svc.signer,
+                by,
+                plan,
+                base_url=base_url(request),
+                email=field.get("email", ""),
+                role=field.get("role", ""),
+                side=field.get("side", ""),
             )
-            if not emailed:
+            if not invited.emailed:
                 return RedirectResponse(
-                    f"/plans/{plan_id}/share?done=invite-unsent&invite={record.id}",
+                    f"/plans/{plan_id}/share?done=invite-unsent&invite={invited.invite.id}",
                     status_code=303,
                 )
         elif action == "member":
-            await members.change(
-                request, _int(field.get("user_id")), field.get("role", ""), field.get("side", "")
+            await domain.change_member(
+                svc.store,
+                svc.rooms,
+                by,
+                plan_id,
+                _int(field.get("user_id")),
+                role=field.get("role", ""),
+                side=field.get("side", ""),
             )
         elif action == "remove":
-            await members.remove(request, _int(field.get("user_id")))
-        elif action == "revoke-invite":
-            await services(request).store.run(
-                lambda s: persistence.revoke_invite(
-                    session=s, plan_id=plan_id, invite_id=field.get("invite_id", "")
-                )
+            await domain.remove_member(
+                svc.store, svc.rooms, by, plan_id, _int(field.get("user_id"))
             )
+        elif action == "revoke-invite":
+            await domain.revoke_invite(svc.store, plan_id, field.get("invite_id", ""))
         elif action in ("link", "embed"):
             days = field.get("days", "30")
             if days not in dict(EXPIRY_CHOICES):
                 raise ApiError(400, "choose an expiry", field="days")
             expires = (datetime.now(UTC) + timedelta(days=int(days))).isoformat()
             label = field.get("label", "")
-            if len(label) > 200:  # was cut to 200 without a word
-                raise ApiError(400, f"Keep the label to 200 characters: it has {len(label):,}.")
-            await links.create(
-                request,
+            if len(label) > domain.MAX_LABEL:  # was cut to 200 without a word
+                raise ApiError(
+                    400, f"Keep the label to {domain.MAX_LABEL} characters: it has {len(label):,}."
+                )
+            await domain.create_link(
+                svc.store,
+                by,
+                plan_id,
                 kind="share" if action == "link" else "embed",
                 role=field.get("role", ""),
                 expires_at=expires,
                 label=label,
                 domain=field.get("domain") or None,
+                history=field.get("history") == "on",
             )
         elif action == "revoke-link":
-            await links.revoke(request, field.get("link_id", ""))
+            await domain.revoke_link(svc.store, svc.rooms, by, plan_id, field.get("link_id", ""))
         else:
             raise ApiError(400, "unknown action")
     except ApiError as exc:
@@ -156,30 +176,9 @@ def _int(value: str | None) -> int:
 
 
 async def _events(request: Request) -> list[persistence.AccessEventRecord]:
-    plan_id = plan_of(request).id
-
-    vendor_view = vendor_owner(identity_of(request))
-
-    def load(s: Session) -> list[persistence.AccessEventRecord]:
-        people = persistence.list_members(session=s, plan_id=plan_id)
-        hidden = set() if vendor_view else {m.email for m in people if m.side == VENDOR}
-        emails = [m.email for m in people if m.email not in hidden]
-        events = persistence.access_events(session=s, plan_id=plan_id, emails=emails)
-        if vendor_view:
-            return events
-        # A customer-side owner sees neither vendor people's sign-ins and addresses nor
-        # vendor invitations (a pending one's address is not a member yet).
-        shown = []
-        for e in events:
-            if e.subject in hidden or "vendor side" in (e.detail or ""):
-                continue
-            name, _, address = e.actor.partition(" <")
-            if address.rstrip(">") in hidden:  # what a vendor person did: by name only
-                e = dataclasses.replace(e, actor=name, ip=None)
-            shown.append(e)
-        return shown
-
-    return await services(request).store.run(load)
+    return await domain.access_log(
+        services(request).store, identity_of(request), plan_of(request).id
+    )
 
 
 # The access log in words; the API keeps the codes.

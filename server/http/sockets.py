@@ -9,7 +9,7 @@ import logging
 from starlette.websockets import WebSocket
 
 from server.identity import Rule
-from server.live import Close, Connection, FrameError, room_key
+from server.live import Close, Connection, FrameError, RoomKey, room_key
 
 from .guard import identity_of, rule
 from .responses import services
@@ -28,7 +28,7 @@ async def internal_socket(websocket: WebSocket) -> None:
     await _serve(websocket, room_key(websocket.path_params["plan_id"], "internal"))
 
 
-async def _serve(websocket: WebSocket, key: str) -> None:
+async def _serve(websocket: WebSocket, key: RoomKey) -> None:
     svc = services(websocket)
     conn = Connection(
         websocket,

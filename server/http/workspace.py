@@ -1,11 +1,11 @@
-"""The workspace owner's People page: staff and guests, inviting staff, deactivating accounts;
-and password resets, which also give invited staff their first password."""
+"""The workspace owner's People page and API: staff and guests, inviting staff, deactivating
+accounts (thin adapters over ``server/identity/accounts.py``, which closes no sockets: this
+module does); and password resets, which also give invited staff their first password."""
 
 from __future__ import annotations
 
 import logging
-import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -14,53 +14,30 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 import persistence
+from server import identity
 from server.identity import (
-    INVITE_DAYS,
-    MIN_PASSWORD,
+    RESET_HOURS,
     VENDOR,
     Rule,
-    actor,
-    password_too_short,
-    valid_email,
+    StaffInvited,
+    account_flag,
+    new_reset,
+    password_errors,
 )
-from server.live import Close
+from server.live import Close, Closing
 from server.plan import ApiError, text_field
 
 from . import guard
 from .cookies import set_session_cookie
-from .guard import identity_of, rule
+from .guard import acting, rule
 from .responses import base_url, read_json, render, services
 
 log = logging.getLogger(__name__)
 
-RESET_HOURS = 2
-
-
-def reset_url(request: Request, reset_id: str) -> str:
-    return (
-        f"{base_url(request)}/password-reset/{services(request).signer.dumps('reset', [reset_id])}"
-    )
-
 
 async def _new_reset(request: Request, user_id: int, hours: int) -> str:
-    reset_id = secrets.token_hex(12)
-    expires = datetime.now(UTC) + timedelta(hours=hours)
-    await services(request).store.run(
-        lambda s: persistence.create_reset(
-            session=s, reset_id=reset_id, user_id=user_id, expires_at=expires
-        )
-    )
-    return reset_url(request, reset_id)
-
-
-def close_account_sockets(request: Request, user_id: int, code: int, reason: str) -> int:
-    """Close every open socket of one account, in every plan."""
-    closed = 0
-    for c in services(request).rooms.connections():
-        if c.identity.is_account and c.identity.user_id == user_id:
-            c.close(code, reason)
-            closed += 1
-    return closed
+    svc = services(request)
+    return await new_reset(svc.store, svc.signer, base_url(request), user_id, hours)
 
 
 # The workspace owner's actions (shared by the page and the JSON API)
@@ -95,103 +72,37 @@ async def _people(request: Request) -> list[dict[str, Any]]:
     return await services(request).store.run(load)
 
 
-async def invite_staff(
-    request: Request, email: str, name: str
-) -> tuple[dict[str, Any], str | None]:
-    """A new staff account with a single-use link to choose its password, or an existing
-    guest made staff (no link: they have a password)."""
-    identity = identity_of(request)
-    address = valid_email(email)
-    if address is None:
-        raise ApiError(400, "enter a valid email address", field="email")
+async def invite_staff(request: Request, email: str, name: str) -> StaffInvited:
+    """``identity.invite_staff`` for this request."""
     svc = services(request)
-
-    def create(s: Session) -> tuple[persistence.UserRecord, bool]:
-        found = persistence.find_user(session=s, email=address)
-        if found is not None:
-            user = found[0]
-            if user.is_staff:
-                raise ApiError(409, f"{address} is already workspace staff", field="email")
-            made = persistence.set_staff(session=s, user_id=user.id, staff=True)
-            if made is None:  # found above in this same transaction
-                raise ApiError(404, f"no account {address}", field="email")
-            return made, False
-        user = persistence.create_user(
-            session=s,
-            email=address,
-            name=name or address.split("@")[0],
-            password_hash=None,
-            is_staff=True,
-        )
-        return user, True
-
-    user, new = await svc.store.run(create)
-    url = None
-    if new:
-        url = await _new_reset(request, user.id, INVITE_DAYS * 24)
-        body = (
-            f"{identity.name} invited you to the Tandem workspace as staff.\n\n"
-            f"Open this link to choose your password (it works once, for {INVITE_DAYS} days):"
-            f"\n\n{url}\n\nIf you did not expect this, ignore this message.\n"
-        )
-        await svc.mailer.send(address, "You are invited to Tandem", body)
-    await guard.record_access(
-        request,
-        "staff.invited" if new else "staff.granted",
-        plan_id=None,
-        actor=actor(identity),
-        subject=address,
+    return await identity.invite_staff(
+        svc.store,
+        svc.mailer,
+        svc.signer,
+        acting(request),
+        base_url=base_url(request),
+        email=email,
+        name=name,
     )
-    return {"id": user.id, "email": user.email, "kind": "staff", "new": new}, url
 
 
 async def update_person(
     request: Request, user_id: int, *, staff: bool | None, active: bool | None
 ) -> persistence.UserRecord:
-    identity = identity_of(request)
+    """``identity.change_account``; the account's open connections follow, then the access
+    log records it."""
     svc = services(request)
-
-    def change(s: Session) -> persistence.UserRecord:
-        user = persistence.get_user(session=s, user_id=user_id)
-        if user is None:
-            raise ApiError(404, "no such account")
-        if user.is_owner and (staff is False or active is False):
-            raise ApiError(409, "the workspace owner is always active staff")
-        if staff is not None:
-            user = persistence.set_staff(session=s, user_id=user_id, staff=staff)
-        if active is not None:
-            user = persistence.set_active(session=s, user_id=user_id, active=active)
-        if user is None:
-            raise ApiError(404, "no such account")
-        return user
-
-    user = await svc.store.run(change)
+    user = await identity.change_account(svc.store, user_id, staff=staff, active=active)
     if active is False:
         # Sessions and tokens are revoked in the database; open sockets end now too.
-        closed = close_account_sockets(request, user_id, Close.UNAUTHORIZED, "account deactivated")
+        closed = svc.rooms.close(
+            Closing(None, Close.UNAUTHORIZED, "account deactivated", user_id=user_id)
+        )
         log.info("account %d deactivated: %d sockets closed", user_id, closed)
     elif staff is False:
         # A guest is customer side everywhere: the internal plan closes to them at once.
-        for c in svc.rooms.connections():
-            if (
-                c.identity.is_account
-                and c.identity.user_id == user_id
-                and c.identity.side == VENDOR
-            ):
-                c.close(Close.FORBIDDEN, "no access")
-    what = []
-    if staff is not None:
-        what.append("made staff" if staff else "made guest")
-    if active is not None:
-        what.append("reactivated" if active else "deactivated")
-    await guard.record_access(
-        request,
-        "account.changed",
-        plan_id=None,
-        actor=actor(identity),
-        subject=user.email,
-        detail=", ".join(what),
-    )
+        svc.rooms.close(Closing(None, Close.FORBIDDEN, "no access", user_id=user_id, side=VENDOR))
+    await identity.account_changed(svc.store, acting(request), user, staff=staff, active=active)
     return user
 
 
@@ -206,21 +117,12 @@ async def people_api(request: Request) -> Response:
 @rule(Rule.WORKSPACE_OWNER)
 async def invite_staff_api(request: Request) -> Response:
     data = await read_json(request)
-    person, url = await invite_staff(
+    done = await invite_staff(
         request,
         text_field(data, "email", max_len=320),
         text_field(data, "name", required=False),
     )
-    return JSONResponse({**person, "url": url}, status_code=201 if person["new"] else 200)
-
-
-def _flag(data: dict[str, Any], name: str) -> bool | None:
-    value = data.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, bool):
-        raise ApiError(400, f"{name} must be true or false", field=name)
-    return value
+    return JSONResponse({**done.json(), "url": done.url}, status_code=201 if done.new else 200)
 
 
 @rule(Rule.WORKSPACE_OWNER)
@@ -229,7 +131,7 @@ async def update_person_api(request: Request) -> Response:
     if not raw.isdigit():
         raise ApiError(404, "no such account")
     data = await read_json(request)
-    staff, active = _flag(data, "staff"), _flag(data, "active")
+    staff, active = account_flag(data, "staff"), account_flag(data, "active")
     if staff is None and active is None:
         raise ApiError(400, 'send "staff" and/or "active" (true or false)')
     user = await update_person(request, int(raw), staff=staff, active=active)
@@ -265,9 +167,9 @@ async def people_page(request: Request) -> Response:
         action = field.get("action", "")
         try:
             if action == "invite":
-                _person, url = await invite_staff(
-                    request, field.get("email", ""), field.get("name", "")[:200]
-                )
+                url = (
+                    await invite_staff(request, field.get("email", ""), field.get("name", "")[:200])
+                ).url
                 if url is None:
                     return RedirectResponse("/workspace/people?done=staff", status_code=303)
                 ctx["invite_url"] = url
@@ -355,10 +257,7 @@ async def reset_page(request: Request) -> Response:
         return render(request, "reset.html", ctx)
     form = await request.form()
     password = str(form.get("password", ""))
-    if password_too_short(password):
-        ctx["errors"]["password"] = f"Use at least {MIN_PASSWORD} characters."
-    elif password != str(form.get("confirm", "")):
-        ctx["errors"]["confirm"] = "The two passwords differ."
+    ctx["errors"].update(password_errors(password, str(form.get("confirm", ""))))
     if ctx["errors"]:
         return render(request, "reset.html", ctx, 400)
     # Through the server's bound on concurrent hashes, like every other password.
@@ -369,9 +268,9 @@ async def reset_page(request: Request) -> Response:
     if done is None:
         return render(request, "reset.html", {**ctx, "invalid": INVALID, "account": None}, 410)
     # Every session ended with the old password; sockets opened by them end now too.
-    for c in svc.rooms.connections():
-        if c.identity.via == "session" and c.identity.user_id == done.id:
-            c.close(Close.UNAUTHORIZED, "password changed")
+    svc.rooms.close(
+        Closing(None, Close.UNAUTHORIZED, "password changed", user_id=done.id, via="session")
+    )
     await guard.record_access(
         request, "password.reset", plan_id=None, actor=done.name, subject=done.email
     )

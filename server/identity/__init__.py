@@ -1,6 +1,15 @@
 """Who is asking: the Identity, roles and sides, sign-in (sessions, API tokens, passwords),
 signed tokens, the access rules (policy) and rate limits. No HTTP here."""
 
+from .accounts import RESET_HOURS as RESET_HOURS
+from .accounts import StaffInvited as StaffInvited
+from .accounts import account_changed as account_changed
+from .accounts import account_flag as account_flag
+from .accounts import change_account as change_account
+from .accounts import invite_staff as invite_staff
+from .accounts import new_reset as new_reset
+from .acting import Acting as Acting
+from .acting import log_access as log_access
 from .auth import SESSION_COOKIE as SESSION_COOKIE
 from .auth import Auth as Auth
 from .auth import Credentials as Credentials
@@ -17,6 +26,7 @@ from .identity import Identity as Identity
 from .limits import Limits as Limits
 from .people import MAX_EMAIL as MAX_EMAIL
 from .people import MIN_PASSWORD as MIN_PASSWORD
+from .people import password_errors as password_errors
 from .people import password_too_short as password_too_short
 from .people import valid_email as valid_email
 from .people import visitor_name as visitor_name

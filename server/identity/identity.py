@@ -30,6 +30,8 @@ class Identity:
     workspace_owner: bool = False
     # Workspace staff (the vendor's people); guests are customer side in every plan.
     staff: bool = False
+    # A link or embed visitor whose link was created to show the plan's history too.
+    history: bool = False
 
     @property
     def is_account(self) -> bool:

@@ -24,3 +24,13 @@ def password_too_short(password: str) -> bool:
 def visitor_name(value: str, default: str = "") -> str:
     """A visitor's self-chosen name (a form, a CRM's URL): printable, trimmed, and short."""
     return "".join(c for c in value.strip() if c.isprintable())[:MAX_VISITOR_NAME] or default
+
+
+def password_errors(password: str, confirm: str) -> dict[str, str]:
+    """What a form choosing a password says is wrong with it, by field: too short, or the
+    confirmation differs. Empty when the password will do."""
+    if password_too_short(password):
+        return {"password": f"Use at least {MIN_PASSWORD} characters."}
+    if password != confirm:
+        return {"confirm": "The two passwords differ."}
+    return {}

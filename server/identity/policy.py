@@ -15,6 +15,9 @@ class Rule(StrEnum):
     PLAN_EDIT = "plan_edit"  # members who may change the plan: owners and editors
     PLAN_VENDOR = "plan_vendor"  # vendor-side members only: the internal account plan
     PLAN_OWNER = "plan_owner"  # the plan's owners (and the workspace owner)
+    # the plan's history (timeline, versions, comparisons) and the handover brief: members, and
+    # visitors of a link created with "history": true
+    PLAN_HISTORY = "plan_history"
     STAFF = "staff"  # workspace staff accounts: they create plans and templates
     WORKSPACE_OWNER = "workspace_owner"  # the workspace owner: staff, guests and deactivation
 
@@ -33,6 +36,8 @@ def allowed(rule_: Rule, identity: Identity) -> bool:
         return identity.is_account and identity.side == VENDOR
     if rule_ is Rule.PLAN_OWNER:
         return identity.is_account and identity.role == OWNER
+    if rule_ is Rule.PLAN_HISTORY:
+        return identity.is_account or identity.history
     return False
 
 
@@ -42,11 +47,12 @@ def vendor_owner(identity: Identity) -> bool:
 
 
 def plan_nav(identity: Identity) -> dict[str, bool]:
-    """What a plan's tab bar offers this person on every plan page: the internal plan and
-    Share only to those who may open them."""
+    """What a plan's tab bar offers this person on every plan page: the internal plan, the
+    handover brief and Share only to those who may open them."""
     return {
         "is_vendor": allowed(Rule.PLAN_VENDOR, identity),
         "is_owner": allowed(Rule.PLAN_OWNER, identity),
+        "shows_history": allowed(Rule.PLAN_HISTORY, identity),
     }
 
 

@@ -24,6 +24,8 @@ PURPOSES = {
     "act_due": ("tandem.act.due", "tdd_"),
     "act_blocked": ("tandem.act.blocked", "tdb_"),
     "unsubscribe": ("tandem.unsubscribe", "tdu_"),
+    # The worker process asking the serving process for a change through a live room.
+    "worker": ("tandem.worker", "tdw_"),
 }
 # The longest any of these can live; rows carry the real, shorter expiry.
 MAX_AGE = 366 * 86400
@@ -47,6 +49,8 @@ LIFETIMES = {
     "act_due": MAX_AGE,
     "act_blocked": MAX_AGE,
     "unsubscribe": MAX_AGE,
+    # Minted per request, so a minute is plenty; a leaked one is soon worthless.
+    "worker": 60,
 }
 
 

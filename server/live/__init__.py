@@ -6,9 +6,13 @@ from .connection import RAW_SEND as RAW_SEND
 from .connection import Connection as Connection
 from .events import Closing as Closing
 from .events import Committed as Committed
+from .keys import RoomKey as RoomKey
 from .keys import room_key as room_key
 from .keys import room_keys as room_keys
 from .keys import split_key as split_key
+from .lag import LAG_BUCKETS as LAG_BUCKETS
+from .lag import Applied as Applied
+from .lag import LoopLag as LoopLag
 from .protocol import Close as Close
 from .protocol import FrameError as FrameError
 from .recheck import CredentialRecheck as CredentialRecheck

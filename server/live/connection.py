@@ -17,6 +17,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.protocol import State
 
 from ..identity import Identity
+from .keys import RoomKey
 from .protocol import Close
 
 log = logging.getLogger(__name__)
@@ -106,14 +107,14 @@ class Connection:
         self,
         websocket: WebSocket,
         identity: Identity,
-        plan_id: str,
+        key: RoomKey,
         *,
         max_queued_bytes: int = MAX_QUEUED_BYTES,
     ) -> None:
         self.websocket = websocket
         self.max_queued_bytes = max_queued_bytes
         self.identity = identity
-        self.plan_id = plan_id
+        self.key = key  # of the room it joins
         self.closing = False
         self.awareness_clients: set[int] = set()
         self.refused = False  # an update of its was refused: ignore what it sent after
@@ -137,9 +138,7 @@ class Connection:
         self._plain = self._uvicorn if self._uvicorn and not self._uvicorn.conn.extensions else None
 
     def __repr__(self) -> str:
-        return (
-            f"<Connection plan={self.plan_id} user={self.identity.user_id} via={self.identity.via}>"
-        )
+        return f"<Connection room={self.key} user={self.identity.user_id} via={self.identity.via}>"
 
     def send(self, frame: bytes, wire: bytes | None = None) -> None:
         """Send or queue a frame; never blocks. A client too slow to drain its queue is closed.

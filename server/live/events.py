@@ -23,15 +23,20 @@ class Committed(Event):
 
 @dataclass(frozen=True)
 class Closing:
-    """Which open connections of one plan (both its documents) to close, and why.
+    """Which open connections to close, and why: those of one plan (both its documents), or
+    with ``plan_id`` None those of every plan (an account deactivated, a session ended).
 
     Every given condition must hold: ``user_id`` names an account's connections, ``link_id``
-    the visitors who came through one link or embed, ``side`` narrows to one side of the plan.
-    With none given, every connection of the plan closes."""
+    the visitors who came through one link or embed, ``side`` narrows to one side of the plan,
+    ``via`` to one kind of credential ("session", "token", "link", "embed") and
+    ``credential_id`` to one credential (a session, a token). With none given, every
+    connection of the plan closes."""
 
-    plan_id: str
+    plan_id: str | None
     code: int
     reason: str
     user_id: int | None = None
     link_id: str | None = None
     side: str | None = None
+    via: str | None = None
+    credential_id: str | None = None

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -30,7 +29,8 @@ from server.store import Store
 
 from .connection import Connection, binary_frame
 from .events import Closing, Committed
-from .keys import room_keys, split_key
+from .keys import RoomKey, room_keys, split_key
+from .presence import Presence, people
 from .protocol import (
     MSG_AUTH,
     MSG_AWARENESS,
@@ -41,8 +41,6 @@ from .protocol import (
     SYNC_UPDATE,
     Close,
     FrameError,
-    awareness_frame,
-    parse_awareness,
     parse_sync,
     permission_denied_frame,
     sync_frame,
@@ -62,26 +60,12 @@ MAX_PENDING_BYTES = 16 * 1024 * 1024
 MAX_UNAPPLIED_BYTES_PER_CONNECTION = 1024 * 1024
 MAX_UNAPPLIED_BYTES_PER_ROOM = 4 * 1024 * 1024
 
-# Presence states one connection may introduce (a browser tab introduces one), and the size of
-# one state (a name, a colour, a cursor).
-MAX_AWARENESS_CLIENTS = 8
-MAX_AWARENESS_STATE_BYTES = 4096
-# Presence that has left, remembered so that its echoes are not taken for new presence: stock
-# y-websocket clients send back every awareness change they hear, others' included.
-MAX_AWARENESS_TOMBSTONES = 4096
-
 
 def _held_back(update: bytes, state: bytes) -> bool:
     """Whether ``update`` has structs a document with ``state`` has not integrated: pycrdt
     does not expose a document's pending structs, but they are what the document's state
     does not cover (the leading count of client blocks is then not zero)."""
     return get_update(update, state)[0] != 0
-
-
-def _presence_key(conn: Connection) -> str:
-    """One person (an account, or a visitor of one link under one name), across tabs."""
-    i = conn.identity
-    return i.person or f"{i.via}:{i.credential_id}:{i.name}"
 
 
 def _is_fatal(exc: BaseException) -> bool:
@@ -91,7 +75,7 @@ def _is_fatal(exc: BaseException) -> bool:
 class Room:
     def __init__(
         self,
-        plan_id: str,
+        key: RoomKey,
         store: Store,
         history: persistence.PlanHistory,
         *,
@@ -99,8 +83,8 @@ class Room:
         hooks: Hooks | None = None,
     ) -> None:
         # The room key (see keys.py); the store and the hooks get the plan and the document.
-        self.plan_id = plan_id
-        self._plan, self._doc = split_key(plan_id)
+        self.key = key
+        self._plan, self._doc = split_key(key)
         self.hooks = hooks
         self.store = store
         self.checkpoint_every = checkpoint_every
@@ -118,9 +102,7 @@ class Room:
         self._load(history)
         # Updates the document holds back for missing dependencies: (connection, update).
         self._unapplied: list[tuple[Connection, bytes]] = []
-        self._awareness: dict[int, tuple[int, str, Connection]] = {}
-        # client id -> (clock of its removal, who owned it): see _on_awareness.
-        self._departed: dict[int, tuple[int, str]] = {}
+        self.presence = Presence()
         self._writer: asyncio.Task[None] | None = None
         self._unload: asyncio.TimerHandle | None = None
         self._on_reset: Callable[[Room], None] | None = None
@@ -135,7 +117,7 @@ class Room:
     async def _reload(self, why: str) -> None:
         """Replace the document by the log's (caller holds the lock, nothing is pending to be
         logged): drops what a refused update left in it, and what waits for dependencies."""
-        log.warning("room %s: reloading its document from the log (%s)", self.plan_id, why)
+        log.warning("room %s: reloading its document from the log (%s)", self.key, why)
         self._guard.close()
         self.doc.unobserve(self._subscription)
         self._load(await self.store.load(self._plan, self._doc))
@@ -149,7 +131,7 @@ class Room:
         update = crdt.schema_repair(self.doc)
         if update is None:
             return
-        log.warning("room %s: deleting content that breaks the plan's schema", self.plan_id)
+        log.warning("room %s: deleting content that breaks the plan's schema", self.key)
         await self.apply_server_change(lambda doc: doc.apply_update(update), None)
         self._guard.close()
         self._guard = crdt.SchemaGuard(self.doc)
@@ -158,7 +140,7 @@ class Room:
 
     def start(self, on_reset: Callable[[Room], None]) -> None:
         self._on_reset = on_reset
-        self._writer = asyncio.create_task(self._write_loop(), name=f"room-writer-{self.plan_id}")
+        self._writer = asyncio.create_task(self._write_loop(), name=f"room-writer-{self.key}")
 
     async def stop(self) -> None:
         """Write what is pending and a checkpoint, then stop the writer."""
@@ -189,30 +171,17 @@ class Room:
         async with self._lock:
             self.connections.add(conn)
             conn.send(sync_frame(SYNC_STEP1, self.doc.get_state()))
-        if self._awareness:
-            conn.send(
-                awareness_frame([(c, clock, st) for c, (clock, st, _) in self._awareness.items()])
-            )
+        if self.presence:
+            conn.send(self.presence.frame())
 
     def remove(self, conn: Connection) -> None:
         self.connections.discard(conn)
-        gone = []
-        for client in conn.awareness_clients:
-            known = self._awareness.get(client)
-            if known is not None and known[2] is conn:
-                del self._awareness[client]
-                gone.append((client, known[0] + 1, "null"))
-                self._depart(client, known[0] + 1, conn)
+        gone = self.presence.leave(conn)
         if gone:
-            self._broadcast(awareness_frame(gone), exclude=conn)
+            self._broadcast(gone, exclude=conn)
 
     def present(self) -> list[Identity]:
-        seen: dict[str, Identity] = {}
-        for conn in self.connections:
-            # One entry per account, whether through the browser or a token, in any number
-            # of tabs (as in the editor's strip); visitors per link and name.
-            seen.setdefault(_presence_key(conn), conn.identity)
-        return sorted(seen.values(), key=lambda i: i.name.lower())
+        return people(self.connections)
 
     def _broadcast(self, frame: bytes, *, exclude: Connection | None) -> None:
         wire = binary_frame(frame)
@@ -225,7 +194,7 @@ class Room:
         if self.failed:
             return
         self.failed = True
-        log.error("room %s reset: %s", self.plan_id, reason)
+        log.error("room %s reset: %s", self.key, reason)
         for conn in list(self.connections):
             conn.close(Close.ROOM_RESET, "room reloading, reconnect")
         self._stopping = True
@@ -255,10 +224,12 @@ class Room:
             else:
                 await self._enqueue(conn, payload)
         elif kind == MSG_AWARENESS:
-            self._on_awareness(conn, frame)
+            forward = self.presence.receive(conn, frame, self.connections)
+            if forward:
+                self._broadcast(forward, exclude=conn)
         elif kind == MSG_QUERY_AWARENESS:
-            if self._awareness:
-                conn.send(awareness_frame([(c, k, s) for c, (k, s, _) in self._awareness.items()]))
+            if self.presence:
+                conn.send(self.presence.frame())
         elif kind == MSG_AUTH:
             pass  # y-protocols' auth message: we authenticate at connect time instead
         else:
@@ -281,77 +252,6 @@ class Room:
         self._pending.append((conn, update))
         self._pending_bytes += len(update)
         self._wake.set()
-
-    def _on_awareness(self, conn: Connection, frame: bytes) -> None:
-        entries = parse_awareness(frame)
-        # Checked before anything changes, so a refused frame leaves nothing behind.
-        if any(len(state) > MAX_AWARENESS_STATE_BYTES for _, _, state in entries):
-            raise FrameError("awareness state too large")
-        # Stock y-websocket clients send back every awareness change they hear, other people's
-        # included: those entries are not this connection's to change, and they are skipped,
-        # not counted against it. Only what it introduces is its own, within the bound.
-        mine = []
-        for client, clock, state in entries:
-            known = self._awareness.get(client)
-            if known is not None and known[2] is not conn and known[2] in self.connections:
-                continue  # another live connection's presence
-            departed = self._departed.get(client)
-            if (
-                known is None
-                and departed is not None
-                and clock <= departed[0]
-                and departed[1] != _presence_key(conn)
-            ):
-                continue  # an echo of someone's presence that has already left
-            mine.append((client, clock, state, known))
-        new = {c for c, _, state, _ in mine if state != "null"} - conn.awareness_clients
-        if len(conn.awareness_clients) + len(new) > MAX_AWARENESS_CLIENTS:
-            raise FrameError("too many awareness client ids")
-        forward = []
-        for client, clock, state, known in mine:
-            if known is not None and (clock < known[0] or (clock == known[0] and state != "null")):
-                continue  # stale or repeated
-            if state == "null":
-                if known is None:
-                    continue
-                del self._awareness[client]
-                conn.awareness_clients.discard(client)
-                self._depart(client, clock, conn)
-            else:
-                state = self._stamp(conn, state)
-                self._awareness[client] = (clock, state, conn)
-                conn.awareness_clients.add(client)
-                self._departed.pop(client, None)
-            forward.append((client, clock, state))
-        if forward:
-            self._broadcast(awareness_frame(forward), exclude=conn)
-
-    def _depart(self, client: int, clock: int, conn: Connection) -> None:
-        self._departed.pop(client, None)
-        self._departed[client] = (clock, _presence_key(conn))
-        while len(self._departed) > MAX_AWARENESS_TOMBSTONES:
-            del self._departed[next(iter(self._departed))]
-
-    @staticmethod
-    def _stamp(conn: Connection, state: str) -> str:
-        """Presence carries the server-known name and person key, whatever the client claimed."""
-        try:
-            value = json.loads(state)
-        except (ValueError, RecursionError):
-            # RecursionError: JSON nested too deep (e.g. "[[[[..."), which json raises instead
-            # of ValueError; uncaught, it dropped the socket with 1000 and nothing logged.
-            raise FrameError("awareness state is not JSON") from None
-        if not isinstance(value, dict):
-            raise FrameError("awareness state is not an object")
-        user = value.get("user")
-        stamped = {**(user if isinstance(user, dict) else {}), "name": conn.identity.name}
-        stamped.pop("person", None)
-        if conn.identity.person is not None:
-            stamped["person"] = conn.identity.person
-        # Only the server knows who signed in: a link visitor named like a member is a guest.
-        stamped["guest"] = not conn.identity.is_account
-        value["user"] = stamped
-        return json.dumps(value, separators=(",", ":"))
 
     # The writer
 
@@ -470,7 +370,7 @@ class Room:
         connection, like any client's. Returns the log id, or None when nothing changed.
         Whatever ``fn`` raises propagates, with nothing logged."""
         if self.failed:
-            raise RuntimeError(f"room {self.plan_id} is resetting")
+            raise RuntimeError(f"room {self.key} is resetting")
         async with self._lock:
             self._captured.clear()
             with self.doc.transaction():
@@ -518,7 +418,7 @@ class Room:
         state, upto = self.doc.get_update(), self.last_id
         self.since_checkpoint = 0
         self._checkpointing = asyncio.create_task(
-            self._write_checkpoint(upto, state), name=f"room-checkpoint-{self.plan_id}"
+            self._write_checkpoint(upto, state), name=f"room-checkpoint-{self.key}"
         )
 
     async def _write_checkpoint(self, upto: int, state: bytes) -> None:
@@ -526,7 +426,7 @@ class Room:
             await self.store.checkpoint(self._plan, upto, state, doc=self._doc)
         except Exception:
             # The log still holds everything; the next checkpoint will cover this one.
-            log.exception("room %s: writing a checkpoint at %d failed", self.plan_id, upto)
+            log.exception("room %s: writing a checkpoint at %d failed", self.key, upto)
 
     async def _checkpoint_written(self) -> None:
         if self._checkpointing is not None:
@@ -553,8 +453,8 @@ class RoomManager:
         self.hooks = hooks
         self.idle_seconds = idle_seconds
         self.checkpoint_every = checkpoint_every
-        self._rooms: dict[str, Room] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._rooms: dict[RoomKey, Room] = {}
+        self._locks: dict[RoomKey, asyncio.Lock] = {}
 
     async def __aenter__(self) -> RoomManager:
         return self
@@ -567,43 +467,43 @@ class RoomManager:
             await room.stop()
         self._rooms.clear()
 
-    def _lock(self, plan_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(plan_id, asyncio.Lock())
+    def _lock(self, key: RoomKey) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
 
-    async def _loaded(self, plan_id: str) -> Room:
+    async def _loaded(self, key: RoomKey) -> Room:
         """Caller holds the plan's lock."""
-        room = self._rooms.get(plan_id)
+        room = self._rooms.get(key)
         if room is None:
-            history = await self.store.load(*split_key(plan_id))
+            history = await self.store.load(*split_key(key))
             room = Room(
-                plan_id,
+                key,
                 self.store,
                 history,
                 checkpoint_every=self.checkpoint_every,
                 hooks=self.hooks,
             )
             room.start(self._forget)
-            self._rooms[plan_id] = room
+            self._rooms[key] = room
             try:
                 await room.repair()
             except Exception:
-                log.exception("room %s: repairing its schema failed", plan_id)
-            log.info("room %s loaded (%d updates replayed)", plan_id, len(history.updates))
+                log.exception("room %s: repairing its schema failed", key)
+            log.info("room %s loaded (%d updates replayed)", key, len(history.updates))
         return room
 
-    async def join(self, plan_id: str, conn: Connection) -> Room:
-        """The plan's room, loaded and started under the plan's lock, with ``conn`` in it."""
-        async with self._lock(plan_id):
-            room = await self._loaded(plan_id)
+    async def join(self, key: RoomKey, conn: Connection) -> Room:
+        """The room of ``key``, loaded and started under its lock, with ``conn`` in it."""
+        async with self._lock(key):
+            room = await self._loaded(key)
             room.cancel_unload()
             await room.add(conn)
             return room
 
-    async def open(self, plan_id: str) -> Room:
-        """The plan's room for a server-side change; loaded if need be, and unloaded again
+    async def open(self, key: RoomKey) -> Room:
+        """The room of ``key`` for a server-side change; loaded if need be, and unloaded again
         after the idle delay when nobody joins it."""
-        async with self._lock(plan_id):
-            room = await self._loaded(plan_id)
+        async with self._lock(key):
+            room = await self._loaded(key)
             if not room.connections:
                 room.schedule_unload(self.idle_seconds, lambda: self._unload(room))
             return room
@@ -614,14 +514,14 @@ class RoomManager:
             room.schedule_unload(self.idle_seconds, lambda: self._unload(room))
 
     async def _unload(self, room: Room) -> None:
-        async with self._lock(room.plan_id):
-            if room.connections or self._rooms.get(room.plan_id) is not room:
+        async with self._lock(room.key):
+            if room.connections or self._rooms.get(room.key) is not room:
                 return
-            del self._rooms[room.plan_id]
+            del self._rooms[room.key]
             await room.stop()
-            log.info("room %s unloaded", room.plan_id)
+            log.info("room %s unloaded", room.key)
 
-    async def discard(self, key: str, code: int, reason: str) -> None:
+    async def discard(self, key: RoomKey, code: int, reason: str) -> None:
         """Close a room's connections and stop it, writing what is pending, without waiting
         for them to leave (a deleted plan)."""
         async with self._lock(key):
@@ -635,14 +535,19 @@ class RoomManager:
             log.info("room %s discarded", key)
 
     def _forget(self, room: Room) -> None:
-        if self._rooms.get(room.plan_id) is room:
-            del self._rooms[room.plan_id]
+        if self._rooms.get(room.key) is room:
+            del self._rooms[room.key]
 
-    def room(self, plan_id: str) -> Room | None:
-        return self._rooms.get(plan_id)
+    def room(self, key: RoomKey) -> Room | None:
+        return self._rooms.get(key)
 
-    def present(self, plan_id: str) -> list[Identity]:
-        room = self._rooms.get(plan_id)
+    @property
+    def loaded(self) -> int:
+        """Documents in memory (a plan's internal document is one more)."""
+        return len(self._rooms)
+
+    def present(self, key: RoomKey) -> list[Identity]:
+        room = self._rooms.get(key)
         return room.present() if room else []
 
     def connections(self) -> list[Connection]:
@@ -657,7 +562,11 @@ class RoomManager:
     def close(self, closing: Closing) -> int:
         """Close the connections ``closing`` describes; how many were closed."""
         closed = 0
-        for c in self.plan_connections(closing.plan_id):
+        if closing.plan_id is None:
+            candidates = self.connections()
+        else:
+            candidates = self.plan_connections(closing.plan_id)
+        for c in candidates:
             i = c.identity
             if closing.user_id is not None and not (i.is_account and i.user_id == closing.user_id):
                 continue
@@ -667,14 +576,19 @@ class RoomManager:
                 continue
             if closing.side is not None and i.side != closing.side:
                 continue
+            if closing.via is not None and i.via != closing.via:
+                continue
+            if closing.credential_id is not None and i.credential_id != closing.credential_id:
+                continue
             c.close(closing.code, closing.reason)
             closed += 1
         return closed
 
-    async def snapshot(self, plan_id: str) -> bytes:
-        """The plan's durable state: from its live room, or replayed from the log."""
-        room = self._rooms.get(plan_id)
+    async def snapshot(self, key: RoomKey) -> bytes:
+        """The durable state of the document ``key`` names: from its live room, or replayed
+        from the log."""
+        room = self._rooms.get(key)
         if room is not None and not room.failed:
             return await room.snapshot()
-        history = await self.store.load(*split_key(plan_id))
+        history = await self.store.load(*split_key(key))
         return crdt.doc_from_updates(history.updates, base=history.checkpoint).get_update()

@@ -17,3 +17,7 @@ from .people import reachable as reachable
 from .people import task_of as task_of
 from .service import Notifier as Notifier
 from .service import subscribers as subscribers
+from .setup import Notifications as Notifications
+from .setup import build as build
+from .setup import links as links
+from .setup import smtp as smtp

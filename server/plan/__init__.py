@@ -2,6 +2,9 @@
 the materialiser that turns the live document into tables, its projection, the summary, and
 the domain's refusals (``ApiError``)."""
 
+from .brief import compute_brief as compute_brief
+from .brief import read_brief as read_brief
+from .brief_markdown import brief_markdown as brief_markdown
 from .catalog import TEMPLATE_COPIES as TEMPLATE_COPIES
 from .catalog import create_plan as create_plan
 from .catalog import list_templates as list_templates
@@ -24,12 +27,48 @@ from .fields import INT_MAX as INT_MAX
 from .fields import int_param as int_param
 from .fields import lone_surrogate as lone_surrogate
 from .fields import text_field as text_field
+from .history import SESSION_GAP as SESSION_GAP
+from .history import changes_between as changes_between
+from .history import commitment_line as commitment_line
+from .history import doc_at as doc_at
+from .history import point_from as point_from
+from .history import point_of as point_of
+from .history import restorer as restorer
+from .history import sessions_page as sessions_page
+from .history import state_at as state_at
+from .lifecycle import change_plan as change_plan
+from .lifecycle import delete_plan as delete_plan
+from .lifecycle import plan_changes as plan_changes
+from .lifecycle import save_template as save_template
 from .listing import ListQuery as ListQuery
 from .listing import customers as customers
 from .listing import parse_query as parse_query
 from .listing import plan_rows as plan_rows
+from .materialise import Assign as Assign
 from .materialise import Materialiser as Materialiser
+from .materialise import Tables as Tables
+from .materialise import assign_through as assign_through
 from .materialise import rebuild as rebuild
+from .membership import Invited as Invited
+from .membership import accept_invite as accept_invite
+from .membership import access_log as access_log
+from .membership import change_member as change_member
+from .membership import check_role_side as check_role_side
+from .membership import invite_member as invite_member
+from .membership import invite_url as invite_url
+from .membership import kind_conflict as kind_conflict
+from .membership import may_touch_vendor as may_touch_vendor
+from .membership import remove_member as remove_member
+from .membership import revoke_invite as revoke_invite
+from .membership import visible_invites as visible_invites
+from .sharing import MAX_LABEL as MAX_LABEL
+from .sharing import create_link as create_link
+from .sharing import link_token as link_token
+from .sharing import link_url as link_url
+from .sharing import link_used as link_used
+from .sharing import parse_domain as parse_domain
+from .sharing import parse_expiry as parse_expiry
+from .sharing import revoke_link as revoke_link
 from .status import MAX_REASON as MAX_REASON
 from .status import RAGS as RAGS
 from .status import clear_status as clear_status
@@ -38,3 +77,6 @@ from .status import plan_summary as plan_summary
 from .summary import TASK_SIDES as TASK_SIDES
 from .summary import summarise as summarise
 from .summary import task_json as task_json
+from .tasks import TASK_FILTERS as TASK_FILTERS
+from .tasks import change_task as change_task
+from .tasks import task_filters as task_filters

@@ -9,12 +9,11 @@ from sqlalchemy.orm import Session
 
 import crdt
 import persistence
-from crdt.structure import assign_ids
-from crdt.templates import BUILT_IN
+from crdt import BUILT_IN, assign_ids
 from server.store import Store
 
 from .errors import ApiError
-from .materialise import Materialiser
+from .materialise import Tables
 
 
 def template_json(t: crdt.templates.Template | persistence.TemplateRecord) -> dict[str, Any]:
@@ -82,9 +81,13 @@ async def create_plan(
     return await store.run(create)
 
 
+#: The name of the first version of a plan created from a template.
+FIRST_VERSION = "Created from the template"
+
+
 async def new_plan(
     store: Store,
-    materialiser: Materialiser,
+    materialiser: Tables,
     *,
     title: str,
     customer: str,
@@ -98,6 +101,16 @@ async def new_plan(
     )
     if content is not None:
         await materialiser.flush(plan.id)
+        # A plan started from a template names that start, to compare and restore against.
+        await store.run(
+            lambda s: persistence.create_version(
+                session=s,
+                plan_id=plan.id,
+                name=FIRST_VERSION,
+                upto_id=persistence.last_log_id(session=s, plan_id=plan.id),
+                created_by=user_id,
+            )
+        )
     return plan
 
 

@@ -1,16 +1,4 @@
-"""The domain's refusals: the HTTP wing answers them as 4xx JSON or shows them on a form."""
+"""The plan domain's refusals: ``ApiError``, from ``server/errors.py`` (the identity wing
+raises it too)."""
 
-from __future__ import annotations
-
-
-class ApiError(Exception):
-    """A request refused with a reason: ``{"error": message, "field": field}`` with ``status``.
-
-    Raised by domain code (no Starlette here) and by the HTTP wing alike; the HTTP wing's
-    exception handler turns it into the JSON answer."""
-
-    def __init__(self, status: int, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status
-        self.detail = message
-        self.field = field
+from server.errors import ApiError as ApiError

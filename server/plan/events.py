@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from crdt.changes import Entity, Kind
+from crdt import Entity, Kind
 from server.hooks import Event
 
 

@@ -1,19 +1,17 @@
 """The materialiser: keeps each plan's tables and commitment history in step with its document.
 
-After a room commits updates it is told (``live.Committed``, through the hook list); it waits
-for a pause in the editing (``quiet`` seconds after the last commit, but never more than
-``max_wait`` after the first), then replays the new log entries on a shadow document and
-writes the rows and history events in one transaction. When the shadow holds tasks or rows
-without ids, it then gives them ids (a server change through the room, so it is logged and
-every editor gets it) and runs again at once. The shadow stays in memory while the plan is
-open. Each change it writes is then published to the hook list as a typed event
-(``plan/events.py``).
+It runs in the worker process (``server/worker``), which follows the update log and tells it
+(``schedule``) when a plan's log grows; it waits for a pause in the editing (``quiet`` seconds
+after the last entry it heard of, but never more than ``max_wait`` after the first), then
+replays the new log entries on a shadow document and writes the rows and history events in
+one transaction. When the shadow holds tasks or rows without ids, it first asks for them
+(``assign``: a server change through the live room, so it is logged and every editor gets it;
+the serving process computes it on the live document, so concurrent edits are kept and no id
+is given twice), then writes, then runs again at once to take the ids in. Each change it
+writes is then published to its hook list as a typed event (``plan/events.py``).
 
-Nothing here walks the live document on the event loop: the replay runs in a worker thread,
-the shadow's reader knows which ids are missing from what it read anyway, the log is read
-beside the room's writer rather than queued behind it, and the rows are written as derived
-data (not flushed to disk before the commit returns: they are rebuilt from the log after a
-power cut), so a pass holds up the rooms' commits for as short a time as possible.
+The shadows live in the materialiser's process; one unused for ``keep_shadows`` seconds is
+dropped (and rebuilt from the newest checkpoint when its plan is edited again).
 """
 
 from __future__ import annotations
@@ -21,21 +19,48 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 from sqlalchemy.orm import Session
 
-import crdt.structure
+import crdt
 import persistence
 from server.hooks import Event, Hooks
-from server.live import Committed, RoomManager
 from server.store import Store
+
+if TYPE_CHECKING:  # the worker process never loads the rooms, nor the web stack under them
+    from server.live import RoomManager
 
 from .events import changed
 from .projection import LogEntry, Shadow, Step, advance, merge_events
 
 log = logging.getLogger(__name__)
+
+# Gives a plan's tasks and rows lacking ids their ids, through its live room, logged under the
+# given author; returns the log id of that change, or None when nothing changed (or it failed).
+Assign = Callable[[str, int | None], Awaitable[int | None]]
+
+
+class Tables(Protocol):
+    """What the HTTP wing waits on before reading a plan's tables (a PATCH's answer, a
+    template saved, a plan deleted): they are current with the log as of the call."""
+
+    async def flush(self, plan_id: str) -> None: ...
+
+
+def assign_through(rooms: RoomManager) -> Assign:
+    """Id assignment in the serving process itself: the room's server change."""
+
+    async def assign(plan_id: str, author_id: int | None) -> int | None:
+        room = await rooms.open(plan_id)
+        if room.failed:
+            return None
+        return await room.apply_server_change(crdt.structure.assign_ids, author_id)
+
+    return assign
 
 
 @dataclass
@@ -87,29 +112,35 @@ def write_step(s: Session, plan_id: str, step: Step, *, replace: bool = False) -
 
 
 class Materialiser:
-    """An async context manager entered in the lifespan (after the rooms, so it outlives them
-    and flushes what their last commits left pending)."""
+    """An async context manager: entering it catches up plans whose log went further than
+    their tables (a crash, an upgrade); leaving it materialises whatever is still pending."""
 
     def __init__(
         self,
         store: Store,
-        rooms: RoomManager,
+        assign: Assign,
         *,
         hooks: Hooks | None = None,
         quiet: float = 0.6,
         max_wait: float = 3.0,
+        keep_shadows: float = 60.0,
     ) -> None:
         self.store = store
-        self.rooms = rooms
+        self.assign = assign
         self.hooks = hooks
         self.quiet = quiet
         self.max_wait = max_wait
+        self.keep_shadows = keep_shadows
         self._pending: dict[str, _Pending] = {}
         self._authors: dict[str, int] = {}
         self._shadows: dict[str, Shadow] = {}
+        self._used: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._running: set[asyncio.Task[None]] = set()
+        self._retries: dict[str, asyncio.Task[None]] = {}
+        self._retry_delay: dict[str, float] = {}
         self._catch_up: asyncio.Task[None] | None = None
+        self.caught_up = asyncio.Event()
 
     async def __aenter__(self) -> Materialiser:
         self._catch_up = asyncio.create_task(self._catch_up_all(), name="materialise-catch-up")
@@ -123,8 +154,6 @@ class Materialiser:
                 if author_id is not None:
                     self._authors.setdefault(plan_id, author_id)
                 try:
-                    # Loaded so that tasks still waiting for ids get them (through the room).
-                    await self.rooms.open(plan_id)
                     await self.materialise(plan_id)
                 except Exception:
                     # One plan's failure must not leave the others' tables behind.
@@ -133,8 +162,12 @@ class Materialiser:
                 log.info("caught up %d plan(s) with their update logs", len(behind))
         except Exception:
             log.exception("catching up plans with their update logs failed")
+        finally:
+            self.caught_up.set()
 
     async def __aexit__(self, *exc: object) -> None:
+        for retry in self._retries.values():
+            retry.cancel()
         if self._catch_up is not None:
             self._catch_up.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -149,11 +182,15 @@ class Materialiser:
                 await self.materialise(plan_id)
             except Exception:
                 log.exception("materialising plan %s at shutdown failed", plan_id)
+        for retry in self._retries.values():  # a plan left behind is caught up at the next start
+            retry.cancel()
         self._shadows.clear()
 
-    # A hook subscriber (registered in server.app)
+    # A hook subscriber, where rooms and the materialiser share a process (the tests)
 
     def on_event(self, event: Event) -> None:
+        from server.live import Committed  # see TYPE_CHECKING above
+
         if not isinstance(event, Committed) or event.doc != "plan":
             return  # the internal account plan is never projected into customer-visible tables
         for author_id, _log_id in event.entries:
@@ -162,6 +199,7 @@ class Materialiser:
         self.schedule(event.plan_id)
 
     def schedule(self, plan_id: str) -> None:
+        """The plan's log grew: materialise it after the next pause in its editing."""
         now = asyncio.get_running_loop().time()
         pending = self._pending.get(plan_id)
         if pending is None:
@@ -187,6 +225,26 @@ class Materialiser:
         finally:
             self._running.discard(task)
 
+    def drop_idle(self) -> int:
+        """Forget the shadows of plans not materialised for ``keep_shadows`` seconds."""
+        horizon = asyncio.get_running_loop().time() - self.keep_shadows
+        idle = [
+            p
+            for p, t in self._used.items()
+            if t < horizon and p not in self._pending and not self._locked(p)
+        ]
+        for plan_id in idle:
+            self._shadows.pop(plan_id, None)
+            self._used.pop(plan_id, None)
+            self._authors.pop(plan_id, None)
+            self._locks.pop(plan_id, None)
+            self._retry_delay.pop(plan_id, None)
+        return len(idle)
+
+    def _locked(self, plan_id: str) -> bool:
+        lock = self._locks.get(plan_id)
+        return lock is not None and lock.locked()
+
     # The work
 
     async def flush(self, plan_id: str) -> None:
@@ -198,40 +256,67 @@ class Materialiser:
 
     async def materialise(self, plan_id: str) -> None:
         async with self._locks.setdefault(plan_id, asyncio.Lock()):
+            self._used[plan_id] = asyncio.get_running_loop().time()
+            # Ids asked for in one round are logged and taken in by the next.
             for _round in range(3):
-                needs_ids = await self._project_retrying(plan_id)
-                room = self.rooms.room(plan_id)
-                if not needs_ids or room is None or room.failed:
+                if not await self._project_retrying(plan_id):
                     break
-                # Logged under the author whose edit needed the ids: "created" is theirs.
-                if (
-                    await room.apply_server_change(
-                        crdt.structure.assign_ids, self._authors.get(plan_id)
-                    )
-                    is None
-                ):
-                    break
-            if self.rooms.room(plan_id) is None:
-                self._shadows.pop(plan_id, None)
-                self._authors.pop(plan_id, None)
 
     async def _project_retrying(self, plan_id: str) -> bool:
         for _attempt in range(2):
-            done, needs_ids = await self._project(plan_id)
+            done, assigned = await self._project(plan_id)
             if done:
-                return needs_ids
+                return assigned
         return False
 
+    async def _assign(self, plan_id: str) -> bool | None:
+        """Whether ids were given (and now wait in the log); None when asking failed."""
+        # Logged under the author whose edit needed the ids: "created" is theirs.
+        try:
+            return await self.assign(plan_id, self._authors.get(plan_id)) is not None
+        except (OSError, ValueError, RuntimeError) as exc:  # unreachable, refused, resetting
+            log.warning("giving plan %s's new tasks and rows their ids failed: %s", plan_id, exc)
+            return None
+
+    def _retry_later(self, plan_id: str) -> None:
+        """Ask for the ids again in a while (the server is starting, or was stopping)."""
+        if plan_id in self._retries:
+            return
+        delay = min(30.0, 2 * self._retry_delay.get(plan_id, 0.5))
+        self._retry_delay[plan_id] = delay
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            self._retries.pop(plan_id, None)
+            self.schedule(plan_id)
+
+        self._retries[plan_id] = asyncio.create_task(later())
+
     async def _project(self, plan_id: str) -> tuple[bool, bool]:
-        """(whether the tables caught up, whether the shadow holds tasks or rows without ids)"""
+        """(whether the tables caught up, whether ids were given and now wait in the log)"""
         shadow = self._shadows.pop(plan_id, None)
         _mark, entries, shadow = await self.store.read(lambda s: _read(s, plan_id, shadow))
         if shadow is None:
             shadow = Shadow.empty()
         if not entries:
             self._shadows[plan_id] = shadow
-            return True, shadow.reader.needs_ids()
+            return True, shadow.reader.needs_ids() and bool(await self._assign(plan_id))
+        for _log_id, _at, author_id, _data in entries:
+            if author_id is not None:
+                self._authors[plan_id] = author_id
         step = await anyio.to_thread.run_sync(advance, shadow, entries)
+        # Ids are asked for before the rows are written: whoever waits for the tables to
+        # reach the log as it stood (``flush``) then finds the change giving them logged.
+        assigned = False
+        if shadow.reader.needs_ids():
+            answer = await self._assign(plan_id)
+            if answer is None:
+                # Not written: the tables stay behind the log, so this pass is tried again,
+                # here or by the next worker to start, and the ids are not forgotten.
+                self._retry_later(plan_id)
+                return True, False
+            assigned = answer
+        self._retry_delay.pop(plan_id, None)
         if await self.store.run_derived(lambda s: write_step(s, plan_id, step)):
             self._shadows[plan_id] = shadow  # only a shadow the tables agree with is kept
             log.debug(
@@ -240,7 +325,7 @@ class Materialiser:
             if self.hooks is not None:
                 for row in step.events:
                     self.hooks.publish(changed(plan_id, row))
-            return True, shadow.reader.needs_ids()
+            return True, assigned
         return False, False
 
 

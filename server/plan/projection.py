@@ -16,9 +16,17 @@ from typing import Any
 from pycrdt import Doc
 
 import crdt
-from crdt.changes import Entity, Kind, changed_ids, diff
-from crdt.reader import StructureReader
-from crdt.structure import Row, Structure, Task, parse_number
+from crdt import (
+    Entity,
+    Kind,
+    Row,
+    Structure,
+    StructureReader,
+    Task,
+    changed_ids,
+    diff,
+    parse_number,
+)
 
 LogEntry = tuple[int, datetime, int | None, bytes]
 

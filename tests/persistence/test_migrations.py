@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -18,7 +20,7 @@ import persistence
 import persistence.db
 from persistence.db import MIGRATIONS
 from persistence.models import Base
-from tests.support.servers import Database
+from tests.support.servers import ROOT, Database
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -109,6 +111,31 @@ def test_the_head_the_server_checks_for_is_alembics_head(database: Database) -> 
     assert persistence.db.schema_revision(database.url) is None
     persistence.upgrade(database.url)
     assert persistence.db.schema_revision(database.url) == persistence.db.HEAD
+
+
+def test_an_isolated_upgrade_migrates_without_loading_alembic_here(database: Database) -> None:
+    """The server's first start after an install or an upgrade migrates in a child process:
+    Alembic (about 10 MB resident) never enters the long-lived server process."""
+    script = (
+        "import sys\n"
+        "import persistence\n"
+        "from persistence.db import HEAD, schema_revision\n"
+        "url = sys.stdin.read()\n"
+        "persistence.upgrade(url, isolated=True)\n"
+        "assert schema_revision(url) == HEAD, schema_revision(url)\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'alembic'], 'alembic loaded'\n"
+    )
+    assert current_revision(database.url) is None
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        input=database.url,
+        text=True,
+        capture_output=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert current_revision(database.url) == head(database.url)
 
 
 def test_migrated_schema_matches_the_models(database: Database) -> None:

@@ -25,6 +25,7 @@ PUBLIC = {
     "/login": "sign-in form",
     "/logout": "checks its own CSRF field",
     "/healthz": "liveness probe",
+    "/metrics": "404 unless TANDEM_METRICS_TOKEN is set and sent as the bearer token",
     "/invite/{token}": "the signed invitation is the credential",
     "/s/{token}": "the signed share link is the credential",
     "/embed/{token}": "the signed embed URL is the credential",
@@ -32,6 +33,7 @@ PUBLIC = {
     "/password-reset/{token}": "the signed, single-use reset link is the credential",
     "/act/{action}/{task_id}/{token}": "the signed, single-use notification action link",
     "/unsubscribe/{token}": "the signed unsubscribe link (RFC 8058 one-click, no login)",
+    "/internal/plans/{plan_id}/ids": "loopback only; the worker's signed, plan-scoped credential",
 }
 CALLERS = [
     "anonymous",
@@ -53,10 +55,14 @@ ALLOWED = {
         "owner",
         "api_token",
     },
+    # Accounts with a role in the plan; link and embed visitors see no history or brief.
     # Owners and editors with an account; link editors change the plan only through its socket.
     Rule.PLAN_EDIT: {"customer_member", "vendor_member", "owner", "api_token"},
     Rule.PLAN_VENDOR: {"vendor_member", "owner"},
     Rule.PLAN_OWNER: {"owner"},
+    # Members read the history; link visitors only through a link created with "history":
+    # true (the world's links are not; tests/server/test_version_history.py has one that is).
+    Rule.PLAN_HISTORY: {"customer_member", "vendor_member", "owner", "api_token"},
     # wrong_plan (made by `tandem users create`) and vendor_member (invited to the vendor side
     # by the workspace owner) are staff; customer_member and api_token (hers) are guests.
     Rule.STAFF: {"wrong_plan", "vendor_member", "owner"},

@@ -14,7 +14,7 @@ from crdt.structure import set_task_checked
 from crdt.templates import doc, task, tasks
 from server.hooks import Event, Hooks
 from server.live import Committed, RoomManager
-from server.plan import Changed, Materialiser, TaskCompleted, TaskCreated
+from server.plan import Changed, Materialiser, TaskCompleted, TaskCreated, assign_through
 from server.store import Store
 
 pytestmark = pytest.mark.anyio
@@ -35,7 +35,9 @@ async def test_commits_and_materialised_changes_reach_every_subscriber(tmp_path:
     author = user.id
     hooks = Hooks()
     rooms = RoomManager(store, hooks=hooks, idle_seconds=60, checkpoint_every=1000)
-    materialiser = Materialiser(store, rooms, hooks=hooks, quiet=0.01, max_wait=0.05)
+    materialiser = Materialiser(
+        store, assign_through(rooms), hooks=hooks, quiet=0.01, max_wait=0.05
+    )
     seen: list[Event] = []
 
     def broken(_event: Event) -> None:

@@ -11,10 +11,11 @@ import crdt
 import persistence
 from server import plan as domain
 from server.identity import OWNER, Rule
-from server.live import room_key
+from server.live import RoomKey, room_key
 from server.plan import ApiError, text_field
 
 from ..guard import identity_of, plan_of, rule
+from ..history import document_at
 from ..presenters import plan_json
 from ..responses import read_json, services
 
@@ -61,10 +62,13 @@ async def get_plan(request: Request) -> Response:
     return JSONResponse(plan_json(request, plan_of(request), identity_of(request).role))
 
 
-async def _document(request: Request, key: str) -> Response:
+async def _document(request: Request, key: RoomKey) -> Response:
     fmt = request.query_params.get("format", "json")
     if fmt not in ("json", "markdown"):
         raise ApiError(400, "format must be 'json' or 'markdown'", field="format")
+    then = await document_at(request, key, fmt)
+    if then is not None:
+        return then
     state = await services(request).rooms.snapshot(key)
     doc = crdt.doc_from_updates([state])
     if fmt == "markdown":

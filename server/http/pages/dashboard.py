@@ -1,17 +1,13 @@
-"""Server-rendered views of the plan as data: the dashboard (with SVG charts drawn here) and
-the history of every commitment change."""
+"""Server-rendered views of the plan as data: the dashboard (with SVG charts drawn here)."""
 
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-import persistence
 from server import plan as domain
 from server.identity import Rule, allowed, plan_nav
 from server.plan import ApiError
@@ -19,21 +15,6 @@ from server.plan import ApiError
 from ..guard import identity_of, plan_of, rule
 from ..responses import render, services
 
-KIND_LABELS = {
-    "created": "added",
-    "removed": "removed",
-    "text_changed": "reworded",
-    "reassigned": "reassigned",
-    "due_moved": "moved the date of",
-    "completed": "completed",
-    "reopened": "reopened",
-    "status_changed": "changed the status of",
-    "milestone_changed": "changed the milestone flag of",
-    "kr_value_changed": "updated the current value of",
-    "risk_severity_changed": "changed the severity of",
-    "field_changed": "edited",
-}
-ENTITY_LABELS = {"task": "task", "key_result": "key result", "risk": "risk", "contact": "contact"}
 VERDICTS = {
     "on_track": "On track",
     "at_risk": "At risk",
@@ -140,68 +121,3 @@ async def _dashboard(request: Request, error: str | None = None) -> Response:
         **plan_nav(identity),
     }
     return render(request, "dashboard.html", context, 400 if error else 200)
-
-
-def describe(value: Any) -> str:
-    """A commitment-history value as a person reads it."""
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, dict):
-        if "label" in value and "id" in value:
-            side = f" ({value['side']})" if value.get("side") else ""
-            return f"@{value['label']}{side}"
-        if "text" in value:
-            return str(value["text"])
-        return ", ".join(f"{k}: {describe(v)}" for k, v in value.items() if k != "id" and v)
-    return str(value).replace("_", " ")
-
-
-@rule(Rule.PLAN_VIEW)
-async def history(request: Request) -> Response:
-    identity = identity_of(request)
-    plan = plan_of(request)
-
-    def read(s: Session) -> tuple[dict[str, str], list[persistence.AuditRecord], dict[int, str]]:
-        names: dict[str, str] = {}
-        for t in persistence.list_tasks(session=s, plan_id=plan.id):
-            names[t["id"]] = t["text"]
-        for table, field in (("key_results", "metric"), ("risks", "risk"), ("contacts", "name")):
-            for r in persistence.list_rows(session=s, plan_id=plan.id, table=table):
-                names[r["id"]] = r[field] or r.get("role") or ""
-        events = persistence.list_audit(session=s, plan_id=plan.id, limit=500)
-        # Changes made from a notification's link: "Jordan Lee, by email link".
-        actors = persistence.action_actors(
-            session=s, plan_id=plan.id, update_ids=[e.update_id for e in events]
-        )
-        return names, events, actors
-
-    names, events, actors = await services(request).store.run(read)
-    rows = []
-    for e in events:
-        snapshot = e.new if isinstance(e.new, dict) else e.old if isinstance(e.old, dict) else {}
-        name = names.get(e.entity_id) or describe(
-            {k: v for k, v in snapshot.items() if k in ("text", "metric", "risk", "name")}
-        )
-        rows.append(
-            {
-                "at": e.at,
-                "who": actors.get(e.update_id) or e.author_name or "Tandem",
-                "verb": KIND_LABELS.get(e.kind, e.kind),
-                "entity": ENTITY_LABELS.get(e.entity, e.entity),
-                "name": name,
-                "kind": e.kind,
-                "old": None if e.kind == "created" else describe(e.old),
-                "new": None if e.kind == "removed" else describe(e.new),
-            }
-        )
-    context = {
-        "user": identity,
-        "plan": plan,
-        "rows": rows,
-        "now": datetime.now(UTC),
-        "active": "history",
-        **plan_nav(identity),
-    }
-    return render(request, "history.html", context)

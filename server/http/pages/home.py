@@ -11,19 +11,19 @@ from starlette.responses import RedirectResponse, Response
 import persistence
 from server import plan as domain
 from server.identity import (
-    MIN_PASSWORD,
     SESSION_COOKIE,
     Identity,
     Rule,
-    password_too_short,
+    password_errors,
     valid_email,
 )
-from server.live import Close
+from server.live import Close, Closing
 from server.plan import ApiError
 
 from .. import guard
 from ..cookies import set_session_cookie
 from ..guard import identity_of, rule
+from ..history import since_last_visit
 from ..presenters import editor_context, person_json
 from ..responses import render, services
 
@@ -74,10 +74,7 @@ async def setup(request: Request) -> Response:
             errors["name"] = "Keep it under 200 characters."
         if valid_email(form["email"]) is None:
             errors["email"] = "Enter a valid email address."
-        if password_too_short(password):
-            errors["password"] = f"Use at least {MIN_PASSWORD} characters."
-        elif password != str(raw.get("confirm", "")):
-            errors["confirm"] = "The two passwords differ."
+        errors.update(password_errors(password, str(raw.get("confirm", ""))))
         if not errors:
             svc = services(request)
             password_hash = await svc.auth.hash_password(password)
@@ -166,9 +163,10 @@ async def logout(request: Request) -> Response:
         return render(request, "error.html", {"message": "Your session changed; try again."}, 403)
     await svc.auth.end_session(cookie)
     sid = svc.auth.session_id(cookie)
-    for conn in svc.rooms.connections():
-        if conn.identity.via == "session" and conn.identity.credential_id == sid:
-            conn.close(Close.UNAUTHORIZED, "signed out")
+    if sid is not None:  # no session, no sockets of it (None would match every session)
+        svc.rooms.close(
+            Closing(None, Close.UNAUTHORIZED, "signed out", via="session", credential_id=sid)
+        )
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
@@ -257,7 +255,9 @@ def visible_plans(s: Session, identity: Identity) -> list[persistence.PlanRecord
 
 @rule(Rule.PLAN_VIEW)
 async def plan_page(request: Request) -> Response:
-    return render(request, "plan.html", editor_context(request))
+    context = editor_context(request)
+    context["since"] = await since_last_visit(request)
+    return render(request, "plan.html", context)
 
 
 @rule(Rule.PLAN_VENDOR)

@@ -167,7 +167,7 @@ def write(factory: Factory, plan_id: str, *events: dict[str, Any]) -> None:
 def history(factory: Factory, plan_id: str) -> list[tuple[str, Any, Any, int | None]]:
     """(entity id, old, new, author) oldest first."""
     with persistence.transaction(factory) as s:
-        found = persistence.list_audit(session=s, plan_id=plan_id)
+        found = persistence.list_history(session=s, plan_id=plan_id)
     return [(e.entity_id, e.old, e.new, e.author_id) for e in reversed(found)]
 
 
@@ -278,7 +278,7 @@ def test_a_sentence_typed_key_by_key_into_a_new_task_is_one_created_event(
             assert write_step(s, plan, step)
 
     with persistence.transaction(factory) as s:
-        found = list(reversed(persistence.list_audit(session=s, plan_id=plan)))
+        found = list(reversed(persistence.list_history(session=s, plan_id=plan)))
     assert [(e.kind, e.author_id) for e in found] == [("created", ann), ("text_changed", bo)]
     assert found[0].new["text"] == "Send the SOW"
     assert (found[1].old, found[1].new) == ("Send the SOW", "Send the SOW!")

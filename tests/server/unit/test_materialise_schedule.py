@@ -22,7 +22,7 @@ import persistence
 from server.hooks import Hooks
 from server.live.events import Committed
 from server.live.rooms import RoomManager
-from server.plan.materialise import Materialiser
+from server.plan.materialise import Materialiser, assign_through
 from server.store import Store
 
 QUIET, MAX_WAIT = 1.0, 5.0
@@ -97,7 +97,10 @@ def scenario(store: Store, body: Callable[[Observed], Awaitable[None]]) -> None:
     async def main() -> None:
         hooks = Hooks()
         rooms = RoomManager(store, idle_seconds=60, checkpoint_every=100, hooks=hooks)
-        async with rooms, Observed(store, rooms, quiet=QUIET, max_wait=MAX_WAIT) as m:
+        async with (
+            rooms,
+            Observed(store, assign_through(rooms), quiet=QUIET, max_wait=MAX_WAIT) as m,
+        ):
             hooks.register([m.on_event])
             await body(m)
 

@@ -45,6 +45,7 @@ def person(
     *,
     staff: bool = False,
     workspace_owner: bool = False,
+    history: bool = False,
 ) -> Identity:
     account = via in ("session", "token")
     return Identity(
@@ -59,6 +60,7 @@ def person(
         side=side,
         staff=staff,
         workspace_owner=workspace_owner,
+        history=history,
     )
 
 
@@ -77,6 +79,7 @@ CALLERS = {
     "link editor": person("link", EDITOR, CUSTOMER),
     "link viewer": person("link", VIEWER, CUSTOMER),
     "embed viewer": person("embed", VIEWER, CUSTOMER),
+    "link viewer with history": person("link", VIEWER, CUSTOMER, history=True),
     # A visitor carrying roles it can never get is still no account: refused all the same.
     "forged link owner": person("link", OWNER, VENDOR, staff=True, workspace_owner=True),
 }
@@ -105,6 +108,9 @@ EXPECTED = {
     },
     Rule.PLAN_VENDOR: VENDOR_STAFF,
     Rule.PLAN_OWNER: {"workspace owner", "vendor owner", "customer owner"},
+    # Every account in the plan; visitors only through a link created with history.
+    Rule.PLAN_HISTORY: {name for name, who in CALLERS.items() if who.is_account}
+    | {"link viewer with history"},
     Rule.STAFF: VENDOR_STAFF | {"staff on customer side"},
     Rule.WORKSPACE_OWNER: {"workspace owner"},
 }
@@ -130,10 +136,15 @@ def test_only_a_vendor_side_staff_owner_manages_the_vendor_side() -> None:
 
 
 def test_the_tab_bar_offers_the_internal_plan_and_share_only_to_who_may_open_them() -> None:
-    assert plan_nav(CALLERS["vendor viewer"]) == {"is_vendor": True, "is_owner": False}
-    assert plan_nav(CALLERS["customer owner"]) == {"is_vendor": False, "is_owner": True}
-    assert plan_nav(CALLERS["link editor"]) == {"is_vendor": False, "is_owner": False}
-    assert plan_nav(CALLERS["vendor owner"]) == {"is_vendor": True, "is_owner": True}
+    def nav(name: str) -> tuple[bool, bool, bool]:
+        got = plan_nav(CALLERS[name])
+        return got["is_vendor"], got["is_owner"], got["shows_history"]
+
+    assert nav("vendor viewer") == (True, False, True)
+    assert nav("customer owner") == (False, True, True)
+    assert nav("link editor") == (False, False, False)
+    assert nav("link viewer with history") == (False, False, True)
+    assert nav("vendor owner") == (True, True, True)
 
 
 @pytest.mark.parametrize("name", sorted(CALLERS))
@@ -252,6 +263,7 @@ async def test_link_and_embed_visitors_are_customer_side_with_the_links_role(
         "acme only": ("share", EDITOR, "acme.example", later),
         "expired": ("share", EDITOR, None, datetime.now(UTC) - timedelta(seconds=1)),
         "revoked": ("share", EDITOR, None, later),
+        "with history": ("share", VIEWER, None, later),
     }
     ids = {name: uuid.uuid4().hex for name in links}
     with persistence.transaction(store.factory) as s:
@@ -266,6 +278,7 @@ async def test_link_and_embed_visitors_are_customer_side_with_the_links_role(
                 domain=domain,
                 created_by=None,
                 expires_at=expires,
+                history=name == "with history",
             )
         persistence.revoke_link(session=s, plan_id=plan, link_id=ids["revoked"])
 
@@ -279,6 +292,10 @@ async def test_link_and_embed_visitors_are_customer_side_with_the_links_role(
         return found.via, found.role, found.side, found.read_only
 
     assert await visit("share editor") == ("link", EDITOR, CUSTOMER, False)
+    # Only a link created with history lets its visitors read the plan's history.
+    shows = await link_identity(conn_for(store), ids["with history"], plan, name="V", email=None)
+    hides = await link_identity(conn_for(store), ids["share viewer"], plan, name="V", email=None)
+    assert shows is not None and shows.history and hides is not None and not hides.history
     assert await visit("share viewer") == ("link", VIEWER, CUSTOMER, True)
     assert await visit("embed") == ("embed", VIEWER, CUSTOMER, True)
     # A link opens only its own plan, and only while it lives.

@@ -1,15 +1,17 @@
-"""The access log and the outgoing mail."""
+"""The access log (table ``access_events``): who gave, used or took away access to a plan or
+the workspace (invitations, members, links, sign-ins, accounts), from where. Not the
+commitment history of a plan's tasks (``commitment_history``, table ``audit_events``)."""
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from .models import AccessEvent, OutboxMail
-from .records import AccessEventRecord, MailRecord, now, utc
+from .models import AccessEvent
+from .records import AccessEventRecord, now, utc
 
 
-def record_event(
+def record_access(
     *,
     session: Session,
     plan_id: str | None,
@@ -19,6 +21,7 @@ def record_event(
     detail: str | None = None,
     ip: str | None = None,
 ) -> None:
+    """Add one entry to the access log; ``plan_id`` None for a workspace-level one."""
     session.add(
         AccessEvent(
             plan_id=plan_id,
@@ -55,36 +58,6 @@ def access_events(
             subject=r.subject,
             detail=r.detail,
             ip=r.ip,
-        )
-        for r in rows
-    ]
-
-
-def queue_mail(
-    *, session: Session, to_addr: str, subject: str, body: str, plan_id: str | None = None
-) -> int:
-    row = OutboxMail(to_addr=to_addr, subject=subject, body=body, created_at=now(), plan_id=plan_id)
-    session.add(row)
-    session.flush()
-    return row.id
-
-
-def mark_mail(*, session: Session, mail_id: int, error: str | None) -> None:
-    values = {"error": error[:400]} if error else {"sent_at": now(), "error": None}
-    session.execute(update(OutboxMail).where(OutboxMail.id == mail_id).values(**values))
-
-
-def outbox(*, session: Session, limit: int = 100) -> list[MailRecord]:
-    rows = session.scalars(select(OutboxMail).order_by(OutboxMail.id.desc()).limit(limit))
-    return [
-        MailRecord(
-            id=r.id,
-            to_addr=r.to_addr,
-            subject=r.subject,
-            body=r.body,
-            created_at=utc(r.created_at),
-            sent_at=utc(r.sent_at),
-            error=r.error,
         )
         for r in rows
     ]

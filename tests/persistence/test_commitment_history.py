@@ -46,7 +46,7 @@ def reworded(task: str, old: str, new: str, author: int, at: datetime) -> dict[s
 
 def history(factory: Factory, plan_id: str, **kw: Any) -> list[tuple[str, Any, datetime]]:
     with persistence.transaction(factory) as s:
-        found = persistence.list_audit(session=s, plan_id=plan_id, **kw)
+        found = persistence.list_history(session=s, plan_id=plan_id, **kw)
     return [(e.entity_id, e.new, e.at) for e in found]
 
 
@@ -61,7 +61,7 @@ def test_a_folded_entry_is_listed_at_the_time_of_its_last_change(factory: Factor
     assert rows[0][2] == T0 + timedelta(seconds=60)
     # Pages continue after the (time, id) of the last entry shown.
     with persistence.transaction(factory) as s:
-        first = persistence.list_audit(session=s, plan_id=plan.id, limit=1)
+        first = persistence.list_history(session=s, plan_id=plan.id, limit=1)
     assert [r[0] for r in history(factory, plan.id, before_id=first[0].id)] == ["t_b"]
 
 

@@ -1,14 +1,14 @@
 """notifications: the outbox of notifications, used action links, unsubscribes, leases
 
-Revision ID: 0006_notifications
-Revises: 0005_outbox_plan
+Revision ID: 0007_notifications
+Revises: 0006_history
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_notifications"
-down_revision = "0005_outbox_plan"
+revision = "0007_notifications"
+down_revision = "0006_history"
 branch_labels = None
 depends_on = None
 

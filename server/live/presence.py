@@ -1,0 +1,141 @@
+"""Presence (y-protocols "awareness") in one room: who is here, their cursors and names.
+
+The room hands every awareness frame and every departure to its ``Presence`` and forwards the
+frame it gets back to the other connections. Here: the bounds on what one connection may
+introduce, the states stamped with the server-known name, the echoes stock clients send back
+skipped, and the departed remembered (bounded) so that those echoes are not taken for new
+presence.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable
+
+from server.identity import Identity
+
+from .connection import Connection
+from .protocol import FrameError, awareness_frame, parse_awareness
+
+# Presence states one connection may introduce (a browser tab introduces one), and the size of
+# one state (a name, a colour, a cursor).
+MAX_AWARENESS_CLIENTS = 8
+MAX_AWARENESS_STATE_BYTES = 4096
+# Presence that has left, remembered so that its echoes are not taken for new presence: stock
+# y-websocket clients send back every awareness change they hear, others' included.
+MAX_AWARENESS_TOMBSTONES = 4096
+
+
+def presence_key(conn: Connection) -> str:
+    """One person (an account, or a visitor of one link under one name), across tabs."""
+    i = conn.identity
+    return i.person or f"{i.via}:{i.credential_id}:{i.name}"
+
+
+def people(connections: Iterable[Connection]) -> list[Identity]:
+    """Who is here, by name: one entry per account, whether through the browser or a token,
+    in any number of tabs (as in the editor's strip); visitors per link and name."""
+    seen: dict[str, Identity] = {}
+    for conn in connections:
+        seen.setdefault(presence_key(conn), conn.identity)
+    return sorted(seen.values(), key=lambda i: i.name.lower())
+
+
+def stamp(conn: Connection, state: str) -> str:
+    """Presence carries the server-known name and person key, whatever the client claimed."""
+    try:
+        value = json.loads(state)
+    except (ValueError, RecursionError):
+        # RecursionError: JSON nested too deep (e.g. "[[[[..."), which json raises instead
+        # of ValueError; uncaught, it dropped the socket with 1000 and nothing logged.
+        raise FrameError("awareness state is not JSON") from None
+    if not isinstance(value, dict):
+        raise FrameError("awareness state is not an object")
+    user = value.get("user")
+    stamped = {**(user if isinstance(user, dict) else {}), "name": conn.identity.name}
+    stamped.pop("person", None)
+    if conn.identity.person is not None:
+        stamped["person"] = conn.identity.person
+    # Only the server knows who signed in: a link visitor named like a member is a guest.
+    stamped["guest"] = not conn.identity.is_account
+    value["user"] = stamped
+    return json.dumps(value, separators=(",", ":"))
+
+
+class Presence:
+    """The awareness states of one room: client id -> (clock, state, owning connection)."""
+
+    def __init__(self) -> None:
+        self._states: dict[int, tuple[int, str, Connection]] = {}
+        # client id -> (clock of its removal, who owned it): see receive().
+        self._departed: dict[int, tuple[int, str]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._states)
+
+    def frame(self) -> bytes:
+        """Every current state, as one awareness frame (for a joining or asking client)."""
+        return awareness_frame([(c, k, s) for c, (k, s, _) in self._states.items()])
+
+    def receive(self, conn: Connection, frame: bytes, live: Collection[Connection]) -> bytes | None:
+        """Take ``conn``'s awareness frame; the frame to forward to the others, if any.
+        ``live``: the room's connections. Raises FrameError, changing nothing, for a frame
+        over the bounds."""
+        entries = parse_awareness(frame)
+        # Checked before anything changes, so a refused frame leaves nothing behind.
+        if any(len(state) > MAX_AWARENESS_STATE_BYTES for _, _, state in entries):
+            raise FrameError("awareness state too large")
+        # Stock y-websocket clients send back every awareness change they hear, other people's
+        # included: those entries are not this connection's to change, and they are skipped,
+        # not counted against it. Only what it introduces is its own, within the bound.
+        mine = []
+        for client, clock, state in entries:
+            known = self._states.get(client)
+            if known is not None and known[2] is not conn and known[2] in live:
+                continue  # another live connection's presence
+            departed = self._departed.get(client)
+            if (
+                known is None
+                and departed is not None
+                and clock <= departed[0]
+                and departed[1] != presence_key(conn)
+            ):
+                continue  # an echo of someone's presence that has already left
+            mine.append((client, clock, state, known))
+        new = {c for c, _, state, _ in mine if state != "null"} - conn.awareness_clients
+        if len(conn.awareness_clients) + len(new) > MAX_AWARENESS_CLIENTS:
+            raise FrameError("too many awareness client ids")
+        forward = []
+        for client, clock, state, known in mine:
+            if known is not None and (clock < known[0] or (clock == known[0] and state != "null")):
+                continue  # stale or repeated
+            if state == "null":
+                if known is None:
+                    continue
+                del self._states[client]
+                conn.awareness_clients.discard(client)
+                self._depart(client, clock, conn)
+            else:
+                state = stamp(conn, state)
+                self._states[client] = (clock, state, conn)
+                conn.awareness_clients.add(client)
+                self._departed.pop(client, None)
+            forward.append((client, clock, state))
+        return awareness_frame(forward) if forward else None
+
+    def leave(self, conn: Connection) -> bytes | None:
+        """``conn`` left: its states end; the frame that tells the others, if any."""
+        gone = []
+        for client in conn.awareness_clients:
+            known = self._states.get(client)
+            if known is not None and known[2] is conn:
+                del self._states[client]
+                gone.append((client, known[0] + 1, "null"))
+                self._depart(client, known[0] + 1, conn)
+        return awareness_frame(gone) if gone else None
+
+    def _depart(self, client: int, clock: int, conn: Connection) -> None:
+        self._departed.pop(client, None)
+        self._departed[client] = (clock, presence_key(conn))
+        while len(self._departed) > MAX_AWARENESS_TOMBSTONES:
+            del self._departed[next(iter(self._departed))]

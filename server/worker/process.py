@@ -1,0 +1,112 @@
+"""The worker process: follows the update log and keeps every plan's tables and commitment
+history current (the materialiser), off the interpreter that applies and forwards edits.
+
+``tandem worker`` runs it on its own; ``tandem serve`` starts it as its child (``child.py``),
+nudging it through its stdin, whose end (the parent gone, however it went) stops it too.
+Its hook list is its own: the plan events the materialiser publishes (``server.plan``), and
+the reactions to them that will come (notification rules, history summaries), live here.
+What it has done is in the database (each plan's watermark), so a restart repeats nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from server import notify
+from server.hooks import Hooks
+from server.plan import Materialiser
+from server.settings import Settings
+from server.store import Store
+
+from .follower import LogFollower
+from .writeback import AssignThroughServer
+
+log = logging.getLogger(__name__)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Linux: be sent SIGTERM when the parent dies, however it dies; and if it died already
+    (before this ran), stop now."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:
+        raise SystemExit(0)
+
+
+async def run_worker(settings: Settings, *, server_url: str, child: bool) -> None:
+    store = Store.from_url(settings.database_url)
+    notifications = notify.build(settings, store, server_url)
+    # This process's reactions to the materialiser's plan events, called in this order.
+    hooks = Hooks()
+    hooks.register(
+        [
+            *notify.subscribers(notifications.notifier),
+        ]
+    )
+    materialiser = Materialiser(
+        store,
+        AssignThroughServer(server_url, settings.secret_key),
+        hooks=hooks,
+        quiet=settings.materialise_quiet_seconds,
+        max_wait=settings.materialise_max_wait_seconds,
+    )
+    follower = LogFollower(store, materialiser, poll=settings.worker_poll_seconds)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loops: list[asyncio.Task[Any]] = []
+    flushes: set[asyncio.Task[Any]] = set()
+
+    def flush(plan_id: str) -> None:
+        task = asyncio.create_task(_flush(materialiser, plan_id), name=f"flush-{plan_id}")
+        flushes.add(task)
+        task.add_done_callback(flushes.discard)
+
+    # The notifier outlives the materialiser: what its last passes publish is still queued.
+    async with notifications.notifier, materialiser:
+        loops.append(asyncio.create_task(follower.run(), name="follow-log"))
+        if notifications.dispatcher is not None:
+            loops.append(asyncio.create_task(notifications.dispatcher.run(), name="send"))
+        if settings.notify_clock_seconds > 0:
+            loops.append(asyncio.create_task(notifications.clock.run(), name="reminders"))
+        if child:
+            loops.append(asyncio.create_task(_nudges(flush, stop), name="nudges"))
+        log.info("worker %d following the update log (ids through %s)", os.getpid(), server_url)
+        await stop.wait()
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, *flushes, return_exceptions=True)
+        # Leaving the materialiser writes what is still pending.
+    store.dispose()
+    log.info("worker %d stopped cleanly", os.getpid())
+
+
+async def _nudges(flush: Callable[[str], None], stop: asyncio.Event) -> None:
+    """Plan ids, one a line, from the serving process: materialise them now. The end of the
+    stream is the parent gone."""
+    reader = asyncio.StreamReader()
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    try:
+        while line := await reader.readline():
+            plan_id = line.decode(errors="replace").strip()
+            if plan_id:
+                flush(plan_id)
+    finally:
+        stop.set()
+
+
+async def _flush(materialiser: Materialiser, plan_id: str) -> None:
+    try:
+        await materialiser.flush(plan_id)
+    except Exception:
+        log.exception("materialising plan %s on the server's request failed", plan_id)
