@@ -4,16 +4,38 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import ssl
+from dataclasses import dataclass
 from email.message import EmailMessage
 
 import anyio
 
 import persistence
 
-from .notify import SmtpConfig, deliver
 from .store import Store
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int = 25
+    user: str = ""
+    password: str = ""
+    starttls: bool = False
+    timeout: float = 15.0
+
+
+def deliver(config: SmtpConfig, message: EmailMessage) -> None:
+    """Hand ``message`` to the SMTP server; raises OSError or SMTPException when it does not
+    take it."""
+    with smtplib.SMTP(config.host, config.port, timeout=config.timeout) as smtp:
+        if config.starttls:
+            smtp.starttls(context=ssl.create_default_context())
+        if config.user:
+            smtp.login(config.user, config.password)
+        smtp.send_message(message)
 
 
 class Mailer:

@@ -4,9 +4,6 @@ over SMTP (STARTTLS and login when configured)."""
 
 from __future__ import annotations
 
-import smtplib
-import ssl
-from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 from pathlib import Path
@@ -14,29 +11,9 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 import persistence
+from server.mail import SmtpConfig, deliver
 
 MAIL_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "mail"
-
-
-@dataclass(frozen=True)
-class SmtpConfig:
-    host: str
-    port: int = 25
-    user: str = ""
-    password: str = ""
-    starttls: bool = False
-    timeout: float = 15.0
-
-
-def deliver(config: SmtpConfig, message: EmailMessage) -> None:
-    """Hand ``message`` to the SMTP server; raises OSError or SMTPException when it does not
-    take it."""
-    with smtplib.SMTP(config.host, config.port, timeout=config.timeout) as smtp:
-        if config.starttls:
-            smtp.starttls(context=ssl.create_default_context())
-        if config.user:
-            smtp.login(config.user, config.password)
-        smtp.send_message(message)
 
 
 def environment() -> Environment:
