@@ -14,7 +14,7 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-import crdt.structure
+import crdt
 import persistence
 from server import worker
 from server.identity import Rule
@@ -54,7 +54,7 @@ async def assign_ids(request: Request) -> Response:
     room = await svc.rooms.open(plan_id)
     if room.failed:
         raise ApiError(503, "the plan's room is resetting; try again")
-    log_id = await room.apply_server_change(crdt.structure.assign_ids, author_id)
+    log_id = await room.apply_server_change(crdt.assign_ids, author_id)
     if log_id is not None:
         svc.materialiser.assigned(plan_id, log_id)
         log.info("plan %s: ids given to its new tasks and rows (update %d)", plan_id, log_id)

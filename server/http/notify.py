@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+import crdt
 import persistence
-from crdt import structure
 from server.identity import Rule
 from server.notify import ActionClaim, reachable, task_of
 
@@ -73,11 +73,11 @@ def _problem(s: Session, claim: ActionClaim) -> tuple[str | None, dict[str, Any]
 def _change(action: str, task_id: str, due: str | None) -> Any:
     def apply(doc: Doc) -> None:
         if action == "complete":
-            structure.set_task_status(doc, task_id, "done")
+            crdt.set_task_status(doc, task_id, "done")
         elif action == "blocked":
-            structure.set_task_status(doc, task_id, "blocked")
+            crdt.set_task_status(doc, task_id, "blocked")
         else:
-            structure.set_task_due(doc, task_id, due)
+            crdt.set_task_due(doc, task_id, due)
 
     return apply
 
@@ -133,7 +133,7 @@ async def act_page(request: Request) -> Response:
         log_id = await room.apply_server_change(
             _change(action, task_id, due), person.user_id if person else None
         )
-    except structure.TaskNotFound:
+    except crdt.TaskNotFound:
         await svc.store.run(lambda s: persistence.release_action(session=s, action_id=claim.id))
         ctx["refused"] = "This task was deleted from the plan; nothing was changed."
         return _page(request, ctx, 409)

@@ -33,7 +33,7 @@ import anyio
 from sqlalchemy.orm import Session
 
 import persistence
-from crdt.structure import parse_number
+from crdt import parse_number
 from server.store import Store
 
 from .summary import TASK_SIDES, kr_progress, summarise

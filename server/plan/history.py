@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 import crdt
 import persistence
-from crdt.changes import diff as structure_diff
+from crdt import diff as structure_diff
 from server.store import Store
 
 from .errors import ApiError

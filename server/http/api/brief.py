@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 import crdt
-from crdt.prosemirror import safe_href
+from crdt import safe_href
 from server import plan as domain
 from server.identity import Rule, allowed, plan_nav
 from server.live import room_key
