@@ -433,6 +433,7 @@ def report(n: int, built: dict, rounds: list[dict], store: dict, args) -> None:
 def run_size(n: int, args) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="tandem-history-bench-"))
     server: HistoryTandem | None = None
+    plan_id = "?"
     try:
         server = HistoryTandem(workdir)
         server.start()
@@ -465,7 +466,10 @@ def run_size(n: int, args) -> None:
     finally:
         if server is not None:
             server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep:
+            log(f"kept the data directory: {workdir} (plan {plan_id})")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> None:
@@ -475,6 +479,9 @@ def main() -> None:
     ap.add_argument("--moments", type=int, default=40, help="random moments read per round")
     ap.add_argument("--repeats", type=int, default=3, help="calls of /changes, /history, brief")
     ap.add_argument("--build-timeout", type=float, default=3600)
+    ap.add_argument(
+        "--keep", action="store_true", help="keep the temporary data directory (to profile)"
+    )
     args = ap.parse_args()
     # A SIGTERM unwinds through the finally blocks (server stopped, temp dir removed) as Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
