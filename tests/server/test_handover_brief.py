@@ -297,7 +297,10 @@ async def test_bad_format_and_who_may_read_it(
     assert refused.status_code == 403
     assert "does not show the plan's history" in refused.json()["error"]
     # The plan's page offers the brief to members, not to the visitor.
-    assert f"/api/plans/{plan_id}/brief?format=html" not in visitor.get(f"/plans/{plan_id}").text
+    assert (
+        f"/api/plans/{plan_id}/brief?format=html"
+        not in visitor.get(f"/plans/{plan_id}/history").text
+    )
     # A link created with history shows it the brief, the customer's copy.
     link = owner.post(
         f"/api/plans/{plan_id}/links", json={"role": "viewer", "history": True}
@@ -308,7 +311,7 @@ async def test_bad_format_and_who_may_read_it(
     shown = reader.get(f"/api/plans/{plan_id}/brief?format=markdown")
     assert shown.status_code == 200, shown.text
     assert "vendor only" not in shown.text.lower()
-    assert f"/api/plans/{plan_id}/brief?format=html" in reader.get(f"/plans/{plan_id}").text
+    assert f"/api/plans/{plan_id}/brief?format=html" in reader.get(f"/plans/{plan_id}/history").text
 
 
 async def test_pdfs_render_off_the_event_loop(server: Server, token: str) -> None:
