@@ -9,6 +9,7 @@ editors (``Rule.PLAN_EDIT``). The domain work is ``server.plan`` (history.py).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 from datetime import UTC, datetime
@@ -178,17 +179,8 @@ def _by_link(events: list[dict[str, Any]], actors: dict[int, str]) -> list[dict[
 
 
 def history_json(e: persistence.HistoryRecord) -> dict[str, Any]:
-    return {
-        "id": e.id,
-        "entity": e.entity,
-        "entity_id": e.entity_id,
-        "kind": e.kind,
-        "old": e.old,
-        "new": e.new,
-        "author": None if e.author_id is None else {"id": e.author_id, "name": e.author_name},
-        "at": e.at.isoformat(),
-        "update_id": e.update_id,
-    }
+    """A commitment-history record as JSON: the same shape as the events beside the sessions."""
+    return _event_json(dataclasses.asdict(e))
 
 
 async def document_at(request: Request, key: str, fmt: str) -> Response | None:
