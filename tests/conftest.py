@@ -34,8 +34,10 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def database(backend: str, tmp_path: Path) -> Iterator[Database]:
-    db = Database(backend, tmp_path)
+def database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Database]:
+    # Empty for tests of the database itself (migrations, the CLI); already at the newest
+    # schema under a test server, which would only migrate it first.
+    db = Database(backend, tmp_path, at_head="server" in request.fixturenames)
     yield db
     db.drop()
 

@@ -47,7 +47,7 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 
 @pytest.fixture
 def web_server(tmp_path: Path) -> Iterator[Server]:
-    db = Database("sqlite", tmp_path)
+    db = Database("sqlite", tmp_path, at_head=True)
     srv = Server(data_dir=tmp_path, database_url=db.url).start()
     srv.create_user("casey@vendor.example", "Casey Vendor", PASSWORD)
     # A customer person: a guest, so the Share page may add them to the customer side.

@@ -40,7 +40,7 @@ def test_contact_completes_a_task_from_the_mail_and_the_owner_sees_it_live(
     tmp_path: Path, smtp: tuple[Inbox, int]
 ) -> None:
     box, port = smtp
-    db = Database("sqlite", tmp_path)
+    db = Database("sqlite", tmp_path, at_head=True)
     srv: Server = mail_server(tmp_path, db, port).start()
     try:
         # Set up before Playwright starts: its sync API keeps an event loop in this thread.

@@ -52,7 +52,7 @@ def fresh_server(tmp_path: Path) -> Iterator[Server]:
     """A server with no account yet: the one that shows the setup page."""
     data = tmp_path / "fresh"
     data.mkdir()
-    srv = Server(data_dir=data, database_url=Database("sqlite", data).url).start()
+    srv = Server(data_dir=data, database_url=Database("sqlite", data, at_head=True).url).start()
     yield srv
     srv.stop()
 

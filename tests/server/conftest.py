@@ -12,7 +12,7 @@ from tests.support.servers import Database, Server
 def world(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """One server per module with a plan and every kind of caller (see tests/support/access.py)."""
     tmp = tmp_path_factory.mktemp(f"access-{backend}")
-    db = Database(backend, tmp)
+    db = Database(backend, tmp, at_head=True)
     srv = Server(
         data_dir=tmp, database_url=db.url, extra_env={"TANDEM_WS_CONNECTS_PER_MINUTE": "10000"}
     ).start()

@@ -174,7 +174,7 @@ class Site:
 @pytest.fixture(scope="module")
 def site(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp(f"flow-{backend}")
-    db = Database(backend, tmp)
+    db = Database(backend, tmp, at_head=True)
     srv = Server(data_dir=tmp, database_url=db.url)
     try:
         srv.start()

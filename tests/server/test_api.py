@@ -26,7 +26,7 @@ LIMIT = 1024 * 1024  # TANDEM_MAX_REQUEST_BYTES's default
 def api_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One server for the whole module: these tests only add plans and tokens."""
     tmp = tmp_path_factory.mktemp(f"api-{backend}")
-    db = Database(backend, tmp)
+    db = Database(backend, tmp, at_head=True)
     srv = Server(data_dir=tmp, database_url=db.url)
     try:
         srv.start()

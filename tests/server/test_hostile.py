@@ -111,7 +111,7 @@ CASES = {
 @pytest.fixture(scope="module")
 def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp: Path = tmp_path_factory.mktemp(f"hostile-{backend}")
-    db = Database(backend, tmp)
+    db = Database(backend, tmp, at_head=True)
     srv = Server(
         data_dir=tmp,
         database_url=db.url,

@@ -30,7 +30,7 @@ def ok(r: httpx.Response, status: int = 200) -> Any:
 @pytest.fixture(scope="module")
 def listing(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Listing]:
     tmp = tmp_path_factory.mktemp(f"list-{backend}")
-    db = Database(backend, tmp)
+    db = Database(backend, tmp, at_head=True)
     srv = Server(data_dir=tmp, database_url=db.url).start()
     try:
         srv.create_user("csm@vendor.example", "Casey CSM")

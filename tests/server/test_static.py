@@ -28,7 +28,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 @pytest.fixture(scope="module")
 def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp(f"static-{backend}")
-    db = Database(backend, tmp)
+    db = Database(backend, tmp, at_head=True)
     srv = Server(data_dir=tmp, database_url=db.url)
     try:
         srv.start()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -25,27 +28,77 @@ def free_port() -> int:
 
 
 class Database:
-    """A fresh database for one test: a SQLite file, or a new PostgreSQL database."""
+    """A fresh database for one test: a SQLite file, or a new PostgreSQL database.
 
-    def __init__(self, backend: str, tmp: Path) -> None:
+    ``at_head``: already migrated to the newest schema, copied from a template made once per
+    test process (a file copy, or PostgreSQL's ``CREATE DATABASE ... TEMPLATE``). A server
+    started on it finds nothing to migrate, which saves each test server its Alembic child
+    process (about a second); the migrations themselves are tested on empty databases, in
+    tests/persistence/test_migrations.py and the CLI tests.
+    """
+
+    def __init__(self, backend: str, tmp: Path, *, at_head: bool = False) -> None:
         self.backend = backend
         if backend == "sqlite":
-            self.url = f"sqlite:///{tmp / 'tandem.db'}"
+            path = tmp / "tandem.db"
+            if at_head:
+                shutil.copyfile(_template("sqlite"), path)
+            self.url = f"sqlite:///{path}"
             self._name = None
         else:
             import psycopg
 
             self._name = f"tandem_test_{uuid.uuid4().hex[:12]}"
+            template = f' TEMPLATE "{_template("postgresql")}"' if at_head else ""
             with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{self._name}"')
+                conn.execute(f'CREATE DATABASE "{self._name}"{template}')
             self.url = PG_ADMIN.rsplit("/", 1)[0] + "/" + self._name
 
     def drop(self) -> None:
         if self._name:
-            import psycopg
+            _drop_pg(self._name)
 
-            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self._name}" WITH (FORCE)')
+
+def _drop_pg(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+_TEMPLATES: dict[str, str] = {}
+
+
+def _template(backend: str) -> str:
+    """A database at the newest migration, made on first use in this process: a file path
+    (SQLite) or a database name (PostgreSQL), removed when the process exits."""
+    if backend in _TEMPLATES:
+        return _TEMPLATES[backend]
+    import persistence
+
+    if backend == "sqlite":
+        folder = Path(tempfile.mkdtemp(prefix="tandem-template-"))
+        atexit.register(shutil.rmtree, folder, True)
+        path = folder / "tandem.db"
+        persistence.upgrade(f"sqlite:///{path}")
+        _TEMPLATES[backend] = str(path)
+    else:
+        import psycopg
+
+        name = f"tandem_template_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        atexit.register(_drop_pg, name)
+        persistence.upgrade(PG_ADMIN.rsplit("/", 1)[0] + "/" + name)
+        # A database is copied only while nobody is connected to it.
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+        _TEMPLATES[backend] = name
+    return _TEMPLATES[backend]
 
 
 @dataclass
