@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import contextlib
+import io
 import os
 import shutil
 import signal
@@ -14,6 +17,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import httpx
 
@@ -189,13 +194,50 @@ class Server:
     # Fixtures of the product itself, made the way a user makes them.
 
     def create_user(self, email: str, name: str, password: str = "correct horse battery") -> None:
-        done = self.cli("users", "create", email, "--name", name, stdin=password + "\n")
+        done = self.cli_here("users", "create", email, "--name", name, stdin=password + "\n")
         assert done.returncode == 0, done.stderr
 
     def create_token(self, email: str) -> str:
-        done = self.cli("tokens", "create", email)
+        done = self.cli_here("tokens", "create", email)
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
+
+    def cli_here(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """The same CLI command as :meth:`cli`, run in this process: a fixture's users and
+        tokens cost a Python start and the server's imports each (about 0.8 s of CPU) as
+        subprocesses, hundreds of times a run. The CLI itself is tested as a process in
+        tests/server/test_cli.py. Inside a running event loop (the command runs its own),
+        it falls back to the subprocess."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            return self.cli(*args, stdin=stdin)
+        from server import cli
+
+        settings = cli.Settings.from_env(self.env())
+        parsed = cli.parser().parse_args(list(args))
+        stores: list[Any] = []
+        made = cli._store
+
+        def store(settings: Any) -> Any:
+            stores.append(made(settings))
+            return stores[-1]
+
+        out, err = io.StringIO(), io.StringIO()
+        try:
+            with (
+                mock.patch.object(cli, "_store", store),
+                mock.patch("sys.stdin", io.StringIO(stdin or "")),
+                contextlib.redirect_stdout(out),
+                contextlib.redirect_stderr(err),
+            ):
+                code = int(parsed.func(settings, parsed))
+        finally:
+            for opened in stores:
+                opened.dispose()
+        return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
     def create_plan(
         self, token: str, title: str = "Joint success plan", customer: str = "Acme"
