@@ -375,6 +375,16 @@ def test_receiver_down_then_up_delivers_once(database: Database, tmp_path: Path)
         emails = [n for n in plan.notifications() if n["channel"] == "email"]
         assert [n["recipient"]["email"] for n in emails] == [JORDAN, JORDAN]
         assert all(n["state"] == "queued" and n["attempts"] == 0 for n in emails)
+
+        # Down again, and then the owner disconnects the channel: what was waiting fails at
+        # once (retrying cannot help), instead of after every retry.
+        third = plan.tasks()[6]
+        plan.assign_to_jordan(third["id"])
+        poll(lambda: len(slack_rows()) == 3 and slack_rows()[0]["last_error"])
+        assert plan.owner.delete(f"/api/plans/{plan.id}/slack").status_code == 200
+        gone = poll(lambda: [n for n in slack_rows() if n["state"] == "failed"])
+        assert len(gone) == 1 and "no Slack webhook" in gone[0]["last_error"]
+        assert len(receiver.messages) == 2
     finally:
         srv.stop()
 
