@@ -265,7 +265,13 @@ class SlackChannel:
             raise Undeliverable(str(exc)) from None
         if not 200 <= answer.status < 300:
             text = answer.body[:200].decode(errors="replace")
-            raise RuntimeError(f"Slack answered {answer.status}: {text}")
+            error = f"Slack answered {answer.status}: {text}"
+            # A webhook revoked (404 no_service), a channel archived (410), a payload refused
+            # (400), a redirect (never followed): the same request will not fare better. Rate
+            # limits and server errors are retried.
+            if 300 <= answer.status < 500 and answer.status not in (408, 429):
+                raise Undeliverable(error)
+            raise RuntimeError(error)
 
 
 def read_complete_value(links: Links, value: object) -> tuple[str, str] | None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.server
+import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +16,10 @@ import pytest
 
 import persistence
 from server.http.slack import masked, signature_problem
-from server.notify.slack import escape, message
+from server.identity import Signer
+from server.notify import Links
+from server.notify.dispatcher import Undeliverable
+from server.notify.slack import SlackChannel, escape, message
 
 PAYLOAD: dict[str, Any] = {
     "plan_id": "p1",
@@ -112,3 +118,57 @@ def test_signature_checks() -> None:
 def test_masked_url_keeps_no_secret() -> None:
     shown = masked("https://hooks.slack.com/services/T0001/B0002/abcdefghijklmnop")
     assert shown == "https://hooks.slack.com/…mnop"
+
+
+class _Slack(http.server.BaseHTTPRequestHandler):
+    status = 200
+    bodies: list[bytes] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        _Slack.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+        self.send_response(_Slack.status)
+        self.send_header("Content-Length", "10")
+        self.end_headers()
+        self.wfile.write(b"no_service")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def slack_port() -> Iterator[int]:
+    _Slack.bodies = []
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Slack)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (200, None),
+        (404, Undeliverable),
+        (302, Undeliverable),
+        (429, RuntimeError),
+        (500, RuntimeError),
+    ],
+)
+def test_send_and_what_is_retried(slack_port: int, status: int, error: type | None) -> None:
+    _Slack.status = status
+    links = Links(Signer("k"), "https://tandem.example")
+    url = f"http://127.0.0.1:{slack_port}/services/x"
+    channel = SlackChannel(lambda plan_id: url, links, allowed=("127.0.0.1",))
+    if error is None:
+        channel.send(row("assigned"))
+    else:
+        with pytest.raises(error, match=f"Slack answered {status}"):
+            channel.send(row("assigned"))
+    assert len(_Slack.bodies) == 1
+    # Not listed (any more): refused before anything is sent, for good.
+    with pytest.raises(Undeliverable, match="https"):
+        SlackChannel(lambda plan_id: url, links).send(row("assigned"))
+    with pytest.raises(Undeliverable, match="no Slack webhook"):
+        SlackChannel(lambda plan_id: None, links).send(row("assigned"))
+    assert len(_Slack.bodies) == 1
