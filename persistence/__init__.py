@@ -109,6 +109,10 @@ from .records import PlanHistory as PlanHistory
 from .records import PlanRecord as PlanRecord
 from .records import TokenRecord as TokenRecord
 from .records import UserRecord as UserRecord
+from .slack import SlackRecord as SlackRecord
+from .slack import delete_slack_webhook as delete_slack_webhook
+from .slack import get_slack_webhook as get_slack_webhook
+from .slack import set_slack_webhook as set_slack_webhook
 from .templates import TemplateRecord as TemplateRecord
 from .templates import create_template as create_template
 from .templates import get_template as get_template

@@ -159,15 +159,20 @@ def queue_notification(
 
 
 def claim_notifications(
-    *, session: Session, lease: timedelta, limit: int = 50
+    *,
+    session: Session,
+    lease: timedelta,
+    limit: int = 50,
+    channels: tuple[str, ...] | None = None,
 ) -> list[NotificationRecord]:
-    """Queued notifications due now, each leased to the caller for ``lease``."""
+    """Queued notifications due now (on ``channels``, None: any), each leased to the caller
+    for ``lease``."""
     at = now()
+    q = select(Notification).where(Notification.state == QUEUED, Notification.next_attempt_at <= at)
+    if channels is not None:
+        q = q.where(Notification.channel.in_(channels))
     candidates = session.scalars(
-        select(Notification)
-        .where(Notification.state == QUEUED, Notification.next_attempt_at <= at)
-        .order_by(Notification.next_attempt_at, Notification.id)
-        .limit(limit)
+        q.order_by(Notification.next_attempt_at, Notification.id).limit(limit)
     ).all()
     claimed = []
     for row in candidates:
@@ -187,16 +192,13 @@ def claim_notifications(
     return [_record(r) for r in claimed]
 
 
-def next_attempt(*, session: Session) -> datetime | None:
-    """When the earliest queued notification is due (None: nothing queued)."""
-    return utc(
-        session.scalar(
-            select(Notification.next_attempt_at)
-            .where(Notification.state == QUEUED)
-            .order_by(Notification.next_attempt_at)
-            .limit(1)
-        )
-    )
+def next_attempt(*, session: Session, channels: tuple[str, ...] | None = None) -> datetime | None:
+    """When the earliest queued notification (on ``channels``, None: any) is due (None:
+    nothing queued)."""
+    q = select(Notification.next_attempt_at).where(Notification.state == QUEUED)
+    if channels is not None:
+        q = q.where(Notification.channel.in_(channels))
+    return utc(session.scalar(q.order_by(Notification.next_attempt_at).limit(1)))
 
 
 def mark_sent(*, session: Session, notification_id: int) -> None:

@@ -294,7 +294,8 @@ def cmd_plans_rebuild(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_notifications_run(settings: Settings, args: argparse.Namespace) -> int:
     """One reminder pass (due soon, overdue) as if at ``--at``, then send what is due."""
     from .identity import Signer
-    from .notify import Dispatcher, EmailChannel, Links, SmtpConfig, run_pass
+    from .notify import Links, run_pass
+    from .notify.setup import dispatcher
 
     at = datetime.now(UTC)
     if args.at:
@@ -320,21 +321,10 @@ def cmd_notifications_run(settings: Settings, args: argparse.Namespace) -> int:
         for q in queued:
             print(f"queued {q.kind} to {q.email}: {q.subject}")
         print(f"{len(queued)} notification(s) queued")
-        if settings.smtp_host:
-            smtp = SmtpConfig(
-                settings.smtp_host,
-                settings.smtp_port,
-                user=settings.smtp_user,
-                password=settings.smtp_password,
-                starttls=settings.smtp_starttls,
-            )
-            dispatcher = Dispatcher(
-                store,
-                EmailChannel(smtp, settings.smtp_from).send,
-                retry_base=settings.notify_retry_seconds,
-            )
-            while await dispatcher.pass_once():
-                pass
+        # Mail (when an SMTP server is configured) and the plans' Slack channels.
+        sender = dispatcher(settings, store, links)
+        while await sender.pass_once():
+            pass
         return 0
 
     try:

@@ -85,6 +85,16 @@ DOCUMENTED = {
         "300",
         "How often the server looks for due-soon and overdue tasks; 0: never (use cron).",
     ),
+    "TANDEM_WEBHOOK_ALLOW_HOSTS": (
+        "(empty)",
+        "Comma-separated hosts a Slack webhook URL may name although they resolve to a private "
+        "or loopback address, over http too (internal relays, tests).",
+    ),
+    "TANDEM_SLACK_SIGNING_SECRET": (
+        "(unset: no /slack/interactivity)",
+        "Your Slack app's signing secret: turns on POST /slack/interactivity, so the Mark "
+        "complete button in Slack completes the task in place.",
+    ),
     "TANDEM_EMBED_ALLOWED_ORIGINS": (
         "(empty: embedding refused)",
         "Space-separated origins that may frame the embed view, e.g. https://*.lightning.force.com.",
@@ -171,6 +181,8 @@ class Settings:
     notify_link_days: int = 14
     notify_due_soon_days: int = 2
     notify_clock_seconds: float = 300.0
+    webhook_allow_hosts: tuple[str, ...] = ()
+    slack_signing_secret: str = ""
     embed_allowed_origins: tuple[str, ...] = ()
     signin_per_minute: int = 5
     codes_per_minute: int = 5
@@ -220,6 +232,12 @@ class Settings:
             notify_link_days=int(env.get("TANDEM_NOTIFY_LINK_DAYS", "14")),
             notify_due_soon_days=int(env.get("TANDEM_NOTIFY_DUE_SOON_DAYS", "2")),
             notify_clock_seconds=float(env.get("TANDEM_NOTIFY_CLOCK_SECONDS", "300")),
+            webhook_allow_hosts=tuple(
+                h.strip().lower().strip("[]")
+                for h in env.get("TANDEM_WEBHOOK_ALLOW_HOSTS", "").split(",")
+                if h.strip()
+            ),
+            slack_signing_secret=env.get("TANDEM_SLACK_SIGNING_SECRET", ""),
             embed_allowed_origins=tuple(env.get("TANDEM_EMBED_ALLOWED_ORIGINS", "").split()),
             signin_per_minute=int(env.get("TANDEM_SIGNIN_PER_MINUTE", "5")),
             codes_per_minute=int(env.get("TANDEM_CODES_PER_MINUTE", "5")),

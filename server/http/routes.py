@@ -24,6 +24,7 @@ from . import (
     metrics,
     notify,
     share,
+    slack,
     sockets,
     workspace,
 )
@@ -143,6 +144,11 @@ def url_table(manifest: Manifest) -> list[BaseRoute]:
         Route(
             "/api/plans/{plan_id}/notifications", notify.list_notifications_api, methods=["GET"]
         ),
+        # a plan's Slack channel, and Slack's button presses (404 without a signing secret)
+        Route("/api/plans/{plan_id}/slack", slack.get_slack_api, methods=["GET"]),
+        Route("/api/plans/{plan_id}/slack", slack.put_slack_api, methods=["PUT"]),
+        Route("/api/plans/{plan_id}/slack", slack.delete_slack_api, methods=["DELETE"]),
+        Route("/slack/interactivity", slack.interactivity, methods=["POST"]),
         # the live documents
         WebSocketRoute("/ws/plans/{plan_id}", sockets.plan_socket),
         WebSocketRoute("/ws/plans/{plan_id}/internal", sockets.internal_socket),

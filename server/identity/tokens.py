@@ -24,6 +24,8 @@ PURPOSES = {
     "act_due": ("tandem.act.due", "tdd_"),
     "act_blocked": ("tandem.act.blocked", "tdb_"),
     "unsubscribe": ("tandem.unsubscribe", "tdu_"),
+    # A Slack message's Mark complete button: names the plan and the task.
+    "slack": ("tandem.slack-complete", "tds_"),
     # The worker process asking the serving process for a change through a live room.
     "worker": ("tandem.worker", "tdw_"),
 }
@@ -49,6 +51,7 @@ LIFETIMES = {
     "act_due": MAX_AGE,
     "act_blocked": MAX_AGE,
     "unsubscribe": MAX_AGE,
+    "slack": MAX_AGE,
     # Minted per request, so a minute is plenty; a leaked one is soon worthless.
     "worker": 60,
 }

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 import persistence
 from server.store import Store
 
+from . import slack
 from .dispatcher import Dispatcher
 from .links import Links
 from .people import reachable, task_of
@@ -86,7 +87,10 @@ async def run_pass(
     ):
         return None
     try:
-        return await store.run(lambda s: queue_reminders(s, at, links, soon_days))
+        queued = await store.run(lambda s: queue_reminders(s, at, links, soon_days))
+        # The plans' Slack channels hear each reminder once, not once per person.
+        posted = await store.run(lambda s: slack.queue_reminders(s, at, links, soon_days))
+        return queued + [Queued(k, p, t, slack.RECIPIENT, subject) for k, p, t, subject in posted]
     finally:
         await store.run(lambda s: persistence.release_lease(session=s, name=LEASE, holder=me))
 

@@ -23,6 +23,28 @@ log = logging.getLogger(__name__)
 Send = Callable[[persistence.NotificationRecord], None]
 
 
+class Undeliverable(Exception):
+    """A channel's word that trying again cannot help (a Slack webhook removed, or its URL
+    refused now): the row fails at once instead of after every retry."""
+
+
+class Router:
+    """One send for several channels: each row goes to its own channel's."""
+
+    def __init__(self, sends: dict[str, Send]) -> None:
+        self.sends = sends
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return tuple(self.sends)
+
+    def __call__(self, n: persistence.NotificationRecord) -> None:
+        send = self.sends.get(n.channel)
+        if send is None:
+            raise Undeliverable(f"no {n.channel} channel is configured")
+        send(n)
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -34,9 +56,12 @@ class Dispatcher:
         max_attempts: int = 12,
         lease: float = 300.0,
         idle: float = 60.0,
+        channels: tuple[str, ...] = ("email",),
     ) -> None:
         self.store = store
         self.send = send
+        # The outbox rows this dispatcher claims: those of the channels it can send.
+        self.channels = channels
         self.retry_base = retry_base
         self.retry_cap = retry_cap
         self.max_attempts = max_attempts
@@ -63,7 +88,9 @@ class Dispatcher:
             await self._wait()
 
     async def _wait(self) -> None:
-        due = await self.store.read(lambda s: persistence.next_attempt(session=s))
+        due = await self.store.read(
+            lambda s: persistence.next_attempt(session=s, channels=self.channels)
+        )
         delay = self.idle
         if due is not None:
             delay = min(delay, max(0.0, (due - datetime.now(UTC)).total_seconds()))
@@ -74,7 +101,9 @@ class Dispatcher:
     async def pass_once(self) -> int:
         """Send what is due now; how many rows were claimed."""
         claimed = await self.store.run(
-            lambda s: persistence.claim_notifications(session=s, lease=self.lease)
+            lambda s: persistence.claim_notifications(
+                session=s, lease=self.lease, channels=self.channels
+            )
         )
         for n in claimed:
             await self._send_one(n)
@@ -89,7 +118,7 @@ class Dispatcher:
             attempts = n.attempts + 1
             error = f"{type(exc).__name__}: {exc}"
             retry = None
-            if attempts < self.max_attempts:
+            if attempts < self.max_attempts and not isinstance(exc, Undeliverable):
                 retry = datetime.now(UTC) + timedelta(seconds=self.backoff(attempts))
             # Never the body or its links: they are credentials.
             log.warning(

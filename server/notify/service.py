@@ -11,6 +11,7 @@ from server.hooks import Event
 from server.plan import Changed
 from server.store import Store
 
+from . import slack
 from .dispatcher import Dispatcher
 from .links import Links
 from .rules import queue_for, wanted
@@ -38,7 +39,10 @@ class Notifier:
 
     async def _handle(self, event: Changed) -> None:
         try:
-            queued = await self.store.run(lambda s: queue_for(s, event, self.links))
+            queued = await self.store.run(
+                # People's own messages, and the plan's Slack channel's (once per event).
+                lambda s: queue_for(s, event, self.links) + slack.queue_for(s, event, self.links)
+            )
         except Exception:
             log.exception("queueing notifications for %s failed", type(event).__name__)
             return

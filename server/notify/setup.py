@@ -4,17 +4,20 @@ notifications from them and sends them (``build``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import persistence
 from server.identity import Signer
 from server.settings import Settings
 from server.store import Store
 
 from .clock import Clock
-from .dispatcher import Dispatcher
+from .dispatcher import Dispatcher, Router, Send
 from .email import EmailChannel, SmtpConfig
 from .links import Links
 from .service import Notifier
+from .slack import SlackChannel
 
 
 def links(settings: Settings, server_url: str) -> Links:
@@ -36,34 +39,56 @@ def smtp(settings: Settings) -> SmtpConfig:
     )
 
 
+def webhooks(store: Store) -> Callable[[str], str | None]:
+    """A plan's Slack webhook URL as it is now, for a send (which runs in a thread)."""
+
+    def lookup(plan_id: str) -> str | None:
+        with persistence.transaction(store.factory) as s:
+            found = persistence.get_slack_webhook(session=s, plan_id=plan_id)
+            return found.webhook_url if found else None
+
+    return lookup
+
+
+def dispatcher(settings: Settings, store: Store, links_: Links) -> Dispatcher:
+    """The outbox's sender: Slack always (plans without a webhook queue nothing for it),
+    email when an SMTP server is configured (until then mail waits in the outbox)."""
+    sends: dict[str, Send] = {
+        "slack": SlackChannel(
+            webhooks(store),
+            links_,
+            allowed=settings.webhook_allow_hosts,
+            interactive=bool(settings.slack_signing_secret),
+        ).send
+    }
+    if settings.smtp_host:
+        sends["email"] = EmailChannel(smtp(settings), settings.smtp_from).send
+    router = Router(sends)
+    return Dispatcher(
+        store, router, retry_base=settings.notify_retry_seconds, channels=router.channels
+    )
+
+
 @dataclass
 class Notifications:
     links: Links
     notifier: Notifier  # a hook subscriber's owner: enter it before the materialiser
-    # Sends the outbox; None without an SMTP server (rows wait until one is configured).
+    # Sends the outbox (email rows wait there until an SMTP server is configured).
     dispatcher: Dispatcher | None
     clock: Clock  # due-soon and overdue passes under a lease; its ``every`` 0 turns it off
 
 
 def build(settings: Settings, store: Store, server_url: str) -> Notifications:
     links_ = links(settings, server_url)
-    dispatcher = (
-        Dispatcher(
-            store,
-            EmailChannel(smtp(settings), settings.smtp_from).send,
-            retry_base=settings.notify_retry_seconds,
-        )
-        if settings.smtp_host
-        else None
-    )
+    sender = dispatcher(settings, store, links_)
     return Notifications(
         links=links_,
-        notifier=Notifier(store, links_, dispatcher),
-        dispatcher=dispatcher,
+        notifier=Notifier(store, links_, sender),
+        dispatcher=sender,
         clock=Clock(
             store,
             links_,
-            dispatcher,
+            sender,
             every=settings.notify_clock_seconds,
             soon_days=settings.notify_due_soon_days,
         ),

@@ -33,6 +33,8 @@ PUBLIC = {
     "/password-reset/{token}": "the signed, single-use reset link is the credential",
     "/act/{action}/{task_id}/{token}": "the signed, single-use notification action link",
     "/unsubscribe/{token}": "the signed unsubscribe link (RFC 8058 one-click, no login)",
+    "/slack/interactivity": "Slack's request signature is the credential; 404 unless "
+    "TANDEM_SLACK_SIGNING_SECRET is set",
     "/internal/plans/{plan_id}/ids": "loopback only; the worker's signed, plan-scoped credential",
 }
 CALLERS = [
