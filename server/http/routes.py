@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from server.identity import Rule
 
 from . import (
+    calendar,
     history,
     internal,
     lifecycle,
@@ -143,6 +144,10 @@ def url_table(manifest: Manifest) -> list[BaseRoute]:
         Route(
             "/api/plans/{plan_id}/notifications", notify.list_notifications_api, methods=["GET"]
         ),
+        # a person's calendar feed: managed by them, read by their calendar application
+        Route("/api/me/calendar", calendar.calendar_api, methods=["GET", "POST", "DELETE"]),
+        Route("/calendar", home.calendar_form, methods=["POST"]),
+        Route("/calendar/{token}.ics", calendar.calendar_feed, methods=["GET"]),
         # the live documents
         WebSocketRoute("/ws/plans/{plan_id}", sockets.plan_socket),
         WebSocketRoute("/ws/plans/{plan_id}/internal", sockets.internal_socket),

@@ -33,6 +33,7 @@ PUBLIC = {
     "/password-reset/{token}": "the signed, single-use reset link is the credential",
     "/act/{action}/{task_id}/{token}": "the signed, single-use notification action link",
     "/unsubscribe/{token}": "the signed unsubscribe link (RFC 8058 one-click, no login)",
+    "/calendar/{token}.ics": "the signed calendar feed URL, revocable by its owner",
     "/internal/plans/{plan_id}/ids": "loopback only; the worker's signed, plan-scoped credential",
 }
 CALLERS = [
