@@ -327,6 +327,7 @@ def cmd_notifications_run(settings: Settings, args: argparse.Namespace) -> int:
                 user=settings.smtp_user,
                 password=settings.smtp_password,
                 starttls=settings.smtp_starttls,
+                ca_file=settings.smtp_ca_file,
             )
             dispatcher = Dispatcher(
                 store,
