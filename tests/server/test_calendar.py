@@ -218,6 +218,15 @@ def test_the_plan_list_makes_shows_once_and_turns_off_the_feed(setup: Setup) -> 
         caller.client.close()
 
 
+def test_a_deactivated_account_s_feed_answers_404(setup: Setup) -> None:
+    # Last in this module: Sam's account stays deactivated.
+    path = feed_path(ok(setup.stranger.post("/api/me/calendar"), 201)["url"])
+    assert fetch(setup.server, path).status_code == 200
+    done = setup.server.cli("users", "deactivate", STRANGER)
+    assert done.returncode == 0, done.stderr
+    assert fetch(setup.server, path).status_code == 404
+
+
 def expected(setup: Setup, who: str) -> list[str]:
     """What the feed of ``who`` should list, from the plan's tasks as the API gives them."""
     owner_id = setup.tasks[who]["owner_id"]
