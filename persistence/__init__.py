@@ -24,6 +24,12 @@ from .accounts import token_secret as token_secret
 from .accounts import touch_token as touch_token
 from .accounts import use_reset as use_reset
 from .accounts import users_by_id as users_by_id
+from .calendar import CalendarEntry as CalendarEntry
+from .calendar import calendar_entries as calendar_entries
+from .calendar import calendar_feed_created as calendar_feed_created
+from .calendar import calendar_feed_user as calendar_feed_user
+from .calendar import revoke_calendar_feed as revoke_calendar_feed
+from .calendar import set_calendar_feed as set_calendar_feed
 from .commitment_history import HistoryRecord as HistoryRecord
 from .commitment_history import list_history as list_history
 from .credentials import Lapsed as Lapsed

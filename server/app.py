@@ -73,6 +73,7 @@ def create_app(settings: Settings) -> Starlette:
             user=settings.smtp_user,
             password=settings.smtp_password,
             starttls=settings.smtp_starttls,
+            ca_file=settings.smtp_ca_file,
         ),
         links=notify.links(settings, server_url(settings)),
         lag=LoopLag(),

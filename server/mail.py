@@ -25,6 +25,9 @@ class SmtpConfig:
     password: str = ""
     starttls: bool = False
     timeout: float = 15.0
+    # PEM file of the certificate authorities trusted for STARTTLS instead of the system's
+    # (a private mail relay's own CA); the certificate and its host name are always checked.
+    ca_file: str = ""
 
 
 def deliver(config: SmtpConfig, message: EmailMessage) -> None:
@@ -32,7 +35,7 @@ def deliver(config: SmtpConfig, message: EmailMessage) -> None:
     take it."""
     with smtplib.SMTP(config.host, config.port, timeout=config.timeout) as smtp:
         if config.starttls:
-            smtp.starttls(context=ssl.create_default_context())
+            smtp.starttls(context=ssl.create_default_context(cafile=config.ca_file or None))
         if config.user:
             smtp.login(config.user, config.password)
         smtp.send_message(message)
@@ -49,12 +52,15 @@ class Mailer:
         user: str = "",
         password: str = "",
         starttls: bool = False,
+        ca_file: str = "",
     ) -> None:
         self.store = store
         self.host = host
         self.port = port
         self.sender = sender
-        self.smtp = SmtpConfig(host, port, user=user, password=password, starttls=starttls)
+        self.smtp = SmtpConfig(
+            host, port, user=user, password=password, starttls=starttls, ca_file=ca_file
+        )
         if not host:
             log.warning("TANDEM_SMTP_HOST is not set: mail is disabled and kept in the outbox only")
 

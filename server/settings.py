@@ -68,6 +68,10 @@ DOCUMENTED = {
         "false",
         "Upgrade the SMTP connection with STARTTLS (certificate checked) before logging in.",
     ),
+    "TANDEM_SMTP_CA_FILE": (
+        "(unset: the system's certificate authorities)",
+        "PEM file of the certificate authorities to trust for STARTTLS instead (a private relay).",
+    ),
     "TANDEM_NOTIFY_RETRY_SECONDS": (
         "30",
         "A notification that could not be sent is tried again after this, doubling each time "
@@ -177,6 +181,7 @@ class Settings:
     smtp_user: str = ""
     smtp_password: str = ""
     smtp_starttls: bool = False
+    smtp_ca_file: str = ""
     notify_retry_seconds: float = 30.0
     notify_link_days: int = 14
     notify_due_soon_days: int = 2
@@ -228,6 +233,7 @@ class Settings:
             smtp_user=env.get("TANDEM_SMTP_USER", ""),
             smtp_password=env.get("TANDEM_SMTP_PASSWORD", ""),
             smtp_starttls=env.get("TANDEM_SMTP_STARTTLS", "false").lower() in ("1", "true", "yes"),
+            smtp_ca_file=env.get("TANDEM_SMTP_CA_FILE", ""),
             notify_retry_seconds=float(env.get("TANDEM_NOTIFY_RETRY_SECONDS", "30")),
             notify_link_days=int(env.get("TANDEM_NOTIFY_LINK_DAYS", "14")),
             notify_due_soon_days=int(env.get("TANDEM_NOTIFY_DUE_SOON_DAYS", "2")),

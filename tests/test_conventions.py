@@ -200,6 +200,7 @@ HANDLER_MODULES = (
     "server.http.api",
     # The modules serving one concept both ways (page and API) hold handlers too: they share
     # code through the domain, never by importing each other.
+    "server.http.calendar",
     "server.http.lifecycle",
     "server.http.links",
     "server.http.members",

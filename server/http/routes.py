@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from server.identity import Rule
 
 from . import (
+    calendar,
     history,
     internal,
     lifecycle,
@@ -149,6 +150,10 @@ def url_table(manifest: Manifest) -> list[BaseRoute]:
         Route("/api/plans/{plan_id}/slack", slack.put_slack_api, methods=["PUT"]),
         Route("/api/plans/{plan_id}/slack", slack.delete_slack_api, methods=["DELETE"]),
         Route("/slack/interactivity", slack.interactivity, methods=["POST"]),
+        # a person's calendar feed: managed by them, read by their calendar application
+        Route("/api/me/calendar", calendar.calendar_api, methods=["GET", "POST", "DELETE"]),
+        Route("/calendar", home.calendar_form, methods=["POST"]),
+        Route("/calendar/{token}.ics", calendar.calendar_feed, methods=["GET"]),
         # the live documents
         WebSocketRoute("/ws/plans/{plan_id}", sockets.plan_socket),
         WebSocketRoute("/ws/plans/{plan_id}/internal", sockets.internal_socket),

@@ -18,6 +18,16 @@ from server.plan import ApiError, int_param
 from .guard import acting, identity_of, plan_of, rule
 from .responses import base_url, render, services
 
+# The newest notifications the Share page lists; the API gives up to 200.
+NOTIFICATIONS_SHOWN = 50
+
+
+def notification_kind(kind: str) -> str:
+    """A notification's kind in words ("due_soon" is "Due soon")."""
+    words = kind.replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
 EXPIRY_CHOICES = [
     ("1", "1 day"),
     ("7", "7 days"),
@@ -33,15 +43,19 @@ async def _load(request: Request) -> dict[str, Any]:
     def load(
         s: Session,
     ) -> tuple[
-        list[persistence.MemberRecord], list[persistence.InviteRecord], list[persistence.LinkRecord]
+        list[persistence.MemberRecord],
+        list[persistence.InviteRecord],
+        list[persistence.LinkRecord],
+        list[persistence.NotificationRecord],
     ]:
         return (
             persistence.list_members(session=s, plan_id=plan_id),
             persistence.pending_invites(session=s, plan_id=plan_id),
             persistence.list_links(session=s, plan_id=plan_id),
+            persistence.list_notifications(session=s, plan_id=plan_id, limit=NOTIFICATIONS_SHOWN),
         )
 
-    people, invites, all_links = await services(request).store.run(load)
+    people, invites, all_links, notifications = await services(request).store.run(load)
     signer, base = services(request).signer, base_url(request)
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = [  # template context
@@ -68,6 +82,9 @@ async def _load(request: Request) -> dict[str, Any]:
         "expiries": EXPIRY_CHOICES,
         "me": identity_of(request),
         "embed_origins": services(request).settings.embed_allowed_origins,
+        "notifications": notifications,
+        "notifications_shown": NOTIFICATIONS_SHOWN,
+        "notification_kind": notification_kind,
     }
 
 

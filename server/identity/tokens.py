@@ -28,6 +28,8 @@ PURPOSES = {
     "slack": ("tandem.slack-complete", "tds_"),
     # The worker process asking the serving process for a change through a live room.
     "worker": ("tandem.worker", "tdw_"),
+    # A person's calendar feed URL (its row, by the secret's hash, makes it revocable).
+    "calendar": ("tandem.calendar", "tdf_"),
 }
 # The longest any of these can live; rows carry the real, shorter expiry.
 MAX_AGE = 366 * 86400
@@ -54,6 +56,8 @@ LIFETIMES = {
     "slack": MAX_AGE,
     # Minted per request, so a minute is plenty; a leaked one is soon worthless.
     "worker": 60,
+    # A subscribed calendar has nobody to renew its URL: it lives until replaced or revoked.
+    "calendar": 50 * 366 * 86400,
 }
 
 

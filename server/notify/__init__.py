@@ -2,6 +2,12 @@
 sends them with retries, the email channel, and the signed links people act on from a message.
 No Starlette here: the pages for the links are in ``server/http/notify.py``."""
 
+from .calendar import calendar as calendar
+from .calendar import create_feed as create_feed
+from .calendar import feed_created as feed_created
+from .calendar import feed_url as feed_url
+from .calendar import read_feed as read_feed
+from .calendar import revoke_feed as revoke_feed
 from .clock import Clock as Clock
 from .clock import Queued as Queued
 from .clock import run_pass as run_pass

@@ -36,6 +36,7 @@ def smtp(settings: Settings) -> SmtpConfig:
         user=settings.smtp_user,
         password=settings.smtp_password,
         starttls=settings.smtp_starttls,
+        ca_file=settings.smtp_ca_file,
     )
 
 

@@ -35,6 +35,7 @@ PUBLIC = {
     "/unsubscribe/{token}": "the signed unsubscribe link (RFC 8058 one-click, no login)",
     "/slack/interactivity": "Slack's request signature is the credential; 404 unless "
     "TANDEM_SLACK_SIGNING_SECRET is set",
+    "/calendar/{token}.ics": "the signed calendar feed URL, revocable by its owner",
     "/internal/plans/{plan_id}/ids": "loopback only; the worker's signed, plan-scoped credential",
 }
 CALLERS = [

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 import persistence
+from server import notify
 from server import plan as domain
 from server.identity import (
     SESSION_COOKIE,
@@ -25,7 +26,7 @@ from ..cookies import set_session_cookie
 from ..guard import identity_of, rule
 from ..history import since_last_visit
 from ..presenters import editor_context, person_json
-from ..responses import render, services
+from ..responses import base_url, render, services
 
 log = logging.getLogger(__name__)
 
@@ -179,15 +180,39 @@ async def plan_list(request: Request) -> Response:
 
 @rule(Rule.STAFF)  # guests see the plans they are invited to, and create none
 async def create_plan_form(request: Request) -> Response:
-    return await _plan_list(request)
+    return await _plan_list(request, create=True)
 
 
-async def _plan_list(request: Request) -> Response:
+CALENDAR_NOTICES = {
+    "create": "Your calendar URL is ready: copy it now, it is shown only once.",
+    "revoke": "Your calendar URL is turned off; calendars using it get nothing more.",
+}
+
+
+@rule(Rule.SIGNED_IN)  # the plan list's calendar card: make, replace or turn off one's feed
+async def calendar_form(request: Request) -> Response:
+    svc, user_id = services(request), identity_of(request).account_id
+    action = str((await request.form()).get("action", ""))
+    calendar: dict[str, str] = {}
+    if action == "create":
+        token, _at = await notify.create_feed(svc.store, svc.signer, user_id)
+        calendar["url"] = notify.feed_url(base_url(request), token)
+    elif action == "revoke":
+        await notify.revoke_feed(svc.store, user_id)
+    else:
+        return render(request, "error.html", {"message": "Unknown calendar action."}, 400)
+    calendar["notice"] = CALENDAR_NOTICES[action]
+    return await _plan_list(request, calendar=calendar)
+
+
+async def _plan_list(
+    request: Request, *, create: bool = False, calendar: dict[str, str] | None = None
+) -> Response:
     identity = identity_of(request)
     svc = services(request)
     errors: dict[str, str] = {}
     form = {"title": "", "customer": "", "template": ""}
-    if request.method == "POST":
+    if create:
         raw = await request.form()
         form = {k: str(raw.get(k, "")).strip() for k in form}
         for key, label in (("title", "a title"), ("customer", "the customer's name")):
@@ -231,6 +256,8 @@ async def _plan_list(request: Request) -> Response:
         "list_error": list_error,
         "sorts": LIST_SORTS,
         "customers": domain.customers(rows),
+        "calendar": calendar or {},
+        "calendar_since": await notify.feed_created(svc.store, identity.account_id),
     }
     return render(request, "plans.html", context, 400 if errors or list_error else 200)
 
