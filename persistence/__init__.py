@@ -25,6 +25,7 @@ from .accounts import touch_token as touch_token
 from .accounts import use_reset as use_reset
 from .accounts import users_by_id as users_by_id
 from .commitment_history import HistoryRecord as HistoryRecord
+from .commitment_history import latest_change as latest_change
 from .commitment_history import list_history as list_history
 from .credentials import Lapsed as Lapsed
 from .credentials import lapsed_credentials as lapsed_credentials

@@ -81,6 +81,10 @@ DOCUMENTED = {
         "2",
         "Owners are reminded this many days before a task's due date (and after it, overdue).",
     ),
+    "TANDEM_NOTIFY_ESCALATE_DAYS": (
+        "3",
+        "A task this many days overdue is escalated to the plan's owners; 0: never.",
+    ),
     "TANDEM_NOTIFY_CLOCK_SECONDS": (
         "300",
         "How often the server looks for due-soon and overdue tasks; 0: never (use cron).",
@@ -170,6 +174,7 @@ class Settings:
     notify_retry_seconds: float = 30.0
     notify_link_days: int = 14
     notify_due_soon_days: int = 2
+    notify_escalate_days: int = 3
     notify_clock_seconds: float = 300.0
     embed_allowed_origins: tuple[str, ...] = ()
     signin_per_minute: int = 5
@@ -219,6 +224,7 @@ class Settings:
             notify_retry_seconds=float(env.get("TANDEM_NOTIFY_RETRY_SECONDS", "30")),
             notify_link_days=int(env.get("TANDEM_NOTIFY_LINK_DAYS", "14")),
             notify_due_soon_days=int(env.get("TANDEM_NOTIFY_DUE_SOON_DAYS", "2")),
+            notify_escalate_days=int(env.get("TANDEM_NOTIFY_ESCALATE_DAYS", "3")),
             notify_clock_seconds=float(env.get("TANDEM_NOTIFY_CLOCK_SECONDS", "300")),
             embed_allowed_origins=tuple(env.get("TANDEM_EMBED_ALLOWED_ORIGINS", "").split()),
             signin_per_minute=int(env.get("TANDEM_SIGNIN_PER_MINUTE", "5")),

@@ -42,7 +42,8 @@ class Notifications:
     notifier: Notifier  # a hook subscriber's owner: enter it before the materialiser
     # Sends the outbox; None without an SMTP server (rows wait until one is configured).
     dispatcher: Dispatcher | None
-    clock: Clock  # due-soon and overdue passes under a lease; its ``every`` 0 turns it off
+    # Due-soon, overdue and escalation passes under a lease; its ``every`` 0 turns it off.
+    clock: Clock
 
 
 def build(settings: Settings, store: Store, server_url: str) -> Notifications:
@@ -66,5 +67,6 @@ def build(settings: Settings, store: Store, server_url: str) -> Notifications:
             dispatcher,
             every=settings.notify_clock_seconds,
             soon_days=settings.notify_due_soon_days,
+            escalate_days=settings.notify_escalate_days,
         ),
     )

@@ -388,7 +388,10 @@ def test_a_heading_with_trailing_punctuation_still_names_its_section(heading: st
 
 
 def test_mentions_outside_owner_chips_and_when_one_is_new() -> None:
-    ann, bo = owner("Ann Lee", "vendor"), {"type": "mention", "attrs": {"id": "user:7", "label": "Bo"}}
+    ann, bo = (
+        owner("Ann Lee", "vendor"),
+        {"type": "mention", "attrs": {"id": "user:7", "label": "Bo"}},
+    )
     doc = written(
         {
             "type": "doc",
