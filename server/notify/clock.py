@@ -56,15 +56,16 @@ def queue_reminders(
         if task is None:
             continue
         person = reachable(s, row["plan_id"], row["owner_ref"])
-        if person is not None:
-            kind = OVERDUE if row["due"] < today else DUE_SOON
-            payload = task_payload(s, row["plan_id"], task, links, person, kind=kind)
-            payload["actions"] = links.actions(
-                plan_id=row["plan_id"], task_id=row["id"], person=person
-            )
-            label = "Overdue" if kind == OVERDUE else "Due"
-            subject = f"[{payload['plan_title']}] {label} {row['due']}: {short(task['wording'])}"
-            out += _queue(s, kind, row, person, subject, payload)
+        if person is None:
+            # Nobody to remind (a template's placeholder such as @CSM, someone not in the
+            # plan): no reminders, and no escalation saying they were reminded.
+            continue
+        kind = OVERDUE if row["due"] < today else DUE_SOON
+        payload = task_payload(s, row["plan_id"], task, links, person, kind=kind)
+        payload["actions"] = links.actions(plan_id=row["plan_id"], task_id=row["id"], person=person)
+        label = "Overdue" if kind == OVERDUE else "Due"
+        subject = f"[{payload['plan_title']}] {label} {row['due']}: {short(task['wording'])}"
+        out += _queue(s, kind, row, person, subject, payload)
         late = (today - row["due"]).days
         if escalate_days > 0 and late >= escalate_days:
             out += _escalate(s, row, task, links, late)
@@ -75,7 +76,7 @@ def _escalate(
     s: Session, row: dict[str, Any], task: dict[str, Any], links: Links, late: int
 ) -> list[Queued]:
     """``late`` days overdue -> the plan's owners (not the task's owner: they were reminded),
-    naming whose court the ball is in, whether or not that owner can be reached."""
+    naming whose court the ball is in."""
     court = (task.get("owner_label") or row["owner_ref"] or "").strip()
     side = SIDE_NAMES.get(task.get("owner_side") or "")
     out: list[Queued] = []
