@@ -44,6 +44,9 @@ MENTIONED, KR_MOVED, RISK_HIGH = "mentioned", "kr_moved", "risk_high"
 # Events about changes older than this notify nobody: a rebuild or a catch-up replaying a
 # plan's history must not send what happened long ago (and was never mail then).
 STALE = timedelta(hours=24)
+# A key result's value or a risk's severity is sent this long after it is typed: keys typed
+# meanwhile (folded into the same history entry) update the message still waiting.
+SETTLE = timedelta(seconds=60)
 
 
 def wanted(event: object) -> bool:
@@ -128,14 +131,14 @@ def plan_payload(
     }
 
 
-def queue_for(s: Session, event: Changed, links: Links) -> int:
+def queue_for(s: Session, event: Changed, links: Links, settle: timedelta = SETTLE) -> int:
     """Queue the notifications ``event`` calls for; how many were new."""
     if event.at < datetime.now(UTC) - STALE:
         return 0
     if isinstance(event, Mentioned):
         return _mentioned(s, event, links)
     if isinstance(event, (KeyResultValueChanged, RiskSeverityChanged)):
-        return _row_changed(s, event, links)
+        return _row_changed(s, event, links, settle)
     task = task_of(s, event.plan_id, event.entity_id)
     if task is None:
         return 0
@@ -188,10 +191,11 @@ def _mentioned(s: Session, event: Mentioned, links: Links) -> int:
 
 
 def _row_changed(
-    s: Session, event: KeyResultValueChanged | RiskSeverityChanged, links: Links
+    s: Session, event: KeyResultValueChanged | RiskSeverityChanged, links: Links, settle: timedelta
 ) -> int:
     """A key result moved, or a risk raised to high -> the plan's owners, once per history
-    entry: the keystrokes of one burst are folded into one (``persistence.write_projection``)."""
+    entry: the keystrokes of one burst are folded into one (``persistence.write_projection``).
+    Sent ``settle`` after it is first queued; later keys of the burst update it meanwhile."""
     entry = persistence.latest_change(
         session=s, plan_id=event.plan_id, entity=event.entity, entity_id=event.entity_id
     )
@@ -232,7 +236,7 @@ def _row_changed(
             payload.update({k: row.get(k) or "" for k in ("risk", "owner", "mitigation")})
             what = f"Risk raised to high: {short(payload['risk'], 60)}"
         subject = f"[{payload['plan_title']}] {what}"
-        queued += _queue(s, kind, event, person, subject, payload, f"h{entry.id}")
+        queued += _queue(s, kind, event, person, subject, payload, f"h{entry.id}", settle)
     return queued
 
 
@@ -244,9 +248,11 @@ def _queue(
     subject: str,
     payload: dict[str, Any],
     identity: str | None = None,
+    settle: timedelta | None = None,
 ) -> int:
     """The one place rules queue a notification; ``identity`` names the event in its key when
-    the logged update that made it does not (a mention, a folded history entry)."""
+    the logged update that made it does not (a mention, a folded history entry); ``settle``:
+    sent that long after, and updated meanwhile by the same key queued again."""
     new = persistence.queue_notification(
         session=s,
         dedup_key=_key(kind, event, person, identity),
@@ -256,6 +262,8 @@ def _queue(
         kind=kind,
         subject=subject,
         payload=payload,
+        not_before=datetime.now(UTC) + settle if settle is not None else None,
+        refresh=settle is not None,
     )
     return 0 if new is None else 1
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from server.hooks import Event
 from server.plan import Changed
@@ -13,7 +14,7 @@ from server.store import Store
 
 from .dispatcher import Dispatcher
 from .links import Links
-from .rules import queue_for, wanted
+from .rules import SETTLE, queue_for, wanted
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +23,18 @@ class Notifier:
     """An async context manager entered in the lifespan before the materialiser, so that it
     outlives it: what the materialiser's last passes publish is still queued."""
 
-    def __init__(self, store: Store, links: Links, dispatcher: Dispatcher | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        links: Links,
+        dispatcher: Dispatcher | None,
+        *,
+        settle: timedelta = SETTLE,
+    ) -> None:
         self.store = store
         self.links = links
         self.dispatcher = dispatcher
+        self.settle_delay = settle
         self._pending: set[asyncio.Task[None]] = set()
 
     def on_event(self, event: Event) -> None:
@@ -38,7 +47,9 @@ class Notifier:
 
     async def _handle(self, event: Changed) -> None:
         try:
-            queued = await self.store.run(lambda s: queue_for(s, event, self.links))
+            queued = await self.store.run(
+                lambda s: queue_for(s, event, self.links, self.settle_delay)
+            )
         except Exception:
             log.exception("queueing notifications for %s failed", type(event).__name__)
             return

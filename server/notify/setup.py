@@ -5,6 +5,7 @@ notifications from them and sends them (``build``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from server.identity import Signer
 from server.settings import Settings
@@ -59,7 +60,9 @@ def build(settings: Settings, store: Store, server_url: str) -> Notifications:
     )
     return Notifications(
         links=links_,
-        notifier=Notifier(store, links_, dispatcher),
+        notifier=Notifier(
+            store, links_, dispatcher, settle=timedelta(seconds=settings.notify_settle_seconds)
+        ),
         dispatcher=dispatcher,
         clock=Clock(
             store,
