@@ -4,6 +4,7 @@ from .changes import Entity as Entity
 from .changes import Kind as Kind
 from .changes import changed_ids as changed_ids
 from .changes import diff as diff
+from .changes import new_mentions as new_mentions
 from .markdown import markdown_from_prosemirror as markdown_from_prosemirror
 from .markdown import to_markdown as to_markdown
 from .prosemirror import safe_href as safe_href
@@ -21,6 +22,7 @@ from .schema import new_doc as new_doc
 from .schema import schema_repair as schema_repair
 from .structure import SIDES as SIDES
 from .structure import STATUSES as STATUSES
+from .structure import Mention as Mention
 from .structure import Owner as Owner
 from .structure import Row as Row
 from .structure import Structure as Structure

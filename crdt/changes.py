@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from .structure import Owner, Row, Structure, Task
+from .structure import Mention, Owner, Row, Structure, Task
 
 
 class Entity(StrEnum):
@@ -14,6 +14,7 @@ class Entity(StrEnum):
     KEY_RESULT = "key_result"
     RISK = "risk"
     CONTACT = "contact"
+    MENTION = "mention"  # never in the commitment history: see ``new_mentions``
 
 
 ENTITY_OF_ROW = {
@@ -36,6 +37,7 @@ class Kind(StrEnum):
     KR_VALUE_CHANGED = "kr_value_changed"
     RISK_SEVERITY_CHANGED = "risk_severity_changed"
     FIELD_CHANGED = "field_changed"
+    MENTIONED = "mentioned"
 
 
 @dataclass(frozen=True)
@@ -169,3 +171,37 @@ def changed_ids(old: Structure, new: Structure) -> tuple[set[str], set[str]]:
     tasks = {i for i in set(old.tasks) | set(new.tasks) if old.tasks.get(i) != new.tasks.get(i)}
     rows = {i for i in set(old.rows) | set(new.rows) if old.rows.get(i) != new.rows.get(i)}
     return tasks, rows
+
+
+def new_mentions(old: Structure, new: Structure) -> list[Event]:
+    """A MENTIONED event for each person mentioned more often in a task, a table row or (anchor
+    "") the text outside them than before: ``old`` the count before, ``new`` the mention (its
+    ``count`` the count now). A mention has no id, so its identity is (anchor, person, count):
+    a mention deleted and written again is not new; one more mention of the same person is.
+    Edits around a mention, or moving it within its anchor, are nothing."""
+
+    def grouped(s: Structure) -> dict[tuple[str, str], list[Mention]]:
+        out: dict[tuple[str, str], list[Mention]] = {}
+        for m in s.mentions:
+            out.setdefault((m.anchor, m.ref), []).append(m)
+        return out
+
+    before, after = grouped(old), grouped(new)
+    out: list[Event] = []
+    for (anchor, ref), now in after.items():
+        was = before.get((anchor, ref), [])
+        if len(now) <= len(was):
+            continue
+        # The one written now: the first whose paragraph was not there with it before.
+        texts = [m.text for m in was]
+        fresh = next((m for m in now if m.text not in texts), now[-1])
+        new_value = {
+            "ref": ref,
+            "label": fresh.label,
+            "anchor": anchor,
+            "section": list(fresh.section),
+            "text": fresh.text,
+            "count": len(now),
+        }
+        out.append(Event(Entity.MENTION, ref, Kind.MENTIONED, len(was), new_value))
+    return out

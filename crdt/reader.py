@@ -22,6 +22,7 @@ from .structure import (
     _ID_OWNERS,
     COLUMNS,
     SIDES,
+    Mention,
     Owner,
     Row,
     Structure,
@@ -93,12 +94,13 @@ class _Block:
     rows: list[Row] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)  # every task and table row id passed
     missing: bool = False  # a task or table row without an id
+    mentions: list[Mention] = field(default_factory=list)
 
     @property
     def structural(self) -> bool:
         """Whether this block holds anything the structure is made of (or could be)."""
         has_parts = self.heading or self.tasks or self.rows or self.ids or self.missing
-        return bool(has_parts) or self.items is not None
+        return bool(has_parts or self.mentions) or self.items is not None
 
     def note_id(self, el: XmlElement) -> None:
         value = el.attributes.get("id")
@@ -149,12 +151,39 @@ def _table(el: XmlElement, ctx: _Context, out: list[Row]) -> None:
             out.append(Row(row_id, kind, tuple(sorted(fields.items())), ctx.path, -1))
 
 
-def _walk(el: XmlElement, ctx: _Context, block: _Block, depth: int = 1) -> None:
+def _anchor(el: XmlElement, anchor: str | None) -> str | None:
+    """The anchor of the mentions under ``el``: the id of the task or table row it is, or
+    None while that has no id yet (its mentions are read once it has one)."""
+    if el.tag not in _ID_OWNERS or anchor is None:
+        return anchor
+    value = el.attributes.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def _mention(el: XmlElement, parent: XmlElement, ctx: _Context, anchor: str) -> Mention | None:
+    ref = el.attributes.get("id")
+    if not isinstance(ref, str) or not ref:
+        return None
+    label = str(el.attributes.get("label") or "")
+    return Mention(ref, label, anchor, ctx.path, inline_text(parent))
+
+
+def _walk(
+    el: XmlElement,
+    ctx: _Context,
+    block: _Block,
+    depth: int = 1,
+    anchor: str | None = "",
+    owner_para: bool = False,
+) -> None:
+    """Read ``el`` into ``block``. ``anchor``: see ``_anchor``; ``owner_para``: ``el`` is a
+    task's first paragraph, whose first mention is the task's owner, not a mention."""
     if depth > MAX_DEPTH:
         return  # deeper than the server accepts: written before it checked, not read
     tag = el.tag
     if tag in _ID_OWNERS:
         block.note_id(el)
+    anchor = _anchor(el, anchor)
     if tag == "taskItem":
         task = _task(el, ctx)
         if task is not None:
@@ -164,10 +193,37 @@ def _walk(el: XmlElement, ctx: _Context, block: _Block, depth: int = 1) -> None:
         for inner in _elements(el):  # ids only: what is inside is not read as tasks
             if inner.tag in _ID_OWNERS:
                 block.note_id(inner)
+        _mentions_only(el, ctx, block, depth, anchor)
         return
+    first_para = tag == "taskItem"
+    for child in el.children:
+        if not isinstance(child, XmlElement):
+            continue
+        if child.tag == "mention":
+            if owner_para:
+                owner_para = False  # the owner chip
+            elif anchor is not None and (m := _mention(child, el, ctx, anchor)) is not None:
+                block.mentions.append(m)
+            continue
+        owner = first_para and child.tag == "paragraph"
+        first_para = first_para and not owner
+        _walk(child, ctx, block, depth + 1, anchor, owner)
+
+
+def _mentions_only(
+    el: XmlElement, ctx: _Context, block: _Block, depth: int, anchor: str | None
+) -> None:
+    """The mentions under a table whose rows are read as rows: each row's, anchored to it."""
+    if depth > MAX_DEPTH:
+        return
+    anchor = _anchor(el, anchor)
     for child in el.children:
         if isinstance(child, XmlElement):
-            _walk(child, ctx, block, depth + 1)
+            if child.tag == "mention":
+                if anchor is not None and (m := _mention(child, el, ctx, anchor)) is not None:
+                    block.mentions.append(m)
+            else:
+                _mentions_only(child, ctx, block, depth + 1, anchor)
 
 
 def _item_block(el: object, ctx: _Context) -> _Block:
@@ -320,6 +376,7 @@ class StructureReader:
         tasks: dict[str, Task] = {}
         rows: dict[str, Row] = {}
         counts: dict[str, int] = {}
+        mentions: list[Mention] = []
 
         def take(found: list[Task]) -> None:
             for i, task in enumerate(found):
@@ -332,9 +389,11 @@ class StructureReader:
         for block in self._blocks:
             if block.items is None:
                 take(block.tasks)
+                mentions.extend(block.mentions)
             else:
                 for item in block.items:
                     take(item.tasks)
+                    mentions.extend(item.mentions)
             for i, row in enumerate(block.rows):
                 if row.id in rows:
                     continue
@@ -343,7 +402,7 @@ class StructureReader:
                 if row.position != n:
                     row = block.rows[i] = replace(row, position=n)
                 rows[row.id] = row
-        return Structure(tasks=tasks, rows=rows)
+        return Structure(tasks=tasks, rows=rows, mentions=tuple(mentions))
 
 
 def read_structure(doc: Doc) -> Structure:

@@ -90,9 +90,24 @@ class Row:
 
 
 @dataclass(frozen=True)
+class Mention:
+    """An @mention of a person that is not a task's owner chip: whom (``ref``, ``label``),
+    where (``anchor``: the id of the task or table row it is written in, "" outside them;
+    ``section``), and the text of its paragraph. A mention has no id of its own: it is told
+    apart by its anchor, its person and how many mentions of them the anchor holds."""
+
+    ref: str
+    label: str
+    anchor: str
+    section: tuple[str, ...]
+    text: str
+
+
+@dataclass(frozen=True)
 class Structure:
     tasks: dict[str, Task] = field(default_factory=dict)
     rows: dict[str, Row] = field(default_factory=dict)
+    mentions: tuple[Mention, ...] = ()
 
     def of(self, kind: str) -> list[Row]:
         return [r for r in self.rows.values() if r.kind == kind]

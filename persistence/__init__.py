@@ -31,6 +31,7 @@ from .calendar import calendar_feed_user as calendar_feed_user
 from .calendar import revoke_calendar_feed as revoke_calendar_feed
 from .calendar import set_calendar_feed as set_calendar_feed
 from .commitment_history import HistoryRecord as HistoryRecord
+from .commitment_history import latest_change as latest_change
 from .commitment_history import list_history as list_history
 from .credentials import Lapsed as Lapsed
 from .credentials import lapsed_credentials as lapsed_credentials

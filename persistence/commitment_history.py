@@ -87,6 +87,39 @@ def record_changes(
         latest[key] = row
 
 
+def latest_change(
+    *, session: Session, plan_id: str, entity: str, entity_id: str
+) -> HistoryRecord | None:
+    """The newest commitment-history entry of one entity: what its last changes were folded
+    into (its ``update_id`` is the last update folded in, its ``id`` stays)."""
+    row = session.execute(
+        select(HistoryEvent, User.name)
+        .outerjoin(User, User.id == HistoryEvent.author_id)
+        .where(
+            HistoryEvent.plan_id == plan_id,
+            HistoryEvent.entity == entity,
+            HistoryEvent.entity_id == entity_id,
+        )
+        .order_by(HistoryEvent.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    e, name = row
+    return HistoryRecord(
+        id=e.id,
+        entity=e.entity,
+        entity_id=e.entity_id,
+        kind=e.kind,
+        old=e.old,
+        new=e.new,
+        author_id=e.author_id,
+        author_name=name,
+        at=utc(e.at),
+        update_id=e.update_id,
+    )
+
+
 def list_history(
     *, session: Session, plan_id: str, before_id: int | None = None, limit: int = 200
 ) -> list[HistoryRecord]:

@@ -126,13 +126,28 @@ def queue_notification(
     subject: str,
     payload: dict[str, Any],
     channel: str = "email",
+    not_before: datetime | None = None,
+    refresh: bool = False,
 ) -> int | None:
-    """Queue one notification; None (nothing written) when its key was queued before or its
-    recipient unsubscribed from the plan."""
+    """Queue one notification; None (nothing new written) when its key was queued before or
+    its recipient unsubscribed from the plan. ``not_before``: not sent before then. With
+    ``refresh``, a row of the same key not yet tried takes the new subject and payload (a
+    value still being typed: the message says where it ended)."""
     email = recipient_email.strip().lower()
     if unsubscribed(session=session, email=email, plan_id=plan_id, kind=kind):
         return None
     if session.scalar(select(Notification.id).where(Notification.dedup_key == dedup_key)):
+        if refresh:
+            session.execute(
+                update(Notification)
+                .where(
+                    Notification.dedup_key == dedup_key,
+                    Notification.state == QUEUED,
+                    Notification.attempts == 0,
+                )
+                .values(subject=subject[:200], payload=payload)
+                .execution_options(synchronize_session=False)
+            )
         return None
     at = now()
     row = Notification(
@@ -146,7 +161,7 @@ def queue_notification(
         payload=payload,
         state=QUEUED,
         attempts=0,
-        next_attempt_at=at,
+        next_attempt_at=max(at, not_before) if not_before is not None else at,
         created_at=at,
     )
     try:

@@ -292,7 +292,8 @@ def cmd_plans_rebuild(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_notifications_run(settings: Settings, args: argparse.Namespace) -> int:
-    """One reminder pass (due soon, overdue) as if at ``--at``, then send what is due."""
+    """One reminder pass (due soon, overdue, escalation) as if at ``--at``, then send what is
+    due."""
     from .identity import Signer
     from .notify import Links, run_pass
     from .notify.setup import dispatcher
@@ -314,7 +315,13 @@ def cmd_notifications_run(settings: Settings, args: argparse.Namespace) -> int:
     )
 
     async def run() -> int:
-        queued = await run_pass(store, links, at, soon_days=settings.notify_due_soon_days)
+        queued = await run_pass(
+            store,
+            links,
+            at,
+            soon_days=settings.notify_due_soon_days,
+            escalate_days=settings.notify_escalate_days,
+        )
         if queued is None:
             print("another process is running the reminders; nothing done")
             return 0
@@ -413,7 +420,8 @@ def parser() -> argparse.ArgumentParser:
     notifications = sub.add_parser("notifications", help="reminders and the outbox")
     nsub = notifications.add_subparsers(dest="notifications", required=True)
     nr = nsub.add_parser(
-        "run", help="queue due-soon and overdue reminders once (as if at --at), then send them"
+        "run",
+        help="queue due-soon, overdue and escalation reminders once (as if at --at), then send",
     )
     nr.add_argument("--at", help="ISO-8601 date or time to run as of (default: now)")
     nr.set_defaults(func=cmd_notifications_run)

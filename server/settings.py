@@ -85,6 +85,15 @@ DOCUMENTED = {
         "2",
         "Owners are reminded this many days before a task's due date (and after it, overdue).",
     ),
+    "TANDEM_NOTIFY_ESCALATE_DAYS": (
+        "3",
+        "A task this many days overdue is escalated to the plan's owners; 0: never.",
+    ),
+    "TANDEM_NOTIFY_SETTLE_SECONDS": (
+        "60",
+        "A key result's new value or a risk raised to high is sent this long after it is typed, "
+        "with the value as it ended.",
+    ),
     "TANDEM_NOTIFY_CLOCK_SECONDS": (
         "300",
         "How often the server looks for due-soon and overdue tasks; 0: never (use cron).",
@@ -185,6 +194,8 @@ class Settings:
     notify_retry_seconds: float = 30.0
     notify_link_days: int = 14
     notify_due_soon_days: int = 2
+    notify_escalate_days: int = 3
+    notify_settle_seconds: float = 60.0
     notify_clock_seconds: float = 300.0
     webhook_allow_hosts: tuple[str, ...] = ()
     slack_signing_secret: str = ""
@@ -237,6 +248,8 @@ class Settings:
             notify_retry_seconds=float(env.get("TANDEM_NOTIFY_RETRY_SECONDS", "30")),
             notify_link_days=int(env.get("TANDEM_NOTIFY_LINK_DAYS", "14")),
             notify_due_soon_days=int(env.get("TANDEM_NOTIFY_DUE_SOON_DAYS", "2")),
+            notify_escalate_days=int(env.get("TANDEM_NOTIFY_ESCALATE_DAYS", "3")),
+            notify_settle_seconds=float(env.get("TANDEM_NOTIFY_SETTLE_SECONDS", "60")),
             notify_clock_seconds=float(env.get("TANDEM_NOTIFY_CLOCK_SECONDS", "300")),
             webhook_allow_hosts=tuple(
                 h.strip().lower().strip("[]")

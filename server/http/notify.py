@@ -36,6 +36,10 @@ KIND_LABELS = {
     "completed": "tasks and milestones done",
     "due_soon": "reminders before a due date",
     "overdue": "reminders of overdue tasks",
+    "escalation": "tasks overdue for days, escalated to the plan's owners",
+    "mentioned": "@mentions of you",
+    "kr_moved": "key results that moved",
+    "risk_high": "risks raised to high",
 }
 INVALID = (
     "This link is not valid or has expired. Links in notifications work for {days} days; "

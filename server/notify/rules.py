@@ -3,11 +3,19 @@
 - assigned: a task's owner becomes someone reachable (a plan member, or a Key contacts row with
   an email) -> that person, with the task, its plan, its due date, who assigned it and the links
   to act on it;
-- completed: a task or milestone done -> the plan's owners; a milestone -> everyone in the plan.
+- completed: a task or milestone done -> the plan's owners; a milestone -> everyone in the plan;
+- mentioned: an @mention (not a task's owner chip) of a plan member or a Key contacts row with
+  an email -> that person; its identity is (task or row it is in, person, count), see
+  ``crdt.new_mentions``;
+- kr_moved: a key result's current value changes -> the plan's owners;
+- risk_high: a risk's severity becomes high -> the plan's owners.
 
 Nothing goes to the person whose change it was. Each notification's key is the event's identity
-(kind, plan, task, the logged update that made the change, recipient): the same event published
-again (a rebuild, a restart, a second process) queues nothing.
+(kind, plan, entity, the logged update that made the change or the mention's identity,
+recipient): the same event published again (a rebuild, a restart, a second process) queues
+nothing. A key result's value and a risk's severity are typed key by key: their key is the
+commitment-history entry the keystrokes are folded into, and only the event of its last
+update queues (the earlier ones of a burst find a later update folded in, and step aside).
 """
 
 from __future__ import annotations
@@ -18,15 +26,27 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 import persistence
-from server.plan import Changed, TaskCompleted, TaskCreated, TaskReassigned
+from server.plan import (
+    Changed,
+    KeyResultValueChanged,
+    Mentioned,
+    RiskSeverityChanged,
+    TaskCompleted,
+    TaskCreated,
+    TaskReassigned,
+)
 
 from .links import Links
 from .people import Person, everyone, name_of, owners, reachable, task_of
 
 ASSIGNED, COMPLETED = "assigned", "completed"
+MENTIONED, KR_MOVED, RISK_HIGH = "mentioned", "kr_moved", "risk_high"
 # Events about changes older than this notify nobody: a rebuild or a catch-up replaying a
 # plan's history must not send what happened long ago (and was never mail then).
 STALE = timedelta(hours=24)
+# A key result's value or a risk's severity is sent this long after it is typed: keys typed
+# meanwhile (folded into the same history entry) update the message still waiting.
+SETTLE = timedelta(seconds=60)
 
 
 def wanted(event: object) -> bool:
@@ -35,7 +55,16 @@ def wanted(event: object) -> bool:
         return True
     if isinstance(event, TaskCreated):
         return isinstance(event.new, dict) and bool(event.new.get("owner"))
-    return isinstance(event, TaskCompleted)
+    if isinstance(event, Mentioned):
+        return event.entity_id.startswith(("user:", "contact:"))
+    if isinstance(event, RiskSeverityChanged):
+        # Whether it was raised is the folded history entry's to say (``_row_changed``).
+        return high(event.new)
+    return isinstance(event, (TaskCompleted, KeyResultValueChanged))
+
+
+def high(severity: object) -> bool:
+    return isinstance(severity, str) and severity.strip().lower() == "high"
 
 
 def _owner_ref(event: Changed) -> str | None:
@@ -44,8 +73,19 @@ def _owner_ref(event: Changed) -> str | None:
     return ref if isinstance(ref, str) else None
 
 
-def _key(kind: str, event: Changed, person: Person) -> str:
-    return f"{kind}:{event.plan_id}:{event.entity_id}:{event.update_id}:{person.email}"
+def _key(kind: str, event: Changed, person: Person, identity: str | None = None) -> str:
+    which = identity if identity is not None else event.update_id
+    return f"{kind}:{event.plan_id}:{event.entity_id}:{which}:{person.email}"
+
+
+def _is_author(s: Session, event: Changed, person: Person) -> bool:
+    """Whether ``person`` made the change: their account, or a contact row with its address."""
+    if event.author_id is None:
+        return False
+    if person.user_id is not None:
+        return person.user_id == event.author_id
+    author = persistence.get_user(session=s, user_id=event.author_id)
+    return author is not None and author.email.strip().lower() == person.email
 
 
 def _base(
@@ -66,26 +106,39 @@ def task_payload(
     by: str | None = None,
 ) -> dict[str, Any]:
     """What a message about ``task`` to ``person`` is rendered from."""
+    return {
+        **plan_payload(s, plan_id, links, person, kind=kind, by=by),
+        "task_id": task["id"],
+        "task_text": task["wording"],
+        "due": task["due"].isoformat() if task.get("due") else None,
+        "milestone": bool(task.get("milestone")),
+    }
+
+
+def plan_payload(
+    s: Session, plan_id: str, links: Links, person: Person, *, kind: str, by: str | None = None
+) -> dict[str, Any]:
+    """What any message about the plan to ``person`` is rendered from."""
     plan = persistence.get_plan(session=s, plan_id=plan_id)
     return {
         "plan_id": plan_id,
         "plan_title": plan.title if plan else "",
         "customer": plan.customer if plan else "",
         "plan_url": f"{links.base_url}/plans/{plan_id}",
-        "task_id": task["id"],
-        "task_text": task["wording"],
-        "due": task["due"].isoformat() if task.get("due") else None,
-        "milestone": bool(task.get("milestone")),
         "recipient": person.name,
         "by": by,
         "unsubscribe": links.unsubscribe(email=person.email, plan_id=plan_id, kind=kind),
     }
 
 
-def queue_for(s: Session, event: Changed, links: Links) -> int:
+def queue_for(s: Session, event: Changed, links: Links, settle: timedelta = SETTLE) -> int:
     """Queue the notifications ``event`` calls for; how many were new."""
     if event.at < datetime.now(UTC) - STALE:
         return 0
+    if isinstance(event, Mentioned):
+        return _mentioned(s, event, links)
+    if isinstance(event, (KeyResultValueChanged, RiskSeverityChanged)):
+        return _row_changed(s, event, links, settle)
     task = task_of(s, event.plan_id, event.entity_id)
     if task is None:
         return 0
@@ -115,18 +168,102 @@ def queue_for(s: Session, event: Changed, links: Links) -> int:
     return queued
 
 
-def _queue(
-    s: Session, kind: str, event: Changed, person: Person, subject: str, payload: dict[str, Any]
+def _mentioned(s: Session, event: Mentioned, links: Links) -> int:
+    mention = event.new if isinstance(event.new, dict) else {}
+    person = reachable(s, event.plan_id, event.entity_id)
+    if person is None or _is_author(s, event, person):
+        return 0
+    anchor = str(mention.get("anchor") or "")
+    payload = plan_payload(
+        s, event.plan_id, links, person, kind=MENTIONED, by=name_of(s, event.author_id)
+    )
+    task = task_of(s, event.plan_id, anchor) if anchor else None
+    payload.update(
+        text=str(mention.get("text") or ""),
+        section=" › ".join(str(h) for h in mention.get("section") or [] if h),
+        task_text=task["wording"] if task else None,
+    )
+    who = payload["by"] or "Someone"
+    subject = f"[{payload['plan_title']}] {who} mentioned you: {short(payload['text'])}"
+    # Its identity: where it is and how many mentions of this person are there now.
+    identity = f"{anchor or '-'}:{mention.get('count')}"
+    return _queue(s, MENTIONED, event, person, subject, payload, identity)
+
+
+def _row_changed(
+    s: Session, event: KeyResultValueChanged | RiskSeverityChanged, links: Links, settle: timedelta
 ) -> int:
+    """A key result moved, or a risk raised to high -> the plan's owners, once per history
+    entry: the keystrokes of one burst are folded into one (``persistence.write_projection``).
+    Sent ``settle`` after it is first queued; later keys of the burst update it meanwhile."""
+    entry = persistence.latest_change(
+        session=s, plan_id=event.plan_id, entity=event.entity, entity_id=event.entity_id
+    )
+    # Folded into a "created" (a new row being filled in), typed back (no entry), or a later
+    # update folded in (its own event queues, with the value as it ended).
+    if entry is None or entry.kind != event.kind or entry.update_id != event.update_id:
+        return 0
+    is_kr = isinstance(event, KeyResultValueChanged)
+    table = "key_results" if is_kr else "risks"
+    row = next(
+        (
+            r
+            for r in persistence.list_rows(session=s, plan_id=event.plan_id, table=table)
+            if r["id"] == event.entity_id
+        ),
+        None,
+    )
+    if row is None:
+        return 0
+    if is_kr and entry.old == entry.new:
+        return 0
+    if not is_kr and not (high(entry.new) and not high(entry.old)):
+        return 0
+    kind = KR_MOVED if is_kr else RISK_HIGH
+    by = name_of(s, event.author_id)
+    queued = 0
+    for person in owners(s, event.plan_id):
+        if _is_author(s, event, person):
+            continue
+        payload = plan_payload(s, event.plan_id, links, person, kind=kind, by=by)
+        payload.update(
+            old=entry.old or "", new=entry.new or "", section=" › ".join(row.get("section") or [])
+        )
+        if is_kr:
+            payload.update({k: row.get(k) or "" for k in ("metric", "baseline", "target", "unit")})
+            what = f"Key result moved: {short(payload['metric'], 60)}: {payload['new']}"
+        else:
+            payload.update({k: row.get(k) or "" for k in ("risk", "owner", "mitigation")})
+            what = f"Risk raised to high: {short(payload['risk'], 60)}"
+        subject = f"[{payload['plan_title']}] {what}"
+        queued += _queue(s, kind, event, person, subject, payload, f"h{entry.id}", settle)
+    return queued
+
+
+def _queue(
+    s: Session,
+    kind: str,
+    event: Changed,
+    person: Person,
+    subject: str,
+    payload: dict[str, Any],
+    identity: str | None = None,
+    settle: timedelta | None = None,
+) -> int:
+    """The one place rules queue a notification; ``identity`` names the event in its key when
+    the logged update that made it does not (a mention, a folded history entry); ``settle``:
+    sent that long after, and updated meanwhile by the same key queued again."""
     new = persistence.queue_notification(
         session=s,
-        dedup_key=_key(kind, event, person),
+        dedup_key=_key(kind, event, person, identity),
         plan_id=event.plan_id,
         recipient_email=person.email,
         recipient_name=person.name,
         kind=kind,
         subject=subject,
         payload=payload,
+        not_before=datetime.now(UTC) + settle if settle is not None else None,
+        refresh=settle is not None,
     )
     return 0 if new is None else 1
 

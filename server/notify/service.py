@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from server.hooks import Event
 from server.plan import Changed
@@ -14,7 +15,7 @@ from server.store import Store
 from . import slack
 from .dispatcher import Dispatcher
 from .links import Links
-from .rules import queue_for, wanted
+from .rules import SETTLE, queue_for, wanted
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +24,18 @@ class Notifier:
     """An async context manager entered in the lifespan before the materialiser, so that it
     outlives it: what the materialiser's last passes publish is still queued."""
 
-    def __init__(self, store: Store, links: Links, dispatcher: Dispatcher | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        links: Links,
+        dispatcher: Dispatcher | None,
+        *,
+        settle: timedelta = SETTLE,
+    ) -> None:
         self.store = store
         self.links = links
         self.dispatcher = dispatcher
+        self.settle_delay = settle
         self._pending: set[asyncio.Task[None]] = set()
 
     def on_event(self, event: Event) -> None:
@@ -41,7 +50,10 @@ class Notifier:
         try:
             queued = await self.store.run(
                 # People's own messages, and the plan's Slack channel's (once per event).
-                lambda s: queue_for(s, event, self.links) + slack.queue_for(s, event, self.links)
+                lambda s: (
+                    queue_for(s, event, self.links, self.settle_delay)
+                    + slack.queue_for(s, event, self.links)
+                )
             )
         except Exception:
             log.exception("queueing notifications for %s failed", type(event).__name__)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import persistence
 from server.identity import Signer
@@ -76,7 +77,8 @@ class Notifications:
     notifier: Notifier  # a hook subscriber's owner: enter it before the materialiser
     # Sends the outbox (email rows wait there until an SMTP server is configured).
     dispatcher: Dispatcher | None
-    clock: Clock  # due-soon and overdue passes under a lease; its ``every`` 0 turns it off
+    # Due-soon, overdue and escalation passes under a lease; its ``every`` 0 turns it off.
+    clock: Clock
 
 
 def build(settings: Settings, store: Store, server_url: str) -> Notifications:
@@ -84,13 +86,16 @@ def build(settings: Settings, store: Store, server_url: str) -> Notifications:
     sender = dispatcher(settings, store, links_)
     return Notifications(
         links=links_,
-        notifier=Notifier(store, links_, sender),
-        dispatcher=sender,
+        notifier=Notifier(
+            store, links_, sender, settle=timedelta(seconds=settings.notify_settle_seconds)
+        ),
+        sender=sender,
         clock=Clock(
             store,
             links_,
             sender,
             every=settings.notify_clock_seconds,
             soon_days=settings.notify_due_soon_days,
+            escalate_days=settings.notify_escalate_days,
         ),
     )

@@ -15,6 +15,7 @@ from .catalog import template_json as template_json
 from .errors import ApiError as ApiError
 from .events import Changed as Changed
 from .events import KeyResultValueChanged as KeyResultValueChanged
+from .events import Mentioned as Mentioned
 from .events import RiskSeverityChanged as RiskSeverityChanged
 from .events import TaskCompleted as TaskCompleted
 from .events import TaskCreated as TaskCreated

@@ -20,7 +20,7 @@ from server.hooks import Event
 class Changed(Event):
     """A materialised change; the subclasses below name the ones reactions care about."""
 
-    entity: str  # "task", "key_result", "risk" or "contact"
+    entity: str  # "task", "key_result", "risk", "contact" or "mention"
     entity_id: str
     kind: str  # crdt.changes.Kind
     old: Any
@@ -75,6 +75,13 @@ class RiskSeverityChanged(Changed):
     pass
 
 
+@dataclass(frozen=True)
+class Mentioned(Changed):
+    """A person mentioned once more in a task, a table row or the text outside them
+    (``crdt.new_mentions``); ``entity_id`` is the person's reference, ``new`` the mention.
+    Published, never written to the commitment history."""
+
+
 _TYPES: dict[tuple[str, str], type[Changed]] = {
     (Entity.TASK, Kind.CREATED): TaskCreated,
     (Entity.TASK, Kind.REMOVED): TaskRemoved,
@@ -85,6 +92,7 @@ _TYPES: dict[tuple[str, str], type[Changed]] = {
     (Entity.TASK, Kind.STATUS_CHANGED): TaskStatusChanged,
     (Entity.KEY_RESULT, Kind.KR_VALUE_CHANGED): KeyResultValueChanged,
     (Entity.RISK, Kind.RISK_SEVERITY_CHANGED): RiskSeverityChanged,
+    (Entity.MENTION, Kind.MENTIONED): Mentioned,
 }
 
 

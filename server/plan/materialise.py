@@ -323,7 +323,7 @@ class Materialiser:
                 "plan %s materialised to %d (%d events)", plan_id, step.upto_id, len(step.events)
             )
             if self.hooks is not None:
-                for row in step.events:
+                for row in [*step.events, *step.mentions]:
                     self.hooks.publish(changed(plan_id, row))
             return True, assigned
         return False, False

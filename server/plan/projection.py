@@ -25,6 +25,7 @@ from crdt import (
     Task,
     changed_ids,
     diff,
+    new_mentions,
     parse_number,
 )
 
@@ -59,13 +60,15 @@ class Shadow:
 
 @dataclass
 class Step:
-    """One all-or-nothing write: rows to upsert and delete per table, and history events."""
+    """One all-or-nothing write: rows to upsert and delete per table, and history events;
+    ``mentions``: events published with them but not written (@mentions are no commitment)."""
 
     expect_upto: int
     upto_id: int
     upserts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     deletes: dict[str, list[str]] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
+    mentions: list[dict[str, Any]] = field(default_factory=list)
 
 
 def task_row(task: Task) -> dict[str, Any]:
@@ -111,21 +114,22 @@ def advance(shadow: Shadow, entries: Sequence[LogEntry]) -> Step:
         shadow.doc.apply_update(data)
         after = shadow.reader.read()
         step.upto_id = log_id
-        if after is current:  # only text outside tasks and tables changed
+        if after is current:  # only text outside tasks, tables and mentions changed
             continue
-        for e in diff(current, after):
-            step.events.append(
-                {
-                    "entity": e.entity.value,
-                    "entity_id": e.entity_id,
-                    "kind": e.kind.value,
-                    "old": e.old,
-                    "new": e.new,
-                    "author_id": author_id,
-                    "at": at,
-                    "update_id": log_id,
-                }
-            )
+        for into, found in ((step.events, diff), (step.mentions, new_mentions)):
+            for e in found(current, after):
+                into.append(
+                    {
+                        "entity": e.entity.value,
+                        "entity_id": e.entity_id,
+                        "kind": e.kind.value,
+                        "old": e.old,
+                        "new": e.new,
+                        "author_id": author_id,
+                        "at": at,
+                        "update_id": log_id,
+                    }
+                )
         current = after
     shadow.structure, shadow.upto_id = current, step.upto_id
     tasks, rows = changed_ids(before, current)

@@ -9,7 +9,7 @@ import pytest
 from pycrdt import Doc, UndoManager, XmlElement, XmlText
 
 from crdt import new_doc, to_prosemirror, write_prosemirror
-from crdt.changes import Entity, Kind, diff
+from crdt.changes import Entity, Kind, diff, new_mentions
 from crdt.reader import StructureReader, read_structure
 from crdt.schema import fragment
 from crdt.structure import (
@@ -385,3 +385,65 @@ def test_a_heading_with_trailing_punctuation_still_names_its_section(heading: st
     )
     assign_ids(doc)
     assert [r.get("risk") for r in read_structure(doc).of("risks")] == ["Sponsor leaves"]
+
+
+def test_mentions_outside_owner_chips_and_when_one_is_new() -> None:
+    ann, bo = (
+        owner("Ann Lee", "vendor"),
+        {"type": "mention", "attrs": {"id": "user:7", "label": "Bo"}},
+    )
+    doc = written(
+        {
+            "type": "doc",
+            "content": [
+                p("Notes: ", bo, " to check"),
+                h(2, "Actions"),
+                # The task's first chip is its owner; a second one is a mention in the task.
+                tasks(task("Send the SOW", ann, due(date(2027, 1, 15)))),
+                h(2, "Risks"),
+                table(["Risk", "Severity", "Owner"], ["Sponsor leaves", "high", "Ann"]),
+            ],
+        }
+    )
+    assign_ids(doc)
+    reader = StructureReader(doc)
+    before = reader.read()
+    [t] = before.tasks.values()
+    assert [(m.ref, m.anchor, m.section, m.text) for m in before.mentions] == [
+        ("user:7", "", (), "Notes: @Bo to check")
+    ]
+    # Bo mentioned in the task (after its owner) and in the risk's owner cell.
+    item = next(e for e in _elements(doc) if e.tag == "taskItem")
+    item.children[0].children.append(XmlElement("mention", {"id": "user:7", "label": "Bo"}))
+    cell = [e for e in _elements(doc) if e.tag == "tableCell"][-1]
+    cell.children[0].children.append(XmlElement("mention", {"id": "user:7", "label": "Bo"}))
+    after = reader.read()
+    assert after == read_structure(doc)
+    row = next(iter(after.rows))
+    assert t.owner == Owner("name:Ann Lee", "Ann Lee", "vendor")
+    events = new_mentions(before, after)
+    assert [(e.entity, e.kind, e.entity_id, e.old) for e in events] == [
+        (Entity.MENTION, Kind.MENTIONED, "user:7", 0),
+        (Entity.MENTION, Kind.MENTIONED, "user:7", 0),
+    ]
+    assert [(e.new["anchor"], e.new["count"], e.new["section"]) for e in events] == [
+        (t.id, 1, ["Actions"]),
+        (row, 1, ["Risks"]),
+    ]
+    # Text typed around a mention, a mention deleted: nothing. Written again: the same
+    # identity as the first (anchor, person, count 1), which the outbox has seen already.
+    notes = fragment(doc).children[0]
+    notes.children[0].insert(0, "More ")
+    typed = reader.read()
+    assert new_mentions(after, typed) == [] and typed.mentions[0].text.startswith("More Notes")
+    del notes.children[1]
+    gone = reader.read()
+    assert new_mentions(typed, gone) == []
+    notes.children.append(XmlElement("mention", {"id": "user:7", "label": "Bo"}))
+    [same] = new_mentions(gone, reader.read())
+    assert (same.new["anchor"], same.new["count"]) == ("", 1)
+    # A second mention of Bo in the notes is new: count 2.
+    notes.children.append(XmlElement("mention", {"id": "user:7", "label": "Bo"}))
+    [again] = new_mentions(typed, reader.read())
+    assert again.new["count"] == 2 and again.new["anchor"] == ""
+    assert reader.read() == read_structure(doc)

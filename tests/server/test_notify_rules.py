@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,4 +39,26 @@ def test_a_replay_of_old_history_notifies_nobody() -> None:
     links = Links(Signer("k"), "http://x")
     old = event(TaskReassigned, new={"id": "user:1"}, hours_ago=48)
     # No session is needed: a stale event stops before any lookup.
+    assert queue_for(None, old, links) == 0  # type: ignore[arg-type]
+
+
+def test_which_row_and_mention_events_may_notify() -> None:
+    from server.plan import KeyResultValueChanged, Mentioned, RiskSeverityChanged
+
+    assert wanted(event(KeyResultValueChanged, new="120"))
+    # Raised to high, however it is written; whether it was raised is the history's to say.
+    assert wanted(event(RiskSeverityChanged, new=" High "))
+    assert not wanted(event(RiskSeverityChanged, new="medium"))
+    mention = {"ref": "contact:r1", "anchor": "", "count": 1}
+    assert wanted(replace(event(Mentioned, new=mention), entity_id="contact:r1"))
+    assert wanted(replace(event(Mentioned, new=mention), entity_id="user:3"))
+    # A name typed as a chip (someone not in the plan) can never be reached.
+    assert not wanted(replace(event(Mentioned, new=mention), entity_id="name:Bo"))
+
+
+def test_a_stale_mention_notifies_nobody() -> None:
+    from server.plan import Mentioned
+
+    links = Links(Signer("k"), "http://x")
+    old = event(Mentioned, new={"ref": "user:1", "anchor": "", "count": 1}, hours_ago=25)
     assert queue_for(None, old, links) == 0  # type: ignore[arg-type]

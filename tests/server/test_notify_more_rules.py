@@ -1,0 +1,347 @@
+"""Mentioned, key result moved, risk raised to high and escalation, through a real server, a
+pycrdt client making the edits, `tandem notifications run --at` and a real SMTP server.
+
+Each is sent once: not again for edits around a mention, a mention deleted and written back,
+the keystrokes of one value, a restart, or two processes running the clock at one moment."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from pycrdt import Doc, XmlElement, XmlText
+
+from tests.server.test_notifications import (
+    JORDAN,
+    OWNER,
+    Inbox,
+    Plan,
+    close_clients,  # noqa: F401  (an autouse fixture)
+    inbox,  # noqa: F401  (a fixture)
+    mail_server,
+    parts,
+    poll,
+    subject,
+)
+from tests.support.access import invite_and_join
+from tests.support.servers import ROOT, Database, Server
+from tests.support.yclient import connect, fragment
+
+ROBIN = "robin@customer.example"
+
+
+@pytest.fixture
+def server(database: Database, tmp_path: Path, inbox: tuple[Inbox, int]) -> Iterator[Server]:  # noqa: F811
+    srv = mail_server(tmp_path, database, inbox[1]).start()
+    yield srv
+    srv.stop()
+
+
+def with_robin(plan: Plan) -> tuple[str, Any]:
+    """Robin, an editor on the customer side: her mention reference and her API client."""
+    invite_and_join(plan.srv, plan.owner, plan.id, ROBIN, "Robin <i>", "editor", "customer")
+    people = plan.owner.get(f"/api/plans/{plan.id}/people").json()["people"]
+    ref = next(p["id"] for p in people if p["label"] == "Robin <i>")
+    return ref, plan.client(plan.srv.create_token(ROBIN))
+
+
+def mention(ref: str, label: str, side: str | None = "customer") -> XmlElement:
+    return XmlElement("mention", {"id": ref, "label": label, "side": side})
+
+
+async def arrived(box: Inbox, address: str, count: int = 1) -> None:
+    """Wait for the mail while the client's connection goes on sending and receiving."""
+    await anyio.to_thread.run_sync(lambda: box.wait(address, count))
+
+
+def kinds(plan: Plan) -> list[tuple[str, str]]:
+    return sorted((n["kind"], n["recipient"]["email"]) for n in plan.notifications())
+
+
+def test_a_mention_notifies_the_person_once(
+    database: Database,
+    tmp_path: Path,
+    inbox: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    box, port = inbox
+    srv = mail_server(tmp_path, database, port).start()
+    try:
+        plan = Plan(srv)
+        robin_ref, _ = with_robin(plan)
+        jordan = f"contact:{plan.contact}"
+
+        async def write() -> None:
+            async with connect(srv.ws, plan.id, plan.token) as (doc, _):
+                # Olive writes a note mentioning Jordan (a contact) and herself.
+                note = XmlElement(
+                    "paragraph",
+                    {},
+                    [
+                        XmlText("Check <b>the SSO</b> with "),
+                        mention(jordan, "Jordan Lee"),
+                        XmlText(" and "),
+                        mention("user:1", "Olive Owner", "vendor"),
+                    ],
+                )
+                fragment(doc).children.insert(2, note)
+                await arrived(box, JORDAN)
+                # Text typed around it, the mention deleted and written back: nothing new.
+                note.children[0].insert(0, "Please: ")
+                await anyio.sleep(0)
+                del note.children[1]
+                await anyio.sleep(0)
+                note.children.insert(1, mention(jordan, "Jordan Lee"))
+                await anyio.sleep(0)
+                # A second mention of Jordan, in a task after its owner chip, is a new one.
+                item = _first_owned_task(doc)
+                item.children[0].children.append(mention(jordan, "Jordan Lee"))
+                await arrived(box, JORDAN, 2)
+
+        anyio.run(write)
+        first, second = box.to(JORDAN)
+        assert subject(first) == (
+            "[Rollout <b>] Olive Owner mentioned you: Check <b>the SSO</b> with @Jordan Lee "
+            "and @Olive Owner"
+        )
+        text, html = parts(first)
+        assert "Olive Owner mentioned you in Rollout <b> (Acme), under Customer onboarding" in text
+        assert "Check <b>the SSO</b> with @Jordan Lee" in text
+        assert "Check &lt;b&gt;the SSO&lt;/b&gt;" in html and "<b>the SSO" not in html
+        assert second["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert 'in the task "' in parts(second)[0]
+        # Olive mentioned herself: nothing to her.
+        assert box.to(OWNER) == []
+    finally:
+        srv.stop()
+
+    # After a restart (the materialiser's shadow rebuilt), a mention of Robin by Olive is sent;
+    # Jordan's are not repeated.
+    srv.start()
+    try:
+        plan.owner = plan.client(plan.token)
+
+        async def more() -> None:
+            async with connect(srv.ws, plan.id, plan.token) as (doc, _):
+                fragment(doc).children.append(
+                    XmlElement("paragraph", {}, [XmlText("Over to "), mention(robin_ref, "Robin")])
+                )
+                await arrived(box, ROBIN, 2)  # her invitation, then this
+
+        anyio.run(more)
+        assert subject(box.to(ROBIN)[1]).startswith("[Rollout <b>] Olive Owner mentioned you: ")
+        assert kinds(plan) == [
+            ("mentioned", JORDAN),
+            ("mentioned", JORDAN),
+            ("mentioned", ROBIN),
+        ]
+        assert len(box.to(JORDAN)) == 2
+    finally:
+        srv.stop()
+
+
+def _first_owned_task(doc: Doc) -> XmlElement:
+    def owned(item: XmlElement) -> bool:
+        para = item.children[0]
+        return any(isinstance(c, XmlElement) and c.tag == "mention" for c in para.children)
+
+    def walk(parent: Any) -> XmlElement | None:
+        for child in parent.children:
+            if isinstance(child, XmlElement):
+                if child.tag == "taskItem" and owned(child):
+                    return child
+                if (found := walk(child)) is not None:
+                    return found
+        return None
+
+    found = walk(fragment(doc))
+    assert found is not None
+    return found
+
+
+def cell(doc: Doc, table: int, row: int, column: int) -> XmlElement:
+    """The paragraph of a cell: ``table`` counts the document's tables, ``row`` the data rows."""
+    tables = [c for c in fragment(doc).children if isinstance(c, XmlElement) and c.tag == "table"]
+    cells = list(list(tables[table].children)[row + 1].children)
+    return next(iter(cells[column].children))
+
+
+def type_into(doc: Doc, paragraph: XmlElement, value: str) -> None:
+    """Clear the paragraph, then type ``value`` key by key, one update per key."""
+    with doc.transaction():
+        while len(paragraph.children):
+            del paragraph.children[0]
+        paragraph.children.append(XmlText(""))
+    text = paragraph.children[0]
+    for i, ch in enumerate(value):
+        text.insert(i, ch)
+
+
+def test_key_result_moved_and_risk_raised_to_high_reach_the_owners_once(
+    database: Database,
+    tmp_path: Path,
+    inbox: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    box, port = inbox
+    # Long enough for the second half of the value below to be typed while it waits.
+    srv = mail_server(tmp_path, database, port, TANDEM_NOTIFY_SETTLE_SECONDS="8").start()
+    try:
+        plan = Plan(srv)
+        with_robin(plan)
+        robin_token = srv.create_token(ROBIN)
+
+        def current(row: int) -> str:
+            rows = plan.owner.get(f"/api/plans/{plan.id}/key-results").json()["key_results"]
+            return str(rows[row]["current"])
+
+        async def robin_edits() -> None:
+            async with connect(srv.ws, plan.id, robin_token) as (doc, _):
+                # Tables: Key contacts, Key results, Risks; Current is the 4th column.
+                value = cell(doc, 1, 0, 3)
+                type_into(doc, value, "1")
+                # Materialised and queued on its own; the rest of the value is typed after.
+                await anyio.to_thread.run_sync(lambda: poll(lambda: current(0) == "1"))
+                await anyio.to_thread.run_sync(lambda: poll(lambda: plan.notifications()))
+                text = value.children[0]
+                text.insert(1, "2")
+                text.insert(2, "0")
+                type_into(doc, cell(doc, 2, 0, 1), "High")
+                await arrived(box, OWNER, 2)
+
+        anyio.run(robin_edits)
+        by_subject = {subject(m): m for m in box.to(OWNER)}
+        assert set(by_subject) == {
+            "[Rollout <b>] Key result moved: e.g. Weekly active users: 120",
+            "[Rollout <b>] Risk raised to high: e.g. Key people not available for training",
+        }
+        kr = by_subject["[Rollout <b>] Key result moved: e.g. Weekly active users: 120"]
+        text, html = parts(kr)
+        # One message, for the value as typed, from what it was before the first key.
+        assert "e.g. Weekly active users: (empty) -> 120 users" in text
+        assert "Changed by Robin <i>." in text and "Changed by Robin &lt;i&gt;." in html
+        risk = by_subject[
+            "[Rollout <b>] Risk raised to high: e.g. Key people not available for training"
+        ]
+        assert "(it was high, medium or low?)" in parts(risk)[0]
+        assert "Raised by Robin <i>." in parts(risk)[0]
+
+        # Olive's own changes to a key result and the risk: nothing to her (the only owner).
+        async def olive_edits() -> None:
+            async with connect(srv.ws, plan.id, plan.token) as (doc, _):
+                type_into(doc, cell(doc, 1, 1, 3), "7")
+                type_into(doc, cell(doc, 2, 0, 1), "low")
+                type_into(doc, cell(doc, 2, 0, 1), "high")
+
+        anyio.run(olive_edits)
+        poll(lambda: current(1) == "7")
+
+        # Robin mentions Olive afterwards: that mail is the only new one.
+        async def robin_mentions() -> None:
+            async with connect(srv.ws, plan.id, robin_token) as (doc, _):
+                fragment(doc).children.append(
+                    XmlElement("paragraph", {}, [mention("user:1", "Olive Owner", "vendor")])
+                )
+                await arrived(box, OWNER, 3)
+
+        anyio.run(robin_mentions)
+        assert kinds(plan) == [
+            ("kr_moved", OWNER),
+            ("mentioned", OWNER),
+            ("risk_high", OWNER),
+        ]
+    finally:
+        srv.stop()
+
+
+def run_twice(srv: Server, at: str) -> list[str]:
+    """Two `tandem notifications run --at` processes at one moment: the lines they queued."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "server", "notifications", "run", "--at", at],
+            env=srv.env(),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    return [line for out, _ in outs for line in out.splitlines() if line.startswith("queued")]
+
+
+def test_due_soon_overdue_and_escalation_each_once(
+    server: Server,
+    inbox: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    box, _ = inbox
+    plan = Plan(server)
+    task = plan.tasks()[4]
+    plan.assign_to_jordan(task["id"])
+    plan.patch(task["id"], {"due": "2030-01-10"})
+    box.wait(JORDAN)  # the assigned mail
+
+    steps = [
+        ("2030-01-01", []),
+        ("2030-01-08", [f"queued due_soon to {JORDAN}"]),
+        ("2030-01-09", []),
+        ("2030-01-11", [f"queued overdue to {JORDAN}"]),
+        ("2030-01-12", []),  # two days overdue: not yet
+        ("2030-01-13", [f"queued escalation to {OWNER}"]),
+        ("2030-01-14", []),
+        ("2030-01-20", []),
+    ]
+    for at, expected in steps:
+        queued = run_twice(server, at)
+        assert [line.split(":")[0] for line in queued] == expected, (at, queued)
+    escalation = next(m for m in box.wait(OWNER) if "days overdue" in subject(m))
+    assert subject(escalation).startswith(
+        "[Rollout <b>] 3 days overdue, with Jordan Lee (customer): "
+    )
+    text, html = parts(escalation)
+    assert "is 3 days overdue" in text and "It was due 2030-01-10" in text
+    assert "The ball is in the customer's court: Jordan Lee." in text
+    assert "customer's court: <strong>Jordan Lee</strong>" in html
+    assert "/act/" not in text  # the owners' links are the plan's, not Jordan's
+    assert escalation["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    box.wait(JORDAN, 3)
+    assert kinds(plan) == [
+        ("assigned", JORDAN),
+        ("due_soon", JORDAN),
+        ("escalation", OWNER),
+        ("overdue", JORDAN),
+    ]
+
+    # A new due date arms all three again; a done task is not escalated.
+    plan.patch(task["id"], {"due": "2030-02-10"})
+    assert [q.split(":")[0] for q in run_twice(server, "2030-02-14")] == [
+        f"queued overdue to {JORDAN}",
+        f"queued escalation to {OWNER}",
+    ]
+    plan.patch(task["id"], {"status": "done"})
+    plan.patch(task["id"], {"due": "2030-03-01"})
+    assert run_twice(server, "2030-03-10") == []
+
+
+def test_escalation_turned_off(
+    database: Database,
+    tmp_path: Path,
+    inbox: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    box, port = inbox
+    srv = mail_server(tmp_path, database, port, TANDEM_NOTIFY_ESCALATE_DAYS="0").start()
+    try:
+        plan = Plan(srv)
+        task = plan.tasks()[4]
+        plan.assign_to_jordan(task["id"])
+        plan.patch(task["id"], {"due": "2030-01-10"})
+        box.wait(JORDAN)
+        queued = run_twice(srv, "2030-01-30")
+        assert [q.split(":")[0] for q in queued] == [f"queued overdue to {JORDAN}"]
+    finally:
+        srv.stop()
