@@ -89,7 +89,7 @@ def build(settings: Settings, store: Store, server_url: str) -> Notifications:
         notifier=Notifier(
             store, links_, sender, settle=timedelta(seconds=settings.notify_settle_seconds)
         ),
-        sender=sender,
+        dispatcher=sender,
         clock=Clock(
             store,
             links_,
