@@ -1,5 +1,6 @@
 """Reminders from the clock: *due soon* (``soon_days`` before the due date, default 2) and
-*overdue* (from the day after it) -> the task's owner, with the links to act on it.
+*overdue* (from the day after it) -> the task's owner, with the links to act on it; and the
+weekly digests whose moment has come (``digest.py``).
 
 One pass looks at every open, owned task due by then; its key names the due date, so a pass
 run again (by cron, by a second process, by ``tandem notifications run --at``) queues nothing
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 import persistence
 from server.store import Store
 
+from .digest import queue_digests
 from .dispatcher import Dispatcher
 from .links import Links
 from .people import reachable, task_of
@@ -86,7 +88,9 @@ async def run_pass(
     ):
         return None
     try:
-        return await store.run(lambda s: queue_reminders(s, at, links, soon_days))
+        queued = await store.run(lambda s: queue_reminders(s, at, links, soon_days))
+        digests = await store.run(lambda s: queue_digests(s, at, links))
+        return queued + [Queued("digest", "", "", d.email, d.subject) for d in digests]
     finally:
         await store.run(lambda s: persistence.release_lease(session=s, name=LEASE, holder=me))
 
