@@ -11,7 +11,6 @@ signed unsubscribe link: the address it was sent to). What is stored and obeyed 
 from __future__ import annotations
 
 from typing import Any
-from zoneinfo import available_timezones
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -28,6 +27,7 @@ from server.notify.prefs import (
     kinds_change,
     person_view,
     settings_change,
+    zone_names,
 )
 from server.plan import ApiError
 
@@ -36,7 +36,7 @@ from .responses import read_json, render, services
 
 ME_FIELDS = {"time_zone", "digest_weekday", "digest_hour", "digest", "kinds", "subscribed"}
 PLAN_FIELDS = {"kinds", "subscribed"}
-ZONES = sorted(available_timezones())
+ZONES = sorted(zone_names())
 
 
 def _unknown(body: dict[str, Any], allowed: set[str]) -> None:

@@ -9,8 +9,9 @@ needs a label in ``KINDS`` to be settable.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import persistence
 
@@ -38,14 +39,23 @@ class BadPreference(ValueError):
     """What is wrong with the preferences someone sent, in words for them."""
 
 
+@cache
+def zone_names() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
 def zone(name: object) -> ZoneInfo:
+    """The zone an IANA name names (one of zoneinfo's, not a path to a file beside them)."""
     if not isinstance(name, str) or not name.strip() or len(name) > 64:
         raise BadPreference("time_zone must be an IANA time zone name, such as Europe/Berlin")
+    name = name.strip()
     try:
-        return ZoneInfo(name.strip())
+        if name not in zone_names():
+            raise ZoneInfoNotFoundError(name)
+        return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise BadPreference(
-            f"unknown time zone {name.strip()!r}: use an IANA name, such as Europe/Berlin"
+            f"unknown time zone {name!r}: use an IANA name, such as Europe/Berlin"
         ) from None
 
 
@@ -58,7 +68,7 @@ class SettingsChange:
 
 
 def _int(value: object, name: str, low: int, high: int) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise BadPreference(f"{name} must be a whole number from {low} to {high}")

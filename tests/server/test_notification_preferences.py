@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,9 @@ def test_bad_preferences_are_refused_with_a_reason(server: Server) -> None:
         ({"time_zone": "Mars/Olympus_Mons"}, "unknown time zone 'Mars/Olympus_Mons'"),
         ({"time_zone": "../../etc/passwd"}, "unknown time zone"),
         ({"time_zone": 7}, "IANA time zone name"),
+        ({"time_zone": "posixrules"}, "unknown time zone"),
         ({"digest_hour": 24}, "digest_hour must be a whole number from 0 to 23"),
+        ({"digest_hour": "²"}, "digest_hour must be a whole number from 0 to 23"),
         ({"digest_weekday": "Someday"}, "digest_weekday must be"),
         ({"kinds": {"assigned": "loudly"}}, "unknown mode 'loudly'"),
         ({"kinds": {"gossip": "off"}}, "unknown kind 'gossip'"),
@@ -266,3 +269,36 @@ def test_unsubscribe_from_the_link_then_subscribe_again_from_the_same_page(
     mails = box.wait(JORDAN, 2)
     assert [subject(m).split(": ", 1)[0] for m in mails] == ["[Rollout <b>] Assigned to you"] * 2
     assert wording(third) in parts(mails[1])[0]
+
+
+def test_the_digest_tells_what_the_other_side_owes_and_what_changed_this_week(
+    server: Server,
+    inbox: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    box, _ = inbox
+    plan = Plan(server)
+    task = plan.tasks()[5]
+    plan.assign_to_jordan(task["id"])  # Jordan is on the customer side; Olive, vendor
+    box.wait(JORDAN)
+    soon = (datetime.now(UTC) + timedelta(days=3)).date()
+    milestone = next(t for t in plan.tasks() if t["milestone"])
+    plan.patch(milestone["id"], {"due": soon.isoformat()})
+    poll(lambda: plan.task(milestone["id"])["due"] == soon.isoformat())
+    # Olive's next Monday 08:00 UTC: the history of this week is in it.
+    now = datetime.now(UTC) + timedelta(minutes=1)
+    monday = now.date() + timedelta(days=(7 - now.weekday()) % 7)
+    at = datetime.combine(monday, time(8), tzinfo=UTC)
+    if at < now:
+        at += timedelta(days=7)
+    queued = run_at(server, at.isoformat())
+    assert any(q.startswith(f"queued digest to {OWNER}") for q in queued), queued
+    digest = next(m for m in box.wait(OWNER) if "Your week" in subject(m))
+    text, html = parts(digest)
+    owed = text.split("WHAT THE OTHER SIDE OWES YOU", 1)[1].split("\n\n", 1)[0]
+    assert wording(task) in owed and "Jordan Lee" in owed
+    coming = text.split("MILESTONES COMING UP", 1)[1].split("\n\n", 1)[0]
+    assert f"- {soon.isoformat()}: {wording(milestone)}" in coming
+    changed = text.split("WHAT CHANGED THIS WEEK", 1)[1].split("\n\n", 1)[0]
+    assert f'Olive Owner reassigned the task "{wording(task)}"' in changed
+    assert "moved the date of the task" in changed
+    assert "What the other side owes you" in html
