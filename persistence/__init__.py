@@ -73,6 +73,7 @@ from .notifications import mark_failed as mark_failed
 from .notifications import mark_in_digest as mark_in_digest
 from .notifications import mark_sent as mark_sent
 from .notifications import next_attempt as next_attempt
+from .notifications import notification_queued as notification_queued
 from .notifications import open_tasks_due as open_tasks_due
 from .notifications import queue_notification as queue_notification
 from .notifications import record_action_update as record_action_update
@@ -86,7 +87,6 @@ from .notifications import unsubscribes_of as unsubscribes_of
 from .notifications import use_action as use_action
 from .notify_prefs import NotifySettingsRecord as NotifySettingsRecord
 from .notify_prefs import all_notify_settings as all_notify_settings
-from .notify_prefs import clear_notification_modes as clear_notification_modes
 from .notify_prefs import get_notify_settings as get_notify_settings
 from .notify_prefs import notification_mode as notification_mode
 from .notify_prefs import notification_modes as notification_modes

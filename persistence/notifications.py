@@ -212,6 +212,12 @@ def unsubscribes_of(*, session: Session, email: str) -> set[tuple[str, str]]:
     return {(p, k) for p, k in rows}
 
 
+def notification_queued(*, session: Session, dedup_key: str) -> bool:
+    """Whether a notification with this key was queued before (to skip building it again)."""
+    found = session.scalar(select(Notification.id).where(Notification.dedup_key == dedup_key))
+    return found is not None
+
+
 def claim_notifications(
     *, session: Session, lease: timedelta, limit: int = 50
 ) -> list[NotificationRecord]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, delete, select
+from sqlalchemy import DateTime, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .models import Base
@@ -143,11 +143,3 @@ def notification_mode(*, session: Session, email: str, plan_id: str | None, kind
         ).all()
     )
     return rows.get(plan_id or "") or rows.get("") or IMMEDIATE
-
-
-def clear_notification_modes(*, session: Session, email: str, plan_id: str | None) -> None:
-    session.execute(
-        delete(NotifyPreference).where(
-            NotifyPreference.email == _email(email), NotifyPreference.plan_id == (plan_id or "")
-        )
-    )

@@ -36,7 +36,6 @@ from .responses import read_json, render, services
 
 ME_FIELDS = {"time_zone", "digest_weekday", "digest_hour", "digest", "kinds", "subscribed"}
 PLAN_FIELDS = {"kinds", "subscribed"}
-ZONES = sorted(zone_names())
 
 
 def _unknown(body: dict[str, Any], allowed: set[str]) -> None:
@@ -132,7 +131,7 @@ def form_context(view: dict[str, Any], plans: list[Any], *, defaults: bool) -> d
         "kinds": KINDS,
         "modes": MODES,
         "weekdays": WEEKDAYS,
-        "zones": ZONES,
+        "zones": sorted(zone_names()),
     }
 
 

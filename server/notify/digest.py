@@ -198,6 +198,8 @@ def queue_digests(s: Session, at: datetime, links: Links) -> list[QueuedDigest]:
             continue
         year, week, _ = when.date().isocalendar()
         key = f"{DIGEST}:{email}:{year}-W{week:02d}"
+        if persistence.notification_queued(session=s, dedup_key=key):
+            continue  # this week's went already: passes run all through the day after
         if not persistence.digest_wanted(session=s, email=email):
             continue
         held = persistence.held_notifications(session=s, email=email, upto=at)
