@@ -112,7 +112,7 @@ def _alembic_config(url: str) -> Config:
 
 
 #: The newest migration's revision (a test checks it against Alembic's own view).
-HEAD = "0009_calendar_feeds"
+HEAD = "0010_notification_preferences"
 
 
 def schema_revision(url: str) -> str | None:

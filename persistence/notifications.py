@@ -20,9 +20,13 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .db import rowcount
 from .models import Base, Plan, PlanTask
+from .notify_prefs import DIGEST, DIGEST_KIND, OFF, notification_mode
 from .records import now, utc
 
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
+# A notification its recipient wants in the weekly digest waits as HELD (the dispatcher never
+# claims it) until a digest takes it in (IN_DIGEST).
+HELD, IN_DIGEST = "held", "in_digest"
 
 
 class Notification(Base):
@@ -129,13 +133,21 @@ def queue_notification(
     not_before: datetime | None = None,
     refresh: bool = False,
 ) -> int | None:
-    """Queue one notification; None (nothing new written) when its key was queued before or
-    its recipient unsubscribed from the plan. ``not_before``: not sent before then. With
-    ``refresh``, a row of the same key not yet tried takes the new subject and payload (a
-    value still being typed: the message says where it ended)."""
+    """Queue one notification; None (nothing written) when its key was queued before, its
+    recipient unsubscribed from the plan or turned its kind off. A kind its recipient wants in
+    the weekly digest is written HELD, for the digest to take in (unless the digest is off).
+    ``not_before``: not sent before then. With ``refresh``, a row of the same key not yet tried
+    takes the new subject and payload (a value still being typed: the message says where it
+    ended)."""
     email = recipient_email.strip().lower()
     if unsubscribed(session=session, email=email, plan_id=plan_id, kind=kind):
         return None
+    state = QUEUED
+    mode = notification_mode(session=session, email=email, plan_id=plan_id, kind=kind)
+    if mode == OFF:
+        return None
+    if mode == DIGEST and kind != DIGEST_KIND and digest_wanted(session=session, email=email):
+        state = HELD
     if session.scalar(select(Notification.id).where(Notification.dedup_key == dedup_key)):
         if refresh:
             session.execute(
@@ -159,7 +171,7 @@ def queue_notification(
         channel=channel,
         subject=subject[:200],
         payload=payload,
-        state=QUEUED,
+        state=state,
         attempts=0,
         next_attempt_at=max(at, not_before) if not_before is not None else at,
         created_at=at,
@@ -171,6 +183,55 @@ def queue_notification(
     except IntegrityError:
         return None
     return row.id
+
+
+def digest_wanted(*, session: Session, email: str) -> bool:
+    """Whether ``email`` gets the weekly digest (not turned off, not unsubscribed from)."""
+    if unsubscribed(session=session, email=email, plan_id=None, kind=DIGEST_KIND):
+        return False
+    mode = notification_mode(session=session, email=email, plan_id=None, kind=DIGEST_KIND)
+    return mode != OFF
+
+
+def held_notifications(*, session: Session, email: str, upto: datetime) -> list[NotificationRecord]:
+    """What waits for ``email``'s digest, oldest first."""
+    rows = session.scalars(
+        select(Notification)
+        .where(
+            Notification.recipient_email == email.strip().lower(),
+            Notification.state == HELD,
+            Notification.created_at <= upto,
+        )
+        .order_by(Notification.id)
+    )
+    return [_record(r) for r in rows]
+
+
+def mark_in_digest(*, session: Session, notification_ids: list[int]) -> None:
+    """These held notifications went into a digest (queued in the same transaction)."""
+    if notification_ids:
+        session.execute(
+            update(Notification)
+            .where(Notification.id.in_(notification_ids), Notification.state == HELD)
+            .values(state=IN_DIGEST)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def unsubscribes_of(*, session: Session, email: str) -> set[tuple[str, str]]:
+    """Every (plan id or "", kind or "") ``email`` unsubscribed from."""
+    rows = session.execute(
+        select(Unsubscribe.plan_id, Unsubscribe.kind).where(
+            Unsubscribe.email == email.strip().lower()
+        )
+    ).all()
+    return {(p, k) for p, k in rows}
+
+
+def notification_queued(*, session: Session, dedup_key: str) -> bool:
+    """Whether a notification with this key was queued before (to skip building it again)."""
+    found = session.scalar(select(Notification.id).where(Notification.dedup_key == dedup_key))
+    return found is not None
 
 
 def claim_notifications(

@@ -302,6 +302,8 @@ async def _guard_http(rule_: Rule, fn: Endpoint, request: Request, on_archived: 
                 )
             if rule_ is Rule.PLAN_HISTORY:
                 return _refuse(request, 403, HISTORY_REFUSED)
+            if rule_ is Rule.PLAN_MEMBER:
+                return _refuse(request, 403, "only the plan's members with an account can do this")
             if rule_ is Rule.PLAN_EDIT:
                 return _refuse(request, 403, EDIT_REFUSED)
             return _refuse(request, 403, "only the plan's owners can do this")

@@ -1,5 +1,6 @@
 """Acting from a notification, without a login: the pages behind a message's action links
-(mark complete, move the due date, I'm blocked) and its unsubscribe link.
+(mark complete, move the due date, I'm blocked). Its unsubscribe link's page is
+``preferences.py``.
 
 The signed link is the credential. A GET only shows what would happen (mail scanners fetch
 links); one POST does it, once. The change goes through the live room, like the API's task
@@ -29,17 +30,6 @@ VERBS = {
     "complete": "Mark this task complete",
     "due": "Move this task's due date",
     "blocked": "Tell the plan you are blocked on this task",
-}
-# The kinds a person can turn off one by one, as the unsubscribe page names them.
-KIND_LABELS = {
-    "assigned": "tasks assigned to you",
-    "completed": "tasks and milestones done",
-    "due_soon": "reminders before a due date",
-    "overdue": "reminders of overdue tasks",
-    "escalation": "tasks overdue for days, escalated to the plan's owners",
-    "mentioned": "@mentions of you",
-    "kr_moved": "key results that moved",
-    "risk_high": "risks raised to high",
 }
 INVALID = (
     "This link is not valid or has expired. Links in notifications work for {days} days; "
@@ -150,38 +140,6 @@ async def act_page(request: Request) -> Response:
     await svc.materialiser.flush(claim.plan_id)
     ctx.update(done=True, due=due)
     return _page(request, ctx)
-
-
-@rule(Rule.PUBLIC)  # the signed unsubscribe link is the credential
-async def unsubscribe_page(request: Request) -> Response:
-    svc = services(request)
-    found = svc.links.read_unsubscribe(request.path_params["token"])
-    ctx: dict[str, Any] = {}
-    if found is None:
-        ctx["refused"] = "This unsubscribe link is not valid."
-        return render(request, "unsubscribe.html", ctx, 404)
-    email, plan_id, kind = found
-    plan = None
-    if plan_id is not None:
-        plan = await svc.store.read(lambda s: persistence.get_plan(session=s, plan_id=plan_id))
-    ctx.update(email=email, plan=plan, kind=kind, kind_label=KIND_LABELS.get(kind or ""))
-    if request.method == "GET":
-        ctx["already"] = await svc.store.read(
-            lambda s: persistence.unsubscribed(session=s, email=email, plan_id=plan_id)
-        )
-        return render(request, "unsubscribe.html", ctx)
-    # RFC 8058: a mail client's one-click POST carries "List-Unsubscribe=One-Click" and stops
-    # every kind of message about the plan; the page's own form may narrow it to the kind of
-    # message the link came in, or widen it to every plan.
-    form = await request.form()
-    scope = str(form.get("scope", "plan"))
-    stop_plan = None if scope == "all" or plan is None else plan_id
-    stop_kind = kind if scope == "kind" and kind in KIND_LABELS else None
-    await svc.store.run(
-        lambda s: persistence.unsubscribe(session=s, email=email, plan_id=stop_plan, kind=stop_kind)
-    )
-    ctx.update(done=True, everywhere=stop_plan is None, only=KIND_LABELS.get(stop_kind or ""))
-    return render(request, "unsubscribe.html", ctx)
 
 
 def notification_json(n: persistence.NotificationRecord) -> dict[str, Any]:

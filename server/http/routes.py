@@ -24,6 +24,7 @@ from . import (
     members,
     metrics,
     notify,
+    preferences,
     share,
     slack,
     sockets,
@@ -141,7 +142,15 @@ def url_table(manifest: Manifest) -> list[BaseRoute]:
         Route("/password-reset/{token}", workspace.reset_page, methods=["GET", "POST"]),
         # acting from a notification, and unsubscribing, without a login
         Route("/act/{action}/{task_id}/{token}", notify.act_page, methods=["GET", "POST"]),
-        Route("/unsubscribe/{token}", notify.unsubscribe_page, methods=["GET", "POST"]),
+        Route("/unsubscribe/{token}", preferences.unsubscribe_page, methods=["GET", "POST"]),
+        # notification preferences (contacts without an account: from the unsubscribe link)
+        Route("/settings/notifications", preferences.settings_page, methods=["GET", "POST"]),
+        Route("/api/me/notifications", preferences.me_api, methods=["GET", "PUT"]),
+        Route(
+            "/api/plans/{plan_id}/notification-preferences",
+            preferences.plan_api,
+            methods=["GET", "PUT"],
+        ),
         Route(
             "/api/plans/{plan_id}/notifications", notify.list_notifications_api, methods=["GET"]
         ),

@@ -18,6 +18,8 @@ class Rule(StrEnum):
     # the plan's history (timeline, versions, comparisons) and the handover brief: members, and
     # visitors of a link created with "history": true
     PLAN_HISTORY = "plan_history"
+    # accounts with a role in the plan, whatever it is: their own notification preferences
+    PLAN_MEMBER = "plan_member"
     STAFF = "staff"  # workspace staff accounts: they create plans and templates
     WORKSPACE_OWNER = "workspace_owner"  # the workspace owner: staff, guests and deactivation
 
@@ -38,6 +40,8 @@ def allowed(rule_: Rule, identity: Identity) -> bool:
         return identity.is_account and identity.role == OWNER
     if rule_ is Rule.PLAN_HISTORY:
         return identity.is_account or identity.history
+    if rule_ is Rule.PLAN_MEMBER:
+        return identity.is_account
     return False
 
 

@@ -1,7 +1,8 @@
 """Reminders from the clock: *due soon* (``soon_days`` before the due date, default 2) and
 *overdue* (from the day after it) -> the task's owner, with the links to act on it; then
 *escalation* (``escalate_days`` days overdue, default 3) -> the plan's owners, naming whose
-court the ball is in (the task owner's name and side).
+court the ball is in (the task owner's name and side); and the weekly digests whose moment has
+come (``digest.py``).
 
 One pass looks at every open, owned task due by then; its key names the due date, so a pass
 run again (by cron, by a second process, by ``tandem notifications run --at``) queues nothing
@@ -25,6 +26,7 @@ import persistence
 from server.store import Store
 
 from . import slack
+from .digest import queue_digests
 from .dispatcher import Dispatcher
 from .links import Links
 from .people import Person, owners, reachable, task_of
@@ -145,7 +147,12 @@ async def run_pass(
         queued = await store.run(lambda s: queue_reminders(s, at, links, soon_days, escalate_days))
         # The plans' Slack channels hear each reminder once, not once per person.
         posted = await store.run(lambda s: slack.queue_reminders(s, at, links, soon_days))
-        return queued + [Queued(k, p, t, slack.RECIPIENT, subject) for k, p, t, subject in posted]
+        digests = await store.run(lambda s: queue_digests(s, at, links))
+        return (
+            queued
+            + [Queued(k, p, t, slack.RECIPIENT, subject) for k, p, t, subject in posted]
+            + [Queued("digest", "", "", d.email, d.subject) for d in digests]
+        )
     finally:
         await store.run(lambda s: persistence.release_lease(session=s, name=LEASE, holder=me))
 

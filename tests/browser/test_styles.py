@@ -89,6 +89,7 @@ def test_no_page_breaks_the_content_security_policy(
         f"/plans/{plan.id}/settings",
         f"/plans/{plan.id}/internal",
         "/workspace/people",
+        "/settings/notifications",
         "/no-such-page",
     ):
         page.goto(base + path)

@@ -68,6 +68,8 @@ ALLOWED = {
     Rule.PLAN_HISTORY: {"customer_member", "vendor_member", "owner", "api_token"},
     # wrong_plan (made by `tandem users create`) and vendor_member (invited to the vendor side
     # by the workspace owner) are staff; customer_member and api_token (hers) are guests.
+    # Their own notification preferences in the plan: every account with a role in it.
+    Rule.PLAN_MEMBER: {"customer_member", "vendor_member", "owner", "api_token"},
     Rule.STAFF: {"wrong_plan", "vendor_member", "owner"},
     Rule.WORKSPACE_OWNER: {"owner"},
 }

@@ -111,6 +111,8 @@ EXPECTED = {
     # Every account in the plan; visitors only through a link created with history.
     Rule.PLAN_HISTORY: {name for name, who in CALLERS.items() if who.is_account}
     | {"link viewer with history"},
+    # Every account in the plan, whatever its role; no link visitor.
+    Rule.PLAN_MEMBER: {name for name, who in CALLERS.items() if who.is_account},
     Rule.STAFF: VENDOR_STAFF | {"staff on customer side"},
     Rule.WORKSPACE_OWNER: {"workspace owner"},
 }

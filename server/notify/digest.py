@@ -1,0 +1,231 @@
+"""The weekly digest: per person (plan members, and Key contacts with an email), on their
+weekday and hour in their time zone (Monday 08:00 UTC unless they chose otherwise).
+
+It holds their open tasks across all their plans (overdue first), what the other side owes them
+(open tasks owned by the other side in their plans), milestones coming up, what changed in their
+plans that week (the commitment history), and the notifications they chose to get in the digest
+instead of at once. The clock pass queues it (under the reminders' lease) when its moment has
+come, within a day after it; its key names the person and the ISO week in their zone, so it is
+queued once a week however often passes run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+import persistence
+
+from .links import Links
+from .prefs import DIGEST, BadPreference, zone
+
+# A digest whose moment passed longer ago than this is not sent late (the server was down).
+LATE = timedelta(hours=24)
+MILESTONE_DAYS = 14
+CHANGES = {
+    "created": "added",
+    "removed": "removed",
+    "text_changed": "reworded",
+    "reassigned": "reassigned",
+    "due_moved": "moved the date of",
+    "completed": "completed",
+    "reopened": "reopened",
+    "status_changed": "changed the status of",
+    "milestone_changed": "changed the milestone flag of",
+    "kr_value_changed": "updated the current value of",
+    "risk_severity_changed": "changed the severity of",
+    "field_changed": "edited",
+}
+ENTITIES = {"task": "task", "key_result": "key result", "risk": "risk", "contact": "contact"}
+
+
+@dataclass
+class Reader:
+    """Someone a digest may go to, with where they are in which plan."""
+
+    email: str
+    name: str
+    # (plan, owner reference, side) for each plan they are in
+    places: list[tuple[persistence.PlanRecord, str, str | None]] = field(default_factory=list)
+
+
+def readers(s: Session) -> dict[str, Reader]:
+    out: dict[str, Reader] = {}
+    for plan in persistence.list_plans(session=s):
+        if plan.archived:
+            continue
+        for m in persistence.list_members(session=s, plan_id=plan.id):
+            r = out.setdefault(m.email.lower(), Reader(m.email.lower(), m.name))
+            r.places.append((plan, f"user:{m.user_id}", m.side))
+        for row in persistence.list_rows(session=s, plan_id=plan.id, table="contacts"):
+            email = (row.get("email") or "").strip().lower()
+            if "@" not in email or " " in email:
+                continue
+            name = (row.get("name") or email).strip()
+            side = (row.get("side") or "").strip().lower() or None
+            r = out.setdefault(email, Reader(email, name))
+            r.places.append((plan, f"contact:{row['id']}", side))
+    return out
+
+
+def moment(at: datetime, settings: persistence.NotifySettingsRecord) -> datetime | None:
+    """This week's digest moment for ``settings`` if it has come by ``at`` (and is not over a
+    day old), in the person's zone; None otherwise."""
+    try:
+        tz: ZoneInfo = zone(settings.time_zone)
+    except BadPreference:
+        tz = ZoneInfo("UTC")
+    local = at.astimezone(tz)
+    day = local.date() - timedelta(days=(local.weekday() - settings.digest_weekday) % 7)
+    when = datetime.combine(day, time(settings.digest_hour), tzinfo=tz)
+    if when > local:
+        when = datetime.combine(day - timedelta(days=7), time(settings.digest_hour), tzinfo=tz)
+    if local - when >= LATE:
+        return None
+    return when
+
+
+def _wording(row: dict[str, Any]) -> str:
+    text, label = row["text"], row.get("owner_label")
+    if label:
+        text = text.replace(f"@{label}", " ", 1)
+    return " ".join(text.split())
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        if "label" in value:
+            return f"@{value['label']}"
+        for key in ("text", "metric", "risk", "name"):
+            if value.get(key):
+                return str(value[key])
+        return ""
+    return "" if value is None else str(value)
+
+
+def content(
+    s: Session, reader: Reader, when: datetime, at: datetime, links: Links
+) -> dict[str, Any]:
+    """What ``reader``'s digest for the week up to ``when`` says."""
+    today = when.date()
+    mine: list[dict[str, Any]] = []
+    owed: list[dict[str, Any]] = []
+    milestones: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
+    since = when - timedelta(days=7)
+    for plan, ref, side in reader.places:
+        url = f"{links.base_url}/plans/{plan.id}"
+        tasks = persistence.list_tasks(session=s, plan_id=plan.id)
+        texts = {t["id"]: _wording(t) for t in tasks}
+        for t in tasks:
+            if t["status"] == "done":
+                continue
+            item = {
+                "plan_title": plan.title,
+                "plan_url": url,
+                "text": texts[t["id"]],
+                "due": t["due"].isoformat() if t.get("due") else None,
+                "overdue": bool(t.get("due") and t["due"] < today),
+                "owner": t.get("owner_label"),
+                "_due": t.get("due") or date.max,
+            }
+            if t.get("owner_ref") == ref:
+                mine.append(item)
+            elif side in ("vendor", "customer") and t.get("owner_side") not in (None, side):
+                owed.append(item)
+            if (
+                t.get("milestone")
+                and t.get("due")
+                and today <= t["due"] <= today + timedelta(days=MILESTONE_DAYS)
+            ):
+                milestones.append(item)
+        for e in persistence.list_history(session=s, plan_id=plan.id, limit=200):
+            if not since <= e.at <= at:
+                continue
+            what = texts.get(e.entity_id) if e.entity == "task" else None
+            what = what or _describe(e.new) or _describe(e.old)
+            changes.append(
+                {
+                    "plan_title": plan.title,
+                    "plan_url": url,
+                    "who": e.author_name or "Someone",
+                    "did": CHANGES.get(e.kind, "edited"),
+                    "entity": ENTITIES.get(e.entity, e.entity),
+                    "what": what,
+                    "at": e.at,
+                }
+            )
+    mine.sort(key=lambda i: (not i["overdue"], i["_due"]))
+    owed.sort(key=lambda i: (not i["overdue"], i["_due"]))
+    milestones.sort(key=lambda i: i["_due"])
+    changes.sort(key=lambda i: i["at"], reverse=True)
+    for item in (*mine, *owed, *milestones):
+        del item["_due"]
+    for c in changes:
+        c["at"] = c["at"].astimezone(when.tzinfo).strftime("%a %d %b %H:%M")
+    return {
+        "recipient": reader.name,
+        "week_of": (today - timedelta(days=today.weekday())).isoformat(),
+        "time_zone": str(when.tzinfo),
+        "mine": mine,
+        "owed": owed,
+        "milestones": milestones,
+        "changes": changes[:50],
+        "more_changes": max(0, len(changes) - 50),
+        "base_url": links.base_url,
+    }
+
+
+@dataclass(frozen=True)
+class QueuedDigest:
+    email: str
+    subject: str
+
+
+def queue_digests(s: Session, at: datetime, links: Links) -> list[QueuedDigest]:
+    """Queue the digests whose moment has come by ``at``; what was new."""
+    at = at.astimezone(UTC)
+    settings = persistence.all_notify_settings(session=s)
+    out = []
+    for email, reader in sorted(readers(s).items()):
+        mine = settings.get(email) or persistence.NotifySettingsRecord(email)
+        when = moment(at, mine)
+        if when is None:
+            continue
+        year, week, _ = when.date().isocalendar()
+        key = f"{DIGEST}:{email}:{year}-W{week:02d}"
+        if persistence.notification_queued(session=s, dedup_key=key):
+            continue  # this week's went already: passes run all through the day after
+        if not persistence.digest_wanted(session=s, email=email):
+            continue
+        held = persistence.held_notifications(session=s, email=email, upto=at)
+        payload = content(s, reader, when, at, links)
+        payload["held"] = [
+            {"subject": n.subject, "kind": n.kind, "at": n.created_at.isoformat()} for n in held
+        ]
+        if not any(payload[k] for k in ("mine", "owed", "milestones", "changes", "held")):
+            continue  # nothing to say: no mail
+        payload["unsubscribe"] = links.unsubscribe(email=email, plan_id=None, kind=DIGEST)
+        payload["preferences"] = payload["unsubscribe"]
+        subject = f"Your week in Tandem: {len(payload['mine'])} open task(s)"
+        overdue = sum(1 for i in payload["mine"] if i["overdue"])
+        if overdue:
+            subject += f", {overdue} overdue"
+        new = persistence.queue_notification(
+            session=s,
+            dedup_key=key,
+            plan_id=None,
+            recipient_email=email,
+            recipient_name=reader.name,
+            kind=DIGEST,
+            subject=subject,
+            payload=payload,
+        )
+        if new is not None:
+            persistence.mark_in_digest(session=s, notification_ids=[n.id for n in held])
+            out.append(QueuedDigest(email, subject))
+    return out
