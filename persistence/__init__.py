@@ -117,6 +117,7 @@ from .versions import SessionRecord as SessionRecord
 from .versions import VersionRecord as VersionRecord
 from .versions import audit_between as audit_between
 from .versions import cached_sessions as cached_sessions
+from .versions import cached_sessions_between as cached_sessions_between
 from .versions import create_version as create_version
 from .versions import get_version as get_version
 from .versions import history_bytes as history_bytes
@@ -125,13 +126,17 @@ from .versions import last_seen as last_seen
 from .versions import list_versions as list_versions
 from .versions import log_bytes as log_bytes
 from .versions import log_id_at as log_id_at
+from .versions import log_marks_before as log_marks_before
+from .versions import log_position as log_position
 from .versions import log_rows as log_rows
 from .versions import log_span as log_span
 from .versions import log_time as log_time
 from .versions import mark_seen as mark_seen
 from .versions import replay_base as replay_base
+from .versions import save_segments as save_segments
 from .versions import save_sessions as save_sessions
-from .versions import save_snapshots as save_snapshots
-from .versions import snapshot_before as snapshot_before
+from .versions import segments_between as segments_between
+from .versions import segments_end as segments_end
+from .versions import updates_after as updates_after
 from .versions import updates_between as updates_between
 from .versions import user_names as user_names

@@ -1,0 +1,26 @@
+"""history segments: each history_snapshots row holds the log's updates after after_id up to
+upto_id merged into one update (a row written before this holds the whole state: after 0)
+
+Revision ID: 0008_history_segments
+Revises: 0007_notifications
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0008_history_segments"
+down_revision = "0007_notifications"
+branch_labels = None
+depends_on = None
+
+LogId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("history_snapshots") as batch:
+        batch.add_column(sa.Column("after_id", LogId, nullable=False, server_default="0"))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("history_snapshots") as batch:
+        batch.drop_column("after_id")
