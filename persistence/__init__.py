@@ -121,7 +121,6 @@ from .versions import cached_sessions_between as cached_sessions_between
 from .versions import create_version as create_version
 from .versions import get_version as get_version
 from .versions import history_bytes as history_bytes
-from .versions import last_cached_session as last_cached_session
 from .versions import last_seen as last_seen
 from .versions import list_versions as list_versions
 from .versions import log_bytes as log_bytes

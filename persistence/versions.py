@@ -382,18 +382,6 @@ def _session(r: HistorySession) -> SessionRecord:
     )
 
 
-def last_cached_session(
-    *, session: Session, plan_id: str, doc: str = "plan"
-) -> SessionRecord | None:
-    row = session.scalars(
-        select(HistorySession)
-        .where(HistorySession.plan_id == plan_id, HistorySession.doc == doc)
-        .order_by(HistorySession.first_id.desc())
-        .limit(1)
-    ).first()
-    return _session(row) if row else None
-
-
 def save_sessions(
     *, session: Session, plan_id: str, sessions: Sequence[SessionRecord], doc: str = "plan"
 ) -> None:

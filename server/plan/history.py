@@ -55,9 +55,14 @@ SCAN_CHUNK = 5000
 def _new_segments(
     s: Session, plan_id: str, doc: str, upto_id: int | None, settled: datetime | None
 ) -> list[tuple[int, int, bytes]]:
-    """The whole segments the log holds beyond the last one kept (up to ``upto_id``)."""
+    """The whole segments the log holds beyond the last one kept (up to ``upto_id``).
+
+    A segment is what its updates added to the document, as Yrs encodes it against the state
+    before them (consecutive keystrokes squashed into one item), or the updates merged as
+    they are when that is smaller (the former carries the document's whole delete set)."""
     end = persistence.segments_end(session=s, plan_id=plan_id, doc=doc)
     out: list[tuple[int, int, bytes]] = []
+    ydoc: Doc | None = None
     while True:
         rows = persistence.updates_after(
             session=s, plan_id=plan_id, after_id=end, doc=doc, limit=SEGMENT_UPDATES
@@ -69,7 +74,15 @@ def _new_segments(
             settled is not None and last_at > settled
         ):
             break
-        out.append((end, last_id, merge_updates(*(data for _, _, data in rows))))
+        if ydoc is None:
+            ydoc = _replay(s, plan_id, end, doc)
+        before = ydoc.get_state()
+        with ydoc.transaction():
+            for _, _, data in rows:
+                ydoc.apply_update(data)
+        added = ydoc.get_update(before)
+        merged = merge_updates(*(data for _, _, data in rows))
+        out.append((end, last_id, min(added, merged, key=len)))
         end = last_id
     return out
 
@@ -258,6 +271,15 @@ def text_changes(before: dict[str, str], after: dict[str, str]) -> list[dict[str
         a, b = before.get(name, "").split(), after.get(name, "").split()
         if a == b:
             continue
+        # The words both share at the start and the end are no change: most sessions edit a
+        # small stretch of a long section.
+        head = 0
+        while head < min(len(a), len(b)) and a[head] == b[head]:
+            head += 1
+        tail = 0
+        while tail < min(len(a), len(b)) - head and a[-1 - tail] == b[-1 - tail]:
+            tail += 1
+        a, b = a[head : len(a) - tail], b[head : len(b) - tail]
         if len(a) + len(b) > 20000:
             added, removed = max(0, len(b) - len(a)), max(0, len(a) - len(b))
         else:
@@ -352,8 +374,8 @@ def commitment_line(events: Sequence[dict[str, Any]], names: dict[str, str]) -> 
 # --- sessions ---------------------------------------------------------------------------------
 
 
-def _markdown(ydoc: Doc) -> dict[str, str]:
-    return sections(crdt.to_markdown(ydoc))
+def _words(ydoc: Doc) -> dict[str, str]:
+    return crdt.text_sections(ydoc)
 
 
 @dataclass
@@ -414,7 +436,7 @@ def _texts(
     if not spans:
         return out
     ydoc = _replay(s, plan_id, spans[0].first_id - 1, doc)
-    before = _markdown(ydoc)
+    before = _words(ydoc)
     for span in spans:
         rows = persistence.updates_between(
             session=s, plan_id=plan_id, after_id=span.first_id - 1, upto_id=span.last_id, doc=doc
@@ -422,7 +444,7 @@ def _texts(
         with ydoc.transaction():
             for _, data in rows:
                 ydoc.apply_update(data)
-        after = _markdown(ydoc)
+        after = _words(ydoc)
         out[span.first_id] = text_changes(before, after)
         before = after
     return out
