@@ -116,8 +116,8 @@ from .templates import list_templates as list_templates
 from .versions import SessionRecord as SessionRecord
 from .versions import VersionRecord as VersionRecord
 from .versions import audit_between as audit_between
+from .versions import cached_session_ends as cached_session_ends
 from .versions import cached_sessions as cached_sessions
-from .versions import cached_sessions_between as cached_sessions_between
 from .versions import create_version as create_version
 from .versions import get_version as get_version
 from .versions import history_bytes as history_bytes

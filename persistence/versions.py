@@ -340,19 +340,20 @@ def log_position(*, session: Session, plan_id: str, upto_id: int, doc: str = "pl
     )
 
 
-def cached_sessions_between(
-    *, session: Session, plan_id: str, first_id: int, last_id: int, doc: str = "plan"
-) -> list[SessionRecord]:
-    """Cached sessions starting in ``[first_id, last_id]``."""
-    rows = session.scalars(
-        select(HistorySession).where(
-            HistorySession.plan_id == plan_id,
-            HistorySession.doc == doc,
-            HistorySession.first_id >= first_id,
-            HistorySession.first_id <= last_id,
+def cached_session_ends(
+    *, session: Session, plan_id: str, low: int, high: int, doc: str = "plan"
+) -> set[int]:
+    """The last log ids of the cached sessions ending in ``[low, high]``."""
+    return set(
+        session.scalars(
+            select(HistorySession.last_id).where(
+                HistorySession.plan_id == plan_id,
+                HistorySession.doc == doc,
+                HistorySession.last_id >= low,
+                HistorySession.last_id <= high,
+            )
         )
     )
-    return [_session(r) for r in rows]
 
 
 def log_rows(

@@ -391,29 +391,39 @@ class _Span:
 
 
 def _spans(
-    s: Session, plan_id: str, doc: str, before: int | None, limit: int
-) -> tuple[list[_Span], bool]:
+    s: Session, plan_id: str, doc: str, before: int | None, limit: int, *, use_cache: bool = True
+) -> tuple[list[_Span], bool, int | None]:
     """Up to ``limit`` sessions starting before ``before``, newest first, read backwards from
     there: a run of edits ends at a gap over SESSION_GAP or where the log passes a multiple
-    of SESSION_MAX_UPDATES. Also whether the newest one was cut there (not by a gap)."""
+    of SESSION_MAX_UPDATES. Also whether the newest one was cut there (not by a gap), and the
+    log id where the walk met the end of a cached session (the cache has the rest), if it did."""
     rows = persistence.log_marks_before(
         session=s, plan_id=plan_id, before_id=before, doc=doc, limit=SCAN_CHUNK
     )
     if not rows:
-        return [], False
+        return [], False, None
     pos = persistence.log_position(session=s, plan_id=plan_id, upto_id=rows[0][0], doc=doc)
     cut_newest = pos % SESSION_MAX_UPDATES == 0
     spans: list[_Span] = []
     cur: _Span | None = None
     while rows:
+        ends = (
+            persistence.cached_session_ends(
+                session=s, plan_id=plan_id, low=rows[-1][0], high=rows[0][0], doc=doc
+            )
+            if use_cache
+            else set()
+        )
         for log_id, at, author in rows:
             if cur is not None and (
                 cur.started_at - at > SESSION_GAP or pos % SESSION_MAX_UPDATES == 0
             ):
                 if len(spans) == limit:
-                    return spans, cut_newest
+                    return spans, cut_newest, None
                 cur = None
             if cur is None:
+                if log_id in ends:
+                    return spans, cut_newest, log_id
                 cur = _Span(log_id, log_id, at, at, 0, [])
                 spans.append(cur)
             cur.first_id, cur.started_at = log_id, at
@@ -424,29 +434,35 @@ def _spans(
         rows = persistence.log_marks_before(
             session=s, plan_id=plan_id, before_id=rows[-1][0], doc=doc, limit=SCAN_CHUNK
         )
-    return spans, cut_newest
+    return spans, cut_newest, None
 
 
 def _texts(
     s: Session, plan_id: str, doc: str, spans: Sequence[_Span]
 ) -> dict[int, list[dict[str, Any]]]:
-    """What each session (oldest first, one after another) changed in the text, by replaying
-    the log from the plan as it was before the first of them."""
+    """What each session (oldest first) changed in the text, by replaying the log from the
+    plan as it was before the first of them (afresh where one does not follow the last)."""
     out: dict[int, list[dict[str, Any]]] = {}
-    if not spans:
-        return out
-    ydoc = _replay(s, plan_id, spans[0].first_id - 1, doc)
-    before = _words(ydoc)
+    ydoc: Doc | None = None
+    before: dict[str, str] = {}
+    at = -1
     for span in spans:
         rows = persistence.updates_between(
             session=s, plan_id=plan_id, after_id=span.first_id - 1, upto_id=span.last_id, doc=doc
         )
+        if ydoc is None or at != span.first_id - 1:
+            older = persistence.log_marks_before(
+                session=s, plan_id=plan_id, before_id=span.first_id, doc=doc, limit=1
+            )
+            if ydoc is None or not older or older[0][0] != at:
+                ydoc = _replay(s, plan_id, span.first_id - 1, doc)
+                before = _words(ydoc)
         with ydoc.transaction():
             for _, data in rows:
                 ydoc.apply_update(data)
         after = _words(ydoc)
         out[span.first_id] = text_changes(before, after)
-        before = after
+        before, at = after, span.last_id
     return out
 
 
@@ -464,41 +480,52 @@ def _record(span: _Span, text: list[dict[str, Any]]) -> persistence.SessionRecor
 
 def _page(
     s: Session, plan_id: str, doc: str, before: int | None, limit: int, now: datetime
-) -> tuple[list[persistence.SessionRecord], persistence.SessionRecord | None]:
-    """The page of sessions, newest first, from the cache where it has them (the text of
-    the others worked out now); and the open one, if the page holds it."""
-    spans, cut = _spans(s, plan_id, doc, before, limit)
-    if not spans:
-        return [], None
-    cached = {
-        c.first_id: c
-        for c in persistence.cached_sessions_between(
-            session=s,
-            plan_id=plan_id,
-            first_id=spans[-1].first_id,
-            last_id=spans[0].first_id,
-            doc=doc,
-        )
-    }
-    missing = [
-        sp
-        for sp in reversed(spans)
-        if sp.first_id not in cached or cached[sp.first_id].last_id != sp.last_id
-    ]
-    # The sessions to work out: from the oldest missing one on, in one replay.
-    texts = _texts(
-        s,
-        plan_id,
-        doc,
-        [sp for sp in reversed(spans) if missing and sp.first_id >= missing[0].first_id],
+) -> tuple[list[persistence.SessionRecord], persistence.SessionRecord | None, list[int]]:
+    """The page of sessions, newest first: the log's times read backwards until they meet a
+    cached session, then the cache while its sessions follow one another, and so on. Also
+    the open one, if the page holds it, and which ones were worked out now."""
+    items: list[_Span | persistence.SessionRecord] = []
+    cursor, newest_cut, use_cache = before, False, True
+    while len(items) < limit:
+        spans, cut, stop = _spans(s, plan_id, doc, cursor, limit - len(items), use_cache=use_cache)
+        if not items:
+            newest_cut = cut
+        items += spans
+        if stop is None or len(items) >= limit:
+            break
+        expected: int | None = stop
+        taken = 0
+        for c in persistence.cached_sessions(
+            session=s, plan_id=plan_id, before_id=stop + 1, limit=limit - len(items), doc=doc
+        ):
+            if c.last_id != expected:
+                break
+            items.append(c)
+            taken += 1
+            older = persistence.log_marks_before(
+                session=s, plan_id=plan_id, before_id=c.first_id, doc=doc, limit=1
+            )
+            expected = older[0][0] if older else None
+            if expected is None:
+                break
+        if taken == 0:
+            use_cache = False  # the cache does not hold what it seemed to: read the log
+        else:
+            use_cache = True
+            cursor = items[-1].first_id
+        if expected is None:
+            break  # the log's start
+    fresh = [x for x in items if isinstance(x, _Span)]
+    texts = _texts(s, plan_id, doc, list(reversed(fresh)))
+    page = [_record(x, texts[x.first_id]) if isinstance(x, _Span) else x for x in items]
+    newest = items[0] if items else None
+    is_open = (
+        isinstance(newest, _Span)
+        and before is None
+        and not newest_cut
+        and now - newest.ended_at <= SESSION_GAP
     )
-    page = [
-        _record(sp, texts[sp.first_id]) if sp.first_id in texts else cached[sp.first_id]
-        for sp in spans
-    ]
-    newest = spans[0]
-    is_open = before is None and not cut and now - newest.ended_at <= SESSION_GAP
-    return page, page[0] if is_open else None
+    return page, page[0] if is_open else None, [x.first_id for x in fresh]
 
 
 async def sessions_page(
@@ -512,8 +539,8 @@ async def sessions_page(
     """Editing sessions, newest first, each starting before log id ``before``. Only the page
     asked for is read; the closed sessions it had to work out are cached."""
     now = datetime.now(UTC)
-    page, open_ = await store.read(lambda s: _page(s, plan_id, doc, before, limit, now))
-    new = [p for p in page if p is not open_]
+    page, open_, fresh = await store.read(lambda s: _page(s, plan_id, doc, before, limit, now))
+    new = [p for p in page if p is not open_ and p.first_id in fresh]
     if new:
 
         def keep(s: Session) -> None:

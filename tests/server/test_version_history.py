@@ -512,6 +512,15 @@ async def test_the_timeline_is_read_a_page_at_a_time(
     )
     assert second["sessions"] == whole[3:6]
     assert pages(200) == whole
+    # A hole in the cache: the log is read across it.
+    sql(
+        database,
+        "DELETE FROM history_sessions WHERE plan_id = :p AND first_id = :f",
+        p=plan_id,
+        f=got[4][0],
+    )
+    assert pages(3) == whole
+    assert pages(200) == whole
 
 
 async def test_the_internal_plans_history_is_the_vendor_sides_page(

@@ -1,5 +1,6 @@
 """history segments: each history_snapshots row holds the log's updates after after_id up to
-upto_id merged into one update (a row written before this holds the whole state: after 0)
+upto_id as one update (a row written before this holds the whole state: after 0); cached
+sessions dropped (cut differently now)
 
 Revision ID: 0008_history_segments
 Revises: 0007_notifications
@@ -19,6 +20,9 @@ LogId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 def upgrade() -> None:
     with op.batch_alter_table("history_snapshots") as batch:
         batch.add_column(sa.Column("after_id", LogId, nullable=False, server_default="0"))
+    # Sessions are now cut where the log passes a multiple of 3,000 updates, not 3,000 after
+    # a run's start: the cached ones (derived) are read again when asked for.
+    op.execute("DELETE FROM history_sessions")
 
 
 def downgrade() -> None:
