@@ -1,10 +1,14 @@
 """Version history, read back from the update log: the plan at any moment, editing sessions,
 what changed in commitments between two moments, and restoring old content. No Starlette.
 
-The plan at a moment is a replay: the newest stored state at or before that point of the log
-(a history snapshot or a room checkpoint) and the updates after it. Replays leave snapshots
-behind for the next reader, each one only when the log bytes since the previous one are at
-least its own size, so history never stores more than the log itself.
+The plan at a moment is a replay: the newest room checkpoint at or before that point of the
+log, the history segments after it (the log cut every SEGMENT_UPDATES updates, each stretch
+kept as one update: what it added to the document) and at most SEGMENT_UPDATES updates of
+the log. The worker keeps the segments as logs grow; a read makes any it needs that are not
+there yet. A segment is never larger than its updates merged, so they add less than the log.
+
+Editing sessions are found from the log's times read backwards from the page asked for, so a
+page costs the same on a plan of any length; the closed ones are cached as they are read.
 """
 
 from __future__ import annotations
@@ -122,6 +126,11 @@ class SegmentKeeper:
             await asyncio.sleep(self.after)
             for doc in ("plan", "internal"):
                 await keep_segments(self.store, plan_id, doc)
+            if not self.store.sqlite:
+                # The newest updates were too fresh to end a segment there: once more later.
+                await asyncio.sleep(SEGMENT_SETTLE.total_seconds())
+                for doc in ("plan", "internal"):
+                    await keep_segments(self.store, plan_id, doc)
         except Exception:
             log.exception("keeping the history segments of plan %s failed", plan_id)
         finally:
