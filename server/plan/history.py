@@ -176,7 +176,9 @@ def _replay(s: Session, plan_id: str, upto_id: int, doc: str) -> Doc:
 
 async def doc_at(store: Store, plan_id: str, upto_id: int, doc: str = "plan") -> Doc:
     """The document as it was after log entry ``upto_id`` and none later."""
-    await keep_segments(store, plan_id, doc, upto_id)
+    # Segments missing (the worker is behind, or they were deleted): all of them at once, so
+    # only this read pays for it, not every later one that reaches further.
+    await keep_segments(store, plan_id, doc)
     return await store.read(lambda s: _replay(s, plan_id, upto_id, doc))
 
 
