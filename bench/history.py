@@ -16,21 +16,23 @@ waits until the server has logged all of it before the next author starts, so th
 never flooded. The log is exactly what those clients sent: nothing is written behind the
 server's back.
 
-Then, in each round, the server is stopped, the history it derived so far is deleted (history
-snapshots and cached sessions: derived data, see README "Version history"), and it is started
-again. Over HTTP with the owner's token:
+Then, in each round, the server is stopped, the history it derived so far is deleted (the log's
+history segments and cached sessions: derived data, see README "Version history"), and it is
+started again. Over HTTP with the owner's token:
 
   cold     - GET /document?upto=<random log id>&format=json, each moment read once, in order
-             of drawing; the first reads of a round replay from the nearest room checkpoint and
-             leave history snapshots behind for the later ones, as a live server does
+             of drawing; the first read of a round merges the log into segments up to its
+             moment (a live server's worker keeps them as the log grows, so this is the worst
+             case: reported on its own), the later ones find them there
   warm     - the same moments read again
   changes  - GET /changes?from=u<first>&to=u<last> (the whole life), first call and repeats
-  history  - GET /history (first page), first call (builds and caches every session) and repeats
+  history  - GET /history (first page), first call (works out that page's sessions and caches
+             them) and repeats
   brief    - GET /brief?format=pdf, first call and repeats
 
 Storage, at the end: the bytes of the plan's update log against those of the history tables
-(history_snapshots, history_sessions, plan_versions), both as the payload of their columns and,
-when SQLite has dbstat, as the pages the tables use.
+(history_snapshots, which holds the segments, history_sessions, plan_versions), both as the
+payload of their columns and, when SQLite has dbstat, as the pages the tables use.
 
 Every request has a time limit; the server is killed as a group and its temporary directory
 removed however the run ends. Load average is printed with each round: the figures move with it.
@@ -402,6 +404,10 @@ def report(n: int, built: dict, rounds: list[dict], store: dict, args) -> None:
     allcold = [x for r in rounds for x in r["cold"]]
     allwarm = [x for r in rounds for x in r["warm"]]
     print(
+        "\nFirst cold read of each round (it merges the log into segments up to its moment): "
+        + ", ".join(f"{r['cold'][0]:.0f} ms" for r in rounds)
+    )
+    print(
         f"\nAll rounds: cold p50 {statistics.median(allcold):.0f} ms, p95 "
         f"{pct(allcold, 95):.0f} ms, max {max(allcold):.0f} ms; warm p50 "
         f"{statistics.median(allwarm):.0f} ms, p95 {pct(allwarm, 95):.0f} ms."
@@ -422,7 +428,7 @@ def report(n: int, built: dict, rounds: list[dict], store: dict, args) -> None:
     added = snap + sess + vers
     print(
         f"\nStorage: update log {log_bytes:,} bytes in {store['log_rows']:,} rows; history "
-        f"{added:,} bytes ({added / log_bytes:.0%} of the log): snapshots {snap:,} ({nsnap}), "
+        f"{added:,} bytes ({added / log_bytes:.0%} of the log): segments {snap:,} ({nsnap}), "
         f"sessions {sess:,} ({nsess}), versions {vers:,} ({nvers}); room checkpoints "
         f"{store['checkpoints'][0]:,} ({store['checkpoints'][1]}), not history's."
     )

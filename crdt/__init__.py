@@ -6,6 +6,7 @@ from .changes import changed_ids as changed_ids
 from .changes import diff as diff
 from .changes import new_mentions as new_mentions
 from .markdown import markdown_from_prosemirror as markdown_from_prosemirror
+from .markdown import text_sections as text_sections
 from .markdown import to_markdown as to_markdown
 from .prosemirror import safe_href as safe_href
 from .prosemirror import to_prosemirror as to_prosemirror

@@ -12,9 +12,10 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from pycrdt import Doc
+from pycrdt import Doc, XmlFragment
 
 from .prosemirror import safe_href, to_prosemirror
+from .schema import FRAGMENT
 
 Node = Mapping[str, Any]
 
@@ -363,3 +364,25 @@ def _int(value: Any, default: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return default
     return int(value)
+
+
+# Yrs does not escape text in its XML rendering: only a tag's whole shape counts as one.
+_XML_TAG = re.compile(r'</?[A-Za-z][\w-]*(?:\s+[\w-]+="[^"]*")*\s*/?>')
+_XML_HEADING = re.compile(r"<heading\b[^>]*>(.*?)</heading>", re.S)
+
+
+def text_sections(doc: Doc) -> dict[str, str]:
+    """The plan's words by section heading ('' for what comes before the first heading),
+    read from Yrs' own XML rendering of the document: tags become spaces, so the text of
+    each block stays apart (text typed in the shape of a tag is taken for one). Much faster
+    than the Markdown (one call into Yrs, no Python per element), for counting the words a
+    change added and removed."""
+    xml = str(doc.get(FRAGMENT, type=XmlFragment))
+    out: dict[str, list[str]] = {}
+    current, pos = "", 0
+    for m in _XML_HEADING.finditer(xml):
+        out.setdefault(current, []).append(_XML_TAG.sub(" ", xml[pos : m.start()]))
+        current = " ".join(_XML_TAG.sub(" ", m.group(1)).split()) or current
+        pos = m.end()
+    out.setdefault(current, []).append(_XML_TAG.sub(" ", xml[pos:]))
+    return {k: " ".join(" ".join(v).split()) for k, v in out.items() if k or " ".join(v).strip()}

@@ -1,5 +1,5 @@
-"""Version history over the update log: named versions, the replay snapshots that make "the plan
-at any moment" fast, the cached editing sessions, and where each person last saw each plan.
+"""Version history over the update log: named versions, the history segments that make "the
+plan at any moment" fast, the cached editing sessions, and where each person last saw each plan.
 
 Everything here but the named versions and the visits is derived from the log and can be
 dropped and rebuilt; the log itself is never touched.
@@ -44,7 +44,10 @@ class PlanVersion(Base):
 
 
 class HistorySnapshot(Base):
-    """A document's merged state up to ``upto_id``, kept for replaying old moments (derived)."""
+    """A segment of a document's log (derived): its updates after ``after_id`` up to
+    ``upto_id``, merged into one update. Segments follow one another from the log's start, so
+    the plan at any point is a room checkpoint, whole segments and a short tail of the log.
+    (A row written before segments holds the whole state up to ``upto_id``: ``after_id`` 0.)"""
 
     __tablename__ = "history_snapshots"
     plan_id: Mapped[str] = mapped_column(
@@ -53,6 +56,7 @@ class HistorySnapshot(Base):
     doc: Mapped[str] = mapped_column(String(16), primary_key=True)
     upto_id: Mapped[int] = mapped_column(LogId, primary_key=True)
     state: Mapped[bytes] = mapped_column(LargeBinary)
+    after_id: Mapped[int] = mapped_column(LogId, server_default="0")
 
 
 class HistorySession(Base):
@@ -207,7 +211,7 @@ def log_bytes(*, session: Session, plan_id: str, doc: str = "plan") -> int:
 
 
 def history_bytes(*, session: Session, plan_id: str, doc: str | None = None) -> int:
-    """What history adds beside the log: its snapshots (sessions and versions are small)."""
+    """What history adds beside the log: its segments (sessions and versions are small)."""
     q = select(func.sum(func.length(HistorySnapshot.state))).where(
         HistorySnapshot.plan_id == plan_id
     )
@@ -219,52 +223,63 @@ def history_bytes(*, session: Session, plan_id: str, doc: str | None = None) -> 
 def replay_base(
     *, session: Session, plan_id: str, upto_id: int, doc: str = "plan"
 ) -> tuple[int, bytes | None]:
-    """The newest stored state (history snapshot or checkpoint) at or before ``upto_id``."""
-    best: tuple[int, bytes | None] = (0, None)
-    for model in (HistorySnapshot, Checkpoint):
-        row = session.execute(
-            select(model.upto_id, model.state)
-            .where(model.plan_id == plan_id, model.doc == doc, model.upto_id <= upto_id)
-            .order_by(model.upto_id.desc())
-            .limit(1)
-        ).first()
-        if row is not None and row.upto_id > best[0]:
-            best = (row.upto_id, row.state)
-    return best
+    """The newest room checkpoint at or before ``upto_id``: ``(its log id, its state)``."""
+    row = session.execute(
+        select(Checkpoint.upto_id, Checkpoint.state)
+        .where(Checkpoint.plan_id == plan_id, Checkpoint.doc == doc, Checkpoint.upto_id <= upto_id)
+        .order_by(Checkpoint.upto_id.desc())
+        .limit(1)
+    ).first()
+    return (row.upto_id, row.state) if row is not None else (0, None)
 
 
-def snapshot_before(*, session: Session, plan_id: str, upto_id: int, doc: str = "plan") -> int:
-    """The log id of the newest history snapshot at or before ``upto_id`` (0: none)."""
+def segments_between(
+    *, session: Session, plan_id: str, after_id: int, upto_id: int, doc: str = "plan"
+) -> list[tuple[int, int, bytes]]:
+    """``(after_id, upto_id, update)`` of the segments ending in ``(after_id, upto_id]``, in
+    log order."""
+    rows = session.execute(
+        select(HistorySnapshot.after_id, HistorySnapshot.upto_id, HistorySnapshot.state)
+        .where(
+            HistorySnapshot.plan_id == plan_id,
+            HistorySnapshot.doc == doc,
+            HistorySnapshot.upto_id > after_id,
+            HistorySnapshot.upto_id <= upto_id,
+        )
+        .order_by(HistorySnapshot.upto_id)
+    ).all()
+    return [(r.after_id, r.upto_id, r.state) for r in rows]
+
+
+def segments_end(*, session: Session, plan_id: str, doc: str = "plan") -> int:
+    """The log id the segments reach (0: none yet)."""
     return (
         session.scalar(
             select(func.max(HistorySnapshot.upto_id)).where(
-                HistorySnapshot.plan_id == plan_id,
-                HistorySnapshot.doc == doc,
-                HistorySnapshot.upto_id <= upto_id,
+                HistorySnapshot.plan_id == plan_id, HistorySnapshot.doc == doc
             )
         )
         or 0
     )
 
 
-def save_snapshots(
-    *, session: Session, plan_id: str, snapshots: Sequence[tuple[int, bytes]], doc: str = "plan"
+def save_segments(
+    *,
+    session: Session,
+    plan_id: str,
+    segments: Sequence[tuple[int, int, bytes]],
+    doc: str = "plan",
 ) -> int:
-    """Keep ``(upto_id, state)`` snapshots, oldest first, while every snapshot of the plan
-    together stays within the size of its log (both documents): history never stores more
-    than the log itself. Returns how many were kept."""
-    if not snapshots:
-        return 0
-    budget = log_bytes(session=session, plan_id=plan_id, doc=doc) - history_bytes(
-        session=session, plan_id=plan_id, doc=doc
-    )
+    """Keep ``(after_id, upto_id, update)`` segments; one already there is left as it is.
+    Returns how many were added."""
     kept = 0
-    for upto_id, state in snapshots:
-        if len(state) > budget:
-            break
+    for after_id, upto_id, data in segments:
         if session.get(HistorySnapshot, (plan_id, doc, upto_id)) is None:
-            session.add(HistorySnapshot(plan_id=plan_id, doc=doc, upto_id=upto_id, state=state))
-            budget -= len(state)
+            session.add(
+                HistorySnapshot(
+                    plan_id=plan_id, doc=doc, upto_id=upto_id, after_id=after_id, state=data
+                )
+            )
             kept += 1
     session.flush()
     return kept
@@ -284,6 +299,61 @@ def updates_between(
         .order_by(PlanUpdate.id)
     ).all()
     return [(r.id, r.data) for r in rows]
+
+
+def updates_after(
+    *, session: Session, plan_id: str, after_id: int, doc: str = "plan", limit: int = 1000
+) -> list[tuple[int, datetime, bytes]]:
+    """``(id, written at, update)`` of the first ``limit`` log entries after ``after_id``."""
+    rows = session.execute(
+        select(PlanUpdate.id, PlanUpdate.created_at, PlanUpdate.data)
+        .where(PlanUpdate.plan_id == plan_id, PlanUpdate.doc == doc, PlanUpdate.id > after_id)
+        .order_by(PlanUpdate.id)
+        .limit(limit)
+    ).all()
+    return [(r.id, utc(r.created_at), r.data) for r in rows]
+
+
+def log_marks_before(
+    *, session: Session, plan_id: str, before_id: int | None, doc: str = "plan", limit: int = 5000
+) -> list[tuple[int, datetime, int | None]]:
+    """``(id, written at, author)`` of the log entries before ``before_id`` (all: None),
+    newest first, without their updates."""
+    q = select(PlanUpdate.id, PlanUpdate.created_at, PlanUpdate.author_id).where(
+        PlanUpdate.plan_id == plan_id, PlanUpdate.doc == doc
+    )
+    if before_id is not None:
+        q = q.where(PlanUpdate.id < before_id)
+    rows = session.execute(q.order_by(PlanUpdate.id.desc()).limit(limit)).all()
+    return [(r.id, utc(r.created_at), r.author_id) for r in rows]
+
+
+def log_position(*, session: Session, plan_id: str, upto_id: int, doc: str = "plan") -> int:
+    """How many entries of a document's log are at or before ``upto_id``."""
+    return (
+        session.scalar(
+            select(func.count()).where(
+                PlanUpdate.plan_id == plan_id, PlanUpdate.doc == doc, PlanUpdate.id <= upto_id
+            )
+        )
+        or 0
+    )
+
+
+def cached_session_ends(
+    *, session: Session, plan_id: str, low: int, high: int, doc: str = "plan"
+) -> set[int]:
+    """The last log ids of the cached sessions ending in ``[low, high]``."""
+    return set(
+        session.scalars(
+            select(HistorySession.last_id).where(
+                HistorySession.plan_id == plan_id,
+                HistorySession.doc == doc,
+                HistorySession.last_id >= low,
+                HistorySession.last_id <= high,
+            )
+        )
+    )
 
 
 def log_rows(
@@ -313,24 +383,16 @@ def _session(r: HistorySession) -> SessionRecord:
     )
 
 
-def last_cached_session(
-    *, session: Session, plan_id: str, doc: str = "plan"
-) -> SessionRecord | None:
-    row = session.scalars(
-        select(HistorySession)
-        .where(HistorySession.plan_id == plan_id, HistorySession.doc == doc)
-        .order_by(HistorySession.first_id.desc())
-        .limit(1)
-    ).first()
-    return _session(row) if row else None
-
-
 def save_sessions(
     *, session: Session, plan_id: str, sessions: Sequence[SessionRecord], doc: str = "plan"
 ) -> None:
     for s in sessions:
-        if session.get(HistorySession, (plan_id, doc, s.first_id)) is not None:
-            continue
+        found = session.get(HistorySession, (plan_id, doc, s.first_id))
+        if found is not None:
+            if found.last_id == s.last_id:
+                continue
+            session.delete(found)  # cut differently before: the new reading replaces it
+            session.flush()
         session.add(
             HistorySession(
                 plan_id=plan_id,

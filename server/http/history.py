@@ -199,8 +199,7 @@ async def document_at(request: Request, key: str, fmt: str) -> Response | None:
     point = await domain.point_of(
         store, plan_id, at=q.get("at"), upto=q.get("upto"), version=q.get("version"), doc=doc
     )
-    state = await domain.state_at(store, plan_id, point, doc)
-    ydoc = crdt.doc_from_updates([state])
+    ydoc = await domain.doc_at(store, plan_id, point, doc)
     headers = {"X-Tandem-Upto": str(point)}
     if fmt == "markdown":
         return PlainTextResponse(
@@ -393,35 +392,52 @@ def _label(point: int, versions: list[persistence.VersionRecord]) -> str:
 
 @rule(Rule.PLAN_HISTORY)
 async def history_page(request: Request) -> Response:
+    """The shared plan's history; with ``?doc=internal`` (vendor side only: a 404 for anyone
+    else, as on the API) the internal account plan's, read-only: its sessions and the plan at
+    a moment. Versions, restore and commitments are the shared plan's and stay on its view."""
     identity, plan = identity_of(request), plan_of(request)
     svc = services(request)
     store = svc.store
     q = request.query_params
+    doc = _doc_param(request)
+    shared = doc == "plan"
     error = None
-    span = await store.read(lambda s: persistence.log_span(session=s, plan_id=plan.id))
-    sessions = await domain.sessions_page(store, plan.id, limit=50) if span else []
-    versions = await store.read(lambda s: persistence.list_versions(session=s, plan_id=plan.id))
+    span = await store.read(lambda s: persistence.log_span(session=s, plan_id=plan.id, doc=doc))
+    sessions = await domain.sessions_page(store, plan.id, limit=50, doc=doc) if span else []
+    versions = (
+        await store.read(lambda s: persistence.list_versions(session=s, plan_id=plan.id))
+        if shared
+        else []
+    )
     context: dict[str, Any] = {
         "user": identity,
         "plan": plan,
         "now": datetime.now(UTC),
         "active": "history",
+        "doc": doc,
+        # The switch between the two plans' histories: the vendor side's only.
+        "internal_switch": allowed(Rule.PLAN_VENDOR, identity),
+        "doc_query": "" if shared else "&doc=internal",
         "sessions": sessions,
         "versions": versions,
         "span": span,
-        "can_edit": allowed(Rule.PLAN_EDIT, identity) and not plan.archived,
+        "can_edit": shared and allowed(Rule.PLAN_EDIT, identity) and not plan.archived,
         **plan_nav(identity),
     }
     if span is not None:
         try:
             if q.get("version"):
+                if not shared:
+                    raise ApiError(400, "versions name the shared plan", field="version")
                 point = await domain.point_of(store, plan.id, version=q["version"], name="version")
             elif q.get("at"):
-                point = await domain.point_of(store, plan.id, at=q["at"])
+                point = await domain.point_of(store, plan.id, at=q["at"], doc=doc)
             else:
-                point = await domain.point_of(store, plan.id, upto=q.get("upto") or str(span[3]))
+                point = await domain.point_of(
+                    store, plan.id, upto=q.get("upto") or str(span[3]), doc=doc
+                )
             if q.get("from"):
-                since = await domain.point_from(store, plan.id, q["from"], "from")
+                since = await _point_from(store, plan.id, q["from"], doc)
             else:
                 # By default: what the session of that moment changed.
                 inside = [x for x in sessions if x["from"] <= point]
@@ -429,10 +445,19 @@ async def history_page(request: Request) -> Response:
             since = min(since, point)
         except ApiError as exc:
             error, point, since = exc.detail, span[3], span[3]
-        context.update(await _moment(request, plan.id, point, since, versions))
+        context.update(await _moment(request, plan.id, point, since, versions, doc))
     context["error"] = error
-    context["rows"] = await _commitment_rows(request)
+    context["rows"] = await _commitment_rows(request) if shared else []
     return render(request, "history.html", context, 400 if error else 200)
+
+
+async def _point_from(store: Any, plan_id: str, value: str, doc: str) -> int:
+    if doc == "plan":
+        return await domain.point_from(store, plan_id, value, "from")
+    # The internal plan has no versions: a log point or a time.
+    if value.startswith("u") and value[1:].isdigit():
+        return await domain.point_of(store, plan_id, upto=value[1:], name="from", doc=doc)
+    return await domain.point_of(store, plan_id, at=value, name="from", doc=doc)
 
 
 async def _moment(
@@ -441,18 +466,19 @@ async def _moment(
     point: int,
     since: int,
     versions: list[persistence.VersionRecord],
+    doc: str = "plan",
 ) -> dict[str, Any]:
     store = services(request).store
-    now_state = await domain.state_at(store, plan_id, point)
-    then_state = await domain.state_at(store, plan_id, since) if since else None
-    now_md = crdt.to_markdown(crdt.doc_from_updates([now_state]))
+    now_doc = await domain.doc_at(store, plan_id, point, doc)
+    then_state = await domain.state_at(store, plan_id, since, doc) if since else None
+    now_md = crdt.to_markdown(now_doc)
     then_md = crdt.to_markdown(crdt.doc_from_updates([then_state] if then_state else []))
 
     def read(s: Session) -> tuple[list[tuple[int, datetime, int | None, bytes]], datetime | None]:
         rows = persistence.log_rows(
-            session=s, plan_id=plan_id, after_id=since, limit=ATTRIBUTE_UPTO + 1
+            session=s, plan_id=plan_id, after_id=since, doc=doc, limit=ATTRIBUTE_UPTO + 1
         )
-        return rows, persistence.log_time(session=s, plan_id=plan_id, log_id=point)
+        return rows, persistence.log_time(session=s, plan_id=plan_id, log_id=point, doc=doc)
 
     rows, when = await store.read(read)
     rows = [r for r in rows if r[0] <= point]
@@ -475,7 +501,11 @@ async def _moment(
         uid = b.get("author")
         b["slot"] = author_slot(uid, names.get(uid, "")) if uid is not None else None
         b["who"] = names.get(uid, "") if uid is not None else ""
-    changes = await domain.changes_between(store, plan_id, since, point) if since else None
+    changes = (
+        await domain.changes_between(store, plan_id, since, point)
+        if since and doc == "plan"
+        else None
+    )
     return {
         "point": point,
         "since": since,

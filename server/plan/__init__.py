@@ -29,6 +29,7 @@ from .fields import int_param as int_param
 from .fields import lone_surrogate as lone_surrogate
 from .fields import text_field as text_field
 from .history import SESSION_GAP as SESSION_GAP
+from .history import SegmentKeeper as SegmentKeeper
 from .history import changes_between as changes_between
 from .history import commitment_line as commitment_line
 from .history import doc_at as doc_at

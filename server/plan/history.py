@@ -1,23 +1,29 @@
 """Version history, read back from the update log: the plan at any moment, editing sessions,
 what changed in commitments between two moments, and restoring old content. No Starlette.
 
-The plan at a moment is a replay: the newest stored state at or before that point of the log
-(a history snapshot or a room checkpoint) and the updates after it. Replays leave snapshots
-behind for the next reader, each one only when the log bytes since the previous one are at
-least its own size, so history never stores more than the log itself.
+The plan at a moment is a replay: the newest room checkpoint at or before that point of the
+log, the history segments after it (the log cut every SEGMENT_UPDATES updates, each stretch
+kept as one update: what it added to the document) and at most SEGMENT_UPDATES updates of
+the log. The worker keeps the segments as logs grow; a read makes any it needs that are not
+there yet. A segment is never larger than its updates merged, so they add less than the log.
+
+Editing sessions are found from the log's times read backwards from the page asked for, so a
+page costs the same on a plan of any length; the closed ones are cached as they are read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import difflib
+import logging
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from pycrdt import Doc
+from pycrdt import Doc, merge_updates
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,88 +34,157 @@ from server.store import Store
 
 from .errors import ApiError
 
+log = logging.getLogger(__name__)
+
 #: Edits with no gap longer than this belong to one editing session.
 SESSION_GAP = timedelta(minutes=5)
-#: A session that runs on longer than this many updates is closed and a new one begins, so the
-#: open one (replayed again on every look at the timeline) stays cheap.
+#: A run of edits is also cut where the document's log passes a multiple of this many updates
+#: (counted from its start), so no session is longer and the cut is the same whichever way the
+#: log is read.
 SESSION_MAX_UPDATES = 3000
-#: A snapshot is left behind only where the log bytes since the previous one are at least this
-#: many times its size: snapshots stay well within the log's size (and never exceed it: see
-#: persistence.save_snapshots), with room for the readers that leave them in any order.
-SNAPSHOT_SPACING = 2
-#: A replay considers leaving a snapshot behind every this many updates.
-SNAPSHOT_EVERY = 500
-#: Log rows read per round while building sessions.
+#: The log is kept for history as segments of this many updates, each merged into one update
+#: (``history_snapshots``): the plan at any moment is a room checkpoint, the whole segments
+#: after it and at most this many updates of the log.
+SEGMENT_UPDATES = 1000
+#: On PostgreSQL a log id is handed out before its transaction commits, so an id can become
+#: visible after a higher one: a segment ends only at updates at least this old there.
+SEGMENT_SETTLE = timedelta(seconds=10)
+#: Log rows read per round while looking for session boundaries.
 SCAN_CHUNK = 5000
 
 
 # --- the plan at a moment --------------------------------------------------------------------
 
 
-@dataclass
-class _Replay:
-    state: bytes
-    snapshots: list[tuple[int, bytes]] = field(default_factory=list)
+def _new_segments(
+    s: Session, plan_id: str, doc: str, upto_id: int | None, settled: datetime | None
+) -> list[tuple[int, int, bytes]]:
+    """The whole segments the log holds beyond the last one kept (up to ``upto_id``).
 
-
-def _replay(s: Session, plan_id: str, upto_id: int, doc: str) -> _Replay:
-    base_id, base = persistence.replay_base(session=s, plan_id=plan_id, upto_id=upto_id, doc=doc)
-    ydoc = crdt.doc_from_updates([], base=base)
-    if base_id >= upto_id:
-        return _Replay(ydoc.get_update())
-    rows = persistence.updates_between(
-        session=s, plan_id=plan_id, after_id=base_id, upto_id=upto_id, doc=doc
-    )
-    snaps: list[tuple[int, bytes]] = []
-    last_snap = persistence.snapshot_before(session=s, plan_id=plan_id, upto_id=upto_id, doc=doc)
-    size = len(base or b"")
-    spent = 0  # log bytes replayed since the last snapshot: what the next one may cost
-    for start in range(0, len(rows), SNAPSHOT_EVERY):
-        chunk = rows[start : start + SNAPSHOT_EVERY]
-        # One transaction per chunk: pycrdt's wrapper costs more per update than Yrs' own
-        # apply (2.5x the time for a long run of keystroke updates applied one by one).
-        with ydoc.transaction():
-            for _, data in chunk:
-                ydoc.apply_update(data)
-                spent += len(data)
-        log_id = chunk[-1][0]
-        if (
-            len(chunk) == SNAPSHOT_EVERY
-            and log_id - last_snap >= SNAPSHOT_EVERY
-            and spent > SNAPSHOT_SPACING * size
+    A segment is what its updates added to the document, as Yrs encodes it against the state
+    before them (consecutive keystrokes squashed into one item), or the updates merged as
+    they are when that is smaller (the former carries the document's whole delete set)."""
+    end = persistence.segments_end(session=s, plan_id=plan_id, doc=doc)
+    out: list[tuple[int, int, bytes]] = []
+    ydoc: Doc | None = None
+    while True:
+        rows = persistence.updates_after(
+            session=s, plan_id=plan_id, after_id=end, doc=doc, limit=SEGMENT_UPDATES
+        )
+        if len(rows) < SEGMENT_UPDATES:
+            break
+        last_id, last_at = rows[-1][0], rows[-1][1]
+        if (upto_id is not None and last_id > upto_id) or (
+            settled is not None and last_at > settled
         ):
-            state = ydoc.get_update()
-            size = len(state)
-            if SNAPSHOT_SPACING * size <= spent:
-                snaps.append((log_id, state))
-                spent, last_snap = 0, log_id
-    return _Replay(ydoc.get_update(), snaps)
+            break
+        if ydoc is None:
+            ydoc = _replay(s, plan_id, end, doc)
+        before = ydoc.get_state()
+        with ydoc.transaction():
+            for _, _, data in rows:
+                ydoc.apply_update(data)
+        added = ydoc.get_update(before)
+        merged = merge_updates(*(data for _, _, data in rows))
+        out.append((end, last_id, min(added, merged, key=len)))
+        end = last_id
+    return out
 
 
-async def _keep_snapshots(
-    store: Store, plan_id: str, doc: str, snaps: list[tuple[int, bytes]]
-) -> None:
-    if not snaps:
-        return
+async def keep_segments(store: Store, plan_id: str, doc: str, upto_id: int | None = None) -> int:
+    """Merge the log's whole segments not kept yet (up to ``upto_id``); how many were added.
+    The worker calls it as logs grow; a read of an old moment calls it for what it needs."""
+    settled = None if store.sqlite else datetime.now(UTC) - SEGMENT_SETTLE
+    found = await store.read(lambda s: _new_segments(s, plan_id, doc, upto_id, settled))
+    if not found:
+        return 0
 
-    def save(s: Session) -> None:
-        persistence.save_snapshots(session=s, plan_id=plan_id, snapshots=snaps, doc=doc)
+    def save(s: Session) -> int:
+        return persistence.save_segments(session=s, plan_id=plan_id, segments=found, doc=doc)
 
     try:
-        await store.run_derived(save)
+        return await store.run_derived(save)
     except IntegrityError:
-        pass  # another reader left the same snapshot meanwhile
+        return 0  # another reader kept the same segments meanwhile
+
+
+class SegmentKeeper:
+    """Keeps the history segments of the logs that grow, a while after they grew (the
+    worker's log follower tells it), so reading an old moment finds them there."""
+
+    def __init__(self, store: Store, *, after: float = 5.0) -> None:
+        self.store = store
+        self.after = after
+        self._waiting: dict[str, asyncio.Task[None]] = {}
+
+    def grew(self, plan_id: str) -> None:
+        if plan_id not in self._waiting:
+            self._waiting[plan_id] = asyncio.create_task(self._later(plan_id))
+
+    async def _later(self, plan_id: str) -> None:
+        try:
+            await asyncio.sleep(self.after)
+            for doc in ("plan", "internal"):
+                await keep_segments(self.store, plan_id, doc)
+            if not self.store.sqlite:
+                # The newest updates were too fresh to end a segment there: once more later.
+                await asyncio.sleep(SEGMENT_SETTLE.total_seconds())
+                for doc in ("plan", "internal"):
+                    await keep_segments(self.store, plan_id, doc)
+        except Exception:
+            log.exception("keeping the history segments of plan %s failed", plan_id)
+        finally:
+            self._waiting.pop(plan_id, None)
+
+    async def close(self) -> None:
+        for task in list(self._waiting.values()):
+            task.cancel()
+        await asyncio.gather(*self._waiting.values(), return_exceptions=True)
+
+
+def _replay(s: Session, plan_id: str, upto_id: int, doc: str) -> Doc:
+    """The room checkpoint at or before ``upto_id``, the segments after it and the log's
+    updates after the last of them (the gaps between segments, if any, from the log)."""
+    base_id, base = persistence.replay_base(session=s, plan_id=plan_id, upto_id=upto_id, doc=doc)
+    parts: list[bytes] = []
+    covered = base_id
+
+    def log_to(point: int) -> None:
+        parts.extend(
+            data
+            for _, data in persistence.updates_between(
+                session=s, plan_id=plan_id, after_id=covered, upto_id=point, doc=doc
+            )
+        )
+
+    for after, end, data in persistence.segments_between(
+        session=s, plan_id=plan_id, after_id=base_id, upto_id=upto_id, doc=doc
+    ):
+        if after > covered:
+            log_to(after)
+        parts.append(data)  # overlapping the checkpoint is harmless: updates are idempotent
+        covered = end
+    if covered < upto_id:
+        log_to(upto_id)
+    ydoc = crdt.doc_from_updates([], base=base)
+    # One transaction: pycrdt's wrapper costs more per update than Yrs' own apply.
+    with ydoc.transaction():
+        for data in parts:
+            ydoc.apply_update(data)
+    return ydoc
+
+
+async def doc_at(store: Store, plan_id: str, upto_id: int, doc: str = "plan") -> Doc:
+    """The document as it was after log entry ``upto_id`` and none later."""
+    # Segments missing (the worker is behind, or they were deleted): all of them at once, so
+    # only this read pays for it, not every later one that reaches further.
+    await keep_segments(store, plan_id, doc)
+    return await store.read(lambda s: _replay(s, plan_id, upto_id, doc))
 
 
 async def state_at(store: Store, plan_id: str, upto_id: int, doc: str = "plan") -> bytes:
     """The document's state as one update, after log entry ``upto_id`` and none later."""
-    found = await store.read(lambda s: _replay(s, plan_id, upto_id, doc))
-    await _keep_snapshots(store, plan_id, doc, found.snapshots)
-    return found.state
-
-
-async def doc_at(store: Store, plan_id: str, upto_id: int, doc: str = "plan") -> Doc:
-    return crdt.doc_from_updates([await state_at(store, plan_id, upto_id, doc)])
+    return (await doc_at(store, plan_id, upto_id, doc)).get_update()
 
 
 def parse_time(value: str, name: str) -> datetime:
@@ -207,6 +282,15 @@ def text_changes(before: dict[str, str], after: dict[str, str]) -> list[dict[str
         a, b = before.get(name, "").split(), after.get(name, "").split()
         if a == b:
             continue
+        # The words both share at the start and the end are no change: most sessions edit a
+        # small stretch of a long section.
+        head = 0
+        while head < min(len(a), len(b)) and a[head] == b[head]:
+            head += 1
+        tail = 0
+        while tail < min(len(a), len(b)) - head and a[-1 - tail] == b[-1 - tail]:
+            tail += 1
+        a, b = a[head : len(a) - tail], b[head : len(b) - tail]
         if len(a) + len(b) > 20000:
             added, removed = max(0, len(b) - len(a)), max(0, len(a) - len(b))
         else:
@@ -301,84 +385,158 @@ def commitment_line(events: Sequence[dict[str, Any]], names: dict[str, str]) -> 
 # --- sessions ---------------------------------------------------------------------------------
 
 
-def _markdown(ydoc: Doc) -> dict[str, str]:
-    return sections(crdt.to_markdown(ydoc))
+def _words(ydoc: Doc) -> dict[str, str]:
+    return crdt.text_sections(ydoc)
 
 
 @dataclass
-class _Open:
+class _Span:
+    """One session's place in the log, found from the log's times and authors alone."""
+
     first_id: int
     last_id: int
     started_at: datetime
     ended_at: datetime
     updates: int
     authors: list[int | None]
-    before: dict[str, str]
 
 
-def _close(o: _Open, after: dict[str, str]) -> persistence.SessionRecord:
-    return persistence.SessionRecord(
-        first_id=o.first_id,
-        last_id=o.last_id,
-        started_at=o.started_at,
-        ended_at=o.ended_at,
-        updates=o.updates,
-        authors=o.authors,
-        text=text_changes(o.before, after),
-    )
-
-
-def _scan(
-    s: Session, plan_id: str, doc: str, now: datetime
-) -> tuple[
-    list[persistence.SessionRecord], list[persistence.SessionRecord], list[tuple[int, bytes]]
-]:
-    """Sessions after the last cached one: (closed ones to cache, the open one, snapshots)."""
-    cached = persistence.last_cached_session(session=s, plan_id=plan_id, doc=doc)
-    after = cached.last_id if cached else 0
-    rows = persistence.log_rows(
-        session=s, plan_id=plan_id, after_id=after, doc=doc, limit=SCAN_CHUNK
+def _spans(
+    s: Session, plan_id: str, doc: str, before: int | None, limit: int, *, use_cache: bool = True
+) -> tuple[list[_Span], bool, int | None]:
+    """Up to ``limit`` sessions starting before ``before``, newest first, read backwards from
+    there: a run of edits ends at a gap over SESSION_GAP or where the log passes a multiple
+    of SESSION_MAX_UPDATES. Also whether the newest one was cut there (not by a gap), and the
+    log id where the walk met the end of a cached session (the cache has the rest), if it did."""
+    rows = persistence.log_marks_before(
+        session=s, plan_id=plan_id, before_id=before, doc=doc, limit=SCAN_CHUNK
     )
     if not rows:
-        return [], [], []
-    start = _replay(s, plan_id, after, doc)
-    ydoc = crdt.doc_from_updates([start.state])
-    closed: list[persistence.SessionRecord] = []
-    snaps: list[tuple[int, bytes]] = []
-    cur: _Open | None = None
-    prev_sections = _markdown(ydoc)
-    last_snap = persistence.snapshot_before(session=s, plan_id=plan_id, upto_id=after, doc=doc)
-    size, spent = len(start.state), 0
+        return [], False, None
+    pos = persistence.log_position(session=s, plan_id=plan_id, upto_id=rows[0][0], doc=doc)
+    cut_newest = pos % SESSION_MAX_UPDATES == 0
+    spans: list[_Span] = []
+    cur: _Span | None = None
     while rows:
-        for log_id, at, author, data in rows:
+        ends = (
+            persistence.cached_session_ends(
+                session=s, plan_id=plan_id, low=rows[-1][0], high=rows[0][0], doc=doc
+            )
+            if use_cache
+            else set()
+        )
+        for log_id, at, author in rows:
             if cur is not None and (
-                at - cur.ended_at > SESSION_GAP or cur.updates >= SESSION_MAX_UPDATES
+                cur.started_at - at > SESSION_GAP or pos % SESSION_MAX_UPDATES == 0
             ):
-                prev_sections = _markdown(ydoc)
-                closed.append(_close(cur, prev_sections))
+                if len(spans) == limit:
+                    return spans, cut_newest, None
                 cur = None
-                if spent > SNAPSHOT_SPACING * size and log_id - last_snap > SNAPSHOT_EVERY:
-                    state = ydoc.get_update()
-                    size = len(state)
-                    if SNAPSHOT_SPACING * size <= spent:
-                        snaps.append((closed[-1].last_id, state))
-                        spent, last_snap = 0, closed[-1].last_id
             if cur is None:
-                cur = _Open(log_id, log_id, at, at, 0, [], prev_sections)
-            ydoc.apply_update(data)
-            spent += len(data)
-            cur.last_id, cur.ended_at = log_id, at
+                if log_id in ends:
+                    return spans, cut_newest, log_id
+                cur = _Span(log_id, log_id, at, at, 0, [])
+                spans.append(cur)
+            cur.first_id, cur.started_at = log_id, at
             cur.updates += 1
             if author not in cur.authors:
-                cur.authors.append(author)
-        rows = persistence.log_rows(
-            session=s, plan_id=plan_id, after_id=rows[-1][0], doc=doc, limit=SCAN_CHUNK
+                cur.authors.insert(0, author)
+            pos -= 1
+        rows = persistence.log_marks_before(
+            session=s, plan_id=plan_id, before_id=rows[-1][0], doc=doc, limit=SCAN_CHUNK
         )
-    assert cur is not None
-    tail = _close(cur, _markdown(ydoc))
-    if now - cur.ended_at > SESSION_GAP or cur.updates >= SESSION_MAX_UPDATES:
-        return [*closed, tail], [], snaps
-    return closed, [tail], snaps
+    return spans, cut_newest, None
+
+
+def _texts(
+    s: Session, plan_id: str, doc: str, spans: Sequence[_Span]
+) -> dict[int, list[dict[str, Any]]]:
+    """What each session (oldest first) changed in the text, by replaying the log from the
+    plan as it was before the first of them (afresh where one does not follow the last)."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    ydoc: Doc | None = None
+    before: dict[str, str] = {}
+    at = -1
+    for span in spans:
+        rows = persistence.updates_between(
+            session=s, plan_id=plan_id, after_id=span.first_id - 1, upto_id=span.last_id, doc=doc
+        )
+        if ydoc is None or at != span.first_id - 1:
+            older = persistence.log_marks_before(
+                session=s, plan_id=plan_id, before_id=span.first_id, doc=doc, limit=1
+            )
+            if ydoc is None or not older or older[0][0] != at:
+                ydoc = _replay(s, plan_id, span.first_id - 1, doc)
+                before = _words(ydoc)
+        with ydoc.transaction():
+            for _, data in rows:
+                ydoc.apply_update(data)
+        after = _words(ydoc)
+        out[span.first_id] = text_changes(before, after)
+        before, at = after, span.last_id
+    return out
+
+
+def _record(span: _Span, text: list[dict[str, Any]]) -> persistence.SessionRecord:
+    return persistence.SessionRecord(
+        first_id=span.first_id,
+        last_id=span.last_id,
+        started_at=span.started_at,
+        ended_at=span.ended_at,
+        updates=span.updates,
+        authors=span.authors,
+        text=text,
+    )
+
+
+def _page(
+    s: Session, plan_id: str, doc: str, before: int | None, limit: int, now: datetime
+) -> tuple[list[persistence.SessionRecord], persistence.SessionRecord | None, list[int]]:
+    """The page of sessions, newest first: the log's times read backwards until they meet a
+    cached session, then the cache while its sessions follow one another, and so on. Also
+    the open one, if the page holds it, and which ones were worked out now."""
+    items: list[_Span | persistence.SessionRecord] = []
+    cursor, newest_cut, use_cache = before, False, True
+    while len(items) < limit:
+        spans, cut, stop = _spans(s, plan_id, doc, cursor, limit - len(items), use_cache=use_cache)
+        if not items:
+            newest_cut = cut
+        items += spans
+        if stop is None or len(items) >= limit:
+            break
+        expected: int | None = stop
+        taken = 0
+        for c in persistence.cached_sessions(
+            session=s, plan_id=plan_id, before_id=stop + 1, limit=limit - len(items), doc=doc
+        ):
+            if c.last_id != expected:
+                break
+            items.append(c)
+            taken += 1
+            older = persistence.log_marks_before(
+                session=s, plan_id=plan_id, before_id=c.first_id, doc=doc, limit=1
+            )
+            expected = older[0][0] if older else None
+            if expected is None:
+                break
+        if taken == 0:
+            use_cache = False  # the cache does not hold what it seemed to: read the log
+        else:
+            use_cache = True
+            cursor = items[-1].first_id
+        if expected is None:
+            break  # the log's start
+    fresh = [x for x in items if isinstance(x, _Span)]
+    texts = _texts(s, plan_id, doc, list(reversed(fresh)))
+    page = [_record(x, texts[x.first_id]) if isinstance(x, _Span) else x for x in items]
+    newest = items[0] if items else None
+    is_open = (
+        isinstance(newest, _Span)
+        and before is None
+        and not newest_cut
+        and now - newest.ended_at <= SESSION_GAP
+    )
+    return page, page[0] if is_open else None, [x.first_id for x in fresh]
 
 
 async def sessions_page(
@@ -389,14 +547,15 @@ async def sessions_page(
     limit: int = 20,
     doc: str = "plan",
 ) -> list[dict[str, Any]]:
-    """Editing sessions, newest first, each starting before log id ``before``."""
+    """Editing sessions, newest first, each starting before log id ``before``. Only the page
+    asked for is read; the closed sessions it had to work out are cached."""
     now = datetime.now(UTC)
-    closed, open_, snaps = await store.read(lambda s: _scan(s, plan_id, doc, now))
-    if closed or snaps:
+    page, open_, fresh = await store.read(lambda s: _page(s, plan_id, doc, before, limit, now))
+    new = [p for p in page if p is not open_ and p.first_id in fresh]
+    if new:
 
         def keep(s: Session) -> None:
-            persistence.save_sessions(session=s, plan_id=plan_id, sessions=closed, doc=doc)
-            persistence.save_snapshots(session=s, plan_id=plan_id, snapshots=snaps, doc=doc)
+            persistence.save_sessions(session=s, plan_id=plan_id, sessions=new, doc=doc)
 
         try:
             await store.run_derived(keep)
@@ -405,23 +564,16 @@ async def sessions_page(
 
     def read(
         s: Session,
-    ) -> tuple[
-        list[persistence.SessionRecord], list[dict[str, Any]], dict[int, str], dict[str, str]
-    ]:
-        live = [o for o in open_ if before is None or o.first_id < before]
-        older = persistence.cached_sessions(
-            session=s, plan_id=plan_id, before_id=before, limit=limit - len(live), doc=doc
-        )
-        page = [*reversed(live), *older][:limit]
+    ) -> tuple[list[dict[str, Any]], dict[int, str], dict[str, str]]:
         events: list[dict[str, Any]] = []
         if page and doc == "plan":
             events = persistence.audit_between(
                 session=s, plan_id=plan_id, after_id=page[-1].first_id - 1, upto_id=page[0].last_id
             )
         ids = sorted({a for p in page for a in p.authors if a is not None})
-        return page, events, persistence.user_names(session=s, ids=ids), _names(s, plan_id)
+        return events, persistence.user_names(session=s, ids=ids), _names(s, plan_id)
 
-    page, events, people, names = await store.read(read)
+    events, people, names = await store.read(read)
     out = []
     for p in page:
         mine = [e for e in events if p.first_id <= e["update_id"] <= p.last_id]
@@ -433,7 +585,7 @@ async def sessions_page(
                 "started_at": p.started_at.isoformat(),
                 "ended_at": p.ended_at.isoformat(),
                 "updates": p.updates,
-                "open": any(p is o for o in open_),
+                "open": p is open_,
                 "people": [
                     {"id": a, "name": people.get(a, "Someone") if a is not None else "Tandem"}
                     for a in p.authors

@@ -14,7 +14,7 @@ import asyncio
 import logging
 
 import persistence
-from server.plan import Materialiser
+from server.plan import Materialiser, SegmentKeeper
 from server.store import Store
 
 log = logging.getLogger(__name__)
@@ -29,9 +29,11 @@ class LogFollower:
         poll: float = 0.1,
         lookback: int | None = None,
         drop_idle_every: float = 30.0,
+        segments: SegmentKeeper | None = None,
     ) -> None:
         self.store = store
         self.materialiser = materialiser
+        self.segments = segments
         self.poll = poll
         self.lookback = (0 if store.sqlite else 1000) if lookback is None else lookback
         self.drop_idle_every = drop_idle_every
@@ -62,6 +64,8 @@ class LogFollower:
             if top > self._heads.get(plan_id, 0):
                 self._heads[plan_id] = top
                 self.materialiser.schedule(plan_id)
+                if self.segments is not None:
+                    self.segments.grew(plan_id)
                 grown += 1
             self.upto = max(self.upto, top)
         horizon = self.upto - self.lookback

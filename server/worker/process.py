@@ -22,7 +22,7 @@ from typing import Any
 
 from server import notify
 from server.hooks import Hooks
-from server.plan import Materialiser
+from server.plan import Materialiser, SegmentKeeper
 from server.settings import Settings
 from server.store import Store
 
@@ -58,7 +58,10 @@ async def run_worker(settings: Settings, *, server_url: str, child: bool) -> Non
         quiet=settings.materialise_quiet_seconds,
         max_wait=settings.materialise_max_wait_seconds,
     )
-    follower = LogFollower(store, materialiser, poll=settings.worker_poll_seconds)
+    segments = SegmentKeeper(store)
+    follower = LogFollower(
+        store, materialiser, poll=settings.worker_poll_seconds, segments=segments
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -85,6 +88,7 @@ async def run_worker(settings: Settings, *, server_url: str, child: bool) -> Non
         for task in loops:
             task.cancel()
         await asyncio.gather(*loops, *flushes, return_exceptions=True)
+        await segments.close()
         # Leaving the materialiser writes what is still pending.
     store.dispose()
     log.info("worker %d stopped cleanly", os.getpid())

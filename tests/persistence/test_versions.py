@@ -1,4 +1,4 @@
-"""Version history's tables: snapshots never outweigh the log, versions and visits."""
+"""Version history's tables: segments of the log, versions and visits."""
 
 from __future__ import annotations
 
@@ -7,27 +7,49 @@ from sqlalchemy.orm import Session, sessionmaker
 import persistence
 
 
-def test_snapshots_stay_within_the_size_of_the_log(factory: sessionmaker[Session]) -> None:
+def test_segments_follow_one_another_and_replays_start_at_checkpoints(
+    factory: sessionmaker[Session],
+) -> None:
     with factory() as s, s.begin():
         plan = persistence.create_plan(session=s, title="T", customer="C", created_by=None)
         ids = persistence.append_updates(
             session=s, plan_id=plan.id, entries=[(None, b"x" * 100) for _ in range(10)]
         )
-        # 1000 bytes of log: the first two fit (400 + 500), the third would not.
-        kept = persistence.save_snapshots(
+        assert persistence.segments_end(session=s, plan_id=plan.id) == 0
+        kept = persistence.save_segments(
             session=s,
             plan_id=plan.id,
-            snapshots=[(ids[3], b"s" * 400), (ids[6], b"s" * 500), (ids[8], b"s" * 200)],
+            segments=[(0, ids[3], b"a" * 40), (ids[3], ids[6], b"b" * 30)],
         )
-        assert kept == 2
-        assert persistence.history_bytes(session=s, plan_id=plan.id) == 900
+        # One already there is left as it is.
+        again = persistence.save_segments(
+            session=s, plan_id=plan.id, segments=[(ids[3], ids[6], b"c" * 30)]
+        )
+        assert (kept, again) == (2, 0)
+        assert persistence.segments_end(session=s, plan_id=plan.id) == ids[6]
+        assert persistence.segments_end(session=s, plan_id=plan.id, doc="internal") == 0
+        assert persistence.history_bytes(session=s, plan_id=plan.id) == 70
         assert persistence.log_bytes(session=s, plan_id=plan.id) == 1000
-        # Replays start from the newest stored state at or before the point.
-        assert persistence.replay_base(session=s, plan_id=plan.id, upto_id=ids[7]) == (
-            ids[6],
-            b"s" * 500,
+        assert persistence.segments_between(
+            session=s, plan_id=plan.id, after_id=ids[2], upto_id=ids[8]
+        ) == [(0, ids[3], b"a" * 40), (ids[3], ids[6], b"b" * 30)]
+        assert (
+            persistence.segments_between(
+                session=s, plan_id=plan.id, after_id=ids[3], upto_id=ids[5]
+            )
+            == []
         )
-        assert persistence.replay_base(session=s, plan_id=plan.id, upto_id=ids[2]) == (0, None)
+        # Replays start from the newest room checkpoint at or before the point.
+        assert persistence.replay_base(session=s, plan_id=plan.id, upto_id=ids[7]) == (0, None)
+        persistence.save_checkpoint(session=s, plan_id=plan.id, upto_id=ids[5], state=b"state")
+        assert persistence.replay_base(session=s, plan_id=plan.id, upto_id=ids[7]) == (
+            ids[5],
+            b"state",
+        )
+        assert persistence.replay_base(session=s, plan_id=plan.id, upto_id=ids[4]) == (0, None)
+        assert persistence.log_position(session=s, plan_id=plan.id, upto_id=ids[4]) == 5
+        marks = persistence.log_marks_before(session=s, plan_id=plan.id, before_id=ids[4], limit=3)
+        assert [m[0] for m in marks] == [ids[3], ids[2], ids[1]]
 
 
 def test_versions_and_visits(factory: sessionmaker[Session]) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+import sqlalchemy as sa
 from pycrdt import XmlElement, XmlText
 
 import crdt
@@ -363,3 +364,219 @@ def test_the_share_page_creates_links_with_history(
     assert made == {None: True, "plain": False}
     assert "with history" in c.get(f"/plans/{plan_id}/share").text
     c.close()
+
+
+def sql(database: Database, query: str, **params: Any) -> list[Any]:
+    engine = persistence.make_engine(database.url)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(sa.text(query), params)
+            return list(result) if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def last_id(database: Database, plan_id: str) -> int:
+    return sql(
+        database,
+        "SELECT max(id) FROM plan_updates WHERE plan_id = :p AND doc = 'plan'",
+        p=plan_id,
+    )[0][0]
+
+
+async def type_rounds(
+    server: Server, database: Database, token: str, plan_id: str, rounds: int, per_round: int
+) -> list[tuple[int, int, list[str]]]:
+    """A pycrdt client types ``per_round`` updates a round (one word each, a paragraph a
+    round); after each round, once the server has logged it: (first id, last id, paragraphs)."""
+    out: list[tuple[int, int, list[str]]] = []
+    async with connect(server.ws, plan_id, token) as (doc, _ws):
+        start = log_count(database, plan_id)
+        for r in range(rounds):
+            para = XmlElement("paragraph", {}, [XmlText()])
+            fragment(doc).children.append(para)
+            text = para.children[0]
+            assert isinstance(text, XmlText)
+            for k in range(per_round - 1):
+                text.insert(len(text), f"r{r}w{k} ")
+                if k % 50 == 0:
+                    await anyio.sleep(0)  # let the provider send
+            with anyio.fail_after(30):
+                while log_count(database, plan_id) < start + (r + 1) * per_round:
+                    await anyio.sleep(0.02)
+            top = last_id(database, plan_id)
+            first = out[-1][1] + 1 if out else top - per_round + 1
+            held = [str(p.children[0]) for p in fragment(doc).children if p.tag == "paragraph"]
+            out.append((first, top, held))
+    return out
+
+
+async def test_a_long_log_reads_back_through_segments(
+    server: Server, database: Database, token: str, plan_id: str
+) -> None:
+    """Over 2,500 updates: the plan at every round's end is what the client held, whether the
+    segments are there, built by the read, or partly missing; they add less than the log."""
+    rounds = await type_rounds(server, database, token, plan_id, 13, 200)
+
+    def check() -> None:
+        for _first, top, held in rounds:
+            r = fetched(api(server, token, "GET", f"/api/plans/{plan_id}/document?upto={top}"))
+            assert [p for p in paragraphs_of(r.json()) if p] == [h for h in held if h], top
+
+    def kept() -> list[Any]:
+        return sql(
+            database,
+            "SELECT after_id, upto_id FROM history_snapshots WHERE plan_id = :p AND doc = 'plan'"
+            " ORDER BY upto_id",
+            p=plan_id,
+        )
+
+    check()
+    # Made by those reads (SQLite), or by the worker once the updates are settled (PostgreSQL).
+    with anyio.fail_after(60):
+        while len(kept()) < 2:
+            await anyio.sleep(0.2)
+    check()
+    segments = kept()
+    assert segments[0][0] == 0
+    assert all(a[1] == b[0] for a, b in zip(segments, segments[1:], strict=False))
+    engine = persistence.make_engine(database.url)
+    try:
+        with persistence.make_sessionmaker(engine)() as s:
+            added = persistence.history_bytes(session=s, plan_id=plan_id)
+            assert 0 < added < persistence.log_bytes(session=s, plan_id=plan_id)
+    finally:
+        engine.dispose()
+    # A segment gone from the middle: its stretch of the log is read instead.
+    sql(
+        database,
+        "DELETE FROM history_snapshots WHERE plan_id = :p AND upto_id = :u",
+        p=plan_id,
+        u=segments[0][1],
+    )
+    check()
+    # All gone: rebuilt by the reads.
+    sql(database, "DELETE FROM history_snapshots WHERE plan_id = :p", p=plan_id)
+    check()
+    assert kept() == segments
+
+
+async def test_the_timeline_is_read_a_page_at_a_time(
+    server: Server, database: Database, token: str, plan_id: str
+) -> None:
+    """Sessions (rounds of typing 10 minutes apart) paged newest first equal the whole list,
+    from the cache or worked out afresh, in any order of asking."""
+    rounds = await type_rounds(server, database, token, plan_id, 8, 40)
+    base = datetime.now(UTC) - timedelta(days=1)
+    sql(
+        database,
+        "UPDATE plan_updates SET created_at = :t WHERE plan_id = :p AND id < :first",
+        t=base - timedelta(minutes=10),
+        p=plan_id,
+        first=rounds[0][0],
+    )
+    for i, (first, top, _held) in enumerate(rounds):
+        sql(
+            database,
+            "UPDATE plan_updates SET created_at = :t WHERE plan_id = :p AND id BETWEEN :a AND :b",
+            t=base + timedelta(minutes=10 * i),
+            p=plan_id,
+            a=first,
+            b=top,
+        )
+    sql(database, "DELETE FROM history_sessions WHERE plan_id = :p", p=plan_id)
+
+    def pages(limit: int) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        url = f"/api/plans/{plan_id}/history?limit={limit}"
+        while True:
+            body = ok(api(server, token, "GET", url))
+            out += body["sessions"]
+            if body["next"] is None:
+                return out
+            url = f"/api/plans/{plan_id}/history?limit={limit}&before={body['next']['before']}"
+
+    whole = pages(3)
+    got = [(s["from"], s["to"]) for s in whole]
+    assert got[: len(rounds)] == [(first, top) for first, top, _ in reversed(rounds)]
+    assert all(not s["open"] for s in whole)
+    for s, (_first, _top, _held) in zip(whole, reversed(rounds), strict=False):
+        (change,) = s["text"]
+        assert change["added"] == 39 and change["removed"] == 0, s
+    cached = sql(database, "SELECT count(*) FROM history_sessions WHERE plan_id = :p", p=plan_id)
+    assert cached[0][0] == len(whole)
+    assert pages(200) == whole
+    # The cache gone: the second page first, then all of it.
+    sql(database, "DELETE FROM history_sessions WHERE plan_id = :p", p=plan_id)
+    second = ok(
+        api(server, token, "GET", f"/api/plans/{plan_id}/history?limit=3&before={got[2][0]}")
+    )
+    assert second["sessions"] == whole[3:6]
+    assert pages(200) == whole
+    # A hole in the cache: the log is read across it.
+    sql(
+        database,
+        "DELETE FROM history_sessions WHERE plan_id = :p AND first_id = :f",
+        p=plan_id,
+        f=got[4][0],
+    )
+    assert pages(3) == whole
+    assert pages(200) == whole
+
+
+async def test_the_internal_plans_history_is_the_vendor_sides_page(
+    server: Server, token: str, plan_id: str
+) -> None:
+    """The History page switches to the internal account plan for the vendor side; customer
+    members and link visitors (even through a link with history) see no switch and get none
+    of it."""
+    async with connect(server.ws, plan_id, token) as (doc, _ws):
+        fragment(doc).children.append(XmlElement("paragraph", {}, [XmlText("shared words")]))
+    async with connect(f"{server.ws}/{plan_id}", "internal", token) as (internal, _ws):
+        fragment(internal).children.append(
+            XmlElement("paragraph", {}, [XmlText("champion is leaving")])
+        )
+        with anyio.fail_after(10):
+            while (
+                "champion"
+                not in api(
+                    server, token, "GET", f"/api/plans/{plan_id}/internal/document?format=markdown"
+                ).text
+            ):
+                await anyio.sleep(0.05)
+    with client(server, token) as owner:
+        link = create_link(owner, plan_id, role="viewer", history=True)
+        invite_and_join(
+            server, owner, plan_id, "cleo@customer.example", "Cleo", "editor", "customer"
+        )
+    casey = sign_in(server, "csm@vendor.example")
+    page = casey.client.get(f"/plans/{plan_id}/history")
+    assert page.status_code == 200, page.text
+    assert 'id="history-switch"' in page.text and "?doc=internal" in page.text
+    assert "shared words" in page.text and "champion" not in page.text
+    inside = casey.client.get(f"/plans/{plan_id}/history?doc=internal")
+    assert inside.status_code == 200, inside.text
+    assert "champion is leaving" in inside.text and "shared words" not in inside.text
+    assert 'id="history-switch"' in inside.text and 'id="restore"' not in inside.text
+    # A session's link stays on the internal plan.
+    assert "&amp;doc=internal" in inside.text
+    upto = inside.text.split('id="upto"', 1)[1].split('max="', 1)[1].split('"', 1)[0]
+    moment = casey.client.get(f"/plans/{plan_id}/history?doc=internal&upto={upto}")
+    assert moment.status_code == 200 and "champion is leaving" in moment.text
+    casey.client.close()
+    cleo = sign_in(server, "cleo@customer.example")
+    hana = visit(server, link["url"], "Hana")
+    for who in (cleo, hana):
+        page = who.client.get(f"/plans/{plan_id}/history")
+        assert page.status_code == 200, page.text
+        assert "shared words" in page.text
+        assert "history-switch" not in page.text and "doc=internal" not in page.text
+        for path in (
+            "/plans/{p}/history?doc=internal",
+            f"/plans/{{p}}/history?doc=internal&upto={upto}",
+            "/api/plans/{p}/history?doc=internal",
+        ):
+            r = who.client.get(path.format(p=plan_id))
+            assert r.status_code == 404, (path, r.status_code)
+            assert "champion" not in r.text
+        who.client.close()
