@@ -4,16 +4,26 @@ It claims due rows under a lease (``persistence.claim_notifications``), so sever
 (processes) never send the same row; a failed attempt is tried again after ``retry_base`` x 2^n
 seconds (at most an hour), and given up on after ``max_attempts``. A mail server that is down
 delays mail and loses none.
+
+A claimed batch (up to 50 rows) is sent in groups of ``group`` rows (10): each group in one call
+on a worker thread (rendering and SMTP off the event loop), over one SMTP connection kept for
+the whole batch and closed after it, then the group's outcomes recorded in one transaction. A
+crash (or a cancelled pass) between sending a group and recording it may therefore repeat at most
+that group's ``group`` messages: the lease then lapses and they are sent again. A row that fails
+(refused, unreachable, a template error) is one failed attempt of that row alone; the others go
+on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import anyio
+from sqlalchemy.orm import Session
 
 import persistence
 from server.store import Store
@@ -31,8 +41,12 @@ class Undeliverable(Exception):
 class Router:
     """One send for several channels: each row goes to its own channel's."""
 
-    def __init__(self, sends: dict[str, Send]) -> None:
+    def __init__(
+        self, sends: dict[str, Send], *, closes: Sequence[Callable[[], None]] = ()
+    ) -> None:
         self.sends = sends
+        # What ends a batch: the email channel's SMTP connection is closed.
+        self.closes = tuple(closes)
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -43,6 +57,17 @@ class Router:
         if send is None:
             raise Undeliverable(f"no {n.channel} channel is configured")
         send(n)
+
+    def close(self) -> None:
+        for close in self.closes:
+            try:
+                close()
+            except Exception:
+                log.exception("closing a notification channel failed")
+
+
+# A row's outcome: None when sent, else the error to record and when to try again (None: never).
+Outcome = tuple[persistence.NotificationRecord, str | None, datetime | None]
 
 
 class Dispatcher:
@@ -57,6 +82,7 @@ class Dispatcher:
         lease: float = 300.0,
         idle: float = 60.0,
         channels: tuple[str, ...] = ("email",),
+        group: int = 10,
     ) -> None:
         self.store = store
         self.send = send
@@ -67,6 +93,7 @@ class Dispatcher:
         self.max_attempts = max_attempts
         self.lease = timedelta(seconds=lease)
         self.idle = idle
+        self.group = max(1, group)
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -105,13 +132,24 @@ class Dispatcher:
                 session=s, lease=self.lease, channels=self.channels
             )
         )
-        for n in claimed:
-            await self._send_one(n)
+        try:
+            for start in range(0, len(claimed), self.group):
+                group = claimed[start : start + self.group]
+                outcomes = await anyio.to_thread.run_sync(self._send_group, group)
+                await self.store.run(partial(self._record, outcomes=outcomes))
+        finally:
+            close = getattr(self.send, "close", None)
+            if close is not None:
+                await anyio.to_thread.run_sync(close)
         return len(claimed)
 
-    async def _send_one(self, n: persistence.NotificationRecord) -> None:
+    def _send_group(self, group: list[persistence.NotificationRecord]) -> list[Outcome]:
+        """On a worker thread: send each row, one after the other; what became of each."""
+        return [self._send_one(n) for n in group]
+
+    def _send_one(self, n: persistence.NotificationRecord) -> Outcome:
         try:
-            await anyio.to_thread.run_sync(self.send, n)
+            self.send(n)
         # Whatever the channel raises (refused, unreachable, a template error) is one failed
         # attempt of this row; the others go on.
         except Exception as exc:  # noqa: BLE001
@@ -128,10 +166,16 @@ class Dispatcher:
                 attempts,
                 error,
             )
-            await self.store.run(
-                lambda s: persistence.mark_failed(
-                    session=s, notification_id=n.id, error=error, retry_at=retry
+            return n, error, retry
+        return n, None, None
+
+    @staticmethod
+    def _record(session: Session, *, outcomes: list[Outcome]) -> None:
+        """A group's outcomes, in one transaction."""
+        for n, error, retry in outcomes:
+            if error is None:
+                persistence.mark_sent(session=session, notification_id=n.id)
+            else:
+                persistence.mark_failed(
+                    session=session, notification_id=n.id, error=error, retry_at=retry
                 )
-            )
-            return
-        await self.store.run(lambda s: persistence.mark_sent(session=s, notification_id=n.id))

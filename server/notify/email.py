@@ -1,6 +1,7 @@
 """The email channel: a notification row becomes a multipart (plain text and HTML) message from
 the templates in ``server/templates/mail/``, with RFC 8058 one-click unsubscribe headers, sent
-over SMTP (STARTTLS and login when configured)."""
+over SMTP (STARTTLS and login when configured), one connection for the rows of a dispatcher's
+batch."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 import persistence
-from server.mail import SmtpConfig, deliver
+from server.mail import SmtpConfig, SmtpConnection
+from server.mail import deliver as deliver
 
 MAIL_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "mail"
 
@@ -32,6 +34,7 @@ class EmailChannel:
         self.config = config
         self.sender = sender
         self.env = environment()
+        self.connection = SmtpConnection(config)
 
     def message(self, n: persistence.NotificationRecord) -> EmailMessage:
         ctx = {**n.payload, "subject": n.subject, "kind": n.kind}
@@ -51,4 +54,9 @@ class EmailChannel:
         return message
 
     def send(self, n: persistence.NotificationRecord) -> None:
-        deliver(self.config, self.message(n))
+        """Send over the kept connection (opened at the first row, see ``close``)."""
+        self.connection.send(self.message(n))
+
+    def close(self) -> None:
+        """Close the kept connection: the dispatcher calls it after each batch."""
+        self.connection.close()

@@ -63,9 +63,12 @@ def dispatcher(settings: Settings, store: Store, links_: Links) -> Dispatcher:
             interactive=bool(settings.slack_signing_secret),
         ).send
     }
+    closes = []
     if settings.smtp_host:
-        sends["email"] = EmailChannel(smtp(settings), settings.smtp_from).send
-    router = Router(sends)
+        email = EmailChannel(smtp(settings), settings.smtp_from)
+        sends["email"] = email.send
+        closes.append(email.close)
+    router = Router(sends, closes=closes)
     return Dispatcher(
         store, router, retry_base=settings.notify_retry_seconds, channels=router.channels
     )
