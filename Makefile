@@ -10,8 +10,11 @@ WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/build.mjs
 run: setup build system-libs
 	$(BIN)/tandem serve
 
+# The suite in parallel processes (pytest-xdist), a test file per process at a time so that a
+# module's server is started once; PYTEST_WORKERS=0 runs it in this process alone.
+PYTEST_WORKERS ?= 2
 test: test-setup build browsers system-libs
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 setup: $(VENV)/.installed
 
