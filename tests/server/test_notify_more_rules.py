@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -258,7 +259,7 @@ def test_key_result_moved_and_risk_raised_to_high_reach_the_owners_once(
 
 
 def run_twice(srv: Server, at: str) -> list[str]:
-    """Two `tandem notifications run --at` processes at one moment: the reminders they queued."""
+    """Two `tandem notifications run --at` processes at one moment: the lines they queued."""
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "server", "notifications", "run", "--at", at],
@@ -272,13 +273,12 @@ def run_twice(srv: Server, at: str) -> list[str]:
     ]
     outs = [p.communicate(timeout=60) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
-    # The weekly digests the same passes queue are tested in test_notification_preferences.py.
-    return [
-        line
-        for out, _ in outs
-        for line in out.splitlines()
-        if line.startswith("queued") and not line.startswith("queued digest")
-    ]
+    return [line for out, _ in outs for line in out.splitlines() if line.startswith("queued")]
+
+
+def reminders(queued: list[str]) -> list[str]:
+    """The reminders among what a pass queued, without the weekly digests it also queues."""
+    return [line for line in queued if not line.startswith("queued digest")]
 
 
 def test_due_soon_overdue_and_escalation_each_once(
@@ -302,9 +302,16 @@ def test_due_soon_overdue_and_escalation_each_once(
         ("2030-01-14", []),
         ("2030-01-20", []),
     ]
+    digests = []
     for at, expected in steps:
         queued = run_twice(server, at)
-        assert [line.split(":")[0] for line in queued] == expected, (at, queued)
+        assert [line.split(":")[0] for line in reminders(queued)] == expected, (at, queued)
+        week = date.fromisoformat(at).isocalendar()[:2]
+        digests += [(week, line.split(":")[0]) for line in queued if "digest" in line.split(":")[0]]
+    # The weekly digests the same passes queue (Monday 08:00 UTC by default; the 1st and the 8th
+    # are the Tuesdays after): each person's once a week, though two processes ran each pass.
+    assert {week for week, _ in digests} == {(2030, 1), (2030, 2)}, digests
+    assert len(digests) == len(set(digests)), digests
     escalation = next(m for m in box.wait(OWNER) if "days overdue" in subject(m))
     assert subject(escalation).startswith(
         "[Rollout <b>] 3 days overdue, with Jordan Lee (customer): "
@@ -325,13 +332,13 @@ def test_due_soon_overdue_and_escalation_each_once(
 
     # A new due date arms all three again; a done task is not escalated.
     plan.patch(task["id"], {"due": "2030-02-10"})
-    assert [q.split(":")[0] for q in run_twice(server, "2030-02-14")] == [
+    assert [q.split(":")[0] for q in reminders(run_twice(server, "2030-02-14"))] == [
         f"queued overdue to {JORDAN}",
         f"queued escalation to {OWNER}",
     ]
     plan.patch(task["id"], {"status": "done"})
     plan.patch(task["id"], {"due": "2030-03-01"})
-    assert run_twice(server, "2030-03-10") == []
+    assert reminders(run_twice(server, "2030-03-10")) == []
 
 
 def test_escalation_turned_off(
