@@ -159,7 +159,8 @@ class Server:
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
             )
-        deadline = time.monotonic() + 30
+        # About 2 s on a quiet machine; a minute allows for a host busy with other work.
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
@@ -168,6 +169,9 @@ class Server:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.1)
+        # Not left running (with its worker) for the rest of the run: the fixture that called
+        # start() never gets to stop() it.
+        self.stop()
         raise RuntimeError(f"server did not start:\n{self.log()}")
 
     def stop(self) -> int:
