@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import getpass
 import logging
+import os
 import re
 import signal
 import sys
@@ -117,6 +118,10 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         persistence.upgrade(settings.database_url)
     else:
         die_with_parent(args.child)  # the server upgraded the database before starting it
+    # Derived work yields the CPU to the server on the same machine: on a busy host the
+    # kernel runs the edit path first, and the worker takes what is left.
+    if settings.worker_nice:
+        os.nice(settings.worker_nice)
     url = args.server_url or server_url(settings)
     asyncio.run(run_worker(settings, server_url=url, child=args.child is not None))
     return 0

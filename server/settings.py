@@ -49,6 +49,10 @@ DOCUMENTED = {
         "Where `tandem worker` reaches the server to give new tasks their ids (loopback).",
     ),
     "TANDEM_WORKER_POLL_SECONDS": ("0.1", "How often the worker looks for new log entries."),
+    "TANDEM_WORKER_NICE": (
+        "10",
+        "The worker's scheduling priority below the server's (0-19; 0: the same).",
+    ),
     "TANDEM_SESSION_DAYS": ("14", "How long a sign-in lasts."),
     "TANDEM_SECURE_COOKIES": ("false", "Mark cookies Secure (set true behind HTTPS)."),
     "TANDEM_LOG_LEVEL": ("info", "Python log level."),
@@ -180,6 +184,7 @@ class Settings:
     worker: str = "process"
     worker_server_url: str = ""
     worker_poll_seconds: float = 0.1
+    worker_nice: int = 10
     session_days: int = 14
     secure_cookies: bool = False
     log_level: str = "info"
@@ -233,6 +238,7 @@ class Settings:
             worker=_choice(env, "TANDEM_WORKER", "process", WORKER_MODES),
             worker_server_url=env.get("TANDEM_WORKER_SERVER_URL", "").rstrip("/"),
             worker_poll_seconds=float(env.get("TANDEM_WORKER_POLL_SECONDS", "0.1")),
+            worker_nice=_worker_nice(env.get("TANDEM_WORKER_NICE", "10")),
             session_days=int(env.get("TANDEM_SESSION_DAYS", "14")),
             secure_cookies=env.get("TANDEM_SECURE_COOKIES", "false").lower()
             in ("1", "true", "yes"),
@@ -298,3 +304,15 @@ def _stored_secret(data_dir: Path) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(key + "\n")
     return key
+
+
+def _worker_nice(value: str) -> int:
+    try:
+        nice = int(value)
+    except ValueError:
+        nice = -1
+    if not 0 <= nice <= 19:
+        raise SystemExit(
+            f"error: TANDEM_WORKER_NICE must be a whole number from 0 to 19, not {value!r}"
+        )
+    return nice

@@ -60,6 +60,9 @@ async def test_the_worker_is_a_separate_process_and_ids_reach_every_client(
     assert server.proc is not None
     worker = await poll(lambda: worker_of(server))
     assert worker != server.proc.pid and cmdline(worker)[1:4] == ["-m", "server", "worker"]
+    # It runs below the server's priority (TANDEM_WORKER_NICE, 10 by default), once started.
+    server_nice = os.getpriority(os.PRIO_PROCESS, server.proc.pid)
+    await poll(lambda: os.getpriority(os.PRIO_PROCESS, worker) == server_nice + 10)
     async with (
         connect(server.ws, plan_id, token) as (a, _),
         connect(server.ws, plan_id, token) as (b, _),
