@@ -26,12 +26,21 @@ def _record(row: Plan) -> PlanRecord:
     )
 
 
+def new_plan_id() -> str:
+    """Twelve URL-safe characters, never starting with "-": ``tandem plans rebuild -x...`` read
+    such an id as an option (one plan in 64 had one)."""
+    while True:
+        value = secrets.token_urlsafe(9)
+        if not value.startswith("-"):
+            return value
+
+
 def create_plan(
     *, session: Session, title: str, customer: str, created_by: int | None
 ) -> PlanRecord:
     at = now()
     row = Plan(
-        id=secrets.token_urlsafe(9),
+        id=new_plan_id(),
         title=title,
         customer=customer,
         created_by=created_by,

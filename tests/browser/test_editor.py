@@ -34,11 +34,14 @@ def type_at_end(page: Page, text: str) -> None:
     # Put the caret at the end through the editor, not with a click and Ctrl+End: ProseMirror
     # restores a clicked position shortly after focus, which could undo the Ctrl+End and send the
     # text into whatever the click landed on.
-    page.evaluate("window.tandem.editor.commands.focus('end')")
+    # Asked again until it holds: another person's paragraph arriving just after the first ask
+    # moves the end of the document away from the caret.
     page.wait_for_function(
-        "() => { const s = window.tandem.editor.state;"
-        " return s.selection.head === s.selection.constructor.atEnd(s.doc).head"
-        " && document.activeElement.closest('#editor') !== null }"
+        "() => { const e = window.tandem.editor, s = e.state;"
+        " const ready = s.selection.head === s.selection.constructor.atEnd(s.doc).head"
+        " && document.activeElement.closest('#editor') !== null;"
+        " if (!ready) e.commands.focus('end');"
+        " return ready; }"
     )
     page.keyboard.press("Enter")
     page.keyboard.type(text, delay=10)
