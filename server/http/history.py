@@ -24,26 +24,10 @@ import persistence
 from server import plan as domain
 from server.identity import Rule, allowed, plan_nav
 from server.live import split_key
-from server.plan import ApiError, int_param, text_field
+from server.plan import CHANGE_VERBS, ENTITY_NAMES, ApiError, int_param, text_field
 
 from .guard import identity_of, plan_of, rule
 from .responses import PALETTE, read_json, render, services
-
-KIND_LABELS = {
-    "created": "added",
-    "removed": "removed",
-    "text_changed": "reworded",
-    "reassigned": "reassigned",
-    "due_moved": "moved the date of",
-    "completed": "completed",
-    "reopened": "reopened",
-    "status_changed": "changed the status of",
-    "milestone_changed": "changed the milestone flag of",
-    "kr_value_changed": "updated the current value of",
-    "risk_severity_changed": "changed the severity of",
-    "field_changed": "edited",
-}
-ENTITY_LABELS = {"task": "task", "key_result": "key result", "risk": "risk", "contact": "contact"}
 
 
 def describe(value: Any) -> str:
@@ -551,8 +535,8 @@ async def _commitment_rows(request: Request) -> list[dict[str, Any]]:
             {
                 "at": e.at,
                 "who": actors.get(e.update_id) or e.author_name or "Tandem",
-                "verb": KIND_LABELS.get(e.kind, e.kind),
-                "entity": ENTITY_LABELS.get(e.entity, e.entity),
+                "verb": CHANGE_VERBS.get(e.kind, e.kind),
+                "entity": ENTITY_NAMES.get(e.entity, e.entity),
                 "name": name,
                 "kind": e.kind,
                 "old": None if e.kind == "created" else describe(e.old),

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 import persistence
+from server.plan import CHANGE_VERBS, ENTITY_NAMES
 
 from .links import Links
 from .prefs import DIGEST, BadPreference, zone
@@ -26,21 +27,6 @@ from .prefs import DIGEST, BadPreference, zone
 # A digest whose moment passed longer ago than this is not sent late (the server was down).
 LATE = timedelta(hours=24)
 MILESTONE_DAYS = 14
-CHANGES = {
-    "created": "added",
-    "removed": "removed",
-    "text_changed": "reworded",
-    "reassigned": "reassigned",
-    "due_moved": "moved the date of",
-    "completed": "completed",
-    "reopened": "reopened",
-    "status_changed": "changed the status of",
-    "milestone_changed": "changed the milestone flag of",
-    "kr_value_changed": "updated the current value of",
-    "risk_severity_changed": "changed the severity of",
-    "field_changed": "edited",
-}
-ENTITIES = {"task": "task", "key_result": "key result", "risk": "risk", "contact": "contact"}
 
 
 @dataclass
@@ -153,8 +139,8 @@ def content(
                     "plan_title": plan.title,
                     "plan_url": url,
                     "who": e.author_name or "Someone",
-                    "did": CHANGES.get(e.kind, "edited"),
-                    "entity": ENTITIES.get(e.entity, e.entity),
+                    "did": CHANGE_VERBS.get(e.kind, "edited"),
+                    "entity": ENTITY_NAMES.get(e.entity, e.entity),
                     "what": what,
                     "at": e.at,
                 }

@@ -82,3 +82,5 @@ from .summary import task_json as task_json
 from .tasks import TASK_FILTERS as TASK_FILTERS
 from .tasks import change_task as change_task
 from .tasks import task_filters as task_filters
+from .wording import CHANGE_VERBS as CHANGE_VERBS
+from .wording import ENTITY_NAMES as ENTITY_NAMES
