@@ -105,19 +105,7 @@ def latest_change(
     ).first()
     if row is None:
         return None
-    e, name = row
-    return HistoryRecord(
-        id=e.id,
-        entity=e.entity,
-        entity_id=e.entity_id,
-        kind=e.kind,
-        old=e.old,
-        new=e.new,
-        author_id=e.author_id,
-        author_name=name,
-        at=utc(e.at),
-        update_id=e.update_id,
-    )
+    return _record(*row)
 
 
 def list_history(
@@ -142,18 +130,19 @@ def list_history(
             q = q.where(HistoryEvent.id < before_id)
     newest = (HistoryEvent.at.desc(), HistoryEvent.id.desc())
     rows = session.execute(q.order_by(*newest).limit(limit)).all()
-    return [
-        HistoryRecord(
-            id=e.id,
-            entity=e.entity,
-            entity_id=e.entity_id,
-            kind=e.kind,
-            old=e.old,
-            new=e.new,
-            author_id=e.author_id,
-            author_name=name,
-            at=utc(e.at),
-            update_id=e.update_id,
-        )
-        for e, name in rows
-    ]
+    return [_record(e, name) for e, name in rows]
+
+
+def _record(e: HistoryEvent, name: str | None) -> HistoryRecord:
+    return HistoryRecord(
+        id=e.id,
+        entity=e.entity,
+        entity_id=e.entity_id,
+        kind=e.kind,
+        old=e.old,
+        new=e.new,
+        author_id=e.author_id,
+        author_name=name,
+        at=utc(e.at),
+        update_id=e.update_id,
+    )
