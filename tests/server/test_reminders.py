@@ -3,8 +3,6 @@ once, also with two processes running the pass at the same moment."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +18,8 @@ from tests.server.test_notifications import (
     parts,
     subject,
 )
-from tests.support.servers import ROOT, Database, Server
+from tests.server.test_notify_more_rules import run_twice
+from tests.support.servers import Database, Server
 
 
 @pytest.fixture
@@ -55,21 +54,7 @@ def test_due_soon_then_overdue_each_once(server: Server, inbox: tuple[Inbox, int
     assert soon["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
     # The day after the due date: overdue, once, however many processes run the pass.
-    env = server.env()
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "server", "notifications", "run", "--at", "2030-01-11"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    outs = [p.communicate(timeout=60) for p in procs]
-    assert all(p.returncode == 0 for p in procs), outs
-    queued = [line for out, _ in outs for line in out.splitlines() if line.startswith("queued")]
+    queued = run_twice(server, "2030-01-11")
     assert queued == [
         f"queued overdue to {JORDAN}: [Rollout <b>] Overdue 2030-01-10: "
         + queued[0].split(": ", 2)[2]
