@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/build.mjs
 
-.PHONY: run test setup test-setup build lint format browsers system-libs bench clean
+.PHONY: run test setup test-setup build lint format browsers system-libs test-system bench clean
 
 run: setup build system-libs
 	$(BIN)/tandem serve
@@ -13,7 +13,7 @@ run: setup build system-libs
 # The suite in parallel processes (pytest-xdist), a test file per process at a time so that a
 # module's server is started once; PYTEST_WORKERS=0 runs it in this process alone.
 PYTEST_WORKERS ?= 2
-test: test-setup build browsers system-libs
+test: test-setup build browsers system-libs test-system
 	$(BIN)/pytest $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 setup: $(VENV)/.installed
@@ -55,6 +55,13 @@ SYSTEM_LIBS = libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core fonts-liberatio
 SYSTEM_LIBS_MISSING = $(shell for p in $(SYSTEM_LIBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)
 system-libs:
 	@$(if $(strip $(SYSTEM_LIBS_MISSING)),$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(SYSTEM_LIBS_MISSING),true)
+
+# What only the tests need from Debian: HAProxy, the load balancer in front of several server
+# processes in the scale-out tests (Redis and PostgreSQL are the machine's own services).
+TEST_SYSTEM = haproxy
+TEST_SYSTEM_MISSING = $(shell for p in $(TEST_SYSTEM); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)
+test-system:
+	@$(if $(strip $(TEST_SYSTEM_MISSING)),$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(TEST_SYSTEM_MISSING),true)
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format crdt persistence server tests bench

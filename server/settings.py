@@ -150,6 +150,11 @@ DOCUMENTED = {
         "5",
         "How often open websockets' sessions, tokens and links are checked again (4401 if gone).",
     ),
+    "TANDEM_REDIS_URL": (
+        "(unset: one process)",
+        "redis://host:port/db: several `tandem serve` processes (on PostgreSQL) share each "
+        "plan's edits, presence, closings and rate limits through this Redis.",
+    ),
     "TANDEM_METRICS_TOKEN": (
         "(unset: no /metrics)",
         "Serves Prometheus metrics at /metrics to requests with `Authorization: Bearer <token>`.",
@@ -216,6 +221,7 @@ class Settings:
     max_concurrent_hashes: int = 2
     recheck_seconds: float = 5.0
     metrics_token: str = ""
+    redis_url: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -275,6 +281,7 @@ class Settings:
             max_concurrent_hashes=max(1, int(env.get("TANDEM_MAX_CONCURRENT_HASHES", "2"))),
             recheck_seconds=float(env.get("TANDEM_RECHECK_SECONDS", "5")),
             metrics_token=env.get("TANDEM_METRICS_TOKEN", ""),
+            redis_url=_redis_url(env.get("TANDEM_REDIS_URL", "").strip(), url),
         )
 
 
@@ -316,3 +323,20 @@ def _worker_nice(value: str) -> int:
             f"error: TANDEM_WORKER_NICE must be a whole number from 0 to 19, not {value!r}"
         )
     return nice
+
+
+def _redis_url(value: str, database_url: str) -> str:
+    """TANDEM_REDIS_URL, refused with SQLite: several processes need one shared database."""
+    if not value:
+        return ""
+    if not value.startswith(("redis://", "rediss://", "unix://")):
+        raise SystemExit(
+            f"error: TANDEM_REDIS_URL must be a redis://, rediss:// or unix:// URL, not {value!r}"
+        )
+    if database_url.startswith("sqlite"):
+        raise SystemExit(
+            "error: TANDEM_REDIS_URL is for several server processes, which need one shared "
+            "PostgreSQL database; SQLite is one process's file. Set TANDEM_DATABASE_URL to a "
+            "postgresql:// URL, or unset TANDEM_REDIS_URL to run one process."
+        )
+    return value
