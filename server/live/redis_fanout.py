@@ -158,6 +158,7 @@ class RedisFanout:
     async def _publisher(self) -> None:
         client = self._publisher_client
         assert client is not None
+        failing = False
         while True:
             batch = [await self._queue.get()]
             while not self._queue.empty() and len(batch) < 1000:
@@ -180,14 +181,18 @@ class RedisFanout:
                     await pipe.execute()
             except Exception as exc:  # noqa: BLE001 - Redis away: the log has every update
                 self._lost |= lost | {key for _, _, key in batch if key is not None}
-                log.warning(
-                    "could not publish %d messages to Redis (%s): %d rooms will be announced "
-                    "once it is back",
-                    len(batch),
-                    type(exc).__name__,
-                    len(self._lost),
-                )
+                if not failing:
+                    log.warning(
+                        "could not publish to Redis (%s): rooms go on here, and what could "
+                        "not be published is announced once it is back",
+                        exc,
+                    )
+                failing = True
                 await asyncio.sleep(0.2)
+            else:
+                if failing:
+                    log.warning("publishing to Redis again (%d rooms announced)", len(lost))
+                failing = False
             finally:
                 for _ in batch:
                     self._queue.task_done()

@@ -150,6 +150,8 @@ class Room:
         self.last_id = max(self.last_id, history.last_id)
         self.applied_upto = history.last_id
         self._ahead.clear()
+        if self.bus is not None:
+            self.catch_up()  # what other processes logged while it was read
         for conn, update in self._unapplied:
             conn.unapplied_bytes -= len(update)
         self._unapplied.clear()

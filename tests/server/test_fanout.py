@@ -137,6 +137,27 @@ async def test_presence_crosses_processes(cluster: Cluster) -> None:
         await wait_for(lambda: _ended(watcher, 4242), 10, "presence removed on A")
 
 
+async def test_presence_held_by_a_stopped_process_ends_on_the_others(cluster: Cluster) -> None:
+    a, _, c = cluster.servers
+    world = cluster.world
+    plan, cora = world.plan, world.callers["api_token"].token
+    state = json.dumps({"user": {"name": "claimed", "color": "#123456"}})
+    try:
+        async with peer(f"{a.ws}/{plan}?token={world.owner_token}") as watcher:
+            async with peer(f"{c.ws}/{plan}?token={cora}") as cora_on_c:
+                await cora_on_c.send(awareness_frame([(5151, 1, state)]))
+                await wait_for(lambda: _state(watcher, 5151) is not None, 10, "presence on A")
+                await asyncio.to_thread(c.stop)
+                await wait_for(lambda: _ended(watcher, 5151), 10, "presence removed on A")
+            present = await asyncio.to_thread(
+                world.callers["owner_api"].client.get, f"/api/plans/{plan}"
+            )
+            assert "Cora Customer" not in [p["name"] for p in present.json()["present"]]
+    finally:
+        if c.proc is None:
+            await asyncio.to_thread(c.start)
+
+
 def test_a_removed_member_and_a_revoked_link_are_cut_off_on_every_process(
     cluster: Cluster,
 ) -> None:
