@@ -45,7 +45,8 @@ def cluster(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     tmp = tmp_path_factory.mktemp("fanout")
     redis = RedisServer(tmp).start()
     db = Database(backend, tmp, at_head=True)
-    env = {"TANDEM_REDIS_URL": redis.url, "TANDEM_WORKER": "off"}
+    # Checkpoints often, so that every process writes them while the others edit.
+    env = {"TANDEM_REDIS_URL": redis.url, "TANDEM_WORKER": "off", "TANDEM_CHECKPOINT_EVERY": "4"}
     servers: list[Server] = []
     try:
         for i in range(3):
@@ -89,6 +90,41 @@ async def test_clients_on_different_processes_edit_one_plan(cluster: Cluster) ->
     log = await _log(a, plan)
     assert sorted(paragraphs(_replay(log))) == expected
     assert len(log) == logged_before + len(expected)
+
+
+async def test_concurrent_edits_on_three_processes_load_whole_from_checkpoints(
+    cluster: Cluster,
+) -> None:
+    """Each process writes checkpoints (every 4 of its commits) while the others' batches are
+    in flight: what a load reads (the newest checkpoint and the log after it) is everything."""
+    token = cluster.world.owner_token
+    plan = cluster.plan("Busy")
+    names = "abc"
+    expected = sorted(f"{n}{i}" for n in names for i in range(30))
+    async with (
+        connect(cluster.servers[0].ws, plan, token) as (d0, _),
+        connect(cluster.servers[1].ws, plan, token) as (d1, _),
+        connect(cluster.servers[2].ws, plan, token) as (d2, _),
+    ):
+        docs = [d0, d1, d2]
+        for i in range(30):
+            for n, d in zip(names, docs, strict=True):
+                add_paragraph(d, f"{n}{i}")
+            await asyncio.sleep(0.005)
+        await wait_for(lambda: together(*docs) == [expected] * 3, 30, "convergence")
+    store = Store.from_url(cluster.servers[0].database_url)
+    try:
+        history = await store.load(plan)
+        checkpoints = await store.read(
+            lambda s: persistence.checkpoint_at_or_before(
+                session=s, plan_id=plan, upto_id=history.last_id
+            )
+        )
+    finally:
+        store.dispose()
+    assert checkpoints is not None  # the load below starts from one
+    loaded = _replay([u for u in [history.checkpoint, *history.updates] if u])
+    assert sorted(paragraphs(loaded)) == expected
 
 
 async def test_internal_updates_stay_in_the_internal_room(cluster: Cluster) -> None:
@@ -385,7 +421,7 @@ async def _log(server: Server, plan: str) -> list[bytes]:
         store.dispose()
 
 
-def _replay(updates: list[bytes]) -> Doc:
+def _replay(updates: list[bytes]) -> Doc:  # oldest first
     doc = Doc()
     for update in updates:
         doc.apply_update(update)
