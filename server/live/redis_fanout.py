@@ -72,6 +72,7 @@ class RedisFanout:
         self._tasks: list[asyncio.Task[None]] = []
         self._publisher_client: aioredis.Redis | None = None
         self.reconnects = 0
+        self._echo = 0.0  # when the subscriber last heard one of this process's messages
         rooms.attach(self)
 
     def _client(self, *, timeout: float | None) -> aioredis.Redis:
@@ -280,11 +281,16 @@ class RedisFanout:
                 self.reconnects += 1
                 failures = 0
                 self._after_connect()
+                self._echo = time.monotonic()
                 syncing = asyncio.create_task(self._subscriptions(pubsub))
                 self._resubscribe.set()
                 while True:
                     if syncing.done():
                         syncing.result()  # its error ends this connection
+                    if time.monotonic() - self._echo > GONE_SECONDS:
+                        # Its own beats no longer come back: the connection is dead without
+                        # having said so (a silent network). A new one reads the log.
+                        raise ConnectionError("no message from Redis for too long")
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None and message.get("type") == "message":
                         self._received(message["channel"], message["data"])
@@ -326,6 +332,7 @@ class RedisFanout:
             log.warning("ignored a malformed fan-out message on %r", channel)
             return
         if message.origin == self.origin:
+            self._echo = time.monotonic()
             return
         self._seen[message.origin] = time.monotonic()
         name = channel.decode() if isinstance(channel, bytes) else channel
