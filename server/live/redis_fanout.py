@@ -72,6 +72,7 @@ class RedisFanout:
         self._tasks: list[asyncio.Task[None]] = []
         self._publisher_client: aioredis.Redis | None = None
         self.reconnects = 0
+        self._background: set[asyncio.Future[None]] = set()
         self._echo = 0.0  # when the subscriber last heard one of this process's messages
         rooms.attach(self)
 
@@ -126,6 +127,9 @@ class RedisFanout:
         if closing.credential_id is not None:
             fields["credential_id"] = digest(closing.credential_id)
         self._send(CHANNEL_ALL, encode("closing", self.origin, closing=fields))
+
+    def publish_discard(self, key: RoomKey, code: int, reason: str) -> None:
+        self._send(room_channel(key), encode("discard", self.origin, code=code, reason=reason))
 
     def watch(self, key: RoomKey) -> None:
         self._watched.add(key)
@@ -358,6 +362,12 @@ class RedisFanout:
             frame = room.presence.local_frame()
             if frame is not None:
                 self._send(room_channel(key), encode("awareness", self.origin, frame))
+        elif message.kind == "discard":
+            task = asyncio.ensure_future(
+                self.rooms.discard_here(key, int(h["code"]), str(h["reason"]))
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         elif message.kind == "head" and int(h["last"]) > room.applied_upto:
             room.catch_up()
 

@@ -708,7 +708,13 @@ class RoomManager:
 
     async def discard(self, key: RoomKey, code: int, reason: str) -> None:
         """Close a room's connections and stop it, writing what is pending, without waiting
-        for them to leave (a deleted plan)."""
+        for them to leave (a deleted plan); in every process."""
+        if self.bus is not None:
+            self.bus.publish_discard(key, code, reason)
+        await self.discard_here(key, code, reason)
+
+    async def discard_here(self, key: RoomKey, code: int, reason: str) -> None:
+        """``discard`` in this process only."""
         async with self._lock(key):
             room = self._rooms.pop(key, None)
             if room is None:

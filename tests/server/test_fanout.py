@@ -223,6 +223,28 @@ def test_a_removed_member_and_a_revoked_link_are_cut_off_on_every_process(
     asyncio.run(scenario())
 
 
+async def test_a_plan_deleted_on_one_process_closes_its_sockets_on_the_others(
+    cluster: Cluster,
+) -> None:
+    a, b, c = cluster.servers
+    token = cluster.world.owner_token
+    title = "Deleted through the first process"
+    plan = cluster.plan(title)
+    async with (
+        websockets.connect(f"{b.ws}/{plan}?token={token}") as on_b,
+        websockets.connect(f"{c.ws}/{plan}/internal?token={token}") as internal_on_c,
+    ):
+        await on_b.recv()
+        await internal_on_c.recv()
+        owner = cluster.world.callers["owner_api"].client
+        r = await asyncio.to_thread(
+            owner.request, "DELETE", f"/api/plans/{plan}", json={"confirm": title}
+        )
+        assert r.status_code == 204, r.text
+        assert await _closed_within(on_b, 5) == 4404
+        assert await _closed_within(internal_on_c, 5) == 4404
+
+
 async def test_redis_restarted_mid_editing_loses_nothing(cluster: Cluster) -> None:
     a, b, c = cluster.servers
     token = cluster.world.owner_token
@@ -288,6 +310,9 @@ class HeldBus:
         pass
 
     def publish_closing(self, closing: object) -> None:
+        pass
+
+    def publish_discard(self, key: str, code: int, reason: str) -> None:
         pass
 
     def watch(self, key: str) -> None:
