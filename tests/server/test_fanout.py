@@ -245,6 +245,28 @@ async def test_a_plan_deleted_on_one_process_closes_its_sockets_on_the_others(
         assert await _closed_within(internal_on_c, 5) == 4404
 
 
+async def test_an_entry_never_published_reaches_every_process(cluster: Cluster) -> None:
+    """A process that logged a batch and died before publishing it (here: the test writes
+    the log itself): the others find it in the log, and their clients get it."""
+    a, b, _ = cluster.servers
+    token = cluster.world.owner_token
+    plan = cluster.plan("Never published")
+    async with connect(a.ws, plan, token) as (on_a, _), connect(b.ws, plan, token) as (on_b, _):
+        add_paragraph(on_a, "published")
+        await wait_for(lambda: paragraphs(on_b) == ["published"])
+        writer = Doc()
+        writer.apply_update(on_a.get_update())
+        before = writer.get_state()
+        add_paragraph(writer, "only in the log")
+        store = Store.from_url(a.database_url)
+        try:
+            await store.append_chained(plan, [(None, writer.get_update(before))])
+        finally:
+            store.dispose()
+        want = ["only in the log", "published"]
+        await wait_for(lambda: together(on_a, on_b) == [want] * 2, 20, "the log's entry")
+
+
 async def test_redis_restarted_mid_editing_loses_nothing(cluster: Cluster) -> None:
     a, b, c = cluster.servers
     token = cluster.world.owner_token
