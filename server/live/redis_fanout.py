@@ -214,15 +214,21 @@ class RedisFanout:
 
     async def _beats(self) -> None:
         while True:
-            self._beat()
+            try:
+                self._beat()
+                self._forget_silent()
+            except Exception:
+                log.exception("fan-out beat failed")
             await asyncio.sleep(BEAT_SECONDS)
-            now = time.monotonic()
-            for origin, seen in list(self._seen.items()):
-                if now - seen > GONE_SECONDS:
-                    log.warning(
-                        "process %s not heard for %.0f s: its presence ends", origin, now - seen
-                    )
-                    self._gone(origin)
+
+    def _forget_silent(self) -> None:
+        now = time.monotonic()
+        for origin, seen in list(self._seen.items()):
+            if now - seen > GONE_SECONDS:
+                log.warning(
+                    "process %s not heard for %.0f s: its presence ends", origin, now - seen
+                )
+                self._gone(origin)
 
     def _beat(self) -> None:
         here = {
@@ -236,22 +242,23 @@ class RedisFanout:
         they applied read the log (a message lost without the connection dropping)."""
         while True:
             await asyncio.sleep(CHECK_SECONDS)
-            rooms: dict[tuple[str, str], Room] = {
-                split_key(key): room
-                for key in list(self._watched)
-                if (room := self.rooms.room(key)) is not None and (room.connections or room.gapped)
-            }
-            if not rooms:
-                continue
             try:
-                tops = await self.rooms.store.log_tops(list(rooms))
+                await self._check()
             except Exception:  # noqa: BLE001 - the database may be away; next time
-                log.exception("could not read the log's newest ids")
-                continue
-            for plan, doc, top in tops:
-                found = rooms.get((plan, doc))
-                if found is not None and top > found.applied_upto:
-                    found.catch_up()
+                log.exception("could not compare the rooms with the log")
+
+    async def _check(self) -> None:
+        rooms: dict[tuple[str, str], Room] = {
+            split_key(key): room
+            for key in list(self._watched)
+            if (room := self.rooms.room(key)) is not None and (room.connections or room.gapped)
+        }
+        if not rooms:
+            return
+        for plan, doc, top in await self.rooms.store.log_tops(list(rooms)):
+            found = rooms.get((plan, doc))
+            if found is not None and top > found.applied_upto:
+                found.catch_up()
 
     # Subscribing
 

@@ -312,6 +312,47 @@ async def test_redis_restarted_mid_editing_loses_nothing(cluster: Cluster) -> No
     assert len(await _log(a, plan)) == logged_before + len(expected) + 1
 
 
+async def test_a_process_starts_and_edits_while_its_redis_is_away(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Redis unreachable at start: the process serves and its clients edit (logged); once
+    Redis is there, it and the others converge."""
+    late = RedisServer(tmp_path)  # not started yet: nothing listens on its port
+    a = cluster.servers[0]
+    env = {"TANDEM_REDIS_URL": late.url, "TANDEM_WORKER": "off"}
+    alone = Server(data_dir=tmp_path, database_url=a.database_url, extra_env=env).start()
+    try:
+        token = cluster.world.owner_token
+        plan = cluster.plan("Redis not there yet")
+        async with (
+            connect(alone.ws, plan, token) as (one, _),
+            connect(alone.ws, plan, token) as (
+                two,
+                _,
+            ),
+        ):
+            add_paragraph(one, "while Redis is away")
+            await wait_for(lambda: paragraphs(two) == ["while Redis is away"])
+            late.start()
+            # Another process on the same Redis sees it, and edits from there come back.
+            partner = Server(
+                data_dir=tmp_path / "partner", database_url=a.database_url, extra_env=env
+            )
+            (tmp_path / "partner").mkdir()
+            partner.start()
+            try:
+                async with connect(partner.ws, plan, token) as (three, _):
+                    assert paragraphs(three) == ["while Redis is away"]
+                    add_paragraph(three, "through Redis")
+                    want = ["through Redis", "while Redis is away"]
+                    await wait_for(lambda: together(one, two) == [want] * 2, 20, "fan-out")
+            finally:
+                partner.stop()
+    finally:
+        alone.stop()
+        late.stop()
+
+
 # The checkpoint trap, one level down: two room managers (as two processes) on one database,
 # their messages held back and delivered by hand.
 
