@@ -26,6 +26,8 @@ from tests.support.yclient import add_paragraph, connect, paragraphs
 pytestmark = pytest.mark.anyio
 
 LOST = "lost the connection to Redis"
+# Checkpoints often, so that every process writes them while the others edit.
+ENV = {"TANDEM_WORKER": "off", "TANDEM_CHECKPOINT_EVERY": "4"}
 
 
 @dataclass
@@ -45,8 +47,7 @@ def cluster(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     tmp = tmp_path_factory.mktemp("fanout")
     redis = RedisServer(tmp).start()
     db = Database(backend, tmp, at_head=True)
-    # Checkpoints often, so that every process writes them while the others edit.
-    env = {"TANDEM_REDIS_URL": redis.url, "TANDEM_WORKER": "off", "TANDEM_CHECKPOINT_EVERY": "4"}
+    env = {"TANDEM_REDIS_URL": redis.url, **ENV}
     servers: list[Server] = []
     try:
         for i in range(3):
@@ -61,6 +62,10 @@ def cluster(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             srv.stop()
         db.drop()
         redis.stop()
+
+
+def _env(cluster: Cluster) -> dict[str, str]:
+    return {"TANDEM_REDIS_URL": cluster.redis.url, **ENV}
 
 
 def together(*docs: Doc) -> list[list[str]]:
@@ -192,6 +197,36 @@ async def test_presence_held_by_a_stopped_process_ends_on_the_others(cluster: Cl
     finally:
         if c.proc is None:
             await asyncio.to_thread(c.start)
+
+
+async def test_presence_held_by_a_killed_process_ends_on_the_others(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """SIGKILL: no goodbye; the others stop hearing its beats and drop what it held."""
+    a = cluster.servers[0]
+    world = cluster.world
+    plan, cora = world.plan, world.callers["api_token"].token
+    doomed = Server(data_dir=tmp_path, database_url=a.database_url, extra_env=_env(cluster))
+    doomed.start()
+    state = json.dumps({"user": {"name": "claimed", "color": "#123456"}})
+    owner = world.callers["owner_api"].client
+
+    async def here() -> list[str]:
+        r = await asyncio.to_thread(owner.get, f"/api/plans/{plan}")
+        return [p["name"] for p in r.json()["present"]]
+
+    try:
+        async with peer(f"{a.ws}/{plan}?token={world.owner_token}") as watcher:
+            async with peer(f"{doomed.ws}/{plan}?token={cora}") as cora_there:
+                await cora_there.send(awareness_frame([(6161, 1, state)]))
+                await wait_for(lambda: _state(watcher, 6161) is not None, 10, "presence on A")
+                assert "Cora Customer" in await here()
+                await asyncio.to_thread(doomed.kill)
+                await wait_for(lambda: _ended(watcher, 6161), 40, "presence dropped on A")
+            assert "Cora Customer" not in await here()
+    finally:
+        if doomed.proc is not None:
+            doomed.stop()
 
 
 def test_a_removed_member_and_a_revoked_link_are_cut_off_on_every_process(
