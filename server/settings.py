@@ -49,6 +49,11 @@ DOCUMENTED = {
         "Where `tandem worker` reaches the server to give new tasks their ids (loopback).",
     ),
     "TANDEM_WORKER_POLL_SECONDS": ("0.1", "How often the worker looks for new log entries."),
+    "TANDEM_WORKER_LEASE_SECONDS": (
+        "10",
+        "PostgreSQL: one worker at a time holds the worker lease; when its holder dies, "
+        "another process's worker takes over after at most this long.",
+    ),
     "TANDEM_WORKER_NICE": (
         "10",
         "The worker's scheduling priority below the server's (0-19; 0: the same).",
@@ -190,6 +195,7 @@ class Settings:
     worker_server_url: str = ""
     worker_poll_seconds: float = 0.1
     worker_nice: int = 10
+    worker_lease_seconds: float = 10.0
     session_days: int = 14
     secure_cookies: bool = False
     log_level: str = "info"
@@ -245,6 +251,7 @@ class Settings:
             worker_server_url=env.get("TANDEM_WORKER_SERVER_URL", "").rstrip("/"),
             worker_poll_seconds=float(env.get("TANDEM_WORKER_POLL_SECONDS", "0.1")),
             worker_nice=_worker_nice(env.get("TANDEM_WORKER_NICE", "10")),
+            worker_lease_seconds=max(1.0, float(env.get("TANDEM_WORKER_LEASE_SECONDS", "10"))),
             session_days=int(env.get("TANDEM_SESSION_DAYS", "14")),
             secure_cookies=env.get("TANDEM_SECURE_COOKIES", "false").lower()
             in ("1", "true", "yes"),
