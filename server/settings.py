@@ -160,6 +160,11 @@ DOCUMENTED = {
         "redis://host:port/db: several `tandem serve` processes (on PostgreSQL) share each "
         "plan's edits, presence, closings and rate limits through this Redis.",
     ),
+    "TANDEM_DRAIN_SECONDS": (
+        "0",
+        "After SIGTERM, how long /readyz answers 503 (and new websockets are sent elsewhere "
+        "with 1012) before the process stops listening and closes its sockets with 1012.",
+    ),
     "TANDEM_METRICS_TOKEN": (
         "(unset: no /metrics)",
         "Serves Prometheus metrics at /metrics to requests with `Authorization: Bearer <token>`.",
@@ -226,6 +231,7 @@ class Settings:
     keep_alive_seconds: int = 5
     max_concurrent_hashes: int = 2
     recheck_seconds: float = 5.0
+    drain_seconds: float = 0.0
     metrics_token: str = ""
     redis_url: str = ""
 
@@ -287,6 +293,7 @@ class Settings:
             keep_alive_seconds=int(env.get("TANDEM_KEEP_ALIVE_SECONDS", "5")),
             max_concurrent_hashes=max(1, int(env.get("TANDEM_MAX_CONCURRENT_HASHES", "2"))),
             recheck_seconds=float(env.get("TANDEM_RECHECK_SECONDS", "5")),
+            drain_seconds=max(0.0, float(env.get("TANDEM_DRAIN_SECONDS", "0"))),
             metrics_token=env.get("TANDEM_METRICS_TOKEN", ""),
             redis_url=_redis_url(env.get("TANDEM_REDIS_URL", "").strip(), url),
         )
