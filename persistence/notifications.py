@@ -14,7 +14,18 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, or_, select, update
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -425,6 +436,36 @@ def take_lease(*, session: Session, name: str, holder: str, ttl: timedelta) -> b
     except IntegrityError:
         return False
     return True
+
+
+def outbox_depth(*, session: Session) -> int:
+    """Notifications queued and not yet sent (due now or waiting for a retry)."""
+    return int(
+        session.execute(
+            select(func.count()).select_from(Notification).where(Notification.state == QUEUED)
+        ).scalar_one()
+    )
+
+
+def holds_lease(*, session: Session, name: str, holder: str) -> bool:
+    """Whether ``holder`` holds the lease ``name`` now, and, on PostgreSQL, keeps the lease's
+    row locked until the caller's transaction ends: someone taking the lease over waits for
+    that transaction, so a write fenced by this call commits only under a lease still held."""
+    result = session.execute(
+        update(Lease)
+        .where(Lease.name == name, Lease.holder == holder, Lease.expires_at > now())
+        .values(holder=holder)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(rowcount(result))
+
+
+def lease_holder(*, session: Session, name: str) -> str | None:
+    """Who holds the lease ``name`` now (None: nobody, or it lapsed)."""
+    lease = session.get(Lease, name)
+    if lease is None or utc(lease.expires_at) <= now():
+        return None
+    return lease.holder
 
 
 def release_lease(*, session: Session, name: str, holder: str) -> None:
