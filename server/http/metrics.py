@@ -23,6 +23,7 @@ from starlette.responses import Response
 
 import persistence
 from server.identity import Rule
+from server.live import fanout_lag
 from server.services import Services
 
 from .guard import rule
@@ -172,7 +173,7 @@ async def metrics(request: Request) -> Response:
     svc = services(request)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LiveCollector(svc, await database_figures(svc)))
-    # The fan-out lag histogram (tandem_fanout_lag_seconds) of the Redis fan-out
-    # (server/live, branch h/fanout) is registered here, beside the others, when it merges:
-    #     registry.register(fanout_lag())
+    if svc.rooms.bus is not None:
+        # From a batch's publication by the process that logged it to its application here.
+        registry.register(fanout_lag())
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
