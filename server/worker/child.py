@@ -16,6 +16,8 @@ import os
 import signal
 import sys
 
+from .early import ForkedProcess, take_forked
+
 log = logging.getLogger(__name__)
 
 STOP_SECONDS = 15.0
@@ -26,7 +28,7 @@ STEADY_SECONDS = 30.0  # a worker that ran this long before exiting starts over 
 class WorkerChild:
     def __init__(self, server_url: str) -> None:
         self.server_url = server_url
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: asyncio.subprocess.Process | ForkedProcess | None = None
         self.restarts = 0
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -73,18 +75,22 @@ class WorkerChild:
         in_a_row = 0
         while not self._stopping:
             began = loop.time()
+            forked = take_forked()  # the first one, forked before the event loop began
             try:
-                self.proc = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "server",
-                    "worker",
-                    "--child",
-                    str(os.getpid()),
-                    "--server-url",
-                    self.server_url,
-                    stdin=asyncio.subprocess.PIPE,
-                )
+                if forked is not None:
+                    self.proc = await ForkedProcess.adopt(*forked)
+                else:
+                    self.proc = await asyncio.create_subprocess_exec(
+                        sys.executable,
+                        "-m",
+                        "server",
+                        "worker",
+                        "--child",
+                        str(os.getpid()),
+                        "--server-url",
+                        self.server_url,
+                        stdin=asyncio.subprocess.PIPE,
+                    )
             except OSError:
                 log.exception("starting the worker process failed")
             else:
