@@ -115,10 +115,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 def _fork_worker(settings: Settings) -> None:
     """The worker child, forked now (the server's modules imported, no event loop or thread
     yet) so that it shares their memory with the server: see server/worker/early.py."""
+    from sqlalchemy.orm import configure_mappers
+
     from .settings import server_url
     from .worker.early import fork_worker
 
     url = server_url(settings)
+    # Both would configure the ORM's mappers on their first query, each in pages of its own:
+    # done once here, before the fork, it stays shared (about 1.5 MB of PSS).
+    configure_mappers()
     fork_worker(
         lambda server: cmd_worker(settings, argparse.Namespace(child=server, server_url=url))
     )
