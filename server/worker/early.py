@@ -53,8 +53,11 @@ def fork_worker(run: Callable[[int], int]) -> int | None:
         code = 1
         try:
             os.close(write)
-            os.dup2(read, 0)
-            os.close(read)
+            if read != 0:  # 0 itself when the server was started with its stdin closed
+                os.dup2(read, 0)
+                os.close(read)
+            if sys.stdin is None or sys.stdin.closed:
+                sys.stdin = open(0, closefd=False)  # noqa: SIM115 (for the process's life)
             _retitle(["-m", "server", "worker", "--child", str(server)])
             code = run(server)
         except SystemExit as exit:
