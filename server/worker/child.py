@@ -1,6 +1,7 @@
 """The worker as the serving process's child (``tandem serve`` on one machine).
 
-Started when the server starts, restarted when it exits without being asked to (a crash, a
+Started when the server starts (the first one forked before the event loop, ``early.py``),
+restarted when it exits without being asked to (a crash, a
 kill -9: what it had not written is still in the log, and its watermarks say where to go on),
 asked to stop (its stdin closed, then SIGTERM) when the server stops, after the rooms have
 written their last updates, so it materialises those too. It dies with the server however the
