@@ -12,8 +12,13 @@ persistence a user would pick, with the same load, in one run of interleaved rou
 For each scenario, round and server in turn: start the server fresh (Tandem on a temporary data
 directory, with a user, an API token and plans made through its CLI and API), drive it with the
 Node clients of bench/loadgen.mjs, bench/open_plan.mjs or bench/durability.mjs, sample its CPU
-time and RSS from /proc every 100 ms, read its peak RSS over the load (VmHWM, reset before the
-load through /proc/PID/clear_refs), stop it. Then print Markdown tables. Only 127.0.0.1 is ever
+time and RSS from /proc every 100 ms and its PSS every 500 ms, read its peak RSS over the load
+(VmHWM, reset before the load through /proc/PID/clear_refs; PSS has no high-water mark, so its
+peak is the largest sample), stop it. Then print Markdown tables. Memory is summed over the
+server's process tree (Tandem's includes its worker child): RSS counts a page that the server
+and its worker share (copy-on-write, after a fork) once in each, PSS divides it between them,
+so summed PSS is what the machine really pays. Start-up memory is taken once the server answers
+and, for Tandem, once its worker follows the log. Only 127.0.0.1 is ever
 contacted; every step has a timeout; servers are started in their own process groups and killed
 as groups, and temporary directories (and the optional PostgreSQL database) are removed,
 whatever happens.
@@ -215,15 +220,33 @@ def _status_kib(pid: int, field: str) -> int:
     return 0
 
 
+def _pss_kib(pid: int) -> int:
+    """Proportional set size: each resident page divided by the number of processes mapping
+    it, so a page that a server shares with its worker (forked, copy-on-write) counts once over
+    the two, where RSS counts it in each."""
+    with open(f"/proc/{pid}/smaps_rollup") as fh:
+        for line in fh:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
 def memory(pid: int) -> dict[str, float]:
-    """Resident size and high-water mark (VmHWM) of a process tree, in MB, each summed over
-    its processes (for a tree of several, the sum of peaks is an upper bound of the peak)."""
-    rss = hwm = 0
+    """Resident size, high-water mark (VmHWM) and PSS of a process tree, in MB, each summed
+    over its processes (for a tree of several, the sum of peaks is an upper bound of the peak;
+    summed RSS counts twice what two processes share, summed PSS counts it once: what the
+    machine really pays)."""
+    rss = hwm = pss = 0
     for p in _tree(pid):
         with contextlib.suppress(OSError, ValueError):
             rss += _status_kib(p, "VmRSS")
             hwm += _status_kib(p, "VmHWM")
-    return {"rss_mb": round(rss / 1024, 1), "hwm_mb": round(hwm / 1024, 1)}
+            pss += _pss_kib(p)
+    return {
+        "rss_mb": round(rss / 1024, 1),
+        "hwm_mb": round(hwm / 1024, 1),
+        "pss_mb": round(pss / 1024, 1),
+    }
 
 
 def reset_peak(pid: int) -> bool:
@@ -238,13 +261,17 @@ def reset_peak(pid: int) -> bool:
 
 
 class Sampler:
-    """CPU time and RSS of a process tree every ``interval`` seconds, in a thread."""
+    """CPU time and RSS of a process tree every ``interval`` seconds, and its PSS every
+    ``pss_every`` samples (reading smaps_rollup walks the page tables under the process's
+    memory lock, so less often), in a thread."""
 
-    def __init__(self, pid: int, interval: float = 0.1) -> None:
+    def __init__(self, pid: int, interval: float = 0.1, pss_every: int = 5) -> None:
         self.pid = pid
         self.interval = interval
+        self.pss_every = pss_every
         # (monotonic, cpu seconds, rss bytes, machine busy jiffies, machine total jiffies)
         self.samples: list[tuple[float, float, int, int, int]] = []
+        self.pss_kib: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -257,15 +284,27 @@ class Sampler:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        tick = 0
         while not self._stop.is_set():
-            cpu, rss = 0.0, 0
+            cpu, rss, pss = 0.0, 0, 0
+            with_pss = tick % self.pss_every == 0
+            tick += 1
             for pid in _tree(self.pid):
                 with contextlib.suppress(OSError, ValueError):
                     cpu += _cpu_seconds(pid)
                     rss += _rss_bytes(pid)
+                    if with_pss:
+                        pss += _pss_kib(pid)
             if rss:
                 self.samples.append((time.monotonic(), cpu, rss, *_machine_ticks()))
+            if pss:
+                self.pss_kib.append(pss)
             self._stop.wait(self.interval)
+
+    @property
+    def peak_pss_mb(self) -> float | None:
+        """The largest PSS sampled (PSS has no high-water mark of its own)."""
+        return round(max(self.pss_kib) / 1024, 1) if self.pss_kib else None
 
     @property
     def peak_rss_mb(self) -> float | None:
@@ -472,7 +511,11 @@ class Server:
                 start_new_session=True,
             )
         wait_http(ready, self.proc, self.log_path)
+        self.started()
         self.startup = memory(self.proc.pid)
+
+    def started(self) -> None:
+        """Wait, after it answers, until the server is all there (Tandem: its worker)."""
 
     def kill(self) -> None:
         """SIGKILL the server's process group, as a crash or the OOM killer would."""
@@ -620,6 +663,17 @@ class Tandem(Server):
 
     def _create_database(self) -> str:
         return f"sqlite:///{self.data_dir / 'tandem.db'}"
+
+    def started(self) -> None:
+        # Its worker child may answer later than the server (a fresh interpreter takes about
+        # half a second to import): start-up memory is taken once it follows the log.
+        if self.env.get("TANDEM_WORKER", "process") != "process":
+            return
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if re.search(r"worker \d+ following the update log", self.log_text()):
+                return
+            time.sleep(0.05)
 
     def _cli(self, args: list[str], stdin: str | None = None) -> str:
         done = subprocess.run(
@@ -803,6 +857,7 @@ def load_scenario(key: str, args: argparse.Namespace, workdir: Path) -> dict:
         before_load = memory(server.pid)
         peak_reset = reset_peak(server.pid)
         rss_at: dict[str, float] = {}  # RSS at phase lines (rooms, connections...)
+        pss_at: dict[str, float] = {}  # and PSS
         metrics_at: dict[str, dict[str, float] | None] = {}
 
         def on_event(event: dict) -> None:
@@ -811,7 +866,8 @@ def load_scenario(key: str, args: argparse.Namespace, workdir: Path) -> dict:
             if event.get("event") != "phase" or phase is None:
                 return
             name = f"wave{event.get('wave')}" if phase == "wave" else phase
-            rss_at[name] = memory(server.pid)["rss_mb"]
+            at = memory(server.pid)
+            rss_at[name], pss_at[name] = at["rss_mb"], at["pss_mb"]
             if phase in ("measure-start", "measure-end"):
                 metrics_at[phase] = server.metrics()
 
@@ -839,11 +895,20 @@ def load_scenario(key: str, args: argparse.Namespace, workdir: Path) -> dict:
         memory={
             "startup_rss_mb": startup.get("rss_mb"),
             "startup_hwm_mb": startup.get("hwm_mb"),
+            "startup_pss_mb": startup.get("pss_mb"),
             "before_load_rss_mb": before_load["rss_mb"],
+            "before_load_pss_mb": before_load["pss_mb"],
             "load_peak_mb": load_memory["hwm_mb"] if peak_reset else None,
+            "load_peak_pss_mb": sampler.peak_pss_mb,
             "after_load_rss_mb": load_memory["rss_mb"],
+            "after_load_pss_mb": load_memory["pss_mb"],
             "rss_at_phase_mb": rss_at,
+            "pss_at_phase_mb": pss_at,
             **_per_room(rss_at, len(plans), args.clients, args.waves),
+            **{
+                f"pss_{k}": v
+                for k, v in _per_room(pss_at, len(plans), args.clients, args.waves).items()
+            },
         },
         lag=lag_window(metrics_at.get("measure-start"), metrics_at.get("measure-end")),
         server_exit_code=exit_code,
@@ -1232,8 +1297,10 @@ def summary_report(results: list[dict]) -> str:
                 if any(v is not None for v in lag)
                 else "–",
                 _fmt(_median([m.get("load_peak_mb") for m in mem]), 0),
+                _fmt(_median([m.get("load_peak_pss_mb") for m in mem]), 0),
                 f"{_fmt(_median([m.get('startup_rss_mb') for m in mem]), 0)} / "
-                f"{_fmt(_median([m.get('startup_hwm_mb') for m in mem]), 0)}",
+                f"{_fmt(_median([m.get('startup_hwm_mb') for m in mem]), 0)} / "
+                f"{_fmt(_median([m.get('startup_pss_mb') for m in mem]), 0)}",
                 _fmt(_median([r.get("server_cpu_percent") for r in ok]), 0),
                 _fmt(all(r["converged"] for r in ok) if ok else None),
             ]
@@ -1241,7 +1308,8 @@ def summary_report(results: list[dict]) -> str:
     return _table(
         ["server", "p50 ms per round", "p99 ms per round", "median p50 ms", "median p99 ms",
          "loss % (worst)", "event-loop lag p99 ms per round", "peak RSS in load MB (median)",
-         "start-up RSS / HWM MB", "server CPU %", "converged"],
+         "peak PSS in load MB (median)", "start-up RSS / HWM / PSS MB", "server CPU %",
+         "converged"],
         rows,
     )  # fmt: skip
 
@@ -1269,12 +1337,17 @@ def memory_report(results: list[dict]) -> str:
                 _fmt(med("after_load_rss_mb"), 1),
                 _fmt(med("per_room_kb"), 1),
                 _fmt(med("per_connection_kb"), 1),
+                _fmt(med("startup_pss_mb"), 1),
+                _fmt(med("load_peak_pss_mb"), 1),
+                _fmt(med("pss_per_room_kb"), 1),
+                _fmt(med("pss_per_connection_kb"), 1),
             ]
         )
     return _table(
         ["server", "RSS after start-up MB", "VmHWM at start-up MB", "RSS before load MB",
          "RSS one client per plan MB", "RSS all connected MB", "peak RSS in load (VmHWM) MB",
-         "RSS after load MB", "per room KB", "per connection KB"],
+         "RSS after load MB", "per room KB", "per connection KB", "PSS after start-up MB",
+         "peak PSS in load (sampled) MB", "PSS per room KB", "PSS per connection KB"],
         rows,
     )  # fmt: skip
 

@@ -85,6 +85,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     log.info(
         "serving on http://%s:%d (database: %s)", host, port, settings.database_url.split("://")[0]
     )
+    if settings.worker == "process":
+        _fork_worker(settings)
     # uvicorn re-raises SIGTERM once its graceful shutdown is done, so with the default handler
     # a clean stop (every room flushed and checkpointed) would end as "killed by SIGTERM"
     # (exit -15/143). Exit 0 instead, so supervisors and scripts see a clean stop as one.
@@ -112,6 +114,23 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     )
     # SIGTERM drains first (/readyz 503, new sockets sent elsewhere), then shuts down.
     return serve(config, app.state.services.readiness, settings.drain_seconds)
+
+
+def _fork_worker(settings: Settings) -> None:
+    """The worker child, forked now (the server's modules imported, no event loop or thread
+    yet) so that it shares their memory with the server: see server/worker/early.py."""
+    from sqlalchemy.orm import configure_mappers
+
+    from .settings import server_url
+    from .worker.early import fork_worker
+
+    url = server_url(settings)
+    # Both would configure the ORM's mappers on their first query, each in pages of its own:
+    # done once here, before the fork, it stays shared (about 1.5 MB of PSS).
+    configure_mappers()
+    fork_worker(
+        lambda server: cmd_worker(settings, argparse.Namespace(child=server, server_url=url))
+    )
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:

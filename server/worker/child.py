@@ -1,6 +1,7 @@
 """The worker as the serving process's child (``tandem serve`` on one machine).
 
-Started when the server starts, restarted when it exits without being asked to (a crash, a
+Started when the server starts (the first one forked before the event loop, ``early.py``),
+restarted when it exits without being asked to (a crash, a
 kill -9: what it had not written is still in the log, and its watermarks say where to go on),
 asked to stop (its stdin closed, then SIGTERM) when the server stops, after the rooms have
 written their last updates, so it materialises those too. It dies with the server however the
@@ -16,6 +17,8 @@ import os
 import signal
 import sys
 
+from .early import ForkedProcess, take_forked
+
 log = logging.getLogger(__name__)
 
 STOP_SECONDS = 15.0
@@ -26,7 +29,7 @@ STEADY_SECONDS = 30.0  # a worker that ran this long before exiting starts over 
 class WorkerChild:
     def __init__(self, server_url: str) -> None:
         self.server_url = server_url
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: asyncio.subprocess.Process | ForkedProcess | None = None
         self.restarts = 0
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -73,18 +76,22 @@ class WorkerChild:
         in_a_row = 0
         while not self._stopping:
             began = loop.time()
+            forked = take_forked()  # the first one, forked before the event loop began
             try:
-                self.proc = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "server",
-                    "worker",
-                    "--child",
-                    str(os.getpid()),
-                    "--server-url",
-                    self.server_url,
-                    stdin=asyncio.subprocess.PIPE,
-                )
+                if forked is not None:
+                    self.proc = await ForkedProcess.adopt(*forked)
+                else:
+                    self.proc = await asyncio.create_subprocess_exec(
+                        sys.executable,
+                        "-m",
+                        "server",
+                        "worker",
+                        "--child",
+                        str(os.getpid()),
+                        "--server-url",
+                        self.server_url,
+                        stdin=asyncio.subprocess.PIPE,
+                    )
             except OSError:
                 log.exception("starting the worker process failed")
             else:

@@ -75,6 +75,25 @@ async def test_the_worker_is_a_separate_process_and_ids_reach_every_client(
         assert row["id"] == ids[0] == ids[1] and row["text"] == "Agree the success criteria"
 
 
+def shared_dirty_kib(pid: int) -> int:
+    """Pages this process maps dirty and shares with another: for the worker, those it still
+    shares with the server it was forked from (a fresh interpreter shares next to none)."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Shared_Dirty:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def test_the_first_worker_is_forked_and_shares_the_servers_modules(
+    server: Server, token: str, plan_id: str
+) -> None:
+    # Forked once the server's modules are imported: their pages are shared copy-on-write
+    # (tens of MB; how much is measured in bench/, not here), where an interpreter of its own
+    # would share only the SQLite index (-shm) with the server.
+    worker = await poll(lambda: worker_of(server))
+    assert shared_dirty_kib(worker) > 4096
+
+
 async def test_a_killed_worker_is_restarted_and_loses_nothing(
     server: Server, token: str, plan_id: str
 ) -> None:
