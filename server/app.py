@@ -40,7 +40,12 @@ def create_app(settings: Settings) -> Starlette:
     )
     # The plans' tables and commitment history are kept by the worker process, which follows
     # the update log (server/worker): started here as a child, or run on its own.
-    child = WorkerChild(server_url(settings)) if settings.worker == "process" else None
+    readiness = Readiness(store, redis)
+    child = (
+        WorkerChild(server_url(settings), server_stopping=lambda: readiness.draining)
+        if settings.worker == "process"
+        else None
+    )
     tables = WorkerTables(store, child)
     # The one list of reactions to what this process's rooms commit (live.Committed), called
     # in this order; reactions to the plan events (plan.TaskCompleted, ...) are the worker's.
@@ -81,7 +86,7 @@ def create_app(settings: Settings) -> Starlette:
             ca_file=settings.smtp_ca_file,
         ),
         links=notify.links(settings, server_url(settings)),
-        readiness=Readiness(store, redis),
+        readiness=readiness,
         lag=LoopLag(),
         applied=applied,
     )

@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 from .early import ForkedProcess, take_forked
 
@@ -27,8 +28,11 @@ STEADY_SECONDS = 30.0  # a worker that ran this long before exiting starts over 
 
 
 class WorkerChild:
-    def __init__(self, server_url: str) -> None:
+    def __init__(self, server_url: str, *, server_stopping: Callable[[], bool] = bool) -> None:
         self.server_url = server_url
+        # True once the server has begun to stop (a SIGTERM drains it before the lifespan
+        # ends): a worker that exits then is not restarted.
+        self._server_stopping = server_stopping
         self.proc: asyncio.subprocess.Process | ForkedProcess | None = None
         self.restarts = 0
         self._stopping = False
@@ -98,7 +102,7 @@ class WorkerChild:
                 self.started.set()
                 log.info("worker process %d started", self.proc.pid)
                 code = await self.proc.wait()
-                if self._stopping:
+                if self._stopping or self._server_stopping():
                     return
                 log.warning("worker process %d exited (%s); restarting it", self.proc.pid, code)
                 self.restarts += 1
@@ -106,3 +110,8 @@ class WorkerChild:
                 in_a_row = 0
             await asyncio.sleep(RESTART_AFTER[min(in_a_row, len(RESTART_AFTER) - 1)])
             in_a_row += 1
+            if self._server_stopping():
+                # A SIGTERM to the whole process group reaches the worker and the server at
+                # once: the worker may stop before the server has noticed its own.
+                log.info("the server is stopping: the worker is not restarted")
+                return

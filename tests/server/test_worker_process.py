@@ -133,6 +133,24 @@ async def test_the_worker_dies_with_the_server_and_stops_with_it(
     assert f"worker {worker} stopped cleanly" in server.log()
 
 
+async def test_a_sigterm_to_the_process_group_is_a_stop_not_a_worker_to_restart(
+    server: Server, token: str, plan_id: str
+) -> None:
+    """Ctrl-C, a supervisor or a container runtime signals the whole group: the worker can see
+    its SIGTERM before the server sees its own, and must not be started again meanwhile."""
+    worker = await poll(lambda: worker_of(server))
+    await poll(lambda: f"worker {worker} following the update log" in server.log(), timeout=30)
+    assert server.proc is not None
+    os.kill(worker, signal.SIGTERM)  # the worker first: the order that raced
+    os.kill(server.proc.pid, signal.SIGTERM)
+    assert server.proc.wait(timeout=30) == 0
+    server.proc = None
+    log = server.log()
+    assert f"worker {worker} stopped cleanly" in log
+    assert "restarting it" not in log
+    server.start()  # the module's other tests go on with it
+
+
 async def test_tandem_worker_alone_keeps_the_tables_of_a_server_without_one(
     database: Database, tmp_path: Path
 ) -> None:
