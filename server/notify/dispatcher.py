@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import anyio
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 import persistence
 from server.store import Store
@@ -153,19 +153,27 @@ class Dispatcher:
 
     async def pass_once(self) -> int:
         """Send what is due now; how many rows were claimed."""
-        limit = self.batch
-        claimed = await self.store.run(
-            lambda s: persistence.claim_notifications(
-                session=s, lease=self.lease, channels=self.channels, limit=limit
+        limit, at = self.batch, datetime.now(UTC)
+        # Read beside the writer, then leased in a transaction of one statement: the SQLite
+        # write lock, which the rooms' commits wait for, is held that long only.
+        due = await self.store.read(
+            lambda s: persistence.due_notifications(
+                session=s, at=at, limit=limit, channels=self.channels
             )
         )
+        leased = await self.store.run_core(
+            lambda c: persistence.lease_notifications(
+                session=c, candidates=due, at=at, lease=self.lease
+            )
+        )
+        claimed = [n for n in due if n.id in leased]
         try:
             for start in range(0, len(claimed), self.group):
                 group = claimed[start : start + self.group]
                 await self._pace()
                 outcomes = await anyio.to_thread.run_sync(self._send_group, group)
                 self._paced(len(group))
-                await self.store.run(partial(self._record, outcomes=outcomes))
+                await self.store.run_core(partial(self._record, outcomes=outcomes))
         finally:
             close = getattr(self.send, "close", None)
             if close is not None:
@@ -215,12 +223,13 @@ class Dispatcher:
         return n, None, None
 
     @staticmethod
-    def _record(session: Session, *, outcomes: list[Outcome]) -> None:
-        """A group's outcomes, in one transaction."""
+    def _record(session: Connection, *, outcomes: list[Outcome]) -> None:
+        """A group's outcomes, in one transaction: the sent rows in one statement."""
+        persistence.mark_all_sent(
+            session=session, notification_ids=[n.id for n, error, _ in outcomes if error is None]
+        )
         for n, error, retry in outcomes:
-            if error is None:
-                persistence.mark_sent(session=session, notification_id=n.id)
-            else:
+            if error is not None:
                 persistence.mark_failed(
                     session=session, notification_id=n.id, error=error, retry_at=retry
                 )
