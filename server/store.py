@@ -20,12 +20,6 @@ T = TypeVar("T")
 # for OFF_LOOP_SECONDS, so a slow disk delays each commit's own edits, not the others'.
 SLOW_ON_LOOP = 0.02
 OFF_LOOP_SECONDS = 10.0
-# An append that finds the SQLite write lock held by another process (the worker's outbox or
-# materialiser, for a millisecond or two) asks again every LOCK_POLL_SECONDS on the event loop
-# for up to LOCK_POLL_FOR, then waits in a worker thread. SQLite's own wait sleeps 1, 2, 5, 10,
-# 15... ms between tries: a lock held 3 ms cost the edit 8, and one held 10 ms cost it 18.
-LOCK_POLL_SECONDS = 0.001
-LOCK_POLL_FOR = 0.03
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +49,6 @@ class Store:
         self.writes = 0  # transactions through the writers' queue, for keep_wal_short
         self.off_loop_until = 0.0  # loop time until which appends go through a thread
         self.slow_appends = 0
-        # Appends that found the write lock held by another process, and their tries again.
-        self.lock_waits = 0
-        self.lock_polls = 0
         self._checkpointed_writes = 0
         # SQLite has one writer at a time: queue writers here instead of in its busy-wait.
         self._limiter = anyio.CapacityLimiter(1 if sqlite else 8)
@@ -168,26 +159,16 @@ class Store:
             await self._limiter.acquire()
         try:
             self.writes += 1
-            polls = 0
-            give_up = time.perf_counter() + LOCK_POLL_FOR
-            while True:
-                began = time.perf_counter()
-                try:
-                    return _core(self._now, work)
-                except Exception as exc:
-                    if not persistence.locked(exc):
-                        raise
-                finally:
-                    took = time.perf_counter() - began
-                    if took > SLOW_ON_LOOP:
-                        self._slow(took)
-                if polls == 0:
-                    self.lock_waits += 1
-                if time.perf_counter() >= give_up:
-                    break
-                polls += 1
-                self.lock_polls += 1
-                await anyio.sleep(LOCK_POLL_SECONDS)
+            began = time.perf_counter()
+            try:
+                return _core(self._now, work)
+            except Exception as exc:
+                if not persistence.locked(exc):
+                    raise
+            finally:
+                took = time.perf_counter() - began
+                if took > SLOW_ON_LOOP:
+                    self._slow(took)
             return await anyio.to_thread.run_sync(_core, self.engine, work)
         finally:
             self._limiter.release()
