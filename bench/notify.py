@@ -2,6 +2,10 @@
 does to live editing beside it (run by hand, not in tests).
 
     .venv/bin/python bench/notify.py [--notifications 10000] [--rounds 3] [--seconds 30]
+        [--send-per-second N]
+
+The outbox sends at the server's pace (``TANDEM_NOTIFY_SEND_PER_SECOND``, 50 by default;
+``--send-per-second 0`` for as fast as the sink takes them); the output names it.
 
 1. Throughput, alone: a fresh Tandem (SQLite) with ``--notifications`` rows queued in its
    outbox (``persistence.queue_notification``, one transaction, each an *assigned* message with
@@ -232,7 +236,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenario", default="own", help="bench/run.py live scenario (own)")
     p.add_argument("--seconds", type=float, default=30, help="live measured window (30)")
     p.add_argument("--warmup", type=float, default=5, help="live editing before the window (5)")
+    p.add_argument(
+        "--send-per-second",
+        help="TANDEM_NOTIFY_SEND_PER_SECOND for the servers (default: the server's, 50; 0: no cap)",
+    )
     p.add_argument("--skip-live", action="store_true", help="only the throughput part")
+    p.add_argument(
+        "--skip-throughput", action="store_true", help="only the live part (for trying designs)"
+    )
     p.add_argument("--json", type=Path, help="also write the raw results to this file")
     args = p.parse_args(argv)
 
@@ -247,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
             "TANDEM_NOTIFY_CLOCK_SECONDS": "0",
         }
     )
+    if args.send_per_second is not None:
+        live.TANDEM_EXTRA_ENV["TANDEM_NOTIFY_SEND_PER_SECOND"] = args.send_per_second
+    pace = live.TANDEM_EXTRA_ENV.get("TANDEM_NOTIFY_SEND_PER_SECOND", "50 (the default)")
     live.SERVERS |= {"tandem-quiet": QuietTandem, "tandem-outbox": OutboxTandem}
     live.SERVER_LABELS |= {
         "tandem-quiet": "Tandem, outbox idle",
@@ -255,12 +269,13 @@ def main(argv: list[str] | None = None) -> int:
     OutboxTandem.queue = args.notifications
     info = live.machine_info()
     print("Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()))
-    print(f"Load average at start: {os.getloadavg()[0]:.2f}\n")
+    print(f"Load average at start: {os.getloadavg()[0]:.2f}")
+    print(f"TANDEM_NOTIFY_SEND_PER_SECOND: {pace}\n")
     out: dict[str, Any] = {"machine": info, "args": {k: str(v) for k, v in vars(args).items()}}
     try:
         with tempfile.TemporaryDirectory(prefix="tandem-bench-notify-") as tmp:
             rounds = []
-            for round_ in range(1, args.rounds + 1):
+            for round_ in range(1, 0 if args.skip_throughput else args.rounds + 1):
                 workdir = Path(tmp) / f"throughput-{round_}"
                 workdir.mkdir()
                 live.log(f"throughput round {round_}: {args.notifications:,} notifications")
@@ -278,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
                 )  # fmt: skip
                 scenario = live.for_scenario(live_args, live_args.scenarios[0])
                 results = live.run_scenario(scenario, Path(tmp))
-                records = RUNS[args.rounds :]
+                records = RUNS[len(rounds) :]
                 for result in results:
                     mine = next((r for r in records if r["key"] == result["key"]), None)
                     if mine is not None:

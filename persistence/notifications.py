@@ -12,15 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
+    Connection,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     String,
+    Table,
     func,
     or_,
     select,
@@ -62,6 +64,10 @@ class Notification(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_notifications_state_next", "state", "next_attempt_at"),)
+
+
+# The table itself, for the outbox's hot statements (no ORM unit of work).
+_NOTIFICATIONS = cast(Table, Notification.__table__)
 
 
 class ActionUse(Base):
@@ -253,30 +259,54 @@ def claim_notifications(
     channels: tuple[str, ...] | None = None,
 ) -> list[NotificationRecord]:
     """Queued notifications due now (on ``channels``, None: any), each leased to the caller
-    for ``lease``."""
+    for ``lease`` (``due_notifications`` then ``lease_notifications``, in one transaction)."""
     at = now()
+    candidates = due_notifications(session=session, at=at, limit=limit, channels=channels)
+    leased = lease_notifications(session=session, candidates=candidates, at=at, lease=lease)
+    return [n for n in candidates if n.id in leased]
+
+
+def due_notifications(
+    *,
+    session: Session,
+    at: datetime,
+    limit: int = 50,
+    channels: tuple[str, ...] | None = None,
+) -> list[NotificationRecord]:
+    """Queued notifications due at ``at`` (on ``channels``, None: any), soonest first: only
+    read, for ``lease_notifications`` to claim."""
     q = select(Notification).where(Notification.state == QUEUED, Notification.next_attempt_at <= at)
     if channels is not None:
         q = q.where(Notification.channel.in_(channels))
-    candidates = session.scalars(
-        q.order_by(Notification.next_attempt_at, Notification.id).limit(limit)
-    ).all()
-    claimed = []
-    for row in candidates:
-        seen = row.next_attempt_at
-        result = session.execute(
-            update(Notification)
-            .where(
-                Notification.id == row.id,
-                Notification.state == QUEUED,
-                Notification.next_attempt_at == seen,
-            )
-            .values(next_attempt_at=at + lease)
-            .execution_options(synchronize_session=False)
+    rows = session.scalars(q.order_by(Notification.next_attempt_at, Notification.id).limit(limit))
+    return [_record(r) for r in rows]
+
+
+def lease_notifications(
+    *,
+    session: Session | Connection,
+    candidates: list[NotificationRecord],
+    at: datetime,
+    lease: timedelta,
+) -> set[int]:
+    """Lease those of ``candidates`` still queued and due at ``at`` until ``at + lease``; the
+    ids leased. One conditional UPDATE: on SQLite, a transaction holding only it holds the
+    write lock (which the live rooms' commits wait for) for that statement and the commit, not
+    for a statement per row. A row another sender leased since it was read no longer matches
+    (its ``next_attempt_at`` moved past ``at``), nor one sent meanwhile."""
+    if not candidates:
+        return set()
+    result = session.execute(
+        update(_NOTIFICATIONS)
+        .where(
+            _NOTIFICATIONS.c.id.in_([n.id for n in candidates]),
+            _NOTIFICATIONS.c.state == QUEUED,
+            _NOTIFICATIONS.c.next_attempt_at <= at,
         )
-        if rowcount(result):
-            claimed.append(row)
-    return [_record(r) for r in claimed]
+        .values(next_attempt_at=at + lease)
+        .returning(_NOTIFICATIONS.c.id)
+    )
+    return set(result.scalars())
 
 
 def next_attempt(*, session: Session, channels: tuple[str, ...] | None = None) -> datetime | None:
@@ -289,24 +319,35 @@ def next_attempt(*, session: Session, channels: tuple[str, ...] | None = None) -
 
 
 def mark_sent(*, session: Session, notification_id: int) -> None:
-    at = now()
+    mark_all_sent(session=session, notification_ids=[notification_id])
+
+
+def mark_all_sent(*, session: Session | Connection, notification_ids: list[int]) -> None:
+    """These notifications were sent: one UPDATE, however many."""
+    if not notification_ids:
+        return
     session.execute(
-        update(Notification)
-        .where(Notification.id == notification_id)
-        .values(state=SENT, sent_at=at, attempts=Notification.attempts + 1, last_error=None)
+        update(_NOTIFICATIONS)
+        .where(_NOTIFICATIONS.c.id.in_(notification_ids))
+        .values(state=SENT, sent_at=now(), attempts=_NOTIFICATIONS.c.attempts + 1, last_error=None)
     )
 
 
 def mark_failed(
-    *, session: Session, notification_id: int, error: str, retry_at: datetime | None
+    *,
+    session: Session | Connection,
+    notification_id: int,
+    error: str,
+    retry_at: datetime | None,
 ) -> None:
     """A failed attempt: tried again at ``retry_at``, or given up on when None."""
-    values: dict[str, Any] = {"attempts": Notification.attempts + 1, "last_error": error[:400]}
+    table = _NOTIFICATIONS
+    values: dict[str, Any] = {"attempts": table.c.attempts + 1, "last_error": error[:400]}
     if retry_at is None:
         values["state"] = FAILED
     else:
         values["next_attempt_at"] = retry_at
-    session.execute(update(Notification).where(Notification.id == notification_id).values(**values))
+    session.execute(update(table).where(table.c.id == notification_id).values(**values))
 
 
 def list_notifications(

@@ -70,7 +70,11 @@ def dispatcher(settings: Settings, store: Store, links_: Links) -> Dispatcher:
         closes.append(email.close)
     router = Router(sends, closes=closes)
     return Dispatcher(
-        store, router, retry_base=settings.notify_retry_seconds, channels=router.channels
+        store,
+        router,
+        retry_base=settings.notify_retry_seconds,
+        channels=router.channels,
+        per_second=settings.notify_send_per_second,
     )
 
 

@@ -56,6 +56,33 @@ def test_a_claimed_row_is_leased_then_retried_or_sent(factory: sessionmaker[Sess
     assert (n.state, n.attempts, n.last_error) == ("sent", 2, None)
 
 
+def test_rows_read_then_leased_by_another_sender_are_left_out(
+    factory: sessionmaker[Session],
+) -> None:
+    rows = [queue(factory, f"race{i}") for i in range(3)]
+    at = datetime.now(UTC)
+    lease = timedelta(minutes=5)
+
+    def due(when: datetime) -> list[persistence.NotificationRecord]:
+        with persistence.transaction(factory) as s:
+            found = persistence.due_notifications(session=s, at=when, limit=1000)
+        return [n for n in found if n.id in rows]
+
+    read = due(at)
+    assert [n.id for n in read] == rows
+    # Between the read and the lease, another sender leases the first and sends the second.
+    with persistence.transaction(factory) as s:
+        first = persistence.lease_notifications(session=s, candidates=read[:1], at=at, lease=lease)
+        assert first == {rows[0]}
+        persistence.mark_all_sent(session=s, notification_ids=[rows[1]])
+    with persistence.transaction(factory) as s:
+        leased = persistence.lease_notifications(session=s, candidates=read, at=at, lease=lease)
+    assert leased == {rows[2]}
+    # What is leased is no longer due until the lease runs out.
+    assert due(at + timedelta(minutes=1)) == []
+    assert [n.id for n in due(at + lease)] == [rows[0], rows[2]]
+
+
 def test_given_up_after_the_last_attempt(factory: sessionmaker[Session]) -> None:
     row = queue(factory, "give-up")
     assert row in claim(factory)

@@ -143,3 +143,61 @@ def test_a_connection_the_server_dropped_is_opened_again_once() -> None:
     assert connection.opened == 2
     assert len(box.sessions) == 2
     assert box.recipients == ["a@customer.example", "b@customer.example", "c@customer.example"]
+
+
+class FakeTime:
+    """A clock that moves only when the dispatcher sleeps, and what it slept."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_the_outbox_sends_no_faster_than_its_pace(database: Database) -> None:
+    persistence.upgrade(database.url)
+    store = Store.from_url(database.url)
+    try:
+        queue(store, [f"person{i}@customer.example" for i in range(45)])
+        fake = FakeTime()
+        # When each message went, on the fake clock.
+        sent_at: list[float] = []
+        router = Router({"email": lambda n: sent_at.append(fake.now)})
+        dispatcher = Dispatcher(
+            store,
+            router,
+            channels=router.channels,
+            per_second=10,
+            clock=fake.clock,
+            sleep=fake.sleep,
+        )
+
+        claimed = anyio.run(dispatcher.pass_once)
+
+        assert claimed == 45
+        # Groups of 10 at 10 a second: one group a second, the first at once.
+        assert sent_at == [1000.0 + i // 10 for i in range(45)]
+        assert fake.slept == [1.0, 1.0, 1.0, 1.0]
+        # No more than ``per_second`` x elapsed + one group, however long the run.
+        for i, t in enumerate(sent_at):
+            assert i + 1 <= 10 * (t - 1000.0) + 10
+    finally:
+        store.dispose()
+
+
+def test_a_slow_pace_claims_no_more_than_half_a_lease_sends() -> None:
+    store = Store.from_url("sqlite://")
+    try:
+        send = Router({"email": lambda n: None})
+        assert Dispatcher(store, send).batch == 50
+        assert Dispatcher(store, send, per_second=50).batch == 50
+        assert Dispatcher(store, send, per_second=0.1, lease=300).batch == 15
+        assert Dispatcher(store, send, per_second=0.001, lease=300).batch == 1
+    finally:
+        store.dispose()
