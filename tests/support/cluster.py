@@ -13,12 +13,15 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import os
+import queue
 import re
 import resource
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -432,3 +435,79 @@ def cluster(folder: Path, database_url: str, size: int = 3, **extra_env: str) ->
         yield c
     finally:
         c.close()
+
+
+CLIENTS_SCRIPT = ROOT / "tests" / "js" / "cluster_clients.mjs"
+
+
+class NodeClients:
+    """One `node tests/js/cluster_clients.mjs` process: stock y-websocket clients of one plan,
+    driven a JSON command per line (the commands are listed in the script)."""
+
+    def __init__(self, ws_base: str, plan_id: str, log_path: Path) -> None:
+        self.log_path = log_path
+        self._stderr = open(log_path, "ab")  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen(
+            ["node", str(CLIENTS_SCRIPT), ws_base, plan_id],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+        )
+        self._lines: queue.Queue[bytes] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line)
+        self._lines.put(b"")
+
+    def call(self, cmd: str, timeout: float = 90, **args: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        if "timeoutMs" not in args and cmd.startswith(("wait", "synced", "converge")):
+            args["timeoutMs"] = int((timeout - 5) * 1000)
+        self.proc.stdin.write(json.dumps({"cmd": cmd, **args}).encode() + b"\n")
+        self.proc.stdin.flush()
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"node clients did not answer {cmd!r} in {timeout} s") from None
+        if not line:
+            raise AssertionError(f"node clients exited during {cmd!r}:\n{_read(self.log_path)}")
+        answer: dict[str, Any] = json.loads(line)
+        if "error" in answer:
+            raise AssertionError(f"node clients {cmd!r} failed: {answer['error']}")
+        return answer
+
+    def open(self, tokens: list[str], url: str | None = None) -> list[int]:
+        """New clients, one per token, through the proxy (or straight to ``url``)."""
+        return list(self.call("open", tokens=tokens, url=url)["clients"])
+
+    def synced(self, clients: list[int] | None = None, timeout: float = 60) -> dict[int, str]:
+        servers = self.call("synced", clients=clients, timeout=timeout)["servers"]
+        return {int(i): name for i, name in servers.items()}
+
+    def state(self) -> list[dict[str, Any]]:
+        return list(self.call("state")["clients"])
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(b'{"cmd": "quit"}\n')
+                self.proc.stdin.close()
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        self._stderr.close()
+
+
+@contextlib.contextmanager
+def node_clients(ws_base: str, plan_id: str, log_path: Path) -> Iterator[NodeClients]:
+    clients = NodeClients(ws_base, plan_id, log_path)
+    try:
+        yield clients
+    finally:
+        clients.close()
