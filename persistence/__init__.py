@@ -75,6 +75,8 @@ from .notifications import action_used as action_used
 from .notifications import claim_notifications as claim_notifications
 from .notifications import digest_wanted as digest_wanted
 from .notifications import held_notifications as held_notifications
+from .notifications import holds_lease as holds_lease
+from .notifications import lease_holder as lease_holder
 from .notifications import list_notifications as list_notifications
 from .notifications import mark_failed as mark_failed
 from .notifications import mark_in_digest as mark_in_digest

@@ -427,6 +427,27 @@ def take_lease(*, session: Session, name: str, holder: str, ttl: timedelta) -> b
     return True
 
 
+def holds_lease(*, session: Session, name: str, holder: str) -> bool:
+    """Whether ``holder`` holds the lease ``name`` now, and, on PostgreSQL, keeps the lease's
+    row locked until the caller's transaction ends: someone taking the lease over waits for
+    that transaction, so a write fenced by this call commits only under a lease still held."""
+    result = session.execute(
+        update(Lease)
+        .where(Lease.name == name, Lease.holder == holder, Lease.expires_at > now())
+        .values(holder=holder)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(rowcount(result))
+
+
+def lease_holder(*, session: Session, name: str) -> str | None:
+    """Who holds the lease ``name`` now (None: nobody, or it lapsed)."""
+    lease = session.get(Lease, name)
+    if lease is None or utc(lease.expires_at) <= now():
+        return None
+    return lease.holder
+
+
 def release_lease(*, session: Session, name: str, holder: str) -> None:
     session.execute(
         update(Lease)

@@ -17,8 +17,10 @@ from .http import make_templates, manifest, web_app
 from .identity import Auth, Limits, Signer
 from .live import Applied, CredentialRecheck, LoopLag, RoomManager
 from .mail import Mailer
+from .readiness import Readiness
 from .services import Services
 from .settings import Settings, server_url
+from .shared import redis_client
 from .store import Store
 from .worker import WorkerChild, WorkerTables
 
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> Starlette:
     store = Store.from_url(settings.database_url)
+    # With TANDEM_REDIS_URL, the processes serving one database share state through Redis.
+    redis = redis_client(settings.redis_url)
     hooks = Hooks()
     rooms = RoomManager(
         store,
@@ -76,6 +80,7 @@ def create_app(settings: Settings) -> Starlette:
             ca_file=settings.smtp_ca_file,
         ),
         links=notify.links(settings, server_url(settings)),
+        readiness=Readiness(store, redis),
         lag=LoopLag(),
         applied=applied,
     )
@@ -99,7 +104,10 @@ def create_app(settings: Settings) -> Starlette:
             gc.collect()
             gc.freeze()
             yield
+            svc.readiness.drain()  # whatever stops the server, it is not ready from here on
             background.cancel_scope.cancel()
+        if redis is not None:
+            await redis.aclose()
         store.dispose()
         log.info(
             "shut down cleanly: every room flushed (event loop lag at worst %.1f ms)",

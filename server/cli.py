@@ -74,6 +74,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from .app import create_app
     from .http import forwarded_allow_ips, with_header_timeout
+    from .serve import serve
 
     # Migrations, if any, in a child process: Alembic would stay resident for good.
     persistence.upgrade(settings.database_url, isolated=True)
@@ -88,8 +89,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # a clean stop (every room flushed and checkpointed) would end as "killed by SIGTERM"
     # (exit -15/143). Exit 0 instead, so supervisors and scripts see a clean stop as one.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=host,
         port=port,
         log_level=settings.log_level,
@@ -97,7 +99,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         # cap only stops absurd frames before they are buffered whole.
         ws_max_size=settings.max_frame_bytes * 2,
         # Named, not "auto": server/live/connection.py writes broadcast frames to this protocol's
-        # transport itself, and relies on its flow control (see Connection).
+        # transport itself, and relies on its flow control (see Connection). Its shutdown also
+        # closes every websocket with 1012, which draining relies on (server/serve.py).
         ws="websockets-sansio",
         workers=1,
         timeout_graceful_shutdown=10,
@@ -107,7 +110,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         # Our logging setup (with the redaction filter), not uvicorn's own.
         log_config=None,
     )
-    return 0
+    # SIGTERM drains first (/readyz 503, new sockets sent elsewhere), then shuts down.
+    return serve(config, app.state.services.readiness, settings.drain_seconds)
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:

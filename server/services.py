@@ -10,6 +10,7 @@ from .identity import Auth, Limits, Signer
 from .live import Applied, LoopLag, RoomManager
 from .mail import Mailer
 from .notify import Links
+from .readiness import Readiness
 from .settings import Settings
 from .store import Store
 from .worker import WorkerTables
@@ -28,5 +29,6 @@ class Services:
     limits: Limits
     mailer: Mailer
     links: Links  # signs and reads notifications' action and unsubscribe links
+    readiness: Readiness  # /readyz: database and Redis reachable, not draining
     lag: LoopLag = field(default_factory=LoopLag)
     applied: Applied = field(default_factory=Applied)

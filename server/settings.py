@@ -49,6 +49,11 @@ DOCUMENTED = {
         "Where `tandem worker` reaches the server to give new tasks their ids (loopback).",
     ),
     "TANDEM_WORKER_POLL_SECONDS": ("0.1", "How often the worker looks for new log entries."),
+    "TANDEM_WORKER_LEASE_SECONDS": (
+        "10",
+        "PostgreSQL: one worker at a time holds the worker lease; when its holder dies, "
+        "another process's worker takes over after at most this long.",
+    ),
     "TANDEM_WORKER_NICE": (
         "10",
         "The worker's scheduling priority below the server's (0-19; 0: the same).",
@@ -155,6 +160,11 @@ DOCUMENTED = {
         "redis://host:port/db: several `tandem serve` processes (on PostgreSQL) share each "
         "plan's edits, presence, closings and rate limits through this Redis.",
     ),
+    "TANDEM_DRAIN_SECONDS": (
+        "0",
+        "After SIGTERM, how long /readyz answers 503 (and new websockets are sent elsewhere "
+        "with 1012) before the process stops listening and closes its sockets with 1012.",
+    ),
     "TANDEM_METRICS_TOKEN": (
         "(unset: no /metrics)",
         "Serves Prometheus metrics at /metrics to requests with `Authorization: Bearer <token>`.",
@@ -190,6 +200,7 @@ class Settings:
     worker_server_url: str = ""
     worker_poll_seconds: float = 0.1
     worker_nice: int = 10
+    worker_lease_seconds: float = 10.0
     session_days: int = 14
     secure_cookies: bool = False
     log_level: str = "info"
@@ -220,6 +231,7 @@ class Settings:
     keep_alive_seconds: int = 5
     max_concurrent_hashes: int = 2
     recheck_seconds: float = 5.0
+    drain_seconds: float = 0.0
     metrics_token: str = ""
     redis_url: str = ""
 
@@ -245,6 +257,7 @@ class Settings:
             worker_server_url=env.get("TANDEM_WORKER_SERVER_URL", "").rstrip("/"),
             worker_poll_seconds=float(env.get("TANDEM_WORKER_POLL_SECONDS", "0.1")),
             worker_nice=_worker_nice(env.get("TANDEM_WORKER_NICE", "10")),
+            worker_lease_seconds=max(1.0, float(env.get("TANDEM_WORKER_LEASE_SECONDS", "10"))),
             session_days=int(env.get("TANDEM_SESSION_DAYS", "14")),
             secure_cookies=env.get("TANDEM_SECURE_COOKIES", "false").lower()
             in ("1", "true", "yes"),
@@ -280,6 +293,7 @@ class Settings:
             keep_alive_seconds=int(env.get("TANDEM_KEEP_ALIVE_SECONDS", "5")),
             max_concurrent_hashes=max(1, int(env.get("TANDEM_MAX_CONCURRENT_HASHES", "2"))),
             recheck_seconds=float(env.get("TANDEM_RECHECK_SECONDS", "5")),
+            drain_seconds=max(0.0, float(env.get("TANDEM_DRAIN_SECONDS", "0"))),
             metrics_token=env.get("TANDEM_METRICS_TOKEN", ""),
             redis_url=_redis_url(env.get("TANDEM_REDIS_URL", "").strip(), url),
         )

@@ -345,6 +345,10 @@ async def _guard_socket(rule_: Rule, fn: Endpoint, websocket: WebSocket) -> Any:
     # Accept first: a close code can only be sent on an open socket, and a browser is
     # told nothing useful by a refused handshake.
     await websocket.accept()
+    if svc.readiness.draining:
+        # This process is stopping: the client reconnects at once, to another one.
+        await websocket.close(Close.SERVER_SHUTDOWN, "server restarting, reconnect")
+        return
     ip = client_ip(websocket)
     if not svc.limits.ws_connects.allow(ip):
         log.warning("ws %s: refused, too many connects from one address", plan_id)

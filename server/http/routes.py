@@ -34,12 +34,27 @@ from .api import brief, plandata, plans
 from .assets import Assets, Manifest
 from .guard import rule
 from .pages import dashboard, embed, home
-from .responses import STATIC
+from .responses import STATIC, services
 
 
 @rule(Rule.PUBLIC)
 async def health(_request: Request) -> Response:
     return JSONResponse({"status": "ok"})
+
+
+@rule(Rule.PUBLIC)
+async def ready(request: Request) -> Response:
+    """200 when this process should get traffic; 503, naming what is down, when it should not
+    (its database or Redis unreachable, or it is draining)."""
+    readiness = services(request).readiness
+    if readiness.draining:
+        return JSONResponse({"status": "draining", "down": ["draining"]}, status_code=503)
+    checks = await readiness.check()
+    down = [name for name, state in checks.items() if state != "ok"]
+    if readiness.draining:  # began while checking
+        down.append("draining")
+    body = {"status": "unready" if down else "ready", "down": down, "checks": checks}
+    return JSONResponse(body, status_code=503 if down else 200)
 
 
 def url_table(manifest: Manifest) -> list[BaseRoute]:
@@ -169,6 +184,7 @@ def url_table(manifest: Manifest) -> list[BaseRoute]:
         # the worker process (loopback, its own signed credential)
         Route("/internal/plans/{plan_id}/ids", internal.assign_ids, methods=["POST"]),
         Route("/healthz", health),
+        Route("/readyz", ready),
         Route("/metrics", metrics.metrics, methods=["GET"]),
         Mount("/static", Assets(STATIC, manifest), name="static"),
     ]

@@ -48,6 +48,7 @@ from .listing import parse_query as parse_query
 from .listing import plan_rows as plan_rows
 from .materialise import Assign as Assign
 from .materialise import Materialiser as Materialiser
+from .materialise import NotTheHolder as NotTheHolder
 from .materialise import Tables as Tables
 from .materialise import assign_through as assign_through
 from .materialise import rebuild as rebuild

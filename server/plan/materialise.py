@@ -44,6 +44,15 @@ log = logging.getLogger(__name__)
 Assign = Callable[[str, int | None], Awaitable[int | None]]
 
 
+class NotTheHolder(Exception):
+    """The worker lease is no longer this worker's (``server/worker/lease.py``): the write it
+    fenced was not made, and this worker must stop."""
+
+
+# Called inside the transaction that advances a plan's watermark; raises ``NotTheHolder``.
+Fence = Callable[[Session], None]
+
+
 class Tables(Protocol):
     """What the HTTP wing waits on before reading a plan's tables (a PATCH's answer, a
     template saved, a plan deleted): they are current with the log as of the call."""
@@ -124,8 +133,10 @@ class Materialiser:
         quiet: float = 0.6,
         max_wait: float = 3.0,
         keep_shadows: float = 60.0,
+        fence: Fence | None = None,
     ) -> None:
         self.store = store
+        self.fence = fence
         self.assign = assign
         self.hooks = hooks
         self.quiet = quiet
@@ -155,6 +166,9 @@ class Materialiser:
                     self._authors.setdefault(plan_id, author_id)
                 try:
                     await self.materialise(plan_id)
+                except NotTheHolder:
+                    log.warning("catch-up stopped: this worker no longer holds the lease")
+                    return
                 except Exception:
                     # One plan's failure must not leave the others' tables behind.
                     log.exception("catching up plan %s with its update log failed", plan_id)
@@ -180,6 +194,8 @@ class Materialiser:
             self._pending.pop(plan_id, None)
             try:
                 await self.materialise(plan_id)
+            except NotTheHolder:
+                break  # another worker holds the lease: it carries on from the watermarks
             except Exception:
                 log.exception("materialising plan %s at shutdown failed", plan_id)
         for retry in self._retries.values():  # a plan left behind is caught up at the next start
@@ -220,6 +236,8 @@ class Materialiser:
         self._running.add(task)
         try:
             await self.materialise(plan_id)
+        except NotTheHolder:
+            log.warning("plan %s not materialised: this worker no longer holds the lease", plan_id)
         except Exception:
             log.exception("materialising plan %s failed", plan_id)
         finally:
@@ -317,7 +335,14 @@ class Materialiser:
                 return True, False
             assigned = answer
         self._retry_delay.pop(plan_id, None)
-        if await self.store.run_derived(lambda s: write_step(s, plan_id, step)):
+        fence = self.fence
+
+        def write(s: Session) -> bool:
+            if fence is not None:
+                fence(s)
+            return write_step(s, plan_id, step)
+
+        if await self.store.run_derived(write):
             self._shadows[plan_id] = shadow  # only a shadow the tables agree with is kept
             log.debug(
                 "plan %s materialised to %d (%d events)", plan_id, step.upto_id, len(step.events)

@@ -27,6 +27,7 @@ from server.settings import Settings
 from server.store import Store
 
 from .follower import LogFollower
+from .lease import WorkerLease, holder_name
 from .writeback import AssignThroughServer
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,58 @@ def die_with_parent(parent_pid: int) -> None:
 
 async def run_worker(settings: Settings, *, server_url: str, child: bool) -> None:
     store = Store.from_url(settings.database_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    # With several processes on one database, one worker at a time holds the lease; on
+    # SQLite (one process) there is none to wait for.
+    lease = (
+        None
+        if store.sqlite
+        else WorkerLease(
+            store,
+            holder_name(os.getppid() if child else None),
+            ttl=settings.worker_lease_seconds,
+        )
+    )
+    current: list[Materialiser] = []  # the materialiser while this worker holds the lease
+    flushes: set[asyncio.Task[Any]] = set()
+
+    def flush(plan_id: str) -> None:
+        if not current:
+            return  # another process's worker holds the lease: its poll finds the plan
+        task = asyncio.create_task(_flush(current[0], plan_id), name=f"flush-{plan_id}")
+        flushes.add(task)
+        task.add_done_callback(flushes.discard)
+
+    nudges = asyncio.create_task(_nudges(flush, stop), name="nudges") if child else None
+    try:
+        while not stop.is_set():
+            if lease is not None and not await lease.acquire(stop):
+                break
+            await _work(settings, store, server_url, lease, stop, current, flushes)
+    finally:
+        if nudges is not None:
+            nudges.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await nudges
+        if lease is not None:
+            await lease.release()
+        store.dispose()
+    log.info("worker %d stopped cleanly", os.getpid())
+
+
+async def _work(
+    settings: Settings,
+    store: Store,
+    server_url: str,
+    lease: WorkerLease | None,
+    stop: asyncio.Event,
+    current: list[Materialiser],
+    flushes: set[asyncio.Task[Any]],
+) -> None:
+    """The worker's work, until ``stop`` or until the lease is lost."""
     notifications = notify.build(settings, store, server_url)
     # This process's reactions to the materialiser's plan events, called in this order.
     hooks = Hooks()
@@ -57,41 +110,35 @@ async def run_worker(settings: Settings, *, server_url: str, child: bool) -> Non
         hooks=hooks,
         quiet=settings.materialise_quiet_seconds,
         max_wait=settings.materialise_max_wait_seconds,
+        fence=lease.fence if lease is not None else None,
     )
     segments = SegmentKeeper(store)
     follower = LogFollower(
         store, materialiser, poll=settings.worker_poll_seconds, segments=segments
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     loops: list[asyncio.Task[Any]] = []
-    flushes: set[asyncio.Task[Any]] = set()
-
-    def flush(plan_id: str) -> None:
-        task = asyncio.create_task(_flush(materialiser, plan_id), name=f"flush-{plan_id}")
-        flushes.add(task)
-        task.add_done_callback(flushes.discard)
-
     # The notifier outlives the materialiser: what its last passes publish is still queued.
     async with notifications.notifier, materialiser:
+        current[:] = [materialiser]
         loops.append(asyncio.create_task(follower.run(), name="follow-log"))
         if notifications.dispatcher is not None:
             loops.append(asyncio.create_task(notifications.dispatcher.run(), name="send"))
         if settings.notify_clock_seconds > 0:
             loops.append(asyncio.create_task(notifications.clock.run(), name="reminders"))
-        if child:
-            loops.append(asyncio.create_task(_nudges(flush, stop), name="nudges"))
+        ended = [asyncio.create_task(stop.wait(), name="stop")]
+        if lease is not None:
+            loops.append(asyncio.create_task(lease.keep(), name="keep-lease"))
+            ended.append(asyncio.create_task(lease.lost.wait(), name="lease-lost"))
         log.info("worker %d following the update log (ids through %s)", os.getpid(), server_url)
-        await stop.wait()
-        for task in loops:
+        await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
+        for task in [*loops, *ended]:
             task.cancel()
-        await asyncio.gather(*loops, *flushes, return_exceptions=True)
+        await asyncio.gather(*loops, *ended, *flushes, return_exceptions=True)
+        current.clear()
         await segments.close()
-        # Leaving the materialiser writes what is still pending.
-    store.dispose()
-    log.info("worker %d stopped cleanly", os.getpid())
+        if lease is not None and lease.lost.is_set():
+            log.warning("worker %d stopped working: the lease is another's now", os.getpid())
+        # Leaving the materialiser writes what is still pending (fenced by the lease).
 
 
 async def _nudges(flush: Callable[[str], None], stop: asyncio.Event) -> None:

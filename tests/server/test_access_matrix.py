@@ -25,6 +25,7 @@ PUBLIC = {
     "/login": "sign-in form",
     "/logout": "checks its own CSRF field",
     "/healthz": "liveness probe",
+    "/readyz": "readiness probe: names what is down (database, redis, draining), nothing more",
     "/metrics": "404 unless TANDEM_METRICS_TOKEN is set and sent as the bearer token",
     "/invite/{token}": "the signed invitation is the credential",
     "/s/{token}": "the signed share link is the credential",
