@@ -118,13 +118,21 @@ def spread(servers: dict[int, str]) -> Counter[str]:
 
 
 def worker_holder(cl: Cluster) -> int | None:
-    """The process holding the worker's lease, from /metrics (a gauge with "lease" or
-    "leader" in its name, 1 where held), or None when no process says so."""
+    """The process whose worker holds the worker lease now (its row in PostgreSQL names the
+    serving process: ``host:pid:serve``), or None while nobody holds it."""
+    import psycopg
+
+    with psycopg.connect(cl.database_url) as conn:
+        row = conn.execute(
+            "SELECT holder FROM notification_leases WHERE name = 'worker' AND expires_at > now()"
+        ).fetchone()
+    if row is None:
+        return None
+    pid = int(row[0].split(":")[1])
     for i in cl.alive():
-        for name, family in cl.metrics(i).items():
-            held = any(s.value == 1 for s in family.samples)
-            if ("lease" in name or "leader" in name) and family.type == "gauge" and held:
-                return i
+        proc = cl.servers[i].proc
+        if proc is not None and proc.pid == pid:
+            return i
     return None
 
 

@@ -305,6 +305,8 @@ class Cluster:
             "TANDEM_REDIS_URL": self.redis.url,
             "TANDEM_METRICS_TOKEN": METRICS_TOKEN,
             "TANDEM_TRUSTED_PROXIES": "127.0.0.1",
+            # About HAProxy's time to see a draining process down (fall 2 x inter 1s).
+            "TANDEM_DRAIN_SECONDS": "3",
             **self.extra_env,
         }
 
