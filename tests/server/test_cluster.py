@@ -299,7 +299,10 @@ def test_metrics_parse_on_every_process(cl: Cluster, owner: str, clients: NodeCl
     ids = clients.open([owner] * 3)
     clients.synced(ids)
     clients.call("type", count=2)
-    clients.call("converge")
+    wait_for(
+        lambda: sum(cl.value(i, "tandem_updates_applied") for i in cl.alive()) >= 6,
+        "the edits counted in /metrics",
+    )
     for i in cl.alive():
         families = {f.name: f for f in text_string_to_metric_families(cl.metrics_text(i))}
         assert "tandem_open_connections" in families
