@@ -49,12 +49,15 @@ from .links import revoke_link as revoke_link
 from .links import touch_link as touch_link
 from .links import use_code as use_code
 from .log import append_updates as append_updates
+from .log import append_updates_chained as append_updates_chained
 from .log import checkpoint_at_or_before as checkpoint_at_or_before
 from .log import count_updates as count_updates
 from .log import last_log_id as last_log_id
 from .log import load_history as load_history
+from .log import log_after as log_after
 from .log import log_entries as log_entries
 from .log import log_heads as log_heads
+from .log import log_tops as log_tops
 from .log import save_checkpoint as save_checkpoint
 from .members import accept_invite as accept_invite
 from .members import count_owners as count_owners

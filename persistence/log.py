@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Connection, Table, delete, func, insert, select
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from .models import Checkpoint, Plan, PlanProjection, PlanUpdate
@@ -49,11 +49,67 @@ def append_updates(
     return ids
 
 
+def append_updates_chained(
+    *,
+    session: Connection,
+    plan_id: str,
+    entries: Sequence[tuple[int | None, bytes]],
+    doc: str = "plan",
+    touch: bool = True,
+) -> tuple[int, list[int]]:
+    """``append_updates`` for several processes writing one document (PostgreSQL only): also
+    returns the id of the document's newest entry before these (0: none).
+
+    A transaction-scoped advisory lock on the document is taken before the ids are drawn, so
+    the document's entries commit in id order: whoever sees an entry of it sees every one
+    with a smaller id. Ids come from one sequence, so without the lock a transaction that
+    drew a smaller id could commit after one that drew a larger. With the previous id each
+    batch names its predecessor, and a reader can tell whether it has all of them.
+    """
+    session.execute(_LOCK, {"key": f"tandem-log:{plan_id}:{doc}"})
+    prev = session.execute(_LAST, {"plan_id": plan_id, "doc": doc}).scalar() or 0
+    return prev, append_updates(
+        session=session, plan_id=plan_id, entries=entries, doc=doc, touch=touch
+    )
+
+
+def log_after(
+    *, session: Session | Connection, plan_id: str, after_id: int, doc: str = "plan"
+) -> list[tuple[int, bytes]]:
+    """``(id, update)`` of a document's entries after ``after_id``, oldest first."""
+    q = (
+        select(PlanUpdate.id, PlanUpdate.data)
+        .where(PlanUpdate.plan_id == plan_id, PlanUpdate.doc == doc, PlanUpdate.id > after_id)
+        .order_by(PlanUpdate.id)
+    )
+    return [(r.id, r.data) for r in session.execute(q).all()]
+
+
+def log_tops(
+    *, session: Session | Connection, rooms: Sequence[tuple[str, str]]
+) -> list[tuple[str, str, int]]:
+    """``(plan id, doc, newest id)`` of each of ``rooms`` (``(plan id, doc)`` pairs) that has
+    entries: one index lookup each, in one statement."""
+    if not rooms:
+        return []
+    q = (
+        select(PlanUpdate.plan_id, PlanUpdate.doc, func.max(PlanUpdate.id))
+        .where(PlanUpdate.plan_id.in_({p for p, _ in rooms}))
+        .group_by(PlanUpdate.plan_id, PlanUpdate.doc)
+    )
+    wanted = set(rooms)
+    return [(p, d, top) for p, d, top in session.execute(q).all() if (p, d) in wanted]
+
+
 # A mapped class's __table__ is a Table; the declarative base types it as any FromClause.
 _UPDATES = cast(Table, PlanUpdate.__table__)
 _PLANS = cast(Table, Plan.__table__)
 _INSERT_ONE = insert(_UPDATES).returning(_UPDATES.c.id)
 _INSERT_MANY = insert(_UPDATES).returning(_UPDATES.c.id, sort_by_parameter_order=True)
+_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+_LAST = select(func.max(_UPDATES.c.id)).where(
+    _UPDATES.c.plan_id == bindparam("plan_id"), _UPDATES.c.doc == bindparam("doc")
+)
 
 
 def load_history(*, session: Session, plan_id: str, doc: str = "plan") -> PlanHistory:

@@ -15,7 +15,7 @@ from . import notify
 from .hooks import Hooks
 from .http import make_templates, manifest, web_app
 from .identity import Auth, Limits, Signer
-from .live import Applied, CredentialRecheck, LoopLag, RoomManager
+from .live import Applied, CredentialRecheck, LoopLag, RoomManager, redis_fanout
 from .mail import Mailer
 from .readiness import Readiness
 from .services import Services
@@ -87,12 +87,18 @@ def create_app(settings: Settings) -> Starlette:
 
     recheck = CredentialRecheck(store, rooms, interval=settings.recheck_seconds)
 
+    # Several processes share the rooms through Redis (server/live/fanout.py); without it,
+    # nothing of Redis is imported.
+    fanout = redis_fanout(settings.redis_url, rooms) if settings.redis_url else None
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Rooms close first; the worker then materialises their last commits and stops.
         async with contextlib.AsyncExitStack() as stack:
             if child is not None:
                 await stack.enter_async_context(child)
+            if fanout is not None:
+                await stack.enter_async_context(fanout)  # stops after the rooms
             await stack.enter_async_context(rooms)
             background = await stack.enter_async_context(anyio.create_task_group())
             background.start_soon(store.keep_wal_short)

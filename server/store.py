@@ -173,6 +173,34 @@ class Store:
         finally:
             self._limiter.release()
 
+    async def append_chained(
+        self,
+        plan_id: str,
+        entries: Sequence[tuple[int | None, bytes]],
+        *,
+        doc: str = "plan",
+        touch: bool = True,
+    ) -> tuple[int, list[int]]:
+        """``append`` for a room that other processes write too (PostgreSQL): also the id of
+        the document's newest entry before these; see ``persistence.append_updates_chained``."""
+
+        def work(conn: Connection) -> tuple[int, list[int]]:
+            return persistence.append_updates_chained(
+                session=conn, plan_id=plan_id, entries=entries, doc=doc, touch=touch
+            )
+
+        return await self.run_core(work)
+
+    async def log_after(
+        self, plan_id: str, after_id: int, doc: str = "plan"
+    ) -> list[tuple[int, bytes]]:
+        return await self.read(
+            lambda s: persistence.log_after(session=s, plan_id=plan_id, after_id=after_id, doc=doc)
+        )
+
+    async def log_tops(self, rooms: Sequence[tuple[str, str]]) -> list[tuple[str, str, int]]:
+        return await self.read(lambda s: persistence.log_tops(session=s, rooms=rooms))
+
     def _slow(self, took: float) -> None:
         self.slow_appends += 1
         self.off_loop_until = anyio.current_time() + OFF_LOOP_SECONDS

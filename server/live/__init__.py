@@ -6,6 +6,9 @@ from .connection import RAW_SEND as RAW_SEND
 from .connection import Connection as Connection
 from .events import Closing as Closing
 from .events import Committed as Committed
+from .fanout import Bus as Bus
+from .fanout import fanout_lag as fanout_lag
+from .fanout import redis_fanout as redis_fanout
 from .keys import RoomKey as RoomKey
 from .keys import room_key as room_key
 from .keys import room_keys as room_keys

@@ -5,12 +5,17 @@ frame it gets back to the other connections. Here: the bounds on what one connec
 introduce, the states stamped with the server-known name, the echoes stock clients send back
 skipped, and the departed remembered (bounded) so that those echoes are not taken for new
 presence.
+
+With several processes, the states of the same room's connections in other processes are kept
+too (``receive_remote``), by the process they came from: a joining client gets them with the
+local ones, echoes of them are skipped like echoes of a local connection's, and they end when
+their process says so or is gone (``drop_origin``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 
 from server.identity import Identity
 
@@ -32,12 +37,19 @@ def presence_key(conn: Connection) -> str:
     return i.person or f"{i.via}:{i.credential_id}:{i.name}"
 
 
-def people(connections: Iterable[Connection]) -> list[Identity]:
+def identity_key(i: Identity) -> str:
+    return i.person or f"{i.via}:{i.credential_id}:{i.name}"
+
+
+def people(connections: Iterable[Connection], more: Iterable[Identity] = ()) -> list[Identity]:
     """Who is here, by name: one entry per account, whether through the browser or a token,
-    in any number of tabs (as in the editor's strip); visitors per link and name."""
+    in any number of tabs (as in the editor's strip); visitors per link and name. ``more``:
+    those connected to other processes."""
     seen: dict[str, Identity] = {}
     for conn in connections:
         seen.setdefault(presence_key(conn), conn.identity)
+    for identity in more:
+        seen.setdefault(identity_key(identity), identity)
     return sorted(seen.values(), key=lambda i: i.name.lower())
 
 
@@ -69,13 +81,65 @@ class Presence:
         self._states: dict[int, tuple[int, str, Connection]] = {}
         # client id -> (clock of its removal, who owned it): see receive().
         self._departed: dict[int, tuple[int, str]] = {}
+        # States held by the same room in other processes: client id -> (clock, state, origin).
+        self._remote: dict[int, tuple[int, str, str]] = {}
 
     def __bool__(self) -> bool:
-        return bool(self._states)
+        return bool(self._states) or bool(self._remote)
+
+    def _all(self) -> Iterator[tuple[int, int, str]]:
+        for c, (k, s, _) in self._states.items():
+            yield c, k, s
+        for c, (k, s, _) in self._remote.items():
+            if c not in self._states:
+                yield c, k, s
 
     def frame(self) -> bytes:
         """Every current state, as one awareness frame (for a joining or asking client)."""
-        return awareness_frame([(c, k, s) for c, (k, s, _) in self._states.items()])
+        return awareness_frame(list(self._all()))
+
+    def local_frame(self) -> bytes | None:
+        """The states of this process's connections (for another process that asks)."""
+        mine = [(c, k, s) for c, (k, s, _) in self._states.items()]
+        return awareness_frame(mine) if mine else None
+
+    def local_leaving(self) -> bytes | None:
+        """The frame that ends every state of this process's connections elsewhere."""
+        gone = [(c, k + 1, "null") for c, (k, _, _) in self._states.items()]
+        return awareness_frame(gone) if gone else None
+
+    def receive_remote(self, origin: str, frame: bytes) -> bytes | None:
+        """Take a frame another process forwarded (stamped there already); the frame to
+        forward to this room's connections, if anything changed."""
+        forward = []
+        for client, clock, state in parse_awareness(frame):
+            if client in self._states:
+                continue  # a local connection's own: this process is the one that knows
+            known = self._remote.get(client)
+            if known is not None and clock < known[0]:
+                continue
+            if state == "null":
+                if known is None:
+                    continue
+                del self._remote[client]
+                self._tombstone(client, clock, "")
+            else:
+                if known is not None and clock == known[0] and state == known[1]:
+                    continue
+                self._remote[client] = (clock, state, origin)
+                self._departed.pop(client, None)
+            forward.append((client, clock, state))
+        return awareness_frame(forward) if forward else None
+
+    def drop_origin(self, origin: str) -> bytes | None:
+        """Every state ``origin`` held ends (that process stopped or is unreachable)."""
+        gone = []
+        for client, (clock, _, owner) in list(self._remote.items()):
+            if owner == origin:
+                del self._remote[client]
+                gone.append((client, clock + 1, "null"))
+                self._tombstone(client, clock + 1, "")
+        return awareness_frame(gone) if gone else None
 
     def receive(self, conn: Connection, frame: bytes, live: Collection[Connection]) -> bytes | None:
         """Take ``conn``'s awareness frame; the frame to forward to the others, if any.
@@ -93,6 +157,8 @@ class Presence:
             known = self._states.get(client)
             if known is not None and known[2] is not conn and known[2] in live:
                 continue  # another live connection's presence
+            if known is None and client in self._remote:
+                continue  # a connection's presence in another process
             departed = self._departed.get(client)
             if (
                 known is None
@@ -135,7 +201,10 @@ class Presence:
         return awareness_frame(gone) if gone else None
 
     def _depart(self, client: int, clock: int, conn: Connection) -> None:
+        self._tombstone(client, clock, presence_key(conn))
+
+    def _tombstone(self, client: int, clock: int, key: str) -> None:
         self._departed.pop(client, None)
-        self._departed[client] = (clock, presence_key(conn))
+        self._departed[client] = (clock, key)
         while len(self._departed) > MAX_AWARENESS_TOMBSTONES:
             del self._departed[next(iter(self._departed))]

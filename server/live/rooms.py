@@ -10,6 +10,14 @@ Order of events for an update a client sends (the reason this is not pycrdt-webs
 
 So no client ever sees an edit that a crash could lose. Answers to sync-step-1 take the same
 lock, so a joining client is never handed state that is not yet durable either.
+
+With several processes (``TANDEM_REDIS_URL``, see fanout.py) a room also has a ``bus``: after
+step 3 each batch is published for the same room in the other processes, which apply it
+(``apply_remote``) without logging it again. The room then knows two marks: ``last_id``, the
+newest log id it has applied, and ``applied_upto``, below which it has applied *every* entry of
+its document. Only the second may label a checkpoint (a checkpoint claiming ``last_id`` could
+claim an entry another process committed and this one has not received yet, and a load from
+that checkpoint would lose it).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from pycrdt import Doc, get_update, merge_updates
 
@@ -29,6 +38,7 @@ from server.store import Store
 
 from .connection import Connection, binary_frame
 from .events import Closing, Committed
+from .fanout import digest
 from .keys import RoomKey, room_keys, split_key
 from .presence import Presence, people
 from .protocol import (
@@ -46,7 +56,14 @@ from .protocol import (
     sync_frame,
 )
 
+if TYPE_CHECKING:
+    from .fanout import Bus
+
 log = logging.getLogger(__name__)
+
+# How long a room with a hole in what it applied (a batch whose predecessor never arrived)
+# waits for the missing batch before it reads the log.
+GAP_GRACE = 0.5
 
 # How stale a plan's "last edited" time may get while its room is busy.
 TOUCH_EVERY = 10.0
@@ -89,6 +106,14 @@ class Room:
         self.store = store
         self.checkpoint_every = checkpoint_every
         self.last_id: int = history.last_id
+        # Every entry of the document up to here is in ``doc`` (see the module's docstring);
+        # batches applied beyond it, whose predecessor has not been: predecessor -> last id.
+        self.applied_upto: int = history.last_id
+        self._ahead: dict[int, int] = {}
+        # The process's fan-out (several processes), or None: set by the RoomManager.
+        self.bus: Bus | None = None
+        self._catching_up: asyncio.Task[None] | None = None
+        self._gap_timer: asyncio.TimerHandle | None = None
         self.since_checkpoint = len(history.updates)
         self.connections: set[Connection] = set()
         self.failed = False
@@ -120,7 +145,13 @@ class Room:
         log.warning("room %s: reloading its document from the log (%s)", self.key, why)
         self._guard.close()
         self.doc.unobserve(self._subscription)
-        self._load(await self.store.load(self._plan, self._doc))
+        history = await self.store.load(self._plan, self._doc)
+        self._load(history)
+        self.last_id = max(self.last_id, history.last_id)
+        self.applied_upto = history.last_id
+        self._ahead.clear()
+        if self.bus is not None:
+            self.catch_up()  # what other processes logged while it was read
         for conn, update in self._unapplied:
             conn.unapplied_bytes -= len(update)
         self._unapplied.clear()
@@ -146,9 +177,15 @@ class Room:
         """Write what is pending and a checkpoint, then stop the writer."""
         self._stopping = True
         self._wake.set()
+        if self._gap_timer is not None:
+            self._gap_timer.cancel()
         if self._writer is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
+        if self._catching_up is not None:
+            self._catching_up.cancel()
+            with contextlib.suppress(BaseException):
+                await self._catching_up
         await self._checkpoint_written()
         if not self.failed and self.since_checkpoint:
             async with self._lock:
@@ -179,6 +216,8 @@ class Room:
         gone = self.presence.leave(conn)
         if gone:
             self._broadcast(gone, exclude=conn)
+            if self.bus is not None:
+                self.bus.publish_awareness(self.key, gone)
 
     def present(self) -> list[Identity]:
         return people(self.connections)
@@ -227,6 +266,8 @@ class Room:
             forward = self.presence.receive(conn, frame, self.connections)
             if forward:
                 self._broadcast(forward, exclude=conn)
+                if self.bus is not None:
+                    self.bus.publish_awareness(self.key, forward)
         elif kind == MSG_QUERY_AWARENESS:
             if self.presence:
                 conn.send(self.presence.frame())
@@ -306,16 +347,12 @@ class Room:
                 if reload is not None:
                     await self._reload(reload)
                 return
-            ids = await self.store.append(
-                self._plan,
-                [(conn.identity.user_id, update) for conn, update in accepted],
-                doc=self._doc,
-                touch=self._touch(),
-            )
-            self.last_id = ids[-1]
+            entries = [(conn.identity.user_id, update) for conn, update in accepted]
+            prev, ids = await self._append(entries)
             self.since_checkpoint += len(ids)
             for conn, update in accepted:
                 self._broadcast(sync_frame(SYNC_UPDATE, update), exclude=conn)
+            self._published(prev, ids[-1], [update for _, update in accepted])
             if reload is not None:
                 await self._reload(reload)
             elif self.since_checkpoint >= self.checkpoint_every:
@@ -382,20 +419,144 @@ class Room:
                 self._captured[0] if len(self._captured) == 1 else merge_updates(*self._captured)
             )
             try:
-                (log_id,) = await self.store.append(
-                    self._plan, [(author_id, update)], doc=self._doc, touch=self._touch()
-                )
+                prev, (log_id,) = await self._append([(author_id, update)])
             except BaseException as exc:
                 if not _is_fatal(exc):
                     self.reset(f"{type(exc).__name__}: {exc}")
                 raise
-            self.last_id = log_id
             self.since_checkpoint += 1
             self._broadcast(sync_frame(SYNC_UPDATE, update), exclude=None)
+            self._published(prev, log_id, [update])
             if self.since_checkpoint >= self.checkpoint_every:
                 self._checkpoint()
         self._committed([(author_id, log_id)])
         return log_id
+
+    async def _append(
+        self, entries: list[tuple[int | None, bytes]]
+    ) -> tuple[int | None, list[int]]:
+        """Log ``entries`` (caller holds the lock); the predecessor's id when other processes
+        write this document too (None: only this room writes it), and the new ids."""
+        if self.bus is None:
+            ids = await self.store.append(self._plan, entries, doc=self._doc, touch=self._touch())
+            prev = None
+        else:
+            prev, ids = await self.store.append_chained(
+                self._plan, entries, doc=self._doc, touch=self._touch()
+            )
+        self._applied(prev, ids[-1])
+        return prev, ids
+
+    def _published(self, prev: int | None, last: int, updates: list[bytes]) -> None:
+        if self.bus is not None and prev is not None:
+            update = updates[0] if len(updates) == 1 else merge_updates(*updates)
+            self.bus.publish_update(self.key, prev, last, update)
+
+    # Several processes (see fanout.py)
+
+    def _applied(self, prev: int | None, last: int) -> None:
+        """The entries after ``prev`` up to ``last`` are in the document. ``prev`` None: they
+        follow everything applied (only this room writes the document)."""
+        self.last_id = max(self.last_id, last)
+        if prev is None or prev <= self.applied_upto:
+            self.applied_upto = max(self.applied_upto, last)
+        else:
+            self._ahead[prev] = max(last, self._ahead.get(prev, 0))
+        while self._ahead:
+            joined = [p for p in self._ahead if p <= self.applied_upto]
+            if not joined:
+                break
+            for p in joined:
+                self.applied_upto = max(self.applied_upto, self._ahead.pop(p))
+        if self._ahead and self._gap_timer is None and not self._stopping:
+            # Batches committed at once in two processes arrive in either order: give the
+            # missing one a moment before reading the log.
+            loop = asyncio.get_running_loop()
+            self._gap_timer = loop.call_later(GAP_GRACE, self._gap_check)
+
+    def _gap_check(self) -> None:
+        self._gap_timer = None
+        if self._ahead:
+            self.catch_up()
+
+    @property
+    def gapped(self) -> bool:
+        """Whether some batch applied waits for a predecessor not applied yet."""
+        return bool(self._ahead)
+
+    def apply_remote(self, prev: int, last: int, update: bytes) -> bool:
+        """Apply a batch another process logged (entries after ``prev`` up to ``last``) and
+        forward what it changed to this room's connections; nothing is logged. Whether it
+        changed anything. Synchronous: the document is never seen half-changed, and what is
+        applied is durable already, so the room's lock is not needed."""
+        if self.failed or last <= self.applied_upto:
+            return False
+        changed = self._apply_durable(update)
+        self._applied(prev, last)
+        return changed
+
+    def _apply_durable(self, update: bytes) -> bool:
+        self._captured.clear()
+        try:
+            self.doc.apply_update(update)
+        except Exception as exc:  # noqa: BLE001 - pycrdt's decode errors
+            # Logged by another process, so it passed the same checks there: the log is the
+            # truth, and a reset reloads from it.
+            self._captured.clear()
+            self.reset(f"a logged update could not be applied: {exc}")
+            return False
+        self._guard.check()  # checked where it was logged; nothing to blame on a connection
+        if not self._captured:
+            return False
+        effective = (
+            self._captured[0] if len(self._captured) == 1 else merge_updates(*self._captured)
+        )
+        self._captured.clear()
+        self._broadcast(sync_frame(SYNC_UPDATE, effective), exclude=None)
+        return True
+
+    def catch_up(self) -> asyncio.Task[None] | None:
+        """Read the log past ``applied_upto`` and apply it (in the background; one at a time):
+        after messages were lost or arrived out of order."""
+        if self.failed or self._stopping:
+            return None
+        if self._catching_up is None or self._catching_up.done():
+            self._catching_up = asyncio.create_task(
+                self._catch_up(), name=f"room-catch-up-{self.key}"
+            )
+        return self._catching_up
+
+    async def _catch_up(self) -> None:
+        after = self.applied_upto
+        try:
+            rows = await self.store.log_after(self._plan, after, self._doc)
+        except Exception:  # noqa: BLE001 - the database may be away: the next check retries
+            log.exception("room %s: reading the log after %d failed", self.key, after)
+            return
+        if not rows or self.failed:
+            return
+        # Entries of one document commit in id order (persistence.append_updates_chained):
+        # these are all of them after ``after`` up to the last one read.
+        changed = self._apply_durable(merge_updates(*(data for _, data in rows)))
+        self._applied(after, rows[-1][0])
+        log.info(
+            "room %s: caught up %d entries from the log (%s)",
+            self.key,
+            len(rows),
+            "some new" if changed else "none new",
+        )
+
+    def remote_presence(self, origin: str, frame: bytes) -> None:
+        """Awareness from the same room in another process: kept, and forwarded here."""
+        forward = self.presence.receive_remote(origin, frame)
+        if forward:
+            self._broadcast(forward, exclude=None)
+
+    def drop_origin(self, origin: str) -> None:
+        """Another process went away: the presence it held ends here."""
+        gone = self.presence.drop_origin(origin)
+        if gone:
+            self._broadcast(gone, exclude=None)
 
     def _touch(self) -> bool:
         now = asyncio.get_running_loop().time()
@@ -413,9 +574,10 @@ class Room:
         matches ``last_id`` exactly; the write itself runs in the background, so the next
         batch of edits does not wait for it (a checkpoint only speeds up loading: if it is
         lost, the log it summarises is still there)."""
-        if not self.last_id or (self._checkpointing and not self._checkpointing.done()):
+        if not self.applied_upto or (self._checkpointing and not self._checkpointing.done()):
             return  # the one being written will do; the next commit tries again
-        state, upto = self.doc.get_update(), self.last_id
+        # ``applied_upto``, not ``last_id``: the checkpoint claims every entry up to its label.
+        state, upto = self.doc.get_update(), self.applied_upto
         self.since_checkpoint = 0
         self._checkpointing = asyncio.create_task(
             self._write_checkpoint(upto, state), name=f"room-checkpoint-{self.key}"
@@ -455,6 +617,12 @@ class RoomManager:
         self.checkpoint_every = checkpoint_every
         self._rooms: dict[RoomKey, Room] = {}
         self._locks: dict[RoomKey, asyncio.Lock] = {}
+        # The fan-out to the other processes (TANDEM_REDIS_URL), or None: one process.
+        self.bus: Bus | None = None
+
+    def attach(self, bus: Bus) -> None:
+        """Share the rooms with other processes through ``bus`` (before any room loads)."""
+        self.bus = bus
 
     async def __aenter__(self) -> RoomManager:
         return self
@@ -474,7 +642,14 @@ class RoomManager:
         """Caller holds the plan's lock."""
         room = self._rooms.get(key)
         if room is None:
-            history = await self.store.load(*split_key(key))
+            if self.bus is not None:
+                self.bus.watch(key)  # before loading: what is published meanwhile comes too
+            try:
+                history = await self.store.load(*split_key(key))
+            except BaseException:
+                if self.bus is not None:
+                    self.bus.unwatch(key)
+                raise
             room = Room(
                 key,
                 self.store,
@@ -482,8 +657,12 @@ class RoomManager:
                 checkpoint_every=self.checkpoint_every,
                 hooks=self.hooks,
             )
+            room.bus = self.bus
             room.start(self._forget)
             self._rooms[key] = room
+            if self.bus is not None:
+                room.catch_up()  # what was committed between the load and the subscription
+                self.bus.loaded(key)
             try:
                 await room.repair()
             except Exception:
@@ -497,6 +676,8 @@ class RoomManager:
             room = await self._loaded(key)
             room.cancel_unload()
             await room.add(conn)
+            if self.bus is not None:
+                self.bus.here_changed(key)
             return room
 
     async def open(self, key: RoomKey) -> Room:
@@ -510,6 +691,8 @@ class RoomManager:
 
     def leave(self, room: Room, conn: Connection) -> None:
         room.remove(conn)
+        if self.bus is not None:
+            self.bus.here_changed(room.key)
         if not room.connections and not room.failed:
             room.schedule_unload(self.idle_seconds, lambda: self._unload(room))
 
@@ -518,6 +701,8 @@ class RoomManager:
             if room.connections or self._rooms.get(room.key) is not room:
                 return
             del self._rooms[room.key]
+            if self.bus is not None:
+                self.bus.unwatch(room.key)
             await room.stop()
             log.info("room %s unloaded", room.key)
 
@@ -528,6 +713,8 @@ class RoomManager:
             room = self._rooms.pop(key, None)
             if room is None:
                 return
+            if self.bus is not None:
+                self.bus.unwatch(key)
             for conn in list(room.connections):
                 conn.close(code, reason)
             room.cancel_unload()
@@ -537,6 +724,8 @@ class RoomManager:
     def _forget(self, room: Room) -> None:
         if self._rooms.get(room.key) is room:
             del self._rooms[room.key]
+            if self.bus is not None:
+                self.bus.unwatch(room.key)
 
     def room(self, key: RoomKey) -> Room | None:
         return self._rooms.get(key)
@@ -547,8 +736,15 @@ class RoomManager:
         return len(self._rooms)
 
     def present(self, key: RoomKey) -> list[Identity]:
+        """Who is connected to the room, in this process and (with a fan-out) the others."""
         room = self._rooms.get(key)
-        return room.present() if room else []
+        if self.bus is None:
+            return room.present() if room else []
+        return people(room.connections if room else (), self.bus.remote_present(key))
+
+    def present_here(self) -> dict[RoomKey, list[Identity]]:
+        """Who is connected to this process, by room (for the other processes)."""
+        return {key: room.present() for key, room in self._rooms.items() if room.connections}
 
     def connections(self) -> list[Connection]:
         return [c for room in self._rooms.values() for c in room.connections]
@@ -560,7 +756,15 @@ class RoomManager:
         ]
 
     def close(self, closing: Closing) -> int:
-        """Close the connections ``closing`` describes; how many were closed."""
+        """Close the connections ``closing`` describes, in every process; how many were closed
+        in this one."""
+        if self.bus is not None:
+            self.bus.publish_closing(closing)
+        return self.close_here(closing)
+
+    def close_here(self, closing: Closing, *, digests: bool = False) -> int:
+        """Close the connections of this process ``closing`` describes; how many. ``digests``:
+        its ``credential_id`` is a digest (it came from another process)."""
         closed = 0
         if closing.plan_id is None:
             candidates = self.connections()
@@ -578,7 +782,11 @@ class RoomManager:
                 continue
             if closing.via is not None and i.via != closing.via:
                 continue
-            if closing.credential_id is not None and i.credential_id != closing.credential_id:
+            if (
+                closing.credential_id is not None
+                and (digest(i.credential_id) if digests else i.credential_id)
+                != closing.credential_id
+            ):
                 continue
             c.close(closing.code, closing.reason)
             closed += 1
