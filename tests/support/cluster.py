@@ -278,6 +278,7 @@ class Cluster:
     database_url: str
     size: int = 3
     extra_env: dict[str, str] = field(default_factory=dict)
+    with_redis: bool = True  # False: no TANDEM_REDIS_URL (one process, for comparison)
     redis: Redis = field(init=False)
     servers: list[Server] = field(init=False, default_factory=list)
     proxy: HAProxy = field(init=False)
@@ -302,7 +303,7 @@ class Cluster:
 
     def env(self) -> dict[str, str]:
         return {
-            "TANDEM_REDIS_URL": self.redis.url,
+            **({"TANDEM_REDIS_URL": self.redis.url} if self.with_redis else {}),
             "TANDEM_METRICS_TOKEN": METRICS_TOKEN,
             "TANDEM_TRUSTED_PROXIES": "127.0.0.1",
             # About HAProxy's time to see a draining process down (fall 2 x inter 1s).
@@ -313,7 +314,8 @@ class Cluster:
     # Starting and stopping.
 
     def start(self) -> Cluster:
-        self.redis.start()
+        if self.with_redis:
+            self.redis.start()
         for srv in self.servers:
             srv.extra_env = {**self.env(), **srv.extra_env}
         # The first one alone (it migrates the database if it has to), then the others at once.
