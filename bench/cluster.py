@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -153,17 +154,36 @@ def _rss(pid: int) -> int:
     return 0
 
 
-def loadgen(ws: str, plans: list[str], token: str, timeout: float, **options: Any) -> dict:
-    """bench/loadgen.mjs, its "result" line."""
-    args = ["node", str(ROOT / "bench" / "loadgen.mjs"), "--url", ws, "--plans", ",".join(plans)]
-    args += ["--token", token]
+def loadgen(
+    b: Bench, plans: list[str], timeout: float, **options: Any
+) -> tuple[dict, dict[str, Any]]:
+    """bench/loadgen.mjs through the proxy: its "result" line, and what the processes held
+    (sockets, memory) when the measured window ended, all clients still connected."""
+    args = ["node", str(ROOT / "bench" / "loadgen.mjs"), "--url", b.cluster.ws]
+    args += ["--plans", ",".join(plans), "--token", b.token]
     for key, value in options.items():
         args += [f"--{key.replace('_', '-')}", str(value)]
-    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    results = [json.loads(x) for x in done.stdout.splitlines() if '"result"' in x]
-    if not results:
-        raise RuntimeError(f"loadgen gave no result:\n{done.stderr[-3000:]}")
-    return dict(results[-1])
+    during: dict[str, Any] = {}
+    result = None
+    with subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                event = json.loads(line)
+                if event.get("phase") == "measure-end":
+                    during = {"connections": b.cluster.connections(), "memoryMiB": b.memory()}
+                elif event.get("event") == "result":
+                    result = event
+            stderr = proc.stderr.read() if proc.stderr else ""
+        finally:
+            timer.cancel()
+    if result is None:
+        raise RuntimeError(f"loadgen gave no result:\n{stderr[-3000:]}")
+    return result, during
 
 
 def spread(args: argparse.Namespace, tmp: Path) -> list[dict]:
@@ -173,10 +193,9 @@ def spread(args: argparse.Namespace, tmp: Path) -> list[dict]:
             log(f"spread: round {r + 1}, {size} process(es)")
             with Bench(tmp / f"spread-{r}-{size}", size, redis=size > 1) as b:
                 (plan,) = b.plans(1)
-                result = loadgen(
-                    b.cluster.ws,
+                result, during = loadgen(
+                    b,
                     [plan],
-                    b.token,
                     timeout=args.seconds + 300,
                     clients=50,
                     rate=1,
@@ -193,8 +212,7 @@ def spread(args: argparse.Namespace, tmp: Path) -> list[dict]:
                         "converged": result.get("converged"),
                         "errors": result.get("errors"),
                         "fanoutLag": b.fanout_lag(),
-                        "connections": b.cluster.connections(),
-                        "memoryMiB": b.memory(),
+                        **during,
                     }
                 )
                 log(f"  {json.dumps(rows[-1])}")
@@ -208,10 +226,9 @@ def rooms(args: argparse.Namespace, tmp: Path) -> list[dict]:
         with Bench(tmp / f"rooms-{r}", 3) as b:
             before = b.memory()
             plans = b.plans(args.plans)
-            result = loadgen(
-                b.cluster.ws,
+            result, during = loadgen(
+                b,
                 plans,
-                b.token,
                 timeout=args.seconds + 900,
                 clients=2,
                 rate=0.1,
@@ -233,9 +250,8 @@ def rooms(args: argparse.Namespace, tmp: Path) -> list[dict]:
                     "storm": result.get("storm"),
                     "errors": result.get("errors"),
                     "memoryBeforeMiB": before,
-                    "memoryMiB": b.memory(),
-                    "connections": b.cluster.connections(),
                     "fanoutLag": b.fanout_lag(),
+                    **during,
                 }
             )
             log(f"  {json.dumps(rows[-1])}")
@@ -303,11 +319,18 @@ def report(results: dict[str, list[dict]]) -> None:
                 f"| {_med([x['lossPercent'] for x in rs])} | {lag if lags else '-'} | {len(rs)} |"
             )
     if "rooms" in results:
-        print("\n### 1,000 plans x 2 clients over 3 processes\n")
-        print("| p50 ms | p99 ms | loss % | RSS per process, MiB (with its worker) | rounds |")
+        print(f"\n### {results['rooms'][-1]['plans']} plans x 2 clients over 3 processes\n")
+        print(
+            "| p50 ms | p99 ms | loss % "
+            "| RSS per process, MiB (with its worker), idle -> loaded | rounds |"
+        )
         print("|---|---|---|---|---|")
         rs = results["rooms"]
-        mem = ", ".join(f"{v:.0f}" for v in rs[-1]["memoryMiB"].values())
+        last = rs[-1]
+        mem = ", ".join(
+            f"{last['memoryBeforeMiB'][k]:.0f} -> {v:.0f}"
+            for k, v in last.get("memoryMiB", {}).items()
+        )
         print(
             f"| {_med([x['latencyMs']['p50'] for x in rs])} "
             f"| {_med([x['latencyMs']['p99'] for x in rs])} "
