@@ -12,6 +12,8 @@ mark any client saw must stand exactly once.
 
 from __future__ import annotations
 
+import re
+import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +23,17 @@ import httpx
 import pytest
 
 from tests.support.access import create_link, invite_and_join
-from tests.support.cluster import Cluster, NodeClients, cluster, node_clients, wait_for
-from tests.support.servers import Database
+from tests.support.cluster import (
+    HAPROXY,
+    HAPROXY_CONFIG,
+    Cluster,
+    NodeClients,
+    cluster,
+    node_clients,
+    render_config,
+    wait_for,
+)
+from tests.support.servers import ROOT, Database, free_port
 
 
 @pytest.fixture
@@ -144,6 +155,26 @@ def audit(cl: Cluster, token: str, plan: str) -> list[dict[str, Any]]:
 
 
 # The tests.
+
+
+def test_the_readme_quotes_the_haproxy_config_the_tests_run(tmp_path: Path) -> None:
+    """One file, docs/haproxy.cfg: the README shows it whole, and as the tests render it
+    (their ports, socket and servers) it passes HAProxy's own check."""
+    readme = (ROOT / "README.md").read_text()
+    quoted = re.search(r"```haproxy\n(.*?)```", readme, re.S)
+    assert quoted, "the README has no ```haproxy block"
+    assert quoted.group(1) == HAPROXY_CONFIG.read_text()
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(
+        render_config(
+            HAPROXY_CONFIG.read_text(),
+            port=free_port(),
+            socket_path=tmp_path / "haproxy.sock",
+            servers=[("tandem1", free_port()), ("tandem2", free_port())],
+        )
+    )
+    checked = subprocess.run([HAPROXY, "-c", "-f", str(path)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_clients_spread_over_three_processes_converge(
