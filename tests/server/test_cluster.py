@@ -124,6 +124,10 @@ def fresh_look(cl: Cluster, nc: NodeClients, token: str, *, on_each: bool) -> No
         assert_all_once(nc, n)
 
 
+def sent_total(nc: NodeClients) -> int:
+    return sum(int(c["sent"]) for c in nc.state())
+
+
 def spread(servers: dict[int, str]) -> Counter[str]:
     return Counter(servers.values())
 
@@ -248,11 +252,17 @@ def test_redis_restarted_mid_editing_loses_nothing(
     servers = clients.synced(ids)
     assert len(set(servers.values())) >= 2, servers
     clients.call("start", rate=5)
-    wait_for(lambda: sum(c["sent"] for c in clients.state()) >= 30, "edits before the restart")
+    sent = wait_for(lambda: sent_total(clients) >= 30 and sent_total(clients), "edits")
     cl.redis.stop()
-    wait_for(lambda: sum(c["sent"] for c in clients.state()) >= 60, "edits while Redis is down")
+    # Every process notices (its /readyz fails, and HAProxy sees it), while the editing goes on.
+    for i in range(cl.size):
+        cl.proxy.wait_status(cl.name(i), up=False)
+    wait_for(lambda: sent_total(clients) >= sent + 60, "edits while Redis is down")
     cl.redis.start()
-    wait_for(lambda: sum(c["sent"] for c in clients.state()) >= 90, "edits after the restart")
+    for i in range(cl.size):
+        cl.proxy.wait_status(cl.name(i), up=True)
+    sent = sent_total(clients)
+    wait_for(lambda: sent_total(clients) >= sent + 30, "edits after the restart")
     clients.call("stop")
     clients.call("converge", timeout=120)
     for i in ids:
@@ -271,23 +281,27 @@ def test_sigkill_under_load_loses_and_doubles_nothing(
     victim = cl.name(holder)
     clients.call("task", count=2)
     clients.call("start", rate=5)
-    wait_for(lambda: sum(c["sent"] for c in clients.state()) >= 60, "edits before the kill")
+    wait_for(lambda: sent_total(clients) >= 60, "edits before the kill")
     cl.kill(holder)
     orphans = [i for i, name in servers.items() if name == victim]
     moved = clients.call("waitServerChange", clients=orphans, **{"from": servers}, timeout=60)
     assert victim not in moved["servers"].values()
-    wait_for(lambda: sum(c["sent"] for c in clients.state()) >= 150, "edits after the kill")
+    # Another process's worker takes the lease over once the dead one's lapses.
+    new_holder = wait_for(
+        lambda: (h := worker_holder(cl)) is not None and h != holder and [h], "the lease to move"
+    )[0]
+    assert new_holder in cl.alive()
+    sent = sent_total(clients)
+    wait_for(lambda: sent_total(clients) >= sent + 60, "edits after the kill")
     clients.call("task", count=1)
     clients.call("stop")
     clients.call("converge", timeout=120)
     for i in ids:
         assert_all_once(clients, i)
+    # The killed process, started again, serves all of it too.
+    cl.restart(holder)
     fresh_look(cl, clients, owner, on_each=True)
-    # Another process took the lease, and the audit trail holds each task's creation once.
-    new_holder = wait_for(
-        lambda: (h := worker_holder(cl)) is not None and h != holder and [h], "the lease to move"
-    )[0]
-    assert new_holder in cl.alive()
+    # The audit trail holds each task's creation once.
     tasks = {f"t{i}.{k}" for i in ids for k in range(3)}
 
     def created() -> Counter[str]:
@@ -305,7 +319,7 @@ def test_sigterm_drains_with_1012_and_clients_move(
     servers = clients.synced(ids)
     assert set(servers.values()) == {"tandem1", "tandem2", "tandem3"}, servers
     clients.call("start", rate=5)
-    wait_for(lambda: sum(c["sent"] for c in clients.state()) >= 30, "edits before the drain")
+    wait_for(lambda: sent_total(clients) >= 30, "edits before the drain")
     code = cl.sigterm(1)
     assert code == 0, tail(cl.servers[1].log())
     orphans = [i for i, name in servers.items() if name == "tandem2"]
@@ -313,7 +327,8 @@ def test_sigterm_drains_with_1012_and_clients_move(
         closes = clients.call("waitClose", client=i, codes=[1012])["closes"]
         assert closes[0]["code"] == 1012, closes
     clients.call("waitServerChange", clients=orphans, **{"from": servers}, timeout=60)
-    wait_for(lambda: sum(c["sent"] for c in clients.state()) >= 90, "edits after the drain")
+    sent = sent_total(clients)
+    wait_for(lambda: sent_total(clients) >= sent + 30, "edits after the drain")
     clients.call("stop")
     clients.call("converge", timeout=120)
     for i in ids:
