@@ -57,6 +57,15 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _die_with_us() -> None:
+    """In a child before exec: SIGKILL it should the test process die without tearing down
+    (killed itself), so that no Redis, HAProxy or Node client outlives the run."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 def _stop(
     proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, timeout: float = 10
 ) -> None:
@@ -105,6 +114,7 @@ class Redis:
                 ],  # fmt: skip
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_us,
             )
         wait_for(self._answers, f"redis-server on {self.port}", 20)
         return self
@@ -176,6 +186,7 @@ class HAProxy:
                 [HAPROXY, "-db", "-f", str(self.config_path)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_us,
             )
         wait_for(self._listening, f"haproxy on {self.port}", 20)
         return self
@@ -332,8 +343,8 @@ class Cluster:
         with contextlib.ExitStack() as stack:
             stack.callback(self.redis.stop)
             stack.callback(self.proxy.stop)
-            for srv in self.servers:
-                stack.callback(_quiet_stop, srv)
+            # All at once: each drains for TANDEM_DRAIN_SECONDS.
+            stack.callback(_parallel, [lambda srv=srv: _quiet_stop(srv) for srv in self.servers])
 
     def kill(self, i: int) -> None:
         """SIGKILL: the process and its sockets are gone at once (its worker child notices
@@ -457,6 +468,7 @@ class NodeClients:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
+            preexec_fn=_die_with_us,
         )
         self._lines: queue.Queue[bytes] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
