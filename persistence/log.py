@@ -6,7 +6,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, text
+from sqlalchemy import (
+    Connection,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from .models import Checkpoint, Plan, PlanProjection, PlanUpdate
@@ -89,16 +100,22 @@ def log_tops(
     *, session: Session | Connection, rooms: Sequence[tuple[str, str]]
 ) -> list[tuple[str, str, int]]:
     """``(plan id, doc, newest id)`` of each of ``rooms`` (``(plan id, doc)`` pairs) that has
-    entries: one index lookup each, in one statement."""
-    if not rooms:
-        return []
-    q = (
-        select(PlanUpdate.plan_id, PlanUpdate.doc, func.max(PlanUpdate.id))
-        .where(PlanUpdate.plan_id.in_({p for p, _ in rooms}))
-        .group_by(PlanUpdate.plan_id, PlanUpdate.doc)
-    )
-    wanted = set(rooms)
-    return [(p, d, top) for p, d, top in session.execute(q).all() if (p, d) in wanted]
+    entries: one backward step in the (plan, doc, id) index each, in one statement per 200."""
+    out: list[tuple[str, str, int]] = []
+    for start in range(0, len(rooms), 200):
+        top = [
+            select(
+                literal(plan_id),
+                literal(doc),
+                select(func.max(PlanUpdate.id))
+                .where(PlanUpdate.plan_id == plan_id, PlanUpdate.doc == doc)
+                .scalar_subquery(),
+            )
+            for plan_id, doc in rooms[start : start + 200]
+        ]
+        rows = session.execute(union_all(*top)).all()
+        out += [(str(p), str(d), int(t)) for p, d, t in rows if t is not None]
+    return out
 
 
 # A mapped class's __table__ is a Table; the declarative base types it as any FromClause.

@@ -72,6 +72,8 @@ class RedisFanout:
         self._tasks: list[asyncio.Task[None]] = []
         self._publisher_client: aioredis.Redis | None = None
         self.reconnects = 0
+        self._background: set[asyncio.Future[None]] = set()
+        self._echo = 0.0  # when the subscriber last heard one of this process's messages
         rooms.attach(self)
 
     def _client(self, *, timeout: float | None) -> aioredis.Redis:
@@ -125,6 +127,9 @@ class RedisFanout:
         if closing.credential_id is not None:
             fields["credential_id"] = digest(closing.credential_id)
         self._send(CHANNEL_ALL, encode("closing", self.origin, closing=fields))
+
+    def publish_discard(self, key: RoomKey, code: int, reason: str) -> None:
+        self._send(room_channel(key), encode("discard", self.origin, code=code, reason=reason))
 
     def watch(self, key: RoomKey) -> None:
         self._watched.add(key)
@@ -209,15 +214,21 @@ class RedisFanout:
 
     async def _beats(self) -> None:
         while True:
-            self._beat()
+            try:
+                self._beat()
+                self._forget_silent()
+            except Exception:
+                log.exception("fan-out beat failed")
             await asyncio.sleep(BEAT_SECONDS)
-            now = time.monotonic()
-            for origin, seen in list(self._seen.items()):
-                if now - seen > GONE_SECONDS:
-                    log.warning(
-                        "process %s not heard for %.0f s: its presence ends", origin, now - seen
-                    )
-                    self._gone(origin)
+
+    def _forget_silent(self) -> None:
+        now = time.monotonic()
+        for origin, seen in list(self._seen.items()):
+            if now - seen > GONE_SECONDS:
+                log.warning(
+                    "process %s not heard for %.0f s: its presence ends", origin, now - seen
+                )
+                self._gone(origin)
 
     def _beat(self) -> None:
         here = {
@@ -231,22 +242,23 @@ class RedisFanout:
         they applied read the log (a message lost without the connection dropping)."""
         while True:
             await asyncio.sleep(CHECK_SECONDS)
-            rooms: dict[tuple[str, str], Room] = {
-                split_key(key): room
-                for key in list(self._watched)
-                if (room := self.rooms.room(key)) is not None and (room.connections or room.gapped)
-            }
-            if not rooms:
-                continue
             try:
-                tops = await self.rooms.store.log_tops(list(rooms))
+                await self._check()
             except Exception:  # noqa: BLE001 - the database may be away; next time
-                log.exception("could not read the log's newest ids")
-                continue
-            for plan, doc, top in tops:
-                found = rooms.get((plan, doc))
-                if found is not None and top > found.applied_upto:
-                    found.catch_up()
+                log.exception("could not compare the rooms with the log")
+
+    async def _check(self) -> None:
+        rooms: dict[tuple[str, str], Room] = {
+            split_key(key): room
+            for key in list(self._watched)
+            if (room := self.rooms.room(key)) is not None and (room.connections or room.gapped)
+        }
+        if not rooms:
+            return
+        for plan, doc, top in await self.rooms.store.log_tops(list(rooms)):
+            found = rooms.get((plan, doc))
+            if found is not None and top > found.applied_upto:
+                found.catch_up()
 
     # Subscribing
 
@@ -280,11 +292,16 @@ class RedisFanout:
                 self.reconnects += 1
                 failures = 0
                 self._after_connect()
+                self._echo = time.monotonic()
                 syncing = asyncio.create_task(self._subscriptions(pubsub))
                 self._resubscribe.set()
                 while True:
                     if syncing.done():
                         syncing.result()  # its error ends this connection
+                    if time.monotonic() - self._echo > GONE_SECONDS:
+                        # Its own beats no longer come back: the connection is dead without
+                        # having said so (a silent network). A new one reads the log.
+                        raise ConnectionError("no message from Redis for too long")
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None and message.get("type") == "message":
                         self._received(message["channel"], message["data"])
@@ -326,6 +343,7 @@ class RedisFanout:
             log.warning("ignored a malformed fan-out message on %r", channel)
             return
         if message.origin == self.origin:
+            self._echo = time.monotonic()
             return
         self._seen[message.origin] = time.monotonic()
         name = channel.decode() if isinstance(channel, bytes) else channel
@@ -351,6 +369,12 @@ class RedisFanout:
             frame = room.presence.local_frame()
             if frame is not None:
                 self._send(room_channel(key), encode("awareness", self.origin, frame))
+        elif message.kind == "discard":
+            task = asyncio.ensure_future(
+                self.rooms.discard_here(key, int(h["code"]), str(h["reason"]))
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         elif message.kind == "head" and int(h["last"]) > room.applied_upto:
             room.catch_up()
 

@@ -113,6 +113,7 @@ class Room:
         # The process's fan-out (several processes), or None: set by the RoomManager.
         self.bus: Bus | None = None
         self._catching_up: asyncio.Task[None] | None = None
+        self._catch_up_again = False
         self._gap_timer: asyncio.TimerHandle | None = None
         self.since_checkpoint = len(history.updates)
         self.connections: set[Connection] = set()
@@ -516,35 +517,44 @@ class Room:
         return True
 
     def catch_up(self) -> asyncio.Task[None] | None:
-        """Read the log past ``applied_upto`` and apply it (in the background; one at a time):
-        after messages were lost or arrived out of order."""
+        """Read the log past ``applied_upto`` and apply it (in the background; one at a time,
+        and once more after the one running if asked meanwhile): after messages were lost or
+        arrived out of order."""
         if self.failed or self._stopping:
             return None
         if self._catching_up is None or self._catching_up.done():
             self._catching_up = asyncio.create_task(
                 self._catch_up(), name=f"room-catch-up-{self.key}"
             )
+        else:
+            self._catch_up_again = True  # what it read may predate what prompted this
         return self._catching_up
 
     async def _catch_up(self) -> None:
-        after = self.applied_upto
-        try:
-            rows = await self.store.log_after(self._plan, after, self._doc)
-        except Exception:  # noqa: BLE001 - the database may be away: the next check retries
-            log.exception("room %s: reading the log after %d failed", self.key, after)
-            return
-        if not rows or self.failed:
-            return
-        # Entries of one document commit in id order (persistence.append_updates_chained):
-        # these are all of them after ``after`` up to the last one read.
-        changed = self._apply_durable(merge_updates(*(data for _, data in rows)))
-        self._applied(after, rows[-1][0])
-        log.info(
-            "room %s: caught up %d entries from the log (%s)",
-            self.key,
-            len(rows),
-            "some new" if changed else "none new",
-        )
+        while True:
+            self._catch_up_again = False
+            after = self.applied_upto
+            try:
+                rows = await self.store.log_after(self._plan, after, self._doc)
+            except Exception:  # noqa: BLE001 - the database may be away: the next check retries
+                log.exception("room %s: reading the log after %d failed", self.key, after)
+                return
+            if self.failed:
+                return
+            if rows:
+                # Entries of one document commit in id order (persistence.
+                # append_updates_chained): these are all of them after ``after``.
+                changed = self._apply_durable(merge_updates(*(data for _, data in rows)))
+                self._applied(after, rows[-1][0])
+                log.log(
+                    logging.INFO if changed else logging.DEBUG,
+                    "room %s: read %d entries from the log (%s)",
+                    self.key,
+                    len(rows),
+                    "some new" if changed else "none new",
+                )
+            if not self._catch_up_again:
+                return
 
     def remote_presence(self, origin: str, frame: bytes) -> None:
         """Awareness from the same room in another process: kept, and forwarded here."""
@@ -708,7 +718,13 @@ class RoomManager:
 
     async def discard(self, key: RoomKey, code: int, reason: str) -> None:
         """Close a room's connections and stop it, writing what is pending, without waiting
-        for them to leave (a deleted plan)."""
+        for them to leave (a deleted plan); in every process."""
+        if self.bus is not None:
+            self.bus.publish_discard(key, code, reason)
+        await self.discard_here(key, code, reason)
+
+    async def discard_here(self, key: RoomKey, code: int, reason: str) -> None:
+        """``discard`` in this process only."""
         async with self._lock(key):
             room = self._rooms.pop(key, None)
             if room is None:

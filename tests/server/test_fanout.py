@@ -26,6 +26,8 @@ from tests.support.yclient import add_paragraph, connect, paragraphs
 pytestmark = pytest.mark.anyio
 
 LOST = "lost the connection to Redis"
+# Checkpoints often, so that every process writes them while the others edit.
+ENV = {"TANDEM_WORKER": "off", "TANDEM_CHECKPOINT_EVERY": "4"}
 
 
 @dataclass
@@ -45,7 +47,7 @@ def cluster(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     tmp = tmp_path_factory.mktemp("fanout")
     redis = RedisServer(tmp).start()
     db = Database(backend, tmp, at_head=True)
-    env = {"TANDEM_REDIS_URL": redis.url, "TANDEM_WORKER": "off"}
+    env = {"TANDEM_REDIS_URL": redis.url, **ENV}
     servers: list[Server] = []
     try:
         for i in range(3):
@@ -60,6 +62,10 @@ def cluster(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             srv.stop()
         db.drop()
         redis.stop()
+
+
+def _env(cluster: Cluster) -> dict[str, str]:
+    return {"TANDEM_REDIS_URL": cluster.redis.url, **ENV}
 
 
 def together(*docs: Doc) -> list[list[str]]:
@@ -89,6 +95,41 @@ async def test_clients_on_different_processes_edit_one_plan(cluster: Cluster) ->
     log = await _log(a, plan)
     assert sorted(paragraphs(_replay(log))) == expected
     assert len(log) == logged_before + len(expected)
+
+
+async def test_concurrent_edits_on_three_processes_load_whole_from_checkpoints(
+    cluster: Cluster,
+) -> None:
+    """Each process writes checkpoints (every 4 of its commits) while the others' batches are
+    in flight: what a load reads (the newest checkpoint and the log after it) is everything."""
+    token = cluster.world.owner_token
+    plan = cluster.plan("Busy")
+    names = "abc"
+    expected = sorted(f"{n}{i}" for n in names for i in range(30))
+    async with (
+        connect(cluster.servers[0].ws, plan, token) as (d0, _),
+        connect(cluster.servers[1].ws, plan, token) as (d1, _),
+        connect(cluster.servers[2].ws, plan, token) as (d2, _),
+    ):
+        docs = [d0, d1, d2]
+        for i in range(30):
+            for n, d in zip(names, docs, strict=True):
+                add_paragraph(d, f"{n}{i}")
+            await asyncio.sleep(0.005)
+        await wait_for(lambda: together(*docs) == [expected] * 3, 30, "convergence")
+    store = Store.from_url(cluster.servers[0].database_url)
+    try:
+        history = await store.load(plan)
+        checkpoints = await store.read(
+            lambda s: persistence.checkpoint_at_or_before(
+                session=s, plan_id=plan, upto_id=history.last_id
+            )
+        )
+    finally:
+        store.dispose()
+    assert checkpoints is not None  # the load below starts from one
+    loaded = _replay([u for u in [history.checkpoint, *history.updates] if u])
+    assert sorted(paragraphs(loaded)) == expected
 
 
 async def test_internal_updates_stay_in_the_internal_room(cluster: Cluster) -> None:
@@ -158,6 +199,36 @@ async def test_presence_held_by_a_stopped_process_ends_on_the_others(cluster: Cl
             await asyncio.to_thread(c.start)
 
 
+async def test_presence_held_by_a_killed_process_ends_on_the_others(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """SIGKILL: no goodbye; the others stop hearing its beats and drop what it held."""
+    a = cluster.servers[0]
+    world = cluster.world
+    plan, cora = world.plan, world.callers["api_token"].token
+    doomed = Server(data_dir=tmp_path, database_url=a.database_url, extra_env=_env(cluster))
+    doomed.start()
+    state = json.dumps({"user": {"name": "claimed", "color": "#123456"}})
+    owner = world.callers["owner_api"].client
+
+    async def here() -> list[str]:
+        r = await asyncio.to_thread(owner.get, f"/api/plans/{plan}")
+        return [p["name"] for p in r.json()["present"]]
+
+    try:
+        async with peer(f"{a.ws}/{plan}?token={world.owner_token}") as watcher:
+            async with peer(f"{doomed.ws}/{plan}?token={cora}") as cora_there:
+                await cora_there.send(awareness_frame([(6161, 1, state)]))
+                await wait_for(lambda: _state(watcher, 6161) is not None, 10, "presence on A")
+                assert "Cora Customer" in await here()
+                await asyncio.to_thread(doomed.kill)
+                await wait_for(lambda: _ended(watcher, 6161), 40, "presence dropped on A")
+            assert "Cora Customer" not in await here()
+    finally:
+        if doomed.proc is not None:
+            doomed.stop()
+
+
 def test_a_removed_member_and_a_revoked_link_are_cut_off_on_every_process(
     cluster: Cluster,
 ) -> None:
@@ -185,6 +256,50 @@ def test_a_removed_member_and_a_revoked_link_are_cut_off_on_every_process(
             assert await _closed_within(visitor_on_c, 5) == 4403
 
     asyncio.run(scenario())
+
+
+async def test_a_plan_deleted_on_one_process_closes_its_sockets_on_the_others(
+    cluster: Cluster,
+) -> None:
+    a, b, c = cluster.servers
+    token = cluster.world.owner_token
+    title = "Deleted through the first process"
+    plan = cluster.plan(title)
+    async with (
+        websockets.connect(f"{b.ws}/{plan}?token={token}") as on_b,
+        websockets.connect(f"{c.ws}/{plan}/internal?token={token}") as internal_on_c,
+    ):
+        await on_b.recv()
+        await internal_on_c.recv()
+        owner = cluster.world.callers["owner_api"].client
+        r = await asyncio.to_thread(
+            owner.request, "DELETE", f"/api/plans/{plan}", json={"confirm": title}
+        )
+        assert r.status_code == 204, r.text
+        assert await _closed_within(on_b, 5) == 4404
+        assert await _closed_within(internal_on_c, 5) == 4404
+
+
+async def test_an_entry_never_published_reaches_every_process(cluster: Cluster) -> None:
+    """A process that logged a batch and died before publishing it (here: the test writes
+    the log itself): the others find it in the log, and their clients get it."""
+    a, b, _ = cluster.servers
+    token = cluster.world.owner_token
+    plan = cluster.plan("Never published")
+    async with connect(a.ws, plan, token) as (on_a, _), connect(b.ws, plan, token) as (on_b, _):
+        add_paragraph(on_a, "published")
+        await wait_for(lambda: paragraphs(on_b) == ["published"])
+        writer = Doc()
+        writer.apply_update(on_a.get_update())
+        before = writer.get_state()
+        add_paragraph(writer, "only in the log")
+        store = Store.from_url(a.database_url)
+        try:
+            await store.append_chained(plan, [(None, writer.get_update(before))])
+        finally:
+            store.dispose()
+        want = ["only in the log", "published"]
+        await wait_for(lambda: together(on_a, on_b) == [want] * 2, 20, "the log's entry")
 
 
 async def test_redis_restarted_mid_editing_loses_nothing(cluster: Cluster) -> None:
@@ -232,6 +347,47 @@ async def test_redis_restarted_mid_editing_loses_nothing(cluster: Cluster) -> No
     assert len(await _log(a, plan)) == logged_before + len(expected) + 1
 
 
+async def test_a_process_starts_and_edits_while_its_redis_is_away(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Redis unreachable at start: the process serves and its clients edit (logged); once
+    Redis is there, it and the others converge."""
+    late = RedisServer(tmp_path)  # not started yet: nothing listens on its port
+    a = cluster.servers[0]
+    env = {"TANDEM_REDIS_URL": late.url, "TANDEM_WORKER": "off"}
+    alone = Server(data_dir=tmp_path, database_url=a.database_url, extra_env=env).start()
+    try:
+        token = cluster.world.owner_token
+        plan = cluster.plan("Redis not there yet")
+        async with (
+            connect(alone.ws, plan, token) as (one, _),
+            connect(alone.ws, plan, token) as (
+                two,
+                _,
+            ),
+        ):
+            add_paragraph(one, "while Redis is away")
+            await wait_for(lambda: paragraphs(two) == ["while Redis is away"])
+            late.start()
+            # Another process on the same Redis sees it, and edits from there come back.
+            partner = Server(
+                data_dir=tmp_path / "partner", database_url=a.database_url, extra_env=env
+            )
+            (tmp_path / "partner").mkdir()
+            partner.start()
+            try:
+                async with connect(partner.ws, plan, token) as (three, _):
+                    assert paragraphs(three) == ["while Redis is away"]
+                    add_paragraph(three, "through Redis")
+                    want = ["through Redis", "while Redis is away"]
+                    await wait_for(lambda: together(one, two) == [want] * 2, 20, "fan-out")
+            finally:
+                partner.stop()
+    finally:
+        alone.stop()
+        late.stop()
+
+
 # The checkpoint trap, one level down: two room managers (as two processes) on one database,
 # their messages held back and delivered by hand.
 
@@ -252,6 +408,9 @@ class HeldBus:
         pass
 
     def publish_closing(self, closing: object) -> None:
+        pass
+
+    def publish_discard(self, key: str, code: int, reason: str) -> None:
         pass
 
     def watch(self, key: str) -> None:
@@ -385,7 +544,7 @@ async def _log(server: Server, plan: str) -> list[bytes]:
         store.dispose()
 
 
-def _replay(updates: list[bytes]) -> Doc:
+def _replay(updates: list[bytes]) -> Doc:  # oldest first
     doc = Doc()
     for update in updates:
         doc.apply_update(update)
