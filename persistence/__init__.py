@@ -87,6 +87,7 @@ from .notifications import mark_sent as mark_sent
 from .notifications import next_attempt as next_attempt
 from .notifications import notification_queued as notification_queued
 from .notifications import open_tasks_due as open_tasks_due
+from .notifications import outbox_depth as outbox_depth
 from .notifications import queue_notification as queue_notification
 from .notifications import record_action_update as record_action_update
 from .notifications import release_action as release_action
@@ -123,6 +124,7 @@ from .projections import list_tasks as list_tasks
 from .projections import plans_behind as plans_behind
 from .projections import projection_watermark as projection_watermark
 from .projections import rows_of_plans as rows_of_plans
+from .projections import worker_lag as worker_lag
 from .projections import write_projection as write_projection
 from .records import AccessEventRecord as AccessEventRecord
 from .records import InviteRecord as InviteRecord

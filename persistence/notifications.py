@@ -14,7 +14,18 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, or_, select, update
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -425,6 +436,15 @@ def take_lease(*, session: Session, name: str, holder: str, ttl: timedelta) -> b
     except IntegrityError:
         return False
     return True
+
+
+def outbox_depth(*, session: Session) -> int:
+    """Notifications queued and not yet sent (due now or waiting for a retry)."""
+    return int(
+        session.execute(
+            select(func.count()).select_from(Notification).where(Notification.state == QUEUED)
+        ).scalar_one()
+    )
 
 
 def holds_lease(*, session: Session, name: str, holder: str) -> bool:

@@ -6,7 +6,7 @@ one call inside the caller's transaction, guarded by the watermark
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from .commitment_history import Merge, record_changes
 from .models import (
     HistoryEvent,
+    Plan,
     PlanContact,
     PlanKeyResult,
     PlanProjection,
@@ -22,7 +23,7 @@ from .models import (
     PlanTask,
     PlanUpdate,
 )
-from .records import now
+from .records import now, utc
 
 #: Entity tables by the name callers use.
 TABLES: dict[str, Any] = {
@@ -59,6 +60,32 @@ def plans_behind(*, session: Session) -> list[tuple[str, int | None]]:
         .order_by(last.c.plan_id)
     )
     return [(plan_id, author_id) for plan_id, author_id in session.execute(q).all()]
+
+
+def worker_lag(*, session: Session) -> tuple[int, int, datetime | None]:
+    """How far the projection is behind the log: ``(plans behind, updates not yet
+    materialised, when the oldest of them was logged)`` (None: nothing waits). One index
+    range per plan, from its watermark on: cheap when the worker keeps up."""
+    mark = func.coalesce(PlanProjection.upto_id, 0)
+    waiting = (
+        select(
+            PlanUpdate.plan_id,
+            func.count().label("n"),
+            func.min(PlanUpdate.created_at).label("oldest"),
+        )
+        .select_from(Plan)
+        .outerjoin(PlanProjection, PlanProjection.plan_id == Plan.id)
+        .join(
+            PlanUpdate,
+            (PlanUpdate.plan_id == Plan.id) & (PlanUpdate.doc == "plan") & (PlanUpdate.id > mark),
+        )
+        .group_by(PlanUpdate.plan_id)
+        .subquery()
+    )
+    plans, updates, oldest = session.execute(
+        select(func.count(), func.coalesce(func.sum(waiting.c.n), 0), func.min(waiting.c.oldest))
+    ).one()
+    return int(plans), int(updates), utc(oldest)
 
 
 def write_projection(

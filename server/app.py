@@ -68,6 +68,7 @@ def create_app(settings: Settings) -> Starlette:
             signin=settings.signin_per_minute,
             codes=settings.codes_per_minute,
             ws_connects=settings.ws_connects_per_minute,
+            redis=redis,  # shared by every process when there is one
         ),
         mailer=Mailer(
             store,

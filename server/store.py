@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import persistence
 
+from .histogram import Histogram
+
 T = TypeVar("T")
 
 # An append on the event loop that takes longer than this (a slow fsync, a busy disk) held
@@ -49,6 +51,8 @@ class Store:
         self.writes = 0  # transactions through the writers' queue, for keep_wal_short
         self.off_loop_until = 0.0  # loop time until which appends go through a thread
         self.slow_appends = 0
+        # How long the log append of each group commit took (its transaction, commit included).
+        self.commit_seconds = Histogram()
         self._checkpointed_writes = 0
         # SQLite has one writer at a time: queue writers here instead of in its busy-wait.
         self._limiter = anyio.CapacityLimiter(1 if sqlite else 8)
@@ -143,6 +147,13 @@ class Store:
                 session=conn, plan_id=plan_id, entries=entries, doc=doc, touch=touch
             )
 
+        began = time.perf_counter()
+        try:
+            return await self._append(work)
+        finally:
+            self.commit_seconds.observe(time.perf_counter() - began)
+
+    async def _append(self, work: Callable[[Connection], list[int]]) -> list[int]:
         if self._now is None or anyio.current_time() < self.off_loop_until:
             return await self.run_core(work)
         # SQLite: the writers' queue guarantees no other writer in this process, so the

@@ -350,20 +350,20 @@ async def _guard_socket(rule_: Rule, fn: Endpoint, websocket: WebSocket) -> Any:
         await websocket.close(Close.SERVER_SHUTDOWN, "server restarting, reconnect")
         return
     ip = client_ip(websocket)
-    if not svc.limits.ws_connects.allow(ip):
+    if not await svc.limits.ws_connects.allow(ip):
         log.warning("ws %s: refused, too many connects from one address", plan_id)
         await websocket.close(Close.TOO_MANY, "too many connections, slow down")
         return
-    if svc.limits.unauthenticated >= svc.settings.max_unauthenticated_sockets:
+    ticket = await svc.limits.admit_unauthenticated(svc.settings.max_unauthenticated_sockets)
+    if ticket is None:
         log.warning("ws %s: refused, too many sockets waiting to authenticate", plan_id)
         await websocket.close(Close.TOO_MANY, "server busy, retry")
         return
-    svc.limits.unauthenticated += 1
     try:
         identity, known = await _socket_caller(websocket, plan_id)
         plan = await svc.store.run(lambda s: persistence.get_plan(session=s, plan_id=plan_id))
     finally:
-        svc.limits.unauthenticated -= 1
+        await svc.limits.release_unauthenticated(ticket)
     if identity is None:
         if known:
             log.info("ws %s: refused, caller has no role in the plan", plan_id)

@@ -177,7 +177,7 @@ async def visit_page(request: Request) -> Response:
         return enter(request, link, name, None)
     # A domain-locked link got past the checks above only with an address at its domain.
     assert email is not None
-    if not (svc.limits.codes.allow(ip) and svc.limits.codes.allow(f"to:{email}")):
+    if not (await svc.limits.codes.allow(ip) and await svc.limits.codes.allow(f"to:{email}")):
         ctx["errors"]["email"] = "Too many codes requested. Wait a minute and try again."
         return render(request, "visit.html", ctx, 429)
     code_id = secrets.token_hex(8)
@@ -213,7 +213,7 @@ async def _check_code(
         return render(request, "visit.html", ctx, 400)
     code_id, _link, name, email = pending
     ctx.update(step="code", pending=str(form.get("pending", "")))
-    if not svc.limits.codes.allow(guard.client_ip(request)):
+    if not await svc.limits.codes.allow(guard.client_ip(request)):
         ctx["errors"]["code"] = "Too many tries. Wait a minute and try again."
         return render(request, "visit.html", ctx, 429)
     code = str(form.get("code", "")).strip()

@@ -197,11 +197,13 @@ async def people_page(request: Request) -> Response:
 # Password reset
 
 
-def _reset_limited(request: Request, email: str) -> bool:
+async def _reset_limited(request: Request, email: str) -> bool:
     limits = services(request).limits
     ip = guard.client_ip(request)
     # The sign-in buckets: asking for resets is guessing at accounts just as signing in is.
-    return not (limits.signin.allow(f"{ip}|reset|{email}") and limits.signin_ip.allow(ip))
+    return not (
+        await limits.signin.allow(f"{ip}|reset|{email}") and await limits.signin_ip.allow(ip)
+    )
 
 
 @rule(Rule.PUBLIC)
@@ -212,7 +214,7 @@ async def reset_request_page(request: Request) -> Response:
     form = await request.form()
     email = str(form.get("email", "")).strip().lower()[:320]
     ctx["email"] = email
-    if _reset_limited(request, email):
+    if await _reset_limited(request, email):
         log.warning("password reset rate limit hit")
         ctx["error"] = "Too many attempts. Wait a minute and try again."
         return render(request, "reset_request.html", ctx, 429)

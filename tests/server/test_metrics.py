@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.live import LoopLag
-from tests.support.servers import Server
+from tests.support.servers import Database, Server
 from tests.support.wire import peer, wait_for
 from tests.support.yclient import add_paragraph
 
@@ -113,3 +113,79 @@ async def test_loop_lag_sees_a_blocked_loop() -> None:
     cumulative = dict(lag.cumulative())
     assert cumulative[0.1] < cumulative[float("inf")] == lag.samples
     assert lag.total >= 0.1
+
+
+# Every family /metrics serves, the issue's list: connections and rooms, updates (a counter:
+# Prometheus' rate() makes it per second), commit latency, event-loop lag, the worker's lag
+# behind the log, the outbox.
+NAMES = {
+    "tandem_open_connections",
+    "tandem_open_rooms",
+    "tandem_updates_applied",
+    "tandem_commit_seconds",
+    "tandem_event_loop_lag_seconds",
+    "tandem_event_loop_lag_max_seconds",
+    "tandem_worker_lag_seconds",
+    "tandem_worker_lag_updates",
+    "tandem_worker_lag_plans",
+    "tandem_outbox_depth",
+    "tandem_metrics_database_up",
+}
+
+
+def families(server: Server) -> dict[str, object]:
+    r = httpx.get(f"{server.http}/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 200, r.text
+    return {family.name: family for family in text_string_to_metric_families(r.text)}
+
+
+async def test_metrics_parse_and_hold_every_name_with_commits_and_the_worker_caught_up(
+    metered: Server,
+) -> None:
+    metered.create_user("pat@vendor.example", "Pat CSM")
+    token = metered.create_token("pat@vendor.example")
+    plan_id = metered.create_plan(token)
+    async with peer(f"{metered.ws}/{plan_id}?token={token}") as writer:
+        add_paragraph(writer.doc, "committed and timed")
+
+        def caught_up() -> dict[str, float] | None:
+            now = scrape(metered)
+            done = now["tandem_commit_seconds_count"] >= 1 and now["tandem_worker_lag_plans"] == 0
+            return now if done else None
+
+        now = None
+        with anyio.fail_after(20):
+            while (now := await anyio.to_thread.run_sync(caught_up)) is None:
+                await anyio.sleep(0.1)
+    assert set(families(metered)) >= NAMES
+    assert now["tandem_commit_seconds_bucket{le=+Inf}"] == now["tandem_commit_seconds_count"]
+    assert now["tandem_commit_seconds_sum"] > 0
+    assert now["tandem_worker_lag_seconds"] == 0 and now["tandem_worker_lag_updates"] == 0
+    assert now["tandem_outbox_depth"] >= 0 and now["tandem_metrics_database_up"] == 1
+
+
+async def test_the_worker_lag_counts_what_waits_for_a_worker(
+    database: Database, tmp_path: Path
+) -> None:
+    # No worker anywhere: what is typed waits in the log, and the lag says so.
+    srv = Server(
+        data_dir=tmp_path,
+        database_url=database.url,
+        extra_env={"TANDEM_METRICS_TOKEN": TOKEN, "TANDEM_WORKER": "off"},
+    ).start()
+    try:
+        srv.create_user("csm@vendor.example", "Casey CSM")
+        token = srv.create_token("csm@vendor.example")
+        plan_id = srv.create_plan(token)
+        async with peer(f"{srv.ws}/{plan_id}?token={token}") as writer:
+            add_paragraph(writer.doc, "waits for a worker")
+            with anyio.fail_after(20):
+                while (now := await anyio.to_thread.run_sync(scrape, srv))[
+                    "tandem_worker_lag_updates"
+                ] < 1:
+                    await anyio.sleep(0.1)
+        assert now["tandem_worker_lag_plans"] == 1
+        assert now["tandem_worker_lag_seconds"] >= 0
+        assert now["tandem_outbox_depth"] == 0
+    finally:
+        srv.stop()

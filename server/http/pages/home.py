@@ -117,7 +117,7 @@ async def login(request: Request) -> Response:
         svc = services(request)
         ip = guard.client_ip(request)
         key = f"{ip}|{email.lower()}"
-        if not (svc.limits.signin.allow(key) and svc.limits.signin_ip.allow(ip)):
+        if not (await svc.limits.signin.allow(key) and await svc.limits.signin_ip.allow(ip)):
             log.warning("sign-in rate limit hit")
             response = render(
                 request,
