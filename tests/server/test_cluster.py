@@ -343,13 +343,33 @@ def test_metrics_parse_on_every_process(cl: Cluster, owner: str, clients: NodeCl
     from prometheus_client.parser import text_string_to_metric_families
 
     ids = clients.open([owner] * 3)
-    clients.synced(ids)
+    servers = clients.synced(ids)
+    assert set(servers.values()) == {"tandem1", "tandem2", "tandem3"}, servers
     clients.call("type", count=2)
+    clients.call("converge")
+
+    def count(i: int, family: str) -> float:
+        return cl.value(i, family, f"{family}_count")
+
+    # Each process logged its own client's edits and applied the others' from Redis.
     wait_for(
-        lambda: sum(cl.value(i, "tandem_updates_applied") for i in cl.alive()) >= 6,
-        "the edits counted in /metrics",
+        lambda: all(count(i, "tandem_commit_seconds") > 0 for i in cl.alive()),
+        "every process's commits in tandem_commit_seconds",
+    )
+    wait_for(
+        lambda: all(count(i, "tandem_fanout_lag_seconds") > 0 for i in cl.alive()),
+        "every process's applied batches in tandem_fanout_lag_seconds",
     )
     for i in cl.alive():
         families = {f.name: f for f in text_string_to_metric_families(cl.metrics_text(i))}
-        assert "tandem_open_connections" in families
-        assert "tandem_event_loop_lag_seconds" in families
+        for name in (
+            "tandem_open_connections",
+            "tandem_open_rooms",
+            "tandem_updates_applied",
+            "tandem_event_loop_lag_seconds",
+            "tandem_commit_seconds",
+            "tandem_fanout_lag_seconds",
+            "tandem_worker_lag_seconds",
+            "tandem_outbox_depth",
+        ):
+            assert name in families, (i, name, sorted(families))
