@@ -200,7 +200,11 @@ class Store:
                 session=conn, plan_id=plan_id, entries=entries, doc=doc, touch=touch
             )
 
-        return await self.run_core(work)
+        began = time.perf_counter()
+        try:
+            return await self.run_core(work)
+        finally:
+            self.commit_seconds.observe(time.perf_counter() - began)
 
     async def log_after(
         self, plan_id: str, after_id: int, doc: str = "plan"
