@@ -172,7 +172,9 @@ async def metrics(request: Request) -> Response:
     svc = services(request)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LiveCollector(svc, await database_figures(svc)))
-    # The fan-out lag histogram (tandem_fanout_lag_seconds) of the Redis fan-out
-    # (server/live, branch h/fanout) is registered here, beside the others, when it merges:
-    #     registry.register(fanout_lag())
+    if svc.settings.redis_url:
+        # The Redis fan-out's lag histogram (tandem_fanout_lag_seconds), kept by server/live.
+        from server.live import fanout_lag
+
+        registry.register(fanout_lag())
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
