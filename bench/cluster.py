@@ -158,7 +158,7 @@ def loadgen(
     b: Bench, plans: list[str], timeout: float, **options: Any
 ) -> tuple[dict, dict[str, Any]]:
     """bench/loadgen.mjs through the proxy: its "result" line, and what the processes held
-    (sockets, memory) when the measured window ended, all clients still connected."""
+    (sockets, memory) as the measured window opens, every client connected and editing."""
     args = ["node", str(ROOT / "bench" / "loadgen.mjs"), "--url", b.cluster.ws]
     args += ["--plans", ",".join(plans), "--token", b.token]
     for key, value in options.items():
@@ -174,7 +174,7 @@ def loadgen(
             assert proc.stdout is not None
             for line in proc.stdout:
                 event = json.loads(line)
-                if event.get("phase") == "measure-end":
+                if event.get("phase") == "measure-start":
                     during = {"connections": b.cluster.connections(), "memoryMiB": b.memory()}
                 elif event.get("event") == "result":
                     result = event
@@ -209,6 +209,7 @@ def spread(args: argparse.Namespace, tmp: Path) -> list[dict]:
                         "latencyMs": result.get("latencyMs"),
                         "lossPercent": result.get("lossPercent"),
                         "duplicates": result.get("duplicates"),
+                        "reconnects": result.get("reconnects"),
                         "converged": result.get("converged"),
                         "errors": result.get("errors"),
                         "fanoutLag": b.fanout_lag(),
