@@ -50,7 +50,7 @@ class WorkerLease:
         self.store = store
         self.holder = holder
         self.ttl = ttl
-        self.retry = retry if retry is not None else max(0.2, ttl / 5)
+        self.retry = retry if retry is not None else max(0.2, min(1.0, ttl / 5))
         self.lost = asyncio.Event()
 
     async def _take(self) -> bool:

@@ -62,9 +62,15 @@ async def run_worker(settings: Settings, *, server_url: str, child: bool) -> Non
     current: list[Materialiser] = []  # the materialiser while this worker holds the lease
     flushes: set[asyncio.Task[Any]] = set()
 
+    waiting: set[str] = set()  # nudges before this worker works (starting, or not the holder)
+
     def flush(plan_id: str) -> None:
         if not current:
-            return  # another process's worker holds the lease: its poll finds the plan
+            # Done when this worker gets to work (its catch-up would find them too); meanwhile
+            # the holder's log follower finds them.
+            if len(waiting) < 10_000:
+                waiting.add(plan_id)
+            return
         task = asyncio.create_task(_flush(current[0], plan_id), name=f"flush-{plan_id}")
         flushes.add(task)
         task.add_done_callback(flushes.discard)
@@ -74,7 +80,7 @@ async def run_worker(settings: Settings, *, server_url: str, child: bool) -> Non
         while not stop.is_set():
             if lease is not None and not await lease.acquire(stop):
                 break
-            await _work(settings, store, server_url, lease, stop, current, flushes)
+            await _work(settings, store, server_url, lease, stop, current, flushes, waiting, flush)
     finally:
         if nudges is not None:
             nudges.cancel()
@@ -94,6 +100,8 @@ async def _work(
     stop: asyncio.Event,
     current: list[Materialiser],
     flushes: set[asyncio.Task[Any]],
+    waiting: set[str],
+    flush: Callable[[str], None],
 ) -> None:
     """The worker's work, until ``stop`` or until the lease is lost."""
     notifications = notify.build(settings, store, server_url)
@@ -120,6 +128,9 @@ async def _work(
     # The notifier outlives the materialiser: what its last passes publish is still queued.
     async with notifications.notifier, materialiser:
         current[:] = [materialiser]
+        for plan_id in list(waiting):
+            flush(plan_id)
+        waiting.clear()
         loops.append(asyncio.create_task(follower.run(), name="follow-log"))
         if notifications.dispatcher is not None:
             loops.append(asyncio.create_task(notifications.dispatcher.run(), name="send"))
