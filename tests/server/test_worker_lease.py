@@ -201,3 +201,42 @@ async def test_the_fence_refuses_a_write_from_a_holder_whose_lease_lapsed(
         await store.run(fresh.fence)
     finally:
         store.dispose()
+
+
+async def test_of_two_servers_children_one_works_and_the_other_takes_over_from_a_killed_one(
+    postgres: None, database: Database, tmp_path: Path
+) -> None:
+    from tests.server.test_worker_process import worker_of
+
+    env = {"TANDEM_WORKER_LEASE_SECONDS": LEASE_SECONDS}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = Server(data_dir=tmp_path / "a", database_url=database.url, extra_env=env).start()
+    b = Server(data_dir=tmp_path / "b", database_url=database.url, extra_env=env)
+    try:
+        first = await poll(lambda: worker_of(a))
+        await poll(lambda: f"worker {first} following the update log" in a.log(), timeout=30)
+        b.start()
+        second = await poll(lambda: worker_of(b))
+        await poll(lambda: f"worker {second} waits" in b.log(), timeout=30)
+        a.create_user("csm@vendor.example", "Casey CSM")
+        token = a.create_token("csm@vendor.example")
+        plan_id = a.create_plan(token)
+        async with connect(a.ws, plan_id, token) as (doc, _):
+            add_task(doc, "Before the kill")
+            await poll(lambda: tasks(a, token, plan_id), timeout=20)
+        assert "following the update log" not in b.log()
+        # The server and its worker die at once (a lost machine): the lease lapses.
+        os.kill(first, signal.SIGKILL)
+        a.kill()
+        await poll(lambda: f"worker {second} holds the worker lease" in b.log(), timeout=30)
+        async with connect(b.ws, plan_id, token) as (doc, _):
+            add_task(doc, "After the kill")
+            await poll(lambda: len(tasks(b, token, plan_id)) == 2, timeout=20)
+        created = [e for e in history(b, token, plan_id) if e["kind"] == "created"]
+        assert sorted(e["new"]["text"] for e in created) == ["After the kill", "Before the kill"]
+        assert duplicates(b) == []
+    finally:
+        b.stop()
+        if a.proc is not None:
+            a.stop()
