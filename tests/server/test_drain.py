@@ -15,7 +15,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.support.redisproc import private_redis
+from tests.support.redis import private_redis
 from tests.support.servers import Database, Server, free_port
 from tests.support.wire import peer, wait_for
 from tests.support.yclient import add_paragraph, paragraphs

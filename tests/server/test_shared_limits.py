@@ -18,7 +18,7 @@ import websockets
 
 from server.identity import Limits
 from server.identity import limits as limits_module
-from tests.support.redisproc import private_redis
+from tests.support.redis import private_redis
 from tests.support.servers import Database, Server, free_port
 
 pytestmark = pytest.mark.anyio

@@ -1,7 +1,7 @@
 """Several real Tandem processes on one PostgreSQL database, sharing a private Redis, behind a
 real HAProxy: the deployment the README describes, for the scale-out tests and bench/cluster.py.
 
-- ``Redis``: ``redis-server`` on a free port, nothing saved to disk, restartable on that port.
+- the private ``redis-server`` (tests/support/redis.py), restartable on its port.
 - ``HAProxy``: Debian's haproxy in the foreground (``-db``), a child of the test, running
   docs/haproxy.cfg (the file the README quotes) with this run's ports and servers put in;
   its log (``log stdout``) goes to a file and its stats socket answers ``show stat``.
@@ -21,6 +21,7 @@ import resource
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,10 +32,10 @@ from typing import Any
 
 import httpx
 
+from tests.support.redis import RedisServer, die_with_us
 from tests.support.servers import ROOT, Server, free_port
 
 HAPROXY = os.environ.get("TANDEM_TEST_HAPROXY", "/usr/sbin/haproxy")
-REDIS_SERVER = os.environ.get("TANDEM_TEST_REDIS_SERVER", "/usr/bin/redis-server")
 HAPROXY_CONFIG = ROOT / "docs" / "haproxy.cfg"
 METRICS_TOKEN = "cluster-test-metrics-token"
 
@@ -57,15 +58,6 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _die_with_us() -> None:
-    """In a child before exec: SIGKILL it should the test process die without tearing down
-    (killed itself), so that no Redis, HAProxy or Node client outlives the run."""
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
 def _stop(
     proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, timeout: float = 10
 ) -> None:
@@ -80,68 +72,6 @@ def _stop(
 
 
 @dataclass
-class Redis:
-    """A private redis-server: never the machine's own on 6379."""
-
-    folder: Path
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def log_path(self) -> Path:
-        return self.folder / f"redis-{self.port}.log"
-
-    def start(self) -> Redis:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    REDIS_SERVER,
-                    "--port",
-                    str(self.port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(self.folder),
-                ],  # fmt: skip
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_us,
-            )
-        wait_for(self._answers, f"redis-server on {self.port}", 20)
-        return self
-
-    def _answers(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"redis-server exited:\n{self.log_path.read_text()}")
-        import redis
-
-        try:
-            with redis.Redis(port=self.port, socket_timeout=1) as r:
-                return bool(r.ping())
-        except redis.RedisError:
-            return False
-
-    def stop(self) -> None:
-        _stop(self.proc)
-        self.proc = None
-
-    def restart(self) -> None:
-        """Down and up again on the same port, empty (nothing is saved)."""
-        self.stop()
-        self.start()
-
-
-@dataclass
 class HAProxy:
     folder: Path
     servers: list[tuple[str, int]]  # (name, port)
@@ -151,7 +81,9 @@ class HAProxy:
 
     @property
     def socket_path(self) -> Path:
-        return self.folder / "haproxy.sock"
+        # Not in the test's folder: a Unix socket's path has at most 97 bytes here, and
+        # pytest's temporary folders (under xdist, per worker) are longer.
+        return Path(tempfile.gettempdir()) / f"tandem-haproxy-{self.port}.sock"
 
     @property
     def config_path(self) -> Path:
@@ -186,7 +118,7 @@ class HAProxy:
                 [HAPROXY, "-db", "-f", str(self.config_path)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_us,
+                preexec_fn=die_with_us,
             )
         wait_for(self._listening, f"haproxy on {self.port}", 20)
         return self
@@ -236,6 +168,7 @@ class HAProxy:
     def stop(self) -> None:
         _stop(self.proc, signal.SIGUSR1)  # a soft stop; SIGKILL after 10 s
         self.proc = None
+        self.socket_path.unlink(missing_ok=True)
 
 
 def render_config(
@@ -290,12 +223,12 @@ class Cluster:
     size: int = 3
     extra_env: dict[str, str] = field(default_factory=dict)
     with_redis: bool = True  # False: no TANDEM_REDIS_URL (one process, for comparison)
-    redis: Redis = field(init=False)
+    redis: RedisServer = field(init=False)
     servers: list[Server] = field(init=False, default_factory=list)
     proxy: HAProxy = field(init=False)
 
     def __post_init__(self) -> None:
-        self.redis = Redis(self.folder / "redis")
+        self.redis = RedisServer(self.folder / "redis")
         for i in range(self.size):
             data = self.folder / f"s{i + 1}"
             data.mkdir(parents=True, exist_ok=True)
@@ -468,7 +401,7 @@ class NodeClients:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
-            preexec_fn=_die_with_us,
+            preexec_fn=die_with_us,
         )
         self._lines: queue.Queue[bytes] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
