@@ -12,6 +12,7 @@ import re
 import signal
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy.orm import Session
@@ -76,6 +77,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from .http import forwarded_allow_ips, with_header_timeout
     from .serve import serve
 
+    _one_server_per_sqlite_file(settings)
     # Migrations, if any, in a child process: Alembic would stay resident for good.
     persistence.upgrade(settings.database_url, isolated=True)
     host = args.host or settings.host
@@ -128,9 +130,56 @@ def _fork_worker(settings: Settings) -> None:
     # Both would configure the ORM's mappers on their first query, each in pages of its own:
     # done once here, before the fork, it stays shared (about 1.5 MB of PSS).
     configure_mappers()
-    fork_worker(
-        lambda server: cmd_worker(settings, argparse.Namespace(child=server, server_url=url))
-    )
+
+    def worker(server: int) -> int:
+        _release_serve_lock()  # the server's to hold: a worker outliving it must not keep it
+        return cmd_worker(settings, argparse.Namespace(child=server, server_url=url))
+
+    fork_worker(worker)
+
+
+# The open lock file of a `tandem serve` on SQLite, held for the life of the process.
+_serve_lock: int | None = None
+
+
+def _one_server_per_sqlite_file(settings: Settings) -> None:
+    """Refuse a second `tandem serve` on the same SQLite file: each process would hold its
+    own copy of a plan's live document, and edits made through one would never reach the
+    other's clients. Several processes need PostgreSQL and TANDEM_REDIS_URL. The lock is
+    the kernel's (flock), so it goes with the process however the process ends."""
+    global _serve_lock
+    import fcntl
+
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    if not url.get_backend_name().startswith("sqlite") or not url.database:
+        return
+    if url.database == ":memory:":
+        return
+    path = Path(url.database).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(f"{path}.serve-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise SystemExit(
+            f"error: another `tandem serve` (pid {holder}) already serves {path}. SQLite is one "
+            "process's database: stop that one, or run several processes on PostgreSQL with "
+            "TANDEM_REDIS_URL set."
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    _serve_lock = fd
+
+
+def _release_serve_lock() -> None:
+    global _serve_lock
+    if _serve_lock is not None:
+        os.close(_serve_lock)
+        _serve_lock = None
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:

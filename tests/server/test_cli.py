@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -13,7 +15,7 @@ from alembic.script import ScriptDirectory
 
 import persistence
 from persistence.db import MIGRATIONS
-from tests.support.servers import Database, Server
+from tests.support.servers import ROOT, Database, Server
 
 PASSWORD = "correct horse battery"
 
@@ -293,3 +295,33 @@ def test_users_guest_deactivate_and_reactivate(cli: Server) -> None:
         assert httpx.get(f"{cli.http}/api/plans", headers=auth).status_code == 401
     finally:
         cli.stop()
+
+
+def test_a_second_server_on_one_sqlite_file_is_refused_and_the_first_goes_on(
+    cli: Server, database: Database, tmp_path: Path
+) -> None:
+    """Each process would hold its own copy of a plan's live document: edits through one would
+    never reach the other's clients. On PostgreSQL several processes share them through Redis."""
+    if database.backend != "sqlite":
+        pytest.skip("several processes on PostgreSQL are the fan-out's tests")
+    first = cli.start()
+    try:
+        second = Server(data_dir=tmp_path, database_url=database.url)
+        done = subprocess.run(
+            [sys.executable, "-m", "server", "serve", "--port", str(second.port)],
+            env=second.env(),
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+        )
+        assert done.returncode != 0
+        assert "already serves" in done.stderr and "PostgreSQL" in done.stderr
+        assert first.proc is not None
+        assert f"pid {first.proc.pid}" in done.stderr
+        assert httpx.get(f"{first.http}/healthz").status_code == 200
+    finally:
+        assert first.stop() == 0
+    # Stopped, the file is free again: a restart is not refused.
+    cli.start()
+    cli.stop()

@@ -19,6 +19,7 @@ from tests.server.test_notifications import (
     subject,
 )
 from tests.server.test_notify_more_rules import run_twice
+from tests.support.redis import RedisServer
 from tests.support.servers import Database, Server
 
 
@@ -75,13 +76,20 @@ def test_due_soon_then_overdue_each_once(server: Server, inbox: tuple[Inbox, int
 
 
 def test_the_servers_own_clock_reminds_without_cron(
+    request: pytest.FixtureRequest,
     database: Database,
     tmp_path: Path,
     inbox: tuple[Inbox, int],  # noqa: F811
 ) -> None:
     box, port = inbox
+    if database.backend == "sqlite":
+        pytest.skip("several server processes need PostgreSQL and Redis")
+    redis = RedisServer(tmp_path / "redis").start()
+    request.addfinalizer(redis.stop)
     # Two server processes on one database, both running the clock every 0.2 s.
-    first = mail_server(tmp_path, database, port, TANDEM_NOTIFY_CLOCK_SECONDS="0.2")
+    first = mail_server(
+        tmp_path, database, port, TANDEM_NOTIFY_CLOCK_SECONDS="0.2", TANDEM_REDIS_URL=redis.url
+    )
     second = Server(data_dir=tmp_path, database_url=database.url)
     second.extra_env.update(first.extra_env, TANDEM_BASE_URL=second.http)
     first.start()
