@@ -124,7 +124,7 @@ def _fork_worker(settings: Settings) -> None:
     from sqlalchemy.orm import configure_mappers
 
     from .settings import server_url
-    from .worker.early import fork_worker
+    from .worker import fork_worker
 
     url = server_url(settings)
     # Both would configure the ORM's mappers on their first query, each in pages of its own:

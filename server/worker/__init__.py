@@ -7,6 +7,7 @@ from .credential import ASSIGN_IDS as ASSIGN_IDS
 from .credential import bearer as bearer
 from .credential import mint as mint
 from .credential import valid as valid
+from .early import fork_worker as fork_worker
 from .follower import LogFollower as LogFollower
 from .process import die_with_parent as die_with_parent
 from .process import run_worker as run_worker
