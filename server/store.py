@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 import anyio
@@ -147,9 +148,14 @@ class Store:
                 session=conn, plan_id=plan_id, entries=entries, doc=doc, touch=touch
             )
 
+        with self._timed_commit():
+            return await self._append(work)
+
+    @contextlib.contextmanager
+    def _timed_commit(self) -> Iterator[None]:
         began = time.perf_counter()
         try:
-            return await self._append(work)
+            yield
         finally:
             self.commit_seconds.observe(time.perf_counter() - began)
 
@@ -200,11 +206,8 @@ class Store:
                 session=conn, plan_id=plan_id, entries=entries, doc=doc, touch=touch
             )
 
-        began = time.perf_counter()
-        try:
+        with self._timed_commit():
             return await self.run_core(work)
-        finally:
-            self.commit_seconds.observe(time.perf_counter() - began)
 
     async def log_after(
         self, plan_id: str, after_id: int, doc: str = "plan"

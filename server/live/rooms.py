@@ -85,6 +85,11 @@ def _held_back(update: bytes, state: bytes) -> bool:
     return get_update(update, state)[0] != 0
 
 
+def _one(updates: list[bytes]) -> bytes:
+    """``updates`` as one update (merged only when there are several)."""
+    return updates[0] if len(updates) == 1 else merge_updates(*updates)
+
+
 def _is_fatal(exc: BaseException) -> bool:
     return isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit))
 
@@ -338,12 +343,7 @@ class Room:
                     self._wake.set()
                     break
                 if self._captured:
-                    effective = (
-                        self._captured[0]
-                        if len(self._captured) == 1
-                        else merge_updates(*self._captured)
-                    )
-                    accepted.append((conn, effective))
+                    accepted.append((conn, _one(self._captured)))
             if not accepted:
                 if reload is not None:
                     await self._reload(reload)
@@ -416,9 +416,7 @@ class Room:
             self._guard.check()  # the server's own change: nothing to blame on the next client
             if not self._captured:
                 return None
-            update = (
-                self._captured[0] if len(self._captured) == 1 else merge_updates(*self._captured)
-            )
+            update = _one(self._captured)
             try:
                 prev, (log_id,) = await self._append([(author_id, update)])
             except BaseException as exc:
@@ -450,7 +448,7 @@ class Room:
 
     def _published(self, prev: int | None, last: int, updates: list[bytes]) -> None:
         if self.bus is not None and prev is not None:
-            update = updates[0] if len(updates) == 1 else merge_updates(*updates)
+            update = _one(updates)
             self.bus.publish_update(self.key, prev, last, update)
 
     # Several processes (see fanout.py)
@@ -509,9 +507,7 @@ class Room:
         self._guard.check()  # checked where it was logged; nothing to blame on a connection
         if not self._captured:
             return False
-        effective = (
-            self._captured[0] if len(self._captured) == 1 else merge_updates(*self._captured)
-        )
+        effective = _one(self._captured)
         self._captured.clear()
         self._broadcast(sync_frame(SYNC_UPDATE, effective), exclude=None)
         return True

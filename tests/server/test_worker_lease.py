@@ -93,6 +93,14 @@ def duplicates(server: Server) -> list[tuple[Any, ...]]:
         ).fetchall()
 
 
+async def a_plan_and_two_workers(server: Server) -> tuple[str, str, Worker, Worker]:
+    """A CSM's token and plan, and two workers of which the first holds the lease."""
+    server.create_user("csm@vendor.example", "Casey CSM")
+    token = server.create_token("csm@vendor.example")
+    plan_id = server.create_plan(token)
+    return (token, plan_id, *await two_workers(server))
+
+
 async def two_workers(server: Server) -> tuple[Worker, Worker]:
     first = Worker(server, "a")
     await poll(first.holds, timeout=30)
@@ -105,10 +113,7 @@ async def test_one_worker_materialises_and_another_takes_over_when_it_is_killed(
     cluster: Server,
 ) -> None:
     server = cluster
-    server.create_user("csm@vendor.example", "Casey CSM")
-    token = server.create_token("csm@vendor.example")
-    plan_id = server.create_plan(token)
-    first, second = await two_workers(server)
+    token, plan_id, first, second = await a_plan_and_two_workers(server)
     try:
         async with connect(server.ws, plan_id, token) as (doc, _):
             add_task(doc, "Before the kill")
@@ -146,10 +151,7 @@ async def test_a_paused_holder_loses_the_lease_and_writes_nothing_when_it_wakes(
     cluster: Server,
 ) -> None:
     server = cluster
-    server.create_user("csm@vendor.example", "Casey CSM")
-    token = server.create_token("csm@vendor.example")
-    plan_id = server.create_plan(token)
-    first, second = await two_workers(server)
+    token, plan_id, first, second = await a_plan_and_two_workers(server)
     try:
         async with connect(server.ws, plan_id, token) as (doc, _):
             add_task(doc, "Before the pause")
