@@ -30,7 +30,9 @@ from .guard import rule
 from .responses import credentials, services
 
 if TYPE_CHECKING:
-    from prometheus_client.core import Metric
+    from prometheus_client.core import HistogramMetricFamily, Metric
+
+    from server.histogram import Histogram
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +79,7 @@ class LiveCollector:
         self.figures = figures
 
     def collect(self) -> Iterator[Metric]:
-        from prometheus_client.core import (
-            CounterMetricFamily,
-            GaugeMetricFamily,
-            HistogramMetricFamily,
-        )
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         rooms = self.svc.rooms
         yield GaugeMetricFamily(
@@ -94,30 +92,19 @@ class LiveCollector:
             self.svc.applied.updates,
         )
         lag = self.svc.lag
-        histogram = HistogramMetricFamily(
+        yield _histogram(
             "tandem_event_loop_lag_seconds",
             f"How late a timer asking to wake every {lag.interval} s woke.",
+            lag.histogram,
         )
-        histogram.add_metric(
-            [],
-            [(_le(bound), count) for bound, count in lag.cumulative()],
-            sum_value=lag.total,
-        )
-        yield histogram
         yield GaugeMetricFamily(
             "tandem_event_loop_lag_max_seconds", "The longest event-loop lag seen.", lag.worst
         )
-        commits = self.svc.store.commit_seconds
-        histogram = HistogramMetricFamily(
+        yield _histogram(
             "tandem_commit_seconds",
             "How long the log append of a group commit took (waiting for the writer included).",
+            self.svc.store.commit_seconds,
         )
-        histogram.add_metric(
-            [],
-            [(_le(bound), count) for bound, count in commits.cumulative()],
-            sum_value=commits.total,
-        )
-        yield histogram
         figures = self.figures
         if figures is not None:
             # The worker's lag is the cluster's, read from the database: the same on every
@@ -152,6 +139,16 @@ class LiveCollector:
             "1 when the database answered this scrape's questions in time, else 0.",
             1 if figures is not None else 0,
         )
+
+
+def _histogram(name: str, documentation: str, histogram: Histogram) -> HistogramMetricFamily:
+    from prometheus_client.core import HistogramMetricFamily
+
+    family = HistogramMetricFamily(name, documentation)
+    family.add_metric(
+        [], [(_le(bound), count) for bound, count in histogram.cumulative()], histogram.total
+    )
+    return family
 
 
 def _le(bound: float) -> str:

@@ -12,10 +12,10 @@ in ms (``Services.lag``, logged at shutdown), and a warning past ``warn_ms``, at
 from __future__ import annotations
 
 import asyncio
-import bisect
 import logging
 from dataclasses import dataclass, field
 
+from server.histogram import Histogram
 from server.hooks import Event
 
 from .events import Committed
@@ -36,8 +36,7 @@ class LoopLag:
     interval: float = 0.05
     warn_ms: float = 100.0
     warn_every: float = 10.0
-    counts: list[int] = field(default_factory=lambda: [0] * (len(LAG_BUCKETS) + 1))
-    total: float = 0.0  # seconds, over every sample
+    histogram: Histogram = field(default_factory=lambda: Histogram(LAG_BUCKETS))
     worst: float = 0.0  # seconds, since start (the histogram's companion)
     current_ms: float = 0.0
     max_ms: float = 0.0  # since start or the last ``reset()``
@@ -45,8 +44,7 @@ class LoopLag:
 
     def observe(self, late: float, now: float | None = None) -> None:
         late = max(0.0, late)
-        self.counts[bisect.bisect_left(LAG_BUCKETS, late)] += 1
-        self.total += late
+        self.histogram.observe(late)
         self.worst = max(self.worst, late)
         self.current_ms = late * 1000
         self.max_ms = max(self.max_ms, self.current_ms)
@@ -60,7 +58,12 @@ class LoopLag:
 
     @property
     def samples(self) -> int:
-        return sum(self.counts)
+        return sum(self.histogram.counts)
+
+    @property
+    def total(self) -> float:
+        """Seconds, over every sample."""
+        return self.histogram.total
 
     def reset(self) -> None:
         self.max_ms = 0.0
@@ -70,11 +73,7 @@ class LoopLag:
 
     def cumulative(self) -> list[tuple[float, int]]:
         """(upper bound, samples at or below it), ending with (inf, all samples)."""
-        out, running = [], 0
-        for bound, count in zip((*LAG_BUCKETS, float("inf")), self.counts, strict=True):
-            running += count
-            out.append((bound, running))
-        return out
+        return self.histogram.cumulative()
 
     async def run(self) -> None:
         """Runs until cancelled (a task of the server's lifespan)."""
