@@ -59,28 +59,13 @@ async def run_worker(settings: Settings, *, server_url: str, child: bool) -> Non
             ttl=settings.worker_lease_seconds,
         )
     )
-    current: list[Materialiser] = []  # the materialiser while this worker holds the lease
-    flushes: set[asyncio.Task[Any]] = set()
-
-    waiting: set[str] = set()  # nudges before this worker works (starting, or not the holder)
-
-    def flush(plan_id: str) -> None:
-        if not current:
-            # Done when this worker gets to work (its catch-up would find them too); meanwhile
-            # the holder's log follower finds them.
-            if len(waiting) < 10_000:
-                waiting.add(plan_id)
-            return
-        task = asyncio.create_task(_flush(current[0], plan_id), name=f"flush-{plan_id}")
-        flushes.add(task)
-        task.add_done_callback(flushes.discard)
-
-    nudges = asyncio.create_task(_nudges(flush, stop), name="nudges") if child else None
+    worker = _Worker(settings, store, server_url, lease, stop)
+    nudges = asyncio.create_task(_nudges(worker.flush, stop), name="nudges") if child else None
     try:
         while not stop.is_set():
             if lease is not None and not await lease.acquire(stop):
                 break
-            await _work(settings, store, server_url, lease, stop, current, flushes, waiting, flush)
+            await worker.work()
     finally:
         if nudges is not None:
             nudges.cancel()
@@ -92,64 +77,89 @@ async def run_worker(settings: Settings, *, server_url: str, child: bool) -> Non
     log.info("worker %d stopped cleanly", os.getpid())
 
 
-async def _work(
-    settings: Settings,
-    store: Store,
-    server_url: str,
-    lease: WorkerLease | None,
-    stop: asyncio.Event,
-    current: list[Materialiser],
-    flushes: set[asyncio.Task[Any]],
-    waiting: set[str],
-    flush: Callable[[str], None],
-) -> None:
-    """The worker's work, until ``stop`` or until the lease is lost."""
-    notifications = notify.build(settings, store, server_url)
-    # This process's reactions to the materialiser's plan events, called in this order.
-    hooks = Hooks()
-    hooks.register(
-        [
-            *notify.subscribers(notifications.notifier),
-        ]
-    )
-    materialiser = Materialiser(
-        store,
-        AssignThroughServer(server_url, settings.secret_key),
-        hooks=hooks,
-        quiet=settings.materialise_quiet_seconds,
-        max_wait=settings.materialise_max_wait_seconds,
-        fence=lease.fence if lease is not None else None,
-    )
-    segments = SegmentKeeper(store)
-    follower = LogFollower(
-        store, materialiser, poll=settings.worker_poll_seconds, segments=segments
-    )
-    loops: list[asyncio.Task[Any]] = []
-    # The notifier outlives the materialiser: what its last passes publish is still queued.
-    async with notifications.notifier, materialiser:
-        current[:] = [materialiser]
-        for plan_id in list(waiting):
-            flush(plan_id)
-        waiting.clear()
-        loops.append(asyncio.create_task(follower.run(), name="follow-log"))
-        if notifications.dispatcher is not None:
-            loops.append(asyncio.create_task(notifications.dispatcher.run(), name="send"))
-        if settings.notify_clock_seconds > 0:
-            loops.append(asyncio.create_task(notifications.clock.run(), name="reminders"))
-        ended = [asyncio.create_task(stop.wait(), name="stop")]
-        if lease is not None:
-            loops.append(asyncio.create_task(lease.keep(), name="keep-lease"))
-            ended.append(asyncio.create_task(lease.lost.wait(), name="lease-lost"))
-        log.info("worker %d following the update log (ids through %s)", os.getpid(), server_url)
-        await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
-        for task in [*loops, *ended]:
-            task.cancel()
-        await asyncio.gather(*loops, *ended, *flushes, return_exceptions=True)
-        current.clear()
-        await segments.close()
-        if lease is not None and lease.lost.is_set():
-            log.warning("worker %d stopped working: the lease is another's now", os.getpid())
-        # Leaving the materialiser writes what is still pending (fenced by the lease).
+class _Worker:
+    """The worker's work while it may work (always on SQLite; while it holds the lease
+    otherwise), and the serving process's nudges, kept for when it does."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        server_url: str,
+        lease: WorkerLease | None,
+        stop: asyncio.Event,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.server_url = server_url
+        self.lease = lease
+        self.stop = stop
+        self.materialiser: Materialiser | None = None  # while it works
+        self.flushes: set[asyncio.Task[Any]] = set()
+        self.waiting: set[str] = set()  # nudges before it works (starting, or not the holder)
+
+    def flush(self, plan_id: str) -> None:
+        if self.materialiser is None:
+            # Done when this worker gets to work (its catch-up would find them too); meanwhile
+            # the holder's log follower finds them.
+            if len(self.waiting) < 10_000:
+                self.waiting.add(plan_id)
+            return
+        task = asyncio.create_task(_flush(self.materialiser, plan_id), name=f"flush-{plan_id}")
+        self.flushes.add(task)
+        task.add_done_callback(self.flushes.discard)
+
+    async def work(self) -> None:
+        """Until ``stop``, or until the lease is lost."""
+        settings, store, lease = self.settings, self.store, self.lease
+        notifications = notify.build(settings, store, self.server_url)
+        # This process's reactions to the materialiser's plan events, called in this order.
+        hooks = Hooks()
+        hooks.register(
+            [
+                *notify.subscribers(notifications.notifier),
+            ]
+        )
+        materialiser = Materialiser(
+            store,
+            AssignThroughServer(self.server_url, settings.secret_key),
+            hooks=hooks,
+            quiet=settings.materialise_quiet_seconds,
+            max_wait=settings.materialise_max_wait_seconds,
+            fence=lease.fence if lease is not None else None,
+        )
+        segments = SegmentKeeper(store)
+        follower = LogFollower(
+            store, materialiser, poll=settings.worker_poll_seconds, segments=segments
+        )
+        loops: list[asyncio.Task[Any]] = []
+        # The notifier outlives the materialiser: what its last passes publish is still queued.
+        async with notifications.notifier, materialiser:
+            self.materialiser = materialiser
+            for plan_id in list(self.waiting):
+                self.flush(plan_id)
+            self.waiting.clear()
+            loops.append(asyncio.create_task(follower.run(), name="follow-log"))
+            if notifications.dispatcher is not None:
+                loops.append(asyncio.create_task(notifications.dispatcher.run(), name="send"))
+            if settings.notify_clock_seconds > 0:
+                loops.append(asyncio.create_task(notifications.clock.run(), name="reminders"))
+            ended = [asyncio.create_task(self.stop.wait(), name="stop")]
+            if lease is not None:
+                loops.append(asyncio.create_task(lease.keep(), name="keep-lease"))
+                ended.append(asyncio.create_task(lease.lost.wait(), name="lease-lost"))
+            log.info(
+                "worker %d following the update log (ids through %s)", os.getpid(), self.server_url
+            )
+            await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
+            for task in [*loops, *ended]:
+                task.cancel()
+            await asyncio.gather(*loops, *ended, *self.flushes, return_exceptions=True)
+            self.materialiser = None
+            await segments.close()
+            if lease is not None and lease.lost.is_set():
+                log.warning("worker %d stopped working: the lease is another's now", os.getpid())
+            # Leaving the materialiser writes what is still pending (fenced by the lease).
 
 
 async def _nudges(flush: Callable[[str], None], stop: asyncio.Event) -> None:
