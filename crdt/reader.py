@@ -339,6 +339,8 @@ class StructureReader:
         # Top-level inserts and deletes of one transaction, not yet applied to ``_blocks``.
         self._splice: list[dict[str, Any]] | None = None
         self._fresh: set[int] = set()  # top-level blocks the splice read as they are now
+        # The elements at dirty paths, valid as long as the paths are (see ``_changed``).
+        self._nodes: dict[tuple[int, ...], Any] = {}
         # What a read changed: (old, new) leaf blocks or items in document order, and
         # whether tasks, rows or mentions were added or removed (a full assembly).
         self._changes: list[tuple[_Block, _Block]] = []
@@ -367,14 +369,22 @@ class StructureReader:
                     self._splice = list(event.delta)
             elif len(path) == 1:
                 index = path[0]
+                self._nodes[path] = event.target
                 if index in before or event.keys or isinstance(event.target, XmlText):
                     self._dirty.add((index,))
                 else:
                     self._deltas[index] = list(event.delta)
-            elif isinstance(event.target, XmlText):
-                self._texts.add((path[0], path[1]))
             else:
-                self._dirty.add((path[0], path[1]))
+                key = (path[0], path[1])
+                if key not in self._nodes:
+                    # The block and item changed, found from the event's target up, not by
+                    # index from the top: a row far down a long table is not walked to.
+                    node = event.target
+                    for _ in range(len(path) - 2):
+                        node = node.parent
+                    self._nodes[key] = node
+                    self._nodes.setdefault(key[:1], node.parent)
+                (self._texts if isinstance(event.target, XmlText) else self._dirty).add(key)
 
     def read(self) -> Structure:
         """The structure now. The very object of the last read when only text outside tasks
@@ -390,6 +400,7 @@ class StructureReader:
             self._texts.clear()
             self._deltas.clear()
             self._fresh.clear()
+            self._nodes.clear()
             self._splice = None
         previous, touched = self._last, None
         if previous is None or self._shape:
@@ -508,7 +519,7 @@ class StructureReader:
         for index in sorted(whole | set(items) | set(self._deltas)):
             if index >= len(self._blocks):
                 return False
-            el = children[index]
+            el = self._nodes.get((index,)) or children[index]
             block = self._blocks[index]
             if not isinstance(el, XmlElement) or el.tag == "heading" or block.heading:
                 return False
@@ -519,7 +530,7 @@ class StructureReader:
             if (
                 index in whole
                 or block.items is None
-                or not self._refresh_items(el, block, ctx, keys, delta)
+                or not self._refresh_items(index, el, block, ctx, keys, delta)
             ):
                 new = self._blocks[index] = self._read_block(el, ctx)
                 self._replace(block, new)
@@ -527,6 +538,7 @@ class StructureReader:
 
     def _refresh_items(
         self,
+        index: int,
         el: XmlElement,
         block: _Block,
         ctx: _Context,
@@ -585,7 +597,7 @@ class StructureReader:
                     block.items.insert(i, item)
                     i += 1
         for k in sorted(keys):
-            old, new = block.items[k], read(el.children[k])
+            old, new = block.items[k], read(self._nodes.get((index, k)) or el.children[k])
             block.items[k] = new
             self._replace(old, new)
         return True
