@@ -141,13 +141,25 @@ class Touched:
     tasks: tuple[str, ...] = ()
     rows: tuple[str, ...] = ()
     anchors: frozenset[str] = frozenset()
+    # When tasks or rows were added or removed: those that were there, in their order then.
+    old_tasks: tuple[str, ...] | None = None
+    old_rows: tuple[str, ...] | None = None
 
     def __or__(self, other: Touched) -> Touched:
+        """Both together, for ``changed_ids`` (not for ``diff``: the order is lost)."""
+
+        def ids(t: Touched, rows: bool) -> tuple[str, ...]:
+            return (t.rows + (t.old_rows or ())) if rows else (t.tasks + (t.old_tasks or ()))
+
         return Touched(
-            tuple(dict.fromkeys(self.tasks + other.tasks)),
-            tuple(dict.fromkeys(self.rows + other.rows)),
+            tuple(dict.fromkeys(ids(self, False) + ids(other, False))),
+            tuple(dict.fromkeys(ids(self, True) + ids(other, True))),
             self.anchors | other.anchors,
         )
+
+
+def _old(before: tuple[str, ...] | None, ids: tuple[str, ...]) -> tuple[str, ...]:
+    return ids if before is None else before
 
 
 def diff(old: Structure, new: Structure, touched: Touched | None = None) -> list[Event]:
@@ -158,7 +170,11 @@ def diff(old: Structure, new: Structure, touched: Touched | None = None) -> list
     written in it, and "removed" when it is emptied or deleted after that.
     """
     new_order = new.tasks if touched is None else [i for i in touched.tasks if i in new.tasks]
-    old_order = old.tasks if touched is None else [i for i in touched.tasks if i in old.tasks]
+    old_order = (
+        old.tasks
+        if touched is None
+        else [i for i in _old(touched.old_tasks, touched.tasks) if i in old.tasks]
+    )
     out: list[Event] = []
     for task_id in new_order:
         task = new.tasks[task_id]
@@ -177,7 +193,11 @@ def diff(old: Structure, new: Structure, touched: Touched | None = None) -> list
         if after is None or _blank_task(after):
             out.append(Event(Entity.TASK, task_id, Kind.REMOVED, task_json(task), None))
     new_rows = new.rows if touched is None else [i for i in touched.rows if i in new.rows]
-    old_rows = old.rows if touched is None else [i for i in touched.rows if i in old.rows]
+    old_rows = (
+        old.rows
+        if touched is None
+        else [i for i in _old(touched.old_rows, touched.rows) if i in old.rows]
+    )
     for row_id in new_rows:
         row = new.rows[row_id]
         was = old.rows.get(row_id)
@@ -200,8 +220,11 @@ def changed_ids(
     old: Structure, new: Structure, touched: Touched | None = None
 ) -> tuple[set[str], set[str]]:
     """(task ids to upsert or delete, row ids to upsert or delete): position moves included."""
-    task_ids = set(old.tasks) | set(new.tasks) if touched is None else touched.tasks
-    row_ids = set(old.rows) | set(new.rows) if touched is None else touched.rows
+    task_ids = set(old.tasks) | set(new.tasks)
+    row_ids = set(old.rows) | set(new.rows)
+    if touched is not None:
+        task_ids = set(touched.tasks) | set(touched.old_tasks or ())
+        row_ids = set(touched.rows) | set(touched.old_rows or ())
     tasks = {i for i in task_ids if old.tasks.get(i) != new.tasks.get(i)}
     rows = {i for i in row_ids if old.rows.get(i) != new.rows.get(i)}
     return tasks, rows

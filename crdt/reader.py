@@ -12,8 +12,9 @@ so ``needs_ids()`` answers what ``structure.missing_ids`` answers without walkin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from typing import Any
 
 from pycrdt import Doc, XmlElement, XmlText
@@ -101,7 +102,10 @@ class _Block:
     ids: list[str] = field(default_factory=list)  # every task and table row id passed
     missing: bool = False  # a task or table row without an id
     mentions: list[Mention] = field(default_factory=list)
-    moffset: int = 0  # where its mentions start in the structure last assembled
+    # Where its tasks, rows and mentions start in the structure last assembled.
+    tstart: int = 0
+    rstart: int = 0
+    moffset: int = 0
 
     @property
     def structural(self) -> bool:
@@ -341,10 +345,13 @@ class StructureReader:
         self._fresh: set[int] = set()  # top-level blocks the splice read as they are now
         # The elements at dirty paths, valid as long as the paths are (see ``_changed``).
         self._nodes: dict[tuple[int, ...], Any] = {}
-        # What a read changed: (old, new) leaf blocks or items in document order, and
-        # whether tasks, rows or mentions were added or removed (a full assembly).
-        self._changes: list[tuple[_Block, _Block]] = []
+        # What a read changed: (where, old, new) leaf blocks or items re-read; the first
+        # place (block, item) where tasks, rows or mentions were added or removed, from
+        # where the structure is assembled again; whether it is assembled whole.
+        self._changes: list[tuple[tuple[int, int], _Block, _Block]] = []
+        self._from: tuple[int, int] | None = None
         self._shape = True
+        self._kind_counts: dict[str, int] = {}  # rows per kind, as last assembled
         # Every id read, how often, how many repeats and how many tasks or rows lack one.
         self._ids: dict[str, int] = {}
         self._repeats = 0
@@ -390,7 +397,7 @@ class StructureReader:
         """The structure now. The very object of the last read when only text outside tasks
         and tables changed (most keystrokes), so callers can skip comparing."""
         with self.doc.transaction():
-            self._changes, self._shape = [], False
+            self._changes, self._shape, self._from = [], False, None
             if not self._full and not (self._apply_splice() and self._refresh()):
                 self._full = True
             if self._full:
@@ -405,9 +412,11 @@ class StructureReader:
         previous, touched = self._last, None
         if previous is None or self._shape:
             structure = self._assemble()
-        elif not self._changes:
+        elif not self._changes and self._from is None:
             structure, touched = previous, Touched()
-        elif (patched := self._patch(previous)) is not None:
+        elif (patched := self._patch(previous)) is not None or (
+            patched := self._reassemble(previous)
+        ) is not None:
             structure, touched = patched
         else:
             structure = self._assemble()
@@ -460,13 +469,18 @@ class StructureReader:
                 else:
                     del self._ids[value]
 
-    def _replace(self, old: _Block, new: _Block) -> None:
+    def _replace(self, where: tuple[int, int], old: _Block, new: _Block) -> None:
         self._count(old, -1)
         self._count(new, 1)
         if old.items is not None or new.items is not None:
-            self._shape = True  # a task list or table read whole: assemble whole
+            self._moved(where)  # a task list or table read whole
         elif old.shown or new.shown:
-            self._changes.append((old, new))
+            self._changes.append((where, old, new))
+
+    def _moved(self, where: tuple[int, int]) -> None:
+        """Tasks, rows or mentions added or removed at ``where``: what follows moves."""
+        if self._from is None or where < self._from:
+            self._from = where
 
     def _apply_splice(self) -> bool:
         """Blocks inserted and removed at the top level; False when a full read is needed."""
@@ -482,7 +496,8 @@ class StructureReader:
                     return False  # a section ended or moved
                 for block in self._blocks[i : i + n]:
                     self._count(block, -1)
-                    self._shape |= block.items is not None or block.shown
+                    if block.items is not None or block.shown:
+                        self._moved((i, 0))
                 del self._blocks[i : i + n], self._contexts[i : i + n]
                 self._fresh = {f if f < i else f - n for f in self._fresh if not i <= f < i + n}
             elif "insert" in op:
@@ -493,7 +508,8 @@ class StructureReader:
                     ctx = self._contexts[i - 1] if i > 0 else _Context((), None)
                     block = self._read_block(el, ctx)
                     self._count(block, 1)
-                    self._shape |= block.items is not None or block.shown
+                    if block.items is not None or block.shown:
+                        self._moved((i, 0))
                     self._fresh = {f if f < i else f + 1 for f in self._fresh} | {i}
                     self._blocks.insert(i, block)
                     self._contexts.insert(i, ctx)
@@ -533,7 +549,7 @@ class StructureReader:
                 or not self._refresh_items(index, el, block, ctx, keys, delta)
             ):
                 new = self._blocks[index] = self._read_block(el, ctx)
-                self._replace(block, new)
+                self._replace((index, 0), block, new)
         return True
 
     def _refresh_items(
@@ -587,19 +603,21 @@ class StructureReader:
                 gone = block.items[i : i + op["delete"]]
                 for item in gone:
                     self._count(item, -1)
-                    self._shape |= item.shown
+                    if item.shown:
+                        self._moved((index, i))
                 del block.items[i : i + op["delete"]]
             elif "insert" in op:
                 for child in op["insert"]:
                     item = read(child)
                     self._count(item, 1)
-                    self._shape |= item.shown
+                    if item.shown:
+                        self._moved((index, i))
                     block.items.insert(i, item)
                     i += 1
         for k in sorted(keys):
             old, new = block.items[k], read(self._nodes.get((index, k)) or el.children[k])
             block.items[k] = new
-            self._replace(old, new)
+            self._replace((index, k), old, new)
         return True
 
     def needs_ids(self) -> bool:
@@ -610,7 +628,7 @@ class StructureReader:
     def _patch(self, last: Structure) -> tuple[Structure, Touched] | None:
         """The last structure with the leaf blocks and items re-read put in, when the same
         tasks and rows are in the same places (and no id is repeated); else None."""
-        if self._repeats or not self._clean:
+        if self._repeats or not self._clean or self._from is not None:
             return None
         tasks: dict[str, Task] | None = None
         rows: dict[str, Row] | None = None
@@ -618,7 +636,7 @@ class StructureReader:
         touched_tasks: dict[str, None] = {}
         touched_rows: dict[str, None] = {}
         anchors: set[str] = set()
-        for old, new in self._changes:
+        for _, old, new in self._changes:
             if len(old.tasks) != len(new.tasks) or len(old.rows) != len(new.rows):
                 return None
             if len(old.mentions) != len(new.mentions):
@@ -641,7 +659,7 @@ class StructureReader:
                         rows = dict(last.rows)
                     rows[rb.id] = rb
                     touched_rows[rb.id] = None
-            new.moffset = old.moffset
+            new.tstart, new.rstart, new.moffset = old.tstart, old.rstart, old.moffset
             if old.mentions != new.mentions:
                 if mentions is None:
                     mentions = list(last.mentions)
@@ -663,24 +681,96 @@ class StructureReader:
         rows: dict[str, Row] = {}
         counts: dict[str, int] = {}
         mentions: list[Mention] = []
-        for part in _parts(self._blocks):
-            for i, task in enumerate(part.tasks):
-                if task.id in tasks:
-                    continue  # a duplicate id: waits for assign_ids
-                if task.position != len(tasks):
-                    task = part.tasks[i] = replace(task, position=len(tasks))  # cached as placed
-                tasks[task.id] = task
-            part.moffset = len(mentions)
-            mentions.extend(part.mentions)
-            for i, row in enumerate(part.rows):
-                if row.id in rows:
-                    continue
-                n = counts.get(row.kind, 0)
-                counts[row.kind] = n + 1
-                if row.position != n:
-                    row = part.rows[i] = replace(row, position=n)
-                rows[row.id] = row
+        _place(_parts(self._blocks), tasks, rows, counts, mentions)
+        self._kind_counts = counts
         return Structure(tasks=tasks, rows=rows, mentions=tuple(mentions))
+
+    def _reassemble(self, last: Structure) -> tuple[Structure, Touched] | None:
+        """The last structure as it was up to the first place that changed, and from there
+        assembled again: proportional to what follows, whose positions may have moved."""
+        if self._repeats or not self._clean:
+            return None
+        froms = [] if self._from is None else [self._from]
+        start = min([w for w, _, _ in self._changes] + froms)
+        b, k = start
+        prev = self._shown_before(b, k)
+        ntasks = prev.tstart + len(prev.tasks) if prev else 0
+        nrows = prev.rstart + len(prev.rows) if prev else 0
+        nmentions = prev.moffset + len(prev.mentions) if prev else 0
+        old_tasks = tuple(islice(last.tasks, ntasks, None))
+        old_rows = list(islice(last.rows.values(), nrows, None))
+        counts = dict(self._kind_counts)
+        for row in old_rows:
+            counts[row.kind] -= 1
+        tasks = dict(islice(last.tasks.items(), ntasks))
+        rows = dict(islice(last.rows.items(), nrows))
+        mentions = list(last.mentions[:nmentions])
+        if not _place(self._parts_from(b, k), tasks, rows, counts, mentions):
+            return None
+        self._kind_counts = counts
+        anchors = {m.anchor for m in last.mentions[nmentions:]}
+        anchors.update(m.anchor for m in mentions[nmentions:])
+        touched = Touched(
+            tuple(islice(tasks, ntasks, None)),
+            tuple(islice(rows, nrows, None)),
+            frozenset(anchors),
+            old_tasks=old_tasks,
+            old_rows=tuple(r.id for r in old_rows),
+        )
+        return Structure(tasks=tasks, rows=rows, mentions=tuple(mentions)), touched
+
+    def _shown_before(self, b: int, k: int) -> _Block | None:
+        """The last block or item before (b, k) the structure shows something of."""
+        if b < len(self._blocks) and (items := self._blocks[b].items) is not None:
+            for i in range(min(k, len(items)) - 1, -1, -1):
+                if items[i].shown:
+                    return items[i]
+        for i in range(min(b, len(self._blocks)) - 1, -1, -1):
+            block = self._blocks[i]
+            parts = block.items if block.items is not None else [block]
+            for j in range(len(parts) - 1, -1, -1):
+                if parts[j].shown:
+                    return parts[j]
+        return None
+
+    def _parts_from(self, b: int, k: int) -> Iterator[_Block]:
+        if b < len(self._blocks):
+            block = self._blocks[b]
+            yield from islice(block.items, k, None) if block.items is not None else (block,)
+        for block in islice(self._blocks, b + 1, None):
+            yield from block.items if block.items is not None else (block,)
+
+
+def _place(
+    parts: Iterable[_Block],
+    tasks: dict[str, Task],
+    rows: dict[str, Row],
+    counts: dict[str, int],
+    mentions: list[Mention],
+) -> bool:
+    """Put the tasks, rows and mentions of ``parts`` after those given, noting where each
+    part's start (for ``_reassemble``). False when an id was seen before."""
+    unique = True
+    for part in parts:
+        part.tstart, part.rstart, part.moffset = len(tasks), len(rows), len(mentions)
+        for i, task in enumerate(part.tasks):
+            if task.id in tasks:
+                unique = False
+                continue  # a duplicate id: waits for assign_ids
+            if task.position != len(tasks):
+                task = part.tasks[i] = replace(task, position=len(tasks))  # cached as placed
+            tasks[task.id] = task
+        mentions.extend(part.mentions)
+        for i, row in enumerate(part.rows):
+            if row.id in rows:
+                unique = False
+                continue
+            n = counts.get(row.kind, 0)
+            counts[row.kind] = n + 1
+            if row.position != n:
+                row = part.rows[i] = replace(row, position=n)
+            rows[row.id] = row
+    return unique
 
 
 def read_structure(doc: Doc) -> Structure:

@@ -166,3 +166,24 @@ def test_a_mention_typed_into_a_plain_paragraph_is_still_seen(
 
     _, events = cost(monkeypatch, 100, mention)
     assert [(e["kind"], e["entity_id"]) for e in events] == [("mentioned", "user:9")]
+
+
+def add_row_near_the_end(doc: Doc) -> None:
+    table_el = elements(doc, "table")[-1]
+    cells = [
+        XmlElement("tableCell", {}, [XmlElement("paragraph", {}, [XmlText(text)])])
+        for text in ("KR new", "50", "5")
+    ]
+    table_el.children.insert(
+        len(table_el.children) - 2, XmlElement("tableRow", {"id": "r_new"}, cells)
+    )
+
+
+def test_a_row_added_costs_what_follows_it_not_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row added moves the rows after it (their positions change, so they are compared and
+    written): near the end of a long table, that is two rows whatever the plan's size."""
+    small, events = cost(monkeypatch, 100, add_row_near_the_end)
+    assert [(e["kind"], e["entity_id"]) for e in events] == [("created", "r_new")]
+    big, _ = cost(monkeypatch, 1000, add_row_near_the_end)
+    assert big == small
+    assert sum(small.values()) < 30, small
