@@ -1,7 +1,7 @@
 """Materialisation cost per change on plans of several sizes: p50/p99, wall and CPU.
 
 Run by hand:
-  .venv/bin/python bench/materialise.py [--sizes 100,1000,5000] [--plan tasks|tables|both]
+  .venv/bin/python bench/materialise.py [--sizes 100,1000,5000] [--plan tasks|tables|added|all]
                                         [--changes 300] [--write]
 
 Each change is one logged update like an editor sends, taken in alone, as the materialiser does
@@ -10,6 +10,8 @@ when edits arrive one at a time. Plans:
             table; changes: a tick, a date moved, a key typed in a task
   tables  - a key results table of N rows and a risks table of N/10 rows, a few tasks;
             changes: a key typed in a cell, a cell's value replaced (the current value)
+  added   - the tables plan; changes: a filled-in row (with its id) added two rows before
+            the end of the key results table: the rows after it move, and are written
 Measured:
   compute  - apply the update to the shadow document, read the structure, diff
              (server/plan/projection.py ``advance``): wall (perf_counter) and CPU
@@ -135,6 +137,17 @@ def table_change(editor: Doc, rnd: random.Random, i: int, rows: list[XmlElement]
             text.insert(0, str(rnd.randrange(100)))
 
 
+def add_row(editor: Doc, rnd: random.Random, i: int, rows: list[XmlElement]) -> None:
+    table_el = rows[0].parent
+    assert isinstance(table_el, XmlElement)
+    cells = [
+        XmlElement("tableCell", {}, [XmlElement("paragraph", {}, [XmlText(text)])])
+        for text in (f"KR added {i}", "0", "100", "1")
+    ]
+    row = XmlElement("tableRow", {"id": f"r_added{i}"}, cells)
+    table_el.children.insert(len(table_el.children) - 2, row)
+
+
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
@@ -173,7 +186,7 @@ def run(kind: str, n: int, changes: int, write: bool) -> dict[str, list[float]]:
     else:
         big = elements(crdt.fragment(editor), "table")[0]
         targets = [r for r in big.children if isinstance(r, XmlElement)][1:]
-        change = table_change
+        change = table_change if kind == "tables" else add_row
     out: dict[str, list[float]] = {"compute": [], "cpu": [], "write": []}
     for i in range(changes):
         change(editor, rnd, i, targets)
@@ -202,12 +215,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="100,1000,5000", help="plan sizes (tasks or table rows)")
     ap.add_argument("--tasks", type=int, help="one size (as before --sizes)")
-    ap.add_argument("--plan", choices=("tasks", "tables", "both"), default="both")
+    ap.add_argument("--plan", choices=("tasks", "tables", "added", "all"), default="all")
     ap.add_argument("--changes", type=int, default=300)
     ap.add_argument("--write", action="store_true", help="also time the SQLite write")
     args = ap.parse_args()
     sizes = [args.tasks] if args.tasks else [int(s) for s in args.sizes.split(",")]
-    kinds = ("tasks", "tables") if args.plan == "both" else (args.plan,)
+    kinds = ("tasks", "tables", "added") if args.plan == "all" else (args.plan,)
     print(f"{args.changes} changes per plan, one update per materialisation; ms per change")
     print(
         "| plan | size | compute wall p50 | p99 | compute CPU p50 | p99 |"
