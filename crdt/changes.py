@@ -220,9 +220,9 @@ def changed_ids(
     old: Structure, new: Structure, touched: Touched | None = None
 ) -> tuple[set[str], set[str]]:
     """(task ids to upsert or delete, row ids to upsert or delete): position moves included."""
-    task_ids = set(old.tasks) | set(new.tasks)
-    row_ids = set(old.rows) | set(new.rows)
-    if touched is not None:
+    if touched is None:
+        task_ids, row_ids = set(old.tasks) | set(new.tasks), set(old.rows) | set(new.rows)
+    else:
         task_ids = set(touched.tasks) | set(touched.old_tasks or ())
         row_ids = set(touched.rows) | set(touched.old_rows or ())
     tasks = {i for i in task_ids if old.tasks.get(i) != new.tasks.get(i)}

@@ -597,3 +597,29 @@ def test_task_lists_spliced_and_ticked_give_the_same_events_as_full_reads() -> N
         if step % 4 == 3:
             continue
         prev = _read_and_check(reader, doc, prev, step)
+
+
+class _NoWalk(dict):  # type: ignore[type-arg]
+    """A structure's tasks or rows that may be looked up but not walked."""
+
+    def __iter__(self) -> Any:
+        raise AssertionError("walked every task or row")
+
+    keys = values = items = __iter__
+
+
+def test_with_what_was_touched_the_comparisons_look_up_only_that() -> None:
+    doc = written(plan())
+    assign_ids(doc)
+    reader = StructureReader(doc)
+    before = reader.read()
+    task = next(e for e in _elements(doc) if e.tag == "taskItem")
+    task.attributes["checked"] = not task.attributes.get("checked")
+    after = reader.read()
+    touched = reader.touched
+    assert touched is not None and touched.tasks == (task.attributes["id"],)
+    walled = [Structure(_NoWalk(s.tasks), _NoWalk(s.rows), s.mentions) for s in (before, after)]
+    events = diff(*walled, touched)
+    assert events == diff(before, after) and len(events) == 1
+    assert changed_ids(*walled, touched) == changed_ids(before, after)
+    assert new_mentions(*walled, touched) == []
