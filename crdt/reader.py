@@ -1,13 +1,18 @@
 """Reading structure out of the plan document, in full or incrementally.
 
 ``StructureReader`` keeps what it read per top-level block (and per top-level task item of a
-task list) and observes the fragment, so after an edit it reads again only the block or task
-item that changed: a tick or a date moved costs one task's reading, not the whole plan's. A
-top-level block added or removed (a paragraph started with Enter) is spliced in, read alone;
-a heading added, removed or changed means a full read (sections move).
+task list, and per row of a section's top-level table) and observes the fragment, so after an
+edit it reads again only the block, task item or row that changed: a tick, a date moved or a
+key typed in a cell costs one task's or row's reading, not the plan's. Task items and rows
+added or removed are spliced in, read alone, as are top-level blocks (a paragraph started with
+Enter); a heading added, removed or changed means a full read (sections move), a table's
+header row changed a read of that table (its columns). Text typed in a block that holds no
+task, row or mention is not read at all.
 
-It also notes which blocks hold a task or table row without an id, and every id it passed,
-so ``needs_ids()`` answers what ``structure.missing_ids`` answers without walking the plan.
+After a read it says what it touched (``touched``: tasks, rows and mention anchors, see
+``crdt.changes.Touched``), so comparing two structures costs what changed, not the plan. It
+also notes which blocks hold a task or table row without an id, and every id it passed, so
+``needs_ids()`` answers what ``structure.missing_ids`` answers without walking the plan.
 """
 
 from __future__ import annotations
