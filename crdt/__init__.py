@@ -2,6 +2,7 @@
 
 from .changes import Entity as Entity
 from .changes import Kind as Kind
+from .changes import Touched as Touched
 from .changes import changed_ids as changed_ids
 from .changes import diff as diff
 from .changes import new_mentions as new_mentions

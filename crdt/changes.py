@@ -131,26 +131,75 @@ def _row_events(old: Row, new: Row) -> list[Event]:
     return out
 
 
-def diff(old: Structure, new: Structure) -> list[Event]:
+@dataclass(frozen=True)
+class Touched:
+    """What may differ between two structures, from whoever made the second out of the first
+    (``StructureReader.touched``): the ids of tasks and rows, in document order, where the two
+    hold the same tasks and rows in the same places, and the anchors of changed mentions.
+    Given to ``diff``, ``changed_ids`` and ``new_mentions``, they compare only those."""
+
+    tasks: tuple[str, ...] = ()
+    rows: tuple[str, ...] = ()
+    anchors: frozenset[str] = frozenset()
+    # When tasks or rows were added or removed: those that were there, in their order then.
+    old_tasks: tuple[str, ...] | None = None
+    old_rows: tuple[str, ...] | None = None
+
+    def __or__(self, other: Touched) -> Touched:
+        """Both together, for ``changed_ids`` (not for ``diff``: the order is lost)."""
+
+        def ids(t: Touched, rows: bool) -> tuple[str, ...]:
+            return (t.rows + (t.old_rows or ())) if rows else (t.tasks + (t.old_tasks or ()))
+
+        return Touched(
+            tuple(dict.fromkeys(ids(self, False) + ids(other, False))),
+            tuple(dict.fromkeys(ids(self, True) + ids(other, True))),
+            self.anchors | other.anchors,
+        )
+
+
+def _old(before: tuple[str, ...] | None, ids: tuple[str, ...]) -> tuple[str, ...]:
+    return ids if before is None else before
+
+
+def diff(old: Structure, new: Structure, touched: Touched | None = None) -> list[Event]:
     """Events turning ``old`` into ``new``: tasks first, then rows, each in document order.
 
     A blank task (Enter pressed, nothing in it yet) is not a commitment, as a blank table row is
     not a row (the reader skips those): it has no events. It is "created" once something is
     written in it, and "removed" when it is emptied or deleted after that.
     """
+    new_order = new.tasks if touched is None else [i for i in touched.tasks if i in new.tasks]
+    old_order = (
+        old.tasks
+        if touched is None
+        else [i for i in _old(touched.old_tasks, touched.tasks) if i in old.tasks]
+    )
     out: list[Event] = []
-    old_tasks = {i: t for i, t in old.tasks.items() if not _blank_task(t)}
-    new_tasks = {i: t for i, t in new.tasks.items() if not _blank_task(t)}
-    for task_id, task in new_tasks.items():
-        before = old_tasks.get(task_id)
-        if before is None:
+    for task_id in new_order:
+        task = new.tasks[task_id]
+        if _blank_task(task):
+            continue
+        before = old.tasks.get(task_id)
+        if before is None or _blank_task(before):
             out.append(Event(Entity.TASK, task_id, Kind.CREATED, None, task_json(task)))
         elif before != task:
             out.extend(_task_events(before, task))
-    for task_id, task in old_tasks.items():
-        if task_id not in new_tasks:
+    for task_id in old_order:
+        task = old.tasks[task_id]
+        if _blank_task(task):
+            continue
+        after = new.tasks.get(task_id)
+        if after is None or _blank_task(after):
             out.append(Event(Entity.TASK, task_id, Kind.REMOVED, task_json(task), None))
-    for row_id, row in new.rows.items():
+    new_rows = new.rows if touched is None else [i for i in touched.rows if i in new.rows]
+    old_rows = (
+        old.rows
+        if touched is None
+        else [i for i in _old(touched.old_rows, touched.rows) if i in old.rows]
+    )
+    for row_id in new_rows:
+        row = new.rows[row_id]
         was = old.rows.get(row_id)
         if was is None or was.kind != row.kind:
             if was is not None:
@@ -160,30 +209,42 @@ def diff(old: Structure, new: Structure) -> list[Event]:
             out.append(Event(ENTITY_OF_ROW[row.kind], row_id, Kind.CREATED, None, row_json(row)))
         elif was.fields != row.fields:
             out.extend(_row_events(was, row))
-    for row_id, row in old.rows.items():
+    for row_id in old_rows:
         if row_id not in new.rows:
+            row = old.rows[row_id]
             out.append(Event(ENTITY_OF_ROW[row.kind], row_id, Kind.REMOVED, row_json(row), None))
     return out
 
 
-def changed_ids(old: Structure, new: Structure) -> tuple[set[str], set[str]]:
+def changed_ids(
+    old: Structure, new: Structure, touched: Touched | None = None
+) -> tuple[set[str], set[str]]:
     """(task ids to upsert or delete, row ids to upsert or delete): position moves included."""
-    tasks = {i for i in set(old.tasks) | set(new.tasks) if old.tasks.get(i) != new.tasks.get(i)}
-    rows = {i for i in set(old.rows) | set(new.rows) if old.rows.get(i) != new.rows.get(i)}
+    if touched is None:
+        task_ids, row_ids = set(old.tasks) | set(new.tasks), set(old.rows) | set(new.rows)
+    else:
+        task_ids = set(touched.tasks) | set(touched.old_tasks or ())
+        row_ids = set(touched.rows) | set(touched.old_rows or ())
+    tasks = {i for i in task_ids if old.tasks.get(i) != new.tasks.get(i)}
+    rows = {i for i in row_ids if old.rows.get(i) != new.rows.get(i)}
     return tasks, rows
 
 
-def new_mentions(old: Structure, new: Structure) -> list[Event]:
+def new_mentions(old: Structure, new: Structure, touched: Touched | None = None) -> list[Event]:
     """A MENTIONED event for each person mentioned more often in a task, a table row or (anchor
     "") the text outside them than before: ``old`` the count before, ``new`` the mention (its
     ``count`` the count now). A mention has no id, so its identity is (anchor, person, count):
     a mention deleted and written again is not new; one more mention of the same person is.
     Edits around a mention, or moving it within its anchor, are nothing."""
 
+    if touched is not None and (old.mentions is new.mentions or not touched.anchors):
+        return []
+
     def grouped(s: Structure) -> dict[tuple[str, str], list[Mention]]:
         out: dict[tuple[str, str], list[Mention]] = {}
         for m in s.mentions:
-            out.setdefault((m.anchor, m.ref), []).append(m)
+            if touched is None or m.anchor in touched.anchors:
+                out.setdefault((m.anchor, m.ref), []).append(m)
         return out
 
     before, after = grouped(old), grouped(new)

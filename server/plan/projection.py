@@ -23,6 +23,7 @@ from crdt import (
     Structure,
     StructureReader,
     Task,
+    Touched,
     changed_ids,
     diff,
     new_mentions,
@@ -108,6 +109,9 @@ def advance(shadow: Shadow, entries: Sequence[LogEntry]) -> Step:
     step = Step(expect_upto=shadow.upto_id, upto_id=shadow.upto_id)
     before = shadow.structure
     current = before
+    # What changed since ``before`` as the reader saw it (None: compare everything), so the
+    # comparisons cost what the edits touched, not what the plan holds.
+    since: Touched | None = Touched()
     for log_id, logged_at, author_id, data in entries:
         # SQLite hands back naive datetimes; the log is written in UTC.
         at = logged_at if logged_at.tzinfo else logged_at.replace(tzinfo=UTC)
@@ -116,8 +120,10 @@ def advance(shadow: Shadow, entries: Sequence[LogEntry]) -> Step:
         step.upto_id = log_id
         if after is current:  # only text outside tasks, tables and mentions changed
             continue
+        touched = shadow.reader.touched if shadow.reader.previous is current else None
+        since = None if since is None or touched is None else since | touched
         for into, found in ((step.events, diff), (step.mentions, new_mentions)):
-            for e in found(current, after):
+            for e in found(current, after, touched):
                 into.append(
                     {
                         "entity": e.entity.value,
@@ -132,7 +138,7 @@ def advance(shadow: Shadow, entries: Sequence[LogEntry]) -> Step:
                 )
         current = after
     shadow.structure, shadow.upto_id = current, step.upto_id
-    tasks, rows = changed_ids(before, current)
+    tasks, rows = changed_ids(before, current, since)
     for task_id in tasks:
         if task_id in current.tasks:
             step.upserts.setdefault("tasks", []).append(task_row(current.tasks[task_id]))
