@@ -10,6 +10,9 @@ the serving process computes it on the live document, so concurrent edits are ke
 is given twice), then writes, then runs again at once to take the ids in. Each change it
 writes is then published to its hook list as a typed event (``plan/events.py``).
 
+Plans that fall due close together (within ``gather``, 0.1 s) share one pass: one read
+transaction and one write for all of them.
+
 The shadows live in the materialiser's process; one unused for ``keep_shadows`` seconds is
 dropped (and rebuilt from the newest checkpoint when its plan is edited again).
 """
@@ -145,6 +148,7 @@ class Materialiser:
         max_wait: float = 3.0,
         keep_shadows: float = 60.0,
         fence: Fence | None = None,
+        gather: float = 0.1,
     ) -> None:
         self.store = store
         self.fence = fence
@@ -153,6 +157,8 @@ class Materialiser:
         self.quiet = quiet
         self.max_wait = max_wait
         self.keep_shadows = keep_shadows
+        # How long a pass waits, once a plan is due, for others to fall due and share it.
+        self.gather = gather
         self._pending: dict[str, _Pending] = {}
         self._authors: dict[str, int] = {}
         self._shadows: dict[str, Shadow] = {}
@@ -272,8 +278,11 @@ class Materialiser:
         await asyncio.shield(fut)
 
     async def _batches(self) -> None:
-        # One pass at a time: plans that fall due meanwhile make the next one.
+        # One pass at a time: plans that fall due meanwhile make the next one. Plans fall due
+        # one by one (each its own quiet time after its last edit), so a pass first waits a
+        # moment for others: at 1,000 plans x 2 editors, 200 a second, about 20 share it.
         while self._due:
+            await asyncio.sleep(self.gather)
             due, self._due = self._due, {}
             try:
                 await self._materialise_many(due)

@@ -215,9 +215,11 @@ def test_shutdown_runs_what_is_pending_without_waiting(store: Store) -> None:
     assert seen[0].runs == [("p1", pytest.approx(0.3))]
 
 
-def test_plans_due_at_once_share_one_read_and_one_write(store: Store) -> None:
+@pytest.mark.parametrize("apart", [0.0, 0.03], ids=["at-once", "30ms-apart"])
+def test_plans_due_together_share_one_read_and_one_write(store: Store, apart: float) -> None:
     """1,000 plans edited now and then: a pass per plan cost two transactions and three thread
-    hops each; plans due together are read in one transaction and written in one."""
+    hops each; plans due within the pass's gathering time (0.1 s) are read in one transaction
+    and written in one."""
     import crdt
 
     def edit_plans() -> list[tuple[str, int]]:
@@ -254,9 +256,11 @@ def test_plans_due_at_once_share_one_read_and_one_write(store: Store) -> None:
         plans = edit_plans()
         store.read, store.run_derived = counted_read, counted_write  # type: ignore[method-assign]
         try:
-            for plan_id, _ in plans:
-                await commits_at(m, plan_id, [0.0])
-            assert sorted(await m.settled()) == sorted((p, pytest.approx(QUIET)) for p, _ in plans)
+            for i, (plan_id, _) in enumerate(plans):
+                await commits_at(m, plan_id, [i * apart])
+            assert sorted(await m.settled()) == sorted(
+                (p, pytest.approx(i * apart + QUIET)) for i, (p, _) in enumerate(plans)
+            )
             while m._running:  # the database threads take real time: until the passes end
                 await asyncio.wait(list(m._running))
         finally:
