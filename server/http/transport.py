@@ -45,8 +45,8 @@ def with_header_timeout(seconds: float, base: type[asyncio.Protocol] = AutoHTTPP
         def handle_websocket_upgrade(self, *args: Any) -> None:
             # The websocket protocol takes over the connection (and has its own pings). An
             # armed deadline kept this protocol, its parser and its request alive for
-            # ``seconds`` after every upgrade: in a connect storm, most of what a fresh
-            # connection held (bench/README.md, memory per connection).
+            # ``seconds`` after every upgrade: in a connect storm, about 3 KB of the 30 KB of
+            # Python objects each fresh connection held (``bench/run.py --scenario rooms``).
             self._disarm_head_deadline()
             super().handle_websocket_upgrade(*args)
 

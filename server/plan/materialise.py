@@ -267,8 +267,8 @@ class Materialiser:
     async def _when_due(self, plan_id: str) -> None:
         """Materialise ``plan_id`` in the next pass over every plan whose wait is over: one
         read and one write transaction for all of them, where a pass per plan cost two
-        transactions and three thread hops each (1,000 plans edited now and then kept the
-        worker at half a core, bench/README.md)."""
+        transactions and three thread hops each (``bench/run.py --scenario rooms``: 1,000
+        plans edited now and then kept the worker at half a core)."""
         self._begin(plan_id)
         fut = self._due.get(plan_id)
         if fut is None:
