@@ -202,7 +202,7 @@ async def test_under_uvicorn_a_plain_socket_gets_frames_encoded_once_and_in_orde
     # uvicorn's own path wrote the same bytes the fast path does, and nothing overtook.
     frames = (b"one", b"two", b"three", b"four", b"five")
     assert transport.written == [binary_frame(f) for f in frames]
-    assert conn._queue.empty()
+    assert not conn._queue
     sender.cancel()
 
 
@@ -215,3 +215,31 @@ async def test_under_uvicorn_a_client_past_the_cap_is_aborted() -> None:
         conn.send(b"x" * 40)
     assert transport.aborted and conn.closing and conn._queued_bytes == 0
     assert transport.written == []  # nothing queued was sent after all
+
+
+async def test_a_connection_holds_no_queue_unless_a_frame_waits() -> None:
+    """2,000 connections that almost never queue: each held an asyncio.Queue (four deques,
+    about 3 KB) for nothing."""
+    written: list[bytes] = []
+    gate = asyncio.get_running_loop().create_future()
+
+    async def raw_send(message: dict[str, Any]) -> None:
+        if len(written) == 1 and not gate.done():
+            await gate
+        written.append(message["bytes"])
+
+    ws = FakeSocket(raw_send)
+    conn = Connection(ws, IDENTITY, "p")  # type: ignore[arg-type]
+    sender = asyncio.create_task(conn.run_sender())
+    conn.send(b"first")  # written at once
+    assert conn._queue is None
+    conn.send(b"second")  # paused: it waits, and what follows waits behind it
+    conn.send(b"third")
+    assert conn._queue is not None
+    gate.set_result(None)
+    await asyncio.sleep(0.01)
+    assert written == [b"first", b"second"] and ws.sent_through_starlette == [b"third"]
+    assert conn._queue is None  # drained
+    conn.close(4000, "bye")
+    await asyncio.wait_for(sender, 5)
+    assert ws.closed == (4000, "bye")

@@ -73,9 +73,8 @@ class Observed(Materialiser):
         super().__init__(*args, **kw)
         self.runs: list[tuple[str, float]] = []
 
-    async def materialise(self, plan_id: str) -> None:
+    def _begin(self, plan_id: str) -> None:
         self.runs.append((plan_id, asyncio.get_running_loop().time()))
-        await super().materialise(plan_id)
 
     async def settled(self) -> list[tuple[str, float]]:
         """The passes started once everything scheduled is due (virtual seconds: no wait)."""
@@ -214,3 +213,61 @@ def test_shutdown_runs_what_is_pending_without_waiting(store: Store) -> None:
 
     scenario(store, body)
     assert seen[0].runs == [("p1", pytest.approx(0.3))]
+
+
+@pytest.mark.parametrize("apart", [0.0, 0.03], ids=["at-once", "30ms-apart"])
+def test_plans_due_together_share_one_read_and_one_write(store: Store, apart: float) -> None:
+    """1,000 plans edited now and then: a pass per plan cost two transactions and three thread
+    hops each; plans due within the pass's gathering time (0.1 s) are read in one transaction
+    and written in one."""
+    import crdt
+
+    def edit_plans() -> list[tuple[str, int]]:
+        plans = []
+        with persistence.transaction(store.factory) as s:
+            for i in range(3):
+                plan = persistence.create_plan(
+                    session=s, title=f"t{i}", customer="c", created_by=None
+                )
+                doc = crdt.new_doc()
+                text = {"type": "text", "text": f"p{i}"}
+                crdt.write_prosemirror(
+                    doc, {"type": "doc", "content": [{"type": "paragraph", "content": [text]}]}
+                )
+                (top,) = persistence.append_updates(
+                    session=s, plan_id=plan.id, entries=[(None, doc.get_update())]
+                )
+                plans.append((plan.id, top))
+        return plans
+
+    async def body(m: Observed) -> None:
+        calls = {"read": 0, "write": 0}
+        read, derived = store.read, store.run_derived
+
+        async def counted_read(fn: Any) -> Any:
+            calls["read"] += 1
+            return await read(fn)
+
+        async def counted_write(fn: Any) -> Any:
+            calls["write"] += 1
+            return await derived(fn)
+
+        await m.caught_up.wait()
+        plans = edit_plans()
+        store.read, store.run_derived = counted_read, counted_write  # type: ignore[method-assign]
+        try:
+            for i, (plan_id, _) in enumerate(plans):
+                await commits_at(m, plan_id, [i * apart])
+            assert sorted(await m.settled()) == sorted(
+                (p, pytest.approx(i * apart + QUIET)) for i, (p, _) in enumerate(plans)
+            )
+            while m._running:  # the database threads take real time: until the passes end
+                await asyncio.wait(list(m._running))
+        finally:
+            del store.read, store.run_derived
+        assert calls == {"read": 1, "write": 1}
+        with persistence.transaction(store.factory) as s:
+            for plan_id, top in plans:
+                assert persistence.projection_watermark(session=s, plan_id=plan_id) == top
+
+    scenario(store, body)
