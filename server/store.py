@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import anyio
 from sqlalchemy import Connection, Engine
@@ -307,7 +307,7 @@ def _settle(settled: list[tuple[asyncio.Future[list[int]], object]]) -> None:
         if isinstance(outcome, BaseException):
             done.set_exception(outcome)
         else:
-            done.set_result(outcome)  # type: ignore[arg-type]
+            done.set_result(cast(list[int], outcome))
 
 
 def _in_transaction(conn: Connection, fn: Callable[[Connection], T]) -> T:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, event
+from sqlalchemy.orm import Session
 
 import persistence
 from server.live import LoopLag
@@ -39,13 +40,13 @@ def _store(tmp_path: Path) -> Store:
 
 
 async def _plans(store: Store, n: int) -> list[str]:
-    def make(s: object) -> list[str]:
+    def make(s: Session) -> list[str]:
         return [
             persistence.create_plan(session=s, title=f"P{i}", customer="C", created_by=None).id
             for i in range(n)
         ]
 
-    return await store.run(make)  # type: ignore[arg-type]
+    return await store.run(make)
 
 
 def test_a_slow_commit_never_holds_the_event_loop(tmp_path: Path) -> None:
@@ -143,7 +144,7 @@ def test_an_append_fails_rather_than_hangs_when_no_connection_opens(tmp_path: Pa
 
     async def main() -> None:
         (plan,) = await _plans(store, 1)
-        engine, writer._engine = writer._engine, Unreachable()  # type: ignore[assignment]
+        engine, writer._engine = writer._engine, Unreachable()  # type: ignore[assignment]  # a stand-in engine
         try:
             with pytest.raises(OSError):
                 await asyncio.wait_for(store.append(plan, [(None, b"x")]), 5)
