@@ -1,12 +1,15 @@
-"""The room's view of the database: persistence calls run in worker threads, off the event loop."""
+"""The room's view of the database: persistence calls run in worker threads, off the event loop
+(SQLite's log appends in one thread of their own, every room's together: ``LogWriter``)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import anyio
 from sqlalchemy import Connection, Engine
@@ -17,12 +20,6 @@ import persistence
 from .histogram import Histogram
 
 T = TypeVar("T")
-
-# An append on the event loop that takes longer than this (a slow fsync, a busy disk) held
-# every room and request of the process as long: appends then go through a worker thread
-# for OFF_LOOP_SECONDS, so a slow disk delays each commit's own edits, not the others'.
-SLOW_ON_LOOP = 0.02
-OFF_LOOP_SECONDS = 10.0
 
 log = logging.getLogger(__name__)
 
@@ -40,23 +37,22 @@ class Store:
         *,
         sqlite: bool,
         derived: sessionmaker[Session] | None = None,
-        now: Engine | None = None,
     ) -> None:
         self.factory = factory
         self.engine: Engine = factory.kw["bind"]
         # Sessions for data rebuilt from the log (commits not flushed to disk; see make_engine).
         self.derived = derived or factory
-        # SQLite: an engine whose writes never wait for the lock, for appends on the loop.
-        self._now: Engine | None = now
         self.sqlite = sqlite
         self.writes = 0  # transactions through the writers' queue, for keep_wal_short
-        self.off_loop_until = 0.0  # loop time until which appends go through a thread
-        self.slow_appends = 0
         # How long the log append of each group commit took (its transaction, commit included).
         self.commit_seconds = Histogram()
         self._checkpointed_writes = 0
         # SQLite has one writer at a time: queue writers here instead of in its busy-wait.
         self._limiter = anyio.CapacityLimiter(1 if sqlite else 8)
+        # SQLite: every room's log appends, committed together in one thread (see LogWriter);
+        # the other writers' threads take the same lock around their transactions.
+        self._write_lock = threading.Lock()
+        self._log_writer = LogWriter(self.engine, self._write_lock) if sqlite else None
         # Reads only: in WAL mode they neither wait for the writer nor hold it up.
         self._readers = anyio.CapacityLimiter(4 if sqlite else 8)
 
@@ -67,11 +63,6 @@ class Store:
             persistence.make_sessionmaker(engine),
             sqlite=engine.dialect.name == "sqlite",
             derived=persistence.make_sessionmaker(persistence.make_engine(url, durable=False)),
-            now=(
-                persistence.make_engine(url, wait_for_lock=False)
-                if engine.dialect.name == "sqlite"
-                else None
-            ),
         )
 
     async def keep_wal_short(self, every: float = 0.5) -> None:
@@ -95,8 +86,8 @@ class Store:
         derived = self.derived.kw["bind"]
         if derived is not self.engine:
             derived.dispose()
-        if self._now is not None:
-            self._now.dispose()
+        if self._log_writer is not None:
+            self._log_writer.close()
 
     async def run(self, fn: Callable[[Session], T]) -> T:
         """Run ``fn(session)`` in one transaction in a worker thread."""
@@ -115,8 +106,18 @@ class Store:
         """Run ``fn(connection)`` in one Core transaction (no ORM session) in a worker thread:
         for the hot path, where a Session's unit of work costs more than the SQL."""
 
+        def work() -> T:
+            with self._writing(self._limiter):
+                return _core(self.engine, fn)
+
         self.writes += 1
-        return await anyio.to_thread.run_sync(_core, self.engine, fn, limiter=self._limiter)
+        return await anyio.to_thread.run_sync(work, limiter=self._limiter)
+
+    def _writing(self, limiter: anyio.CapacityLimiter) -> contextlib.AbstractContextManager[object]:
+        """In a worker thread: SQLite's writers' lock, shared with the log writer's thread."""
+        if limiter is self._limiter and self._log_writer is not None:
+            return self._write_lock
+        return contextlib.nullcontext()
 
     async def _session(
         self,
@@ -125,7 +126,7 @@ class Store:
         limiter: anyio.CapacityLimiter,
     ) -> T:
         def work() -> T:
-            with persistence.transaction(factory) as session:
+            with self._writing(limiter), persistence.transaction(factory) as session:
                 return fn(session)
 
         if limiter is self._limiter:
@@ -160,35 +161,10 @@ class Store:
             self.commit_seconds.observe(time.perf_counter() - began)
 
     async def _append(self, work: Callable[[Connection], list[int]]) -> list[int]:
-        if self._now is None or anyio.current_time() < self.off_loop_until:
+        if self._log_writer is None:
             return await self.run_core(work)
-        # SQLite: the writers' queue guarantees no other writer in this process, so the
-        # append runs right here on the event loop: the INSERT is ~0.1 ms and the fsync
-        # ~0.2 ms, less than handing them to a worker thread and back (whose GIL handovers,
-        # under load, made an append take 1.9 ms instead of 0.5 ms). Only another process
-        # (the CLI, a backup) can hold the lock; then the append fails at once, without
-        # waiting, and waits for the lock in a worker thread instead.
-        # Taken without a checkpoint when free (``async with`` would yield to the loop once
-        # first, and the edit wait behind whatever else was ready, before its own commit).
-        try:
-            self._limiter.acquire_nowait()
-        except anyio.WouldBlock:
-            await self._limiter.acquire()
-        try:
-            self.writes += 1
-            began = time.perf_counter()
-            try:
-                return _core(self._now, work)
-            except Exception as exc:
-                if not persistence.locked(exc):
-                    raise
-            finally:
-                took = time.perf_counter() - began
-                if took > SLOW_ON_LOOP:
-                    self._slow(took)
-            return await anyio.to_thread.run_sync(_core, self.engine, work)
-        finally:
-            self._limiter.release()
+        self.writes += 1
+        return await self._log_writer.append(work)
 
     async def append_chained(
         self,
@@ -219,16 +195,6 @@ class Store:
     async def log_tops(self, rooms: Sequence[tuple[str, str]]) -> list[tuple[str, str, int]]:
         return await self.read(lambda s: persistence.log_tops(session=s, rooms=rooms))
 
-    def _slow(self, took: float) -> None:
-        self.slow_appends += 1
-        self.off_loop_until = anyio.current_time() + OFF_LOOP_SECONDS
-        log.warning(
-            "a commit took %.1f ms on the event loop (slow disk?): commits go through a worker "
-            "thread for the next %.0f s",
-            took * 1000,
-            OFF_LOOP_SECONDS,
-        )
-
     async def load(self, plan_id: str, doc: str = "plan") -> persistence.PlanHistory:
         return await self.run(
             lambda s: persistence.load_history(session=s, plan_id=plan_id, doc=doc)
@@ -243,3 +209,125 @@ class Store:
                 session=s, plan_id=plan_id, upto_id=upto_id, state=state, doc=doc
             )
         )
+
+
+class LogWriter:
+    """SQLite: the log appends of every room of the process, committed in one thread.
+
+    An append is queued, and a room's writer waits for its own. The thread takes everything
+    queued as one transaction: one commit, one fsync, whatever rooms it holds, so appends that
+    queued behind a commit in flight (of any room) share the next one. The event loop never
+    waits for the disk: a slow fsync delays the edits in that commit and those queued behind
+    it (SQLite has one writer), never presence, sync answers or HTTP. If a transaction of
+    several appends fails, each is tried again alone, so one room's failure stays its own.
+
+    The thread hands the outcomes back in one callback that settles the waiting futures
+    itself: one trip through the event loop, not one per layer of awaiting.
+    """
+
+    def __init__(self, engine: Engine, lock: threading.Lock) -> None:
+        self._engine = engine
+        self._lock = lock  # held by every other writer of the process too (Store._session)
+        self._queue: list[_Append] = []
+        self._wake = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.transactions = 0  # commits made, each with one fsync
+        self._conn: Connection | None = None
+
+    async def append(self, work: Callable[[Connection], list[int]]) -> list[int]:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[list[int]] = loop.create_future()
+        with self._wake:
+            if self._closed:
+                raise RuntimeError("the log writer is closed")
+            self._queue.append((loop, work, done))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+        return await done
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._queue and not self._closed:
+                    self._wake.wait()
+                if not self._queue:
+                    return
+                batch, self._queue = self._queue, []
+            try:
+                with self._lock:
+                    outcomes = self._commit([work for _, work, _ in batch])
+                    self.transactions += 1
+            except Exception as exc:  # noqa: BLE001 - no connection: every append fails
+                outcomes = [exc] * len(batch)
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[list[int]], object]]]
+            by_loop = {}
+            for (loop, _, done), outcome in zip(batch, outcomes, strict=True):
+                by_loop.setdefault(loop, []).append((done, outcome))
+            for loop, settled in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                    loop.call_soon_threadsafe(_settle, settled)
+
+    def _commit(
+        self, works: list[Callable[[Connection], list[int]]]
+    ) -> list[list[int] | BaseException]:
+        # One connection, held by the thread: no pool checkout and reset for every commit.
+        if self._conn is None or self._conn.invalidated or self._conn.closed:
+            self._conn = self._engine.connect()
+        try:
+            return _commit_together(self._conn, works)
+        finally:
+            if self._conn.in_transaction():  # something went wrong between statements
+                self._conn.close()
+                self._conn = None
+
+    def close(self) -> None:
+        """Commit what is queued, then stop the thread."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+_Append = tuple[
+    asyncio.AbstractEventLoop, Callable[[Connection], list[int]], "asyncio.Future[list[int]]"
+]
+
+
+def _settle(settled: list[tuple[asyncio.Future[list[int]], object]]) -> None:
+    for done, outcome in settled:
+        if done.done():
+            continue  # its caller was cancelled; the append is logged all the same
+        if isinstance(outcome, BaseException):
+            done.set_exception(outcome)
+        else:
+            done.set_result(cast(list[int], outcome))
+
+
+def _in_transaction(conn: Connection, fn: Callable[[Connection], T]) -> T:
+    with conn.begin():
+        return fn(conn)
+
+
+def _commit_together(
+    conn: Connection, works: list[Callable[[Connection], list[int]]]
+) -> list[list[int] | BaseException]:
+    """Each of ``works`` in one transaction; if it fails, each alone (in the writer thread)."""
+    try:
+        return list(_in_transaction(conn, lambda c: [work(c) for work in works]))
+    except Exception as exc:  # noqa: BLE001 - whose it is, the appends alone tell
+        if len(works) == 1:
+            return [exc]
+    out: list[list[int] | BaseException] = []
+    for work in works:
+        try:
+            out.append(_in_transaction(conn, work))
+        except Exception as exc:  # noqa: BLE001 - that append's own failure
+            out.append(exc)
+    return out

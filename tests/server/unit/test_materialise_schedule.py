@@ -88,8 +88,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     persistence.upgrade(url)
     s = Store.from_url(url)
     yield s
-    for engine in {s.engine, s.derived.kw["bind"], *([s._now] if s._now else [])}:
-        engine.dispose()
+    s.dispose()
 
 
 def scenario(store: Store, body: Callable[[Observed], Awaitable[None]]) -> None:

@@ -29,8 +29,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
     persistence.upgrade(url)
     s = Store.from_url(url)
     yield s
-    for engine in {s.engine, s.derived.kw["bind"], *([s._now] if s._now else [])}:
-        engine.dispose()
+    s.dispose()
 
 
 @dataclass

@@ -115,3 +115,36 @@ def test_people_present_are_one_per_person_by_name() -> None:
     ann, ann_tab, zed, link = account("ann", 1), account("ann", 1), account("Zed", 3), visitor("Bo")
     names = [i.name for i in people([zed, ann, ann_tab, link])]
     assert names == ["ann", "Bo", "Zed"]
+
+
+def test_an_echo_of_a_forwarded_frame_is_skipped_without_parsing_it(monkeypatch) -> None:
+    """Stock clients send every awareness change they hear back: 49 echoes of each cursor move
+    in a room of 50, most of the frames a room receives. One byte for byte like a frame the
+    room forwarded, whose states are still held by live connections, is told apart unparsed;
+    once its owner has left, an echo goes through the whole check again (and is skipped)."""
+    from server.live import presence as module
+
+    ann, bob, cat = account("Ann", 1), account("Bob", 2), account("Cat", 3)
+    live = [ann, bob, cat]
+    p = Presence()
+    forwarded = p.receive(ann, awareness_frame([(10, 1, state())]), live)
+    assert forwarded is not None
+
+    parsed = []
+    real = module.parse_awareness
+    monkeypatch.setattr(module, "parse_awareness", lambda f: parsed.append(f) or real(f))
+    assert p.receive(bob, forwarded, live) is None
+    assert p.receive(cat, forwarded, live) is None
+    assert parsed == []
+
+    # Its owner's own frame back (not an echo of someone else's) takes the whole path.
+    assert p.receive(ann, forwarded, live) is None
+    assert parsed == [forwarded]
+
+    # Ann leaves: Bob's late echo is checked in full, and does not bring her back.
+    p.leave(ann)
+    live.remove(ann)
+    assert p.receive(bob, forwarded, live) is None
+    assert parsed == [forwarded, forwarded]
+    assert 10 not in bob.awareness_clients
+    assert say(p, cat, live) == []
