@@ -215,10 +215,11 @@ def test_shutdown_runs_what_is_pending_without_waiting(store: Store) -> None:
 
 
 @pytest.mark.parametrize("apart", [0.0, 0.03], ids=["at-once", "30ms-apart"])
-def test_plans_due_together_share_one_read_and_one_write(store: Store, apart: float) -> None:
+def test_plans_due_together_share_one_read_and_write_apart(store: Store, apart: float) -> None:
     """1,000 plans edited now and then: a pass per plan cost two transactions and three thread
-    hops each; plans due within the pass's gathering time (0.1 s) are read in one transaction
-    and written in one."""
+    hops each; plans due within the pass's gathering time (0.1 s) are read in one transaction.
+    They are written one transaction each: SQLite has one writer, and one write for all of
+    them held the rooms' log appends back for as long (p99 twice as high, bench/)."""
     import crdt
 
     def edit_plans() -> list[tuple[str, int]]:
@@ -264,7 +265,7 @@ def test_plans_due_together_share_one_read_and_one_write(store: Store, apart: fl
                 await asyncio.wait(list(m._running))
         finally:
             del store.read, store.run_derived
-        assert calls == {"read": 1, "write": 1}
+        assert calls == {"read": 1, "write": len(plans)}
         with persistence.transaction(store.factory) as s:
             for plan_id, top in plans:
                 assert persistence.projection_watermark(session=s, plan_id=plan_id) == top
