@@ -11,7 +11,7 @@ is given twice), then writes, then runs again at once to take the ids in. Each c
 writes is then published to its hook list as a typed event (``plan/events.py``).
 
 Plans that fall due close together (within ``gather``, 0.1 s) share one pass: one read
-transaction for all of them, then a short write transaction per plan (``WRITE_PLANS``).
+transaction for all of them, then a short write transaction per plan.
 
 The shadows live in the materialiser's process; one unused for ``keep_shadows`` seconds is
 dropped (and rebuilt from the newest checkpoint when its plan is edited again).
@@ -40,12 +40,6 @@ from .events import changed
 from .projection import LogEntry, Shadow, Step, advance, merge_events
 
 log = logging.getLogger(__name__)
-
-# Plans written per transaction in a shared pass. One: SQLite has one writer, and the rooms'
-# log appends wait for each write to end. ``bench/run.py --scenario rooms`` (1,000 plans x 2
-# clients, two interleaved rounds each): all of a pass's plans in one transaction (about 20),
-# p99 29-57 ms; two per transaction 19-24 ms; one 13-14 ms; the materialiser held off 9-13 ms.
-WRITE_PLANS = 1
 
 # Gives a plan's tasks and rows lacking ids their ids, through its live room, logged under the
 # given author; returns the log id of that change, or None when nothing changed (or it failed).
@@ -213,8 +207,9 @@ class Materialiser:
             self._catch_up.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._catch_up
-        if self._running:  # runs already past their wait finish first
-            await asyncio.wait(list(self._running))
+        # Runs already past their wait finish first, and the plans' own passes they wait for.
+        while self._running or self._alone:
+            await asyncio.wait([*self._running, *self._alone])
         for plan_id, pending in list(self._pending.items()):
             if pending.task is not None:
                 pending.task.cancel()
@@ -292,29 +287,33 @@ class Materialiser:
             due, self._due = self._due, {}
             try:
                 await self._materialise_many(due)
+            except asyncio.CancelledError:
+                for fut in due.values():
+                    fut.cancel()  # only those still pending: not handed on to their own pass
+                raise
             except Exception as exc:  # noqa: BLE001 - reported by each waiter (NotTheHolder too)
                 for fut in due.values():
                     if not fut.done():
                         fut.set_exception(exc)
-            finally:
-                for fut in due.values():
-                    fut.cancel()  # only if still pending: the pass itself was cancelled
 
     async def _materialise_many(self, due: dict[str, asyncio.Future[None]]) -> None:
         """``materialise`` for each plan of ``due``, resolving its future: one read transaction
-        for all of them, then their writes (``WRITE_PLANS`` per transaction). What the shared
-        pass cannot finish takes the plan's own course, beside the next pass: a flush under
-        way, ids to ask for, a watermark someone else moved, an error."""
+        for all of them, then each plan's own course from what was read (``_on_its_own``):
+        its write, one transaction per plan (SQLite has one writer, and the rooms' log appends
+        wait for each write to end; ``bench/run.py --scenario rooms``, 1,000 plans x 2
+        clients, two interleaved rounds each: all of a pass's plans in one transaction, about
+        20, p99 29-57 ms; two per transaction 19-24 ms; one 13-14 ms; the materialiser held
+        off 9-13 ms), or the ids to ask for first, or a second read when someone moved its
+        watermark. A plan a flush is working on takes its course after the flush."""
         loop = asyncio.get_running_loop()
         mine: list[str] = []
-        for plan_id in due:
+        for plan_id, fut in due.items():
             lock = self._locks.setdefault(plan_id, asyncio.Lock())
             if lock.locked():
-                self._on_its_own(plan_id, due[plan_id])  # a flush is at it: after it
+                self._on_its_own(plan_id, fut)  # a flush is at it: after it
             else:
                 await lock.acquire()  # free: taken without waiting
                 mine.append(plan_id)
-        held = set(mine)
         try:
             for plan_id in mine:
                 self._used[plan_id] = loop.time()
@@ -325,65 +324,17 @@ class Materialiser:
                 for p in mine:
                     try:
                         out[p] = _prepare(s, p, shadows[p])
-                    except Exception:  # noqa: BLE001 - its own pass says why
+                    except Exception:  # noqa: BLE001 - its own pass reads again and says why
                         out[p] = None
                 return out
 
             prepared = await self.store.read(prepare)
-            steps: dict[str, tuple[Shadow, Step]] = {}
+        except BaseException:
             for plan_id in mine:
-                got = prepared[plan_id]
-                if got is None or got[0].reader.needs_ids():
-                    # Its own pass asks for the ids (holding the lock taken here), or says
-                    # what went wrong.
-                    held.discard(plan_id)
-                    self._on_its_own(plan_id, due[plan_id], got, locked=True)
-                    continue
-                shadow, step, author = got
-                if author is not None:
-                    self._authors[plan_id] = author
-                if step is None:
-                    self._shadows[plan_id] = shadow
-                    due[plan_id].set_result(None)
-                else:
-                    steps[plan_id] = (shadow, step)
-            if not steps:
-                return
-            for plan_id in steps:
-                self._retry_delay.pop(plan_id, None)
-            fence = self.fence
-
-            def write(part: list[str]) -> Callable[[Session], dict[str, bool]]:
-                def run(s: Session) -> dict[str, bool]:
-                    if fence is not None:
-                        fence(s)
-                    return {p: write_step(s, p, steps[p][1]) for p in part}
-
-                return run
-
-            written: dict[str, bool] = {}
-            order = list(steps)
-            for start in range(0, len(order), WRITE_PLANS):
-                part = order[start : start + WRITE_PLANS]
-                try:
-                    written.update(await self.store.run_derived(write(part)))
-                except NotTheHolder:
-                    raise
-                except Exception:  # noqa: BLE001 - each plan's own pass says why
-                    written.update(dict.fromkeys(part, False))
-            for plan_id, (shadow, step) in steps.items():
-                if written[plan_id]:
-                    self._wrote(plan_id, shadow, step)
-                    due[plan_id].set_result(None)
-                else:
-                    # Someone moved its watermark, or the write failed: its own pass starts
-                    # over (the shadow, ahead of the tables, is dropped).
-                    self._locks[plan_id].release()
-                    held.discard(plan_id)
-                    self._on_its_own(plan_id, due[plan_id])
-        finally:
-            for plan_id in held:
                 self._locks[plan_id].release()
+            raise
+        for plan_id in mine:  # each holding the lock taken here
+            self._on_its_own(plan_id, due[plan_id], prepared[plan_id], locked=True)
 
     def _on_its_own(
         self,

@@ -271,3 +271,51 @@ def test_plans_due_together_share_one_read_and_write_apart(store: Store, apart: 
                 assert persistence.projection_watermark(session=s, plan_id=plan_id) == top
 
     scenario(store, body)
+
+
+def test_a_plan_a_shared_pass_hands_on_is_waited_for_to_the_end(store: Store) -> None:
+    """A plan read in a shared pass that still needs ids goes on alone: asking for them, then
+    writing. Its run, and leaving the materialiser, wait for that to end; the shared pass
+    once cancelled what it handed on as soon as it returned, so a plan whose ids were asked
+    for at shutdown could be left behind its log."""
+    import crdt
+    from crdt.templates import h, task, tasks
+
+    def edit_plan() -> tuple[str, int]:
+        with persistence.transaction(store.factory) as s:
+            plan = persistence.create_plan(session=s, title="t", customer="c", created_by=None)
+            doc = crdt.new_doc()
+            crdt.write_prosemirror(
+                doc, {"type": "doc", "content": [h(2, "Actions"), tasks(task("Send the deck"))]}
+            )
+            (top,) = persistence.append_updates(
+                session=s, plan_id=plan.id, entries=[(None, doc.get_update())]
+            )
+            return plan.id, top
+
+    asked = asyncio.Event()
+    answer = asyncio.Event()
+
+    async def assign(plan_id: str, author_id: int | None) -> int | None:
+        asked.set()
+        await answer.wait()
+        return None  # nothing given: the task keeps no id, and its rows are written as read
+
+    waiter: list[asyncio.Task[None]] = []
+
+    async def main() -> None:
+        m = Observed(store, assign, quiet=QUIET, max_wait=MAX_WAIT)
+        async with m:
+            await m.caught_up.wait()
+            plan_id, top = edit_plan()  # after the catch-up, or it would take the plan alone
+            m.on_event(Committed(plan_id, "plan", ((None, top),)))
+            await asked.wait()  # the watchdog thread bounds it: a timer would jump the clock
+            waiter.extend(m._running)
+            assert waiter, "the plan's run ended while its own pass was still asking for ids"
+            # Released only once the materialiser is being left.
+            asyncio.get_running_loop().call_later(1.0, answer.set)
+        assert all(t.done() and not t.cancelled() for t in waiter)
+        with persistence.transaction(store.factory) as s:
+            assert persistence.projection_watermark(session=s, plan_id=plan_id) == top
+
+    run(main)
