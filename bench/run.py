@@ -1431,6 +1431,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="a TANDEM_* setting for the Tandem servers (repeatable)",
     )
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+        help="a Tandem with these TANDEM_* settings, run as server `tandem+NAME` beside the "
+        "others (repeatable): an A/B of two settings in one run, interleaved",
+    )
     p.add_argument("--logs", type=Path, help="copy server logs and client stderr to this dir")
     p.add_argument("--json", type=Path, help="also write the raw results to this file")
     args = p.parse_args(argv)
@@ -1448,10 +1456,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if not sep or not key.startswith("TANDEM_"):
             p.error(f"--tandem-env wants TANDEM_KEY=VALUE, not {setting!r}")
         TANDEM_EXTRA_ENV[key] = value
+    for spec in args.variant:
+        name, sep, settings = spec.partition(":")
+        env = dict(kv.partition("=")[::2] for kv in settings.split(",") if kv)
+        if not sep or not name.isidentifier() or not env:
+            p.error(f"--variant wants NAME:TANDEM_KEY=VALUE[,...], not {spec!r}")
+        if not all(k.startswith("TANDEM_") for k in env):
+            p.error(f"--variant {name}: every setting is a TANDEM_* one, not {spec!r}")
+        add_variant(name, env)
     unknown = set(args.servers) - set(SERVERS)
     if unknown:
         p.error(f"unknown servers: {', '.join(sorted(unknown))}")
     return args
+
+
+def add_variant(name: str, env: dict[str, str]) -> None:
+    """Server ``tandem+name``: Tandem on SQLite with ``env`` over its settings."""
+    key = f"tandem+{name}"
+
+    class Variant(Tandem):
+        def __init__(self, workdir: Path) -> None:
+            super().__init__(workdir)
+            self.env.update(env)
+
+    Variant.key = key
+    SERVERS[key] = Variant
+    SERVER_LABELS[key] = f"Tandem {name} ({', '.join(f'{k}={v}' for k, v in env.items())})"
 
 
 def for_scenario(args: argparse.Namespace, name: str) -> argparse.Namespace:
