@@ -154,6 +154,7 @@ from .versions import cached_sessions as cached_sessions
 from .versions import create_version as create_version
 from .versions import get_version as get_version
 from .versions import history_bytes as history_bytes
+from .versions import holds_updates_after as holds_updates_after
 from .versions import last_seen as last_seen
 from .versions import list_versions as list_versions
 from .versions import log_bytes as log_bytes

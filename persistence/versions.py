@@ -301,6 +301,23 @@ def updates_between(
     return [(r.id, r.data) for r in rows]
 
 
+def holds_updates_after(
+    *, session: Session, plan_id: str, after_id: int, count: int, doc: str = "plan"
+) -> bool:
+    """Whether the log holds at least ``count`` entries after ``after_id``: ``count`` steps
+    along the (plan, doc, id) index, reading no update."""
+    return (
+        session.scalar(
+            select(PlanUpdate.id)
+            .where(PlanUpdate.plan_id == plan_id, PlanUpdate.doc == doc, PlanUpdate.id > after_id)
+            .order_by(PlanUpdate.id)
+            .offset(count - 1)
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def updates_after(
     *, session: Session, plan_id: str, after_id: int, doc: str = "plan", limit: int = 1000
 ) -> list[tuple[int, datetime, bytes]]:

@@ -52,6 +52,33 @@ def test_segments_follow_one_another_and_replays_start_at_checkpoints(
         assert [m[0] for m in marks] == [ids[3], ids[2], ids[1]]
 
 
+def test_whether_a_log_holds_a_count_of_entries_is_asked_of_the_index(
+    factory: sessionmaker[Session],
+) -> None:
+    with factory() as s, s.begin():
+        plan = persistence.create_plan(session=s, title="T", customer="C", created_by=None)
+        other = persistence.create_plan(session=s, title="O", customer="C", created_by=None)
+        ids = persistence.append_updates(
+            session=s, plan_id=plan.id, entries=[(None, b"x") for _ in range(5)]
+        )
+        persistence.append_updates(
+            session=s, plan_id=other.id, entries=[(None, b"y") for _ in range(5)]
+        )
+        persistence.append_updates(
+            session=s, plan_id=plan.id, entries=[(None, b"z")], doc="internal"
+        )
+
+        def holds(after_id: int, count: int, doc: str = "plan") -> bool:
+            return persistence.holds_updates_after(
+                session=s, plan_id=plan.id, after_id=after_id, count=count, doc=doc
+            )
+
+        assert holds(0, 5) and not holds(0, 6)
+        assert holds(ids[1], 3) and not holds(ids[1], 4)
+        assert holds(0, 1, "internal") and not holds(0, 2, "internal")
+        assert not holds(ids[-1], 1)
+
+
 def test_versions_and_visits(factory: sessionmaker[Session]) -> None:
     with factory() as s, s.begin():
         plan = persistence.create_plan(session=s, title="T", customer="C", created_by=None)
