@@ -386,6 +386,63 @@ class Prober:
 # Child processes
 
 
+class TablesLag:
+    """How far Tandem's materialised tables are behind its update log, from its /metrics
+    (``tandem_worker_lag_seconds``: how long the oldest update not yet in the tables has
+    waited) every ``interval`` s, in a thread; nothing for a server without those figures."""
+
+    def __init__(self, server: Server, interval: float = 1.0) -> None:
+        self.server = server
+        self.interval = interval
+        self.samples: list[tuple[float, float, float]] = []  # (monotonic, seconds, updates)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TablesLag:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+    def _read(self) -> tuple[float, float] | None:
+        m = self.server.metrics()
+        if not m or "tandem_worker_lag_seconds" not in m:
+            return None
+        return m["tandem_worker_lag_seconds"], m.get("tandem_worker_lag_updates", 0.0)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            got = self._read()
+            if got is None:
+                return  # not Tandem, or a Tandem without the figures: nothing to follow
+            self.samples.append((time.monotonic(), *got))
+            self._stop.wait(self.interval)
+
+    def worst(self, start: float | None, end: float | None) -> float | None:
+        """The longest an update had waited for the tables, sampled within [start, end]."""
+        if start is None or end is None:
+            return None
+        seen = [lag for t, lag, _ in self.samples if start <= t <= end]
+        return round(max(seen), 1) if seen else None
+
+    def caught_up(self, since: float | None, timeout: float = 60.0) -> float | None:
+        """Seconds from ``since`` (the end of the edits) until no update waits for the tables,
+        polled now until then (None: not Tandem, or not within ``timeout``)."""
+        if since is None or not self.samples:
+            return None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self._read()
+            if got is None:
+                return None
+            if got[1] == 0:
+                return round(max(0.0, time.monotonic() - since), 1)
+            time.sleep(0.1)
+        return None
+
+
 def _kill_group(proc: subprocess.Popen, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
@@ -871,10 +928,20 @@ def load_scenario(key: str, args: argparse.Namespace, workdir: Path) -> dict:
             if phase in ("measure-start", "measure-end"):
                 metrics_at[phase] = server.metrics()
 
-        with Sampler(server.pid) as sampler, Prober(server.ready_url) as prober:
+        with (
+            Sampler(server.pid) as sampler,
+            Prober(server.ready_url) as prober,
+            TablesLag(server) as tables,
+        ):
             events = run_node(argv, budget + 60, workdir / f"loadgen-{key}.err", on_event=on_event)
         load_memory = memory(server.pid)
         stamps = {e.get("phase"): t for t, e in events if e.get("event") == "phase"}
+        # The materialiser keeping up: the longest an update waited for the tables in the
+        # window, and how long after the last measured edit the tables held every update.
+        tables_lag = {
+            "worst_s": tables.worst(stamps.get("measure-start"), stamps.get("measure-end")),
+            "caught_up_s": tables.caught_up(stamps.get("measure-end")),
+        }
         results = [e for _, e in events if e.get("event") == "result"]
         result = results[-1] if results else {"error": "the load generator gave no result"}
         exit_code = server.stop()
@@ -911,6 +978,14 @@ def load_scenario(key: str, args: argparse.Namespace, workdir: Path) -> dict:
             },
         },
         lag=lag_window(metrics_at.get("measure-start"), metrics_at.get("measure-end")),
+        # How long each group commit of the update log took (its transaction, the wait for
+        # SQLite's write lock and the fsync included): what an edit waits for before it is sent.
+        commit=lag_window(
+            metrics_at.get("measure-start"),
+            metrics_at.get("measure-end"),
+            "tandem_commit_seconds_bucket",
+        ),
+        tables_lag=tables_lag,
         server_exit_code=exit_code,
         server_problems=server.problems(),
         server_log_tail=server.log_tail() if result.get("error") else None,
@@ -930,13 +1005,17 @@ def _per_room(rss_at: dict[str, float], plans: int, clients: int, waves: int) ->
     return {"per_connection_kb": round(per_conn, 1), "per_room_kb": round(per_room, 1)}
 
 
-def lag_window(before: dict[str, float] | None, after: dict[str, float] | None) -> dict | None:
-    """Tandem's event-loop lag over the measured window, from two scrapes of its histogram:
-    p50/p99 interpolated within buckets (as Prometheus' histogram_quantile), the max since
-    start-up (the monitor keeps one), and the number of timer samples."""
+def lag_window(
+    before: dict[str, float] | None,
+    after: dict[str, float] | None,
+    name: str = "tandem_event_loop_lag_seconds_bucket",
+) -> dict | None:
+    """Tandem's event-loop lag (or another of its histograms, ``name``) over the measured
+    window, from two scrapes of its histogram: p50/p99 interpolated within buckets (as
+    Prometheus' histogram_quantile), the max since start-up (the lag monitor keeps one), and
+    the number of samples."""
     if not before or not after:
         return None
-    name = "tandem_event_loop_lag_seconds_bucket"
     bounds = sorted(
         (float(k[len(name) + 1 : -1]), after[k] - before.get(k, 0.0))
         for k in after
@@ -960,7 +1039,9 @@ def lag_window(before: dict[str, float] | None, after: dict[str, float] | None) 
     return {
         "p50_ms": round(quantile(0.5), 2),
         "p99_ms": round(quantile(0.99), 2),
-        "max_ms": round(after.get("tandem_event_loop_lag_max_seconds", 0.0) * 1000, 1),
+        "max_ms": round(after.get("tandem_event_loop_lag_max_seconds", 0.0) * 1000, 1)
+        if name == "tandem_event_loop_lag_seconds_bucket"
+        else None,
         "samples": int(total),
     }
 
@@ -1264,6 +1345,14 @@ def _by_server(results: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
+def _tables_lag(lags: list[dict]) -> str:
+    """Each round's worst wait for the tables, then how long they took to catch up."""
+    if not any(lag.get("worst_s") is not None for lag in lags):
+        return "–"
+    worst = _rounds([lag.get("worst_s") for lag in lags])
+    return f"{worst} / {_rounds([lag.get('caught_up_s') for lag in lags])}"
+
+
 def _median(values: list[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None
@@ -1283,6 +1372,7 @@ def summary_report(results: list[dict]) -> str:
         p50 = [r["latencyMs"]["p50"] for r in ok]
         p99 = [r["latencyMs"]["p99"] for r in ok]
         lag = [(r.get("lag") or {}).get("p99_ms") for r in ok]
+        commit = [(r.get("commit") or {}).get("p99_ms") for r in ok]
         mem = [r.get("memory") or {} for r in ok]
         loss = max((r["lossPercent"] or 0 for r in ok), default=None)
         rows.append(
@@ -1296,20 +1386,23 @@ def summary_report(results: list[dict]) -> str:
                 (_rounds(lag, 2) + f" (median {_fmt(_median(lag), 2)})")
                 if any(v is not None for v in lag)
                 else "–",
+                _rounds(commit, 2) if any(v is not None for v in commit) else "–",
                 _fmt(_median([m.get("load_peak_mb") for m in mem]), 0),
                 _fmt(_median([m.get("load_peak_pss_mb") for m in mem]), 0),
                 f"{_fmt(_median([m.get('startup_rss_mb') for m in mem]), 0)} / "
                 f"{_fmt(_median([m.get('startup_hwm_mb') for m in mem]), 0)} / "
                 f"{_fmt(_median([m.get('startup_pss_mb') for m in mem]), 0)}",
                 _fmt(_median([r.get("server_cpu_percent") for r in ok]), 0),
+                _tables_lag([r.get("tables_lag") or {} for r in ok]),
                 _fmt(all(r["converged"] for r in ok) if ok else None),
             ]
         )
     return _table(
         ["server", "p50 ms per round", "p99 ms per round", "median p50 ms", "median p99 ms",
-         "loss % (worst)", "event-loop lag p99 ms per round", "peak RSS in load MB (median)",
-         "peak PSS in load MB (median)", "start-up RSS / HWM / PSS MB", "server CPU %",
-         "converged"],
+         "loss % (worst)", "event-loop lag p99 ms per round", "log commit p99 ms per round",
+         "peak RSS in load MB (median)", "peak PSS in load MB (median)",
+         "start-up RSS / HWM / PSS MB", "server CPU %",
+         "tables behind, worst in window / caught up after, s", "converged"],
         rows,
     )  # fmt: skip
 
