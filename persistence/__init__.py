@@ -31,6 +31,7 @@ from .calendar import calendar_feed_user as calendar_feed_user
 from .calendar import revoke_calendar_feed as revoke_calendar_feed
 from .calendar import set_calendar_feed as set_calendar_feed
 from .commitment_history import HistoryRecord as HistoryRecord
+from .commitment_history import get_change as get_change
 from .commitment_history import latest_change as latest_change
 from .commitment_history import list_history as list_history
 from .credentials import Lapsed as Lapsed
@@ -97,10 +98,12 @@ from .notifications import release_action as release_action
 from .notifications import release_lease as release_lease
 from .notifications import resubscribe as resubscribe
 from .notifications import take_lease as take_lease
+from .notifications import unsent_notifications as unsent_notifications
 from .notifications import unsubscribe as unsubscribe
 from .notifications import unsubscribed as unsubscribed
 from .notifications import unsubscribes_of as unsubscribes_of
 from .notifications import use_action as use_action
+from .notifications import withdraw_notifications as withdraw_notifications
 from .notify_prefs import NotifySettingsRecord as NotifySettingsRecord
 from .notify_prefs import all_notify_settings as all_notify_settings
 from .notify_prefs import get_notify_settings as get_notify_settings

@@ -108,6 +108,16 @@ def latest_change(
     return _record(*row)
 
 
+def get_change(*, session: Session, plan_id: str, change_id: int) -> HistoryRecord | None:
+    """One entry of a plan's commitment history by its id; None once it is gone (typed back)."""
+    row = session.execute(
+        select(HistoryEvent, User.name)
+        .outerjoin(User, User.id == HistoryEvent.author_id)
+        .where(HistoryEvent.plan_id == plan_id, HistoryEvent.id == change_id)
+    ).first()
+    return None if row is None else _record(*row)
+
+
 def list_history(
     *, session: Session, plan_id: str, before_id: int | None = None, limit: int = 200
 ) -> list[HistoryRecord]:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    delete,
     func,
     or_,
     select,
@@ -200,6 +201,40 @@ def queue_notification(
     except IntegrityError:
         return None
     return row.id
+
+
+def unsent_notifications(*, session: Session, plan_id: str, kind: str) -> list[NotificationRecord]:
+    """Notifications of ``kind`` about ``plan_id`` not yet tried: queued and never attempted,
+    or held for a digest that has not taken them in."""
+    rows = session.scalars(
+        select(Notification).where(
+            Notification.plan_id == plan_id,
+            Notification.kind == kind,
+            or_(
+                (Notification.state == QUEUED) & (Notification.attempts == 0),
+                Notification.state == HELD,
+            ),
+        )
+    )
+    return [_record(r) for r in rows]
+
+
+def withdraw_notifications(*, session: Session, notification_ids: list[int]) -> None:
+    """These notifications go, if still not tried: what they tell was undone before they were
+    sent. The row goes (not a state), so its key may be queued again if it comes true again;
+    a row a sender claimed a moment ago may still be sent, once."""
+    if notification_ids:
+        session.execute(
+            delete(Notification)
+            .where(
+                Notification.id.in_(notification_ids),
+                or_(
+                    (Notification.state == QUEUED) & (Notification.attempts == 0),
+                    Notification.state == HELD,
+                ),
+            )
+            .execution_options(synchronize_session=False)
+        )
 
 
 def digest_wanted(*, session: Session, email: str) -> bool:

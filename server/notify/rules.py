@@ -16,6 +16,8 @@ recipient): the same event published again (a rebuild, a restart, a second proce
 nothing. A key result's value and a risk's severity are typed key by key: their key is the
 commitment-history entry the keystrokes are folded into, and only the event of its last
 update queues (the earlier ones of a burst find a later update folded in, and step aside).
+Typed back before it is sent (the entry gone, or no longer a move or a raise), its message
+goes unsent; once sent, it stays sent, and nothing takes it back.
 """
 
 from __future__ import annotations
@@ -58,8 +60,9 @@ def wanted(event: object) -> bool:
     if isinstance(event, Mentioned):
         return event.entity_id.startswith(("user:", "contact:"))
     if isinstance(event, RiskSeverityChanged):
-        # Whether it was raised is the folded history entry's to say (``_row_changed``).
-        return high(event.new)
+        # Raised to high, or lowered from it (which may undo a message still waiting): whether
+        # it was raised is the folded history entry's to say (``_row_changed``).
+        return high(event.new) or high(event.old)
     return isinstance(event, (TaskCompleted, KeyResultValueChanged))
 
 
@@ -195,7 +198,11 @@ def _row_changed(
 ) -> int:
     """A key result moved, or a risk raised to high -> the plan's owners, once per history
     entry: the keystrokes of one burst are folded into one (``persistence.write_projection``).
-    Sent ``settle`` after it is first queued; later keys of the burst update it meanwhile."""
+    Sent ``settle`` after it is first queued; later keys of the burst update it meanwhile,
+    and those that type it back withdraw it."""
+    is_kr = isinstance(event, KeyResultValueChanged)
+    kind = KR_MOVED if is_kr else RISK_HIGH
+    _withdraw_undone(s, event, kind)
     entry = persistence.latest_change(
         session=s, plan_id=event.plan_id, entity=event.entity, entity_id=event.entity_id
     )
@@ -203,7 +210,6 @@ def _row_changed(
     # update folded in (its own event queues, with the value as it ended).
     if entry is None or entry.kind != event.kind or entry.update_id != event.update_id:
         return 0
-    is_kr = isinstance(event, KeyResultValueChanged)
     table = "key_results" if is_kr else "risks"
     row = next(
         (
@@ -213,13 +219,8 @@ def _row_changed(
         ),
         None,
     )
-    if row is None:
+    if row is None or not _notable(kind, entry):
         return 0
-    if is_kr and entry.old == entry.new:
-        return 0
-    if not is_kr and not (high(entry.new) and not high(entry.old)):
-        return 0
-    kind = KR_MOVED if is_kr else RISK_HIGH
     by = name_of(s, event.author_id)
     queued = 0
     for person in owners(s, event.plan_id):
@@ -238,6 +239,31 @@ def _row_changed(
         subject = f"[{payload['plan_title']}] {what}"
         queued += _queue(s, kind, event, person, subject, payload, f"h{entry.id}", settle)
     return queued
+
+
+def _notable(kind: str, entry: persistence.HistoryRecord) -> bool:
+    """Whether a folded history entry is news: a value that moved, a risk raised to high."""
+    if kind == KR_MOVED:
+        return bool(entry.old != entry.new)
+    return high(entry.new) and not high(entry.old)
+
+
+def _withdraw_undone(
+    s: Session, event: KeyResultValueChanged | RiskSeverityChanged, kind: str
+) -> None:
+    """Withdraw the row's messages still waiting whose history entry (named in their key) was
+    typed back since: gone, or no longer news. Another entry's message stands (another
+    person's change, or an earlier burst)."""
+    prefix = f"{kind}:{event.plan_id}:{event.entity_id}:h"
+    undone = []
+    for n in persistence.unsent_notifications(session=s, plan_id=event.plan_id, kind=kind):
+        if not n.dedup_key.startswith(prefix):
+            continue
+        change_id = int(n.dedup_key[len(prefix) :].split(":", 1)[0])
+        entry = persistence.get_change(session=s, plan_id=event.plan_id, change_id=change_id)
+        if entry is None or not _notable(kind, entry):
+            undone.append(n.id)
+    persistence.withdraw_notifications(session=s, notification_ids=undone)
 
 
 def _queue(

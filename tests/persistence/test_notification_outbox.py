@@ -83,6 +83,21 @@ def test_rows_read_then_leased_by_another_sender_are_left_out(
     assert [n.id for n in due(at + lease)] == [rows[0], rows[2]]
 
 
+def test_only_a_row_never_tried_is_withdrawn(factory: sessionmaker[Session]) -> None:
+    waiting, retrying, sent = (queue(factory, k) for k in ("waiting", "retrying", "sent"))
+    with persistence.transaction(factory) as s:
+        later = datetime.now(UTC) + timedelta(minutes=5)
+        persistence.mark_failed(session=s, notification_id=retrying, error="down", retry_at=later)
+        persistence.mark_sent(session=s, notification_id=sent)
+        persistence.withdraw_notifications(session=s, notification_ids=[waiting, retrying, sent])
+    with persistence.transaction(factory) as s:
+        left = {n.dedup_key: n.state for n in persistence.list_notifications(session=s)}
+    # Tried once is not taken back: it may have reached someone.
+    assert "waiting" not in left and left["retrying"] == "queued" and left["sent"] == "sent"
+    # Its key is free again: the change it told of may come true again.
+    assert queue(factory, "waiting") is not None
+
+
 def test_given_up_after_the_last_attempt(factory: sessionmaker[Session]) -> None:
     row = queue(factory, "give-up")
     assert row in claim(factory)

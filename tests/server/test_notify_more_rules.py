@@ -258,6 +258,98 @@ def test_key_result_moved_and_risk_raised_to_high_reach_the_owners_once(
         srv.stop()
 
 
+def test_a_value_typed_back_before_it_is_sent_sends_nothing(
+    database: Database,
+    tmp_path: Path,
+    inbox: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    """Robin moves a key result from 40 to 45 and raises a risk to high, then types both back
+    while their messages wait: nothing is sent for either. A value that still moved at the end
+    of its keys is sent once, as it ended; once sent, it is not taken back, and Sam moving it
+    back is a message of its own."""
+    box, port = inbox
+    srv = mail_server(tmp_path, database, port, TANDEM_NOTIFY_SETTLE_SECONDS="6").start()
+    try:
+        plan = Plan(srv)
+        with_robin(plan)
+        robin_token = srv.create_token(ROBIN)
+        sam = "sam@customer.example"
+        invite_and_join(srv, plan.owner, plan.id, sam, "Sam Lee", "editor", "customer")
+
+        def rows(table: str) -> list[dict[str, Any]]:
+            return plan.owner.get(f"/api/plans/{plan.id}/{table}").json()[table.replace("-", "_")]
+
+        def row0() -> tuple[str, str]:
+            """The first key result's current value and the first risk's severity."""
+            return str(rows("key-results")[0]["current"]), str(rows("risks")[0]["severity"])
+
+        def subjects() -> list[str]:
+            return sorted(subject(m) for m in box.to(OWNER))
+
+        async def wait(check: Any) -> None:
+            await anyio.to_thread.run_sync(lambda: poll(check))
+
+        # Olive's own values to start from (nothing to her for her own changes).
+        async def olive_sets() -> None:
+            async with connect(srv.ws, plan.id, plan.token) as (doc, _):
+                type_into(doc, cell(doc, 1, 0, 3), "40")
+                type_into(doc, cell(doc, 2, 0, 1), "medium")
+
+        anyio.run(olive_sets)
+        poll(lambda: row0() == ("40", "medium"))
+        moved = "[Rollout <b>] Key result moved: e.g. Weekly active users: "
+
+        async def robin_types_back() -> None:
+            async with connect(srv.ws, plan.id, robin_token) as (doc, _):
+                value = cell(doc, 1, 0, 3).children[0]
+                del value[1:2]  # 40 -> 4 -> 45, a key at a time
+                value.insert(1, "5")
+                type_into(doc, cell(doc, 2, 0, 1), "High")
+                # Materialised and queued, then typed back while the two messages wait.
+                await wait(lambda: row0() == ("45", "High") and len(plan.notifications()) == 2)
+                del value[1:2]
+                value.insert(1, "0")
+                type_into(doc, cell(doc, 2, 0, 1), "medium")
+                await wait(lambda: row0() == ("40", "medium"))
+                # Then the second key result moves: its message is due after theirs would be.
+                type_into(doc, cell(doc, 1, 1, 3), "7")
+                await wait(lambda: fence in subjects())
+
+        fence = "[Rollout <b>] Key result moved: e.g. Time to first value: 7"
+        anyio.run(robin_types_back)
+        assert subjects() == [fence]
+        assert [n["subject"] for n in plan.notifications()] == [fence]
+
+        # Typed back part of the way, then on: one message, with the value as it ended.
+        async def robin_moves() -> None:
+            async with connect(srv.ws, plan.id, robin_token) as (doc, _):
+                value = cell(doc, 1, 0, 3).children[0]
+                del value[1:2]
+                value.insert(1, "5")
+                await wait(lambda: row0()[0] == "45" and len(plan.notifications()) == 2)
+                del value[1:2]
+                value.insert(1, "8")
+                await arrived(box, OWNER, 2)
+
+        anyio.run(robin_moves)
+        assert subjects() == [fence, moved + "48"]
+        text = parts(box.to(OWNER)[-1])[0]
+        assert "e.g. Weekly active users: 40 -> 48 users" in text
+
+        # Sent: Sam moving it back is a change of its own (and the sent one stays sent).
+        async def sam_moves_back() -> None:
+            async with connect(srv.ws, plan.id, srv.create_token(sam)) as (doc, _):
+                type_into(doc, cell(doc, 1, 0, 3), "40")
+                await arrived(box, OWNER, 3)
+
+        anyio.run(sam_moves_back)
+        assert subject(box.to(OWNER)[-1]) == moved + "40"
+        assert "e.g. Weekly active users: 48 -> 40 users" in parts(box.to(OWNER)[-1])[0]
+        poll(lambda: [n["state"] for n in plan.notifications()] == ["sent"] * 3)
+    finally:
+        srv.stop()
+
+
 def run_twice(srv: Server, at: str) -> list[str]:
     """Two `tandem notifications run --at` processes at one moment: the lines they queued."""
     procs = [

@@ -49,6 +49,8 @@ def test_which_row_and_mention_events_may_notify() -> None:
     # Raised to high, however it is written; whether it was raised is the history's to say.
     assert wanted(event(RiskSeverityChanged, new=" High "))
     assert not wanted(event(RiskSeverityChanged, new="medium"))
+    # Lowered from high: a message about it raised may still be waiting, to be withdrawn.
+    assert wanted(replace(event(RiskSeverityChanged, new="medium"), old="High"))
     mention = {"ref": "contact:r1", "anchor": "", "count": 1}
     assert wanted(replace(event(Mentioned, new=mention), entity_id="contact:r1"))
     assert wanted(replace(event(Mentioned, new=mention), entity_id="user:3"))
