@@ -76,7 +76,9 @@ from .members import set_member as set_member
 from .notifications import NotificationRecord as NotificationRecord
 from .notifications import action_actors as action_actors
 from .notifications import action_used as action_used
+from .notifications import advance_clock_mark as advance_clock_mark
 from .notifications import claim_notifications as claim_notifications
+from .notifications import clock_mark as clock_mark
 from .notifications import digest_wanted as digest_wanted
 from .notifications import due_notifications as due_notifications
 from .notifications import held_notifications as held_notifications

@@ -112,7 +112,7 @@ def _alembic_config(url: str) -> Config:
 
 
 #: The newest migration's revision (a test checks it against Alembic's own view).
-HEAD = "0011_history_segments"
+HEAD = "0012_notification_clock"
 
 
 def schema_revision(url: str) -> str | None:

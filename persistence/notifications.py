@@ -514,6 +514,40 @@ def take_lease(*, session: Session, name: str, holder: str, ttl: timedelta) -> b
     return True
 
 
+class ClockMark(Base):
+    """How far a periodic job has looked (the weekly digests): a pass after the clock stood
+    still (the server or its worker down) knows which moments it missed."""
+
+    __tablename__ = "notification_clock"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    through: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def clock_mark(*, session: Session, name: str) -> datetime | None:
+    """How far the job ``name`` has looked; None before its first pass."""
+    return utc(session.scalar(select(ClockMark.through).where(ClockMark.name == name)))
+
+
+def advance_clock_mark(*, session: Session, name: str, to: datetime) -> None:
+    """Move ``name``'s mark forward to ``to``, never back (a pass run as if earlier leaves it)."""
+    forward = (
+        update(ClockMark)
+        .where(ClockMark.name == name, ClockMark.through < to)
+        .values(through=to)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(session.execute(forward)):
+        return
+    if session.scalar(select(ClockMark.name).where(ClockMark.name == name)) is not None:
+        return
+    try:
+        with session.begin_nested():
+            session.add(ClockMark(name=name, through=to))
+            session.flush()
+    except IntegrityError:  # another pass made it meanwhile
+        session.execute(forward)
+
+
 def outbox_depth(*, session: Session) -> int:
     """Notifications queued and not yet sent (due now or waiting for a retry)."""
     return int(

@@ -3,10 +3,16 @@ weekday and hour in their time zone (Monday 08:00 UTC unless they chose otherwis
 
 It holds their open tasks across all their plans (overdue first), what the other side owes them
 (open tasks owned by the other side in their plans), milestones coming up, what changed in their
-plans that week (the commitment history), and the notifications they chose to get in the digest
-instead of at once. The clock pass queues it (under the reminders' lease) when its moment has
-come, within a day after it; its key names the person and the ISO week in their zone, so it is
-queued once a week however often passes run.
+plans since their last digest moment (the commitment history), and the notifications they chose
+to get in the digest instead of at once. The clock pass queues it (under the reminders' lease)
+at the first pass after its moment; its key names the person and the ISO week in their zone, so
+it is queued once a week however often passes run.
+
+The database keeps how far the passes have looked (``CLOCK``). A pass after the clock stood
+still (the server or its worker down across someone's moment) finds the moments it missed and
+queues one digest per person for the newest of them, covering everything since the moment
+before the first one missed: one catch-up, not one per missed week, and its key is that of the
+newest week, so a second process or a pass after another restart queues nothing more.
 """
 
 from __future__ import annotations
@@ -24,7 +30,10 @@ from server.plan import CHANGE_VERBS, ENTITY_NAMES
 from .links import Links
 from .prefs import DIGEST, BadPreference, zone
 
-# A digest whose moment passed longer ago than this is not sent late (the server was down).
+# The passes' mark in the database (``persistence.clock_mark``).
+CLOCK = "digest"
+# Before any pass was recorded (a database from before the mark), a moment passed longer ago
+# than this is taken to have been seen, as it was then.
 LATE = timedelta(hours=24)
 MILESTONE_DAYS = 14
 
@@ -58,9 +67,8 @@ def readers(s: Session) -> dict[str, Reader]:
     return out
 
 
-def moment(at: datetime, settings: persistence.NotifySettingsRecord) -> datetime | None:
-    """This week's digest moment for ``settings`` if it has come by ``at`` (and is not over a
-    day old), in the person's zone; None otherwise."""
+def moment(at: datetime, settings: persistence.NotifySettingsRecord) -> datetime:
+    """The latest digest moment for ``settings`` at or before ``at``, in the person's zone."""
     try:
         tz: ZoneInfo = zone(settings.time_zone)
     except BadPreference:
@@ -70,8 +78,6 @@ def moment(at: datetime, settings: persistence.NotifySettingsRecord) -> datetime
     when = datetime.combine(day, time(settings.digest_hour), tzinfo=tz)
     if when > local:
         when = datetime.combine(day - timedelta(days=7), time(settings.digest_hour), tzinfo=tz)
-    if local - when >= LATE:
-        return None
     return when
 
 
@@ -94,15 +100,15 @@ def _describe(value: Any) -> str:
 
 
 def content(
-    s: Session, reader: Reader, when: datetime, at: datetime, links: Links
+    s: Session, reader: Reader, when: datetime, since: datetime, at: datetime, links: Links
 ) -> dict[str, Any]:
-    """What ``reader``'s digest for the week up to ``when`` says."""
+    """What ``reader``'s digest for ``when`` says: changes from ``since`` (the moment before,
+    or an earlier one when digests were missed) to ``at``."""
     today = when.date()
     mine: list[dict[str, Any]] = []
     owed: list[dict[str, Any]] = []
     milestones: list[dict[str, Any]] = []
     changes: list[dict[str, Any]] = []
-    since = when - timedelta(days=7)
     for plan, ref, side in reader.places:
         url = f"{links.base_url}/plans/{plan.id}"
         tasks = persistence.list_tasks(session=s, plan_id=plan.id)
@@ -173,23 +179,32 @@ class QueuedDigest:
 
 
 def queue_digests(s: Session, at: datetime, links: Links) -> list[QueuedDigest]:
-    """Queue the digests whose moment has come by ``at``; what was new."""
+    """Queue the digests whose moment has come since the last pass, by ``at``; what was new."""
     at = at.astimezone(UTC)
+    mark = persistence.clock_mark(session=s, name=CLOCK)
+    # Moments after ``seen`` are due. A mark past ``at`` (a pass run as if later, by --at)
+    # says nothing about the moments before it.
+    seen = mark if mark is not None and mark <= at else at - LATE
+    persistence.advance_clock_mark(session=s, name=CLOCK, to=at)
     settings = persistence.all_notify_settings(session=s)
     out = []
     for email, reader in sorted(readers(s).items()):
         mine = settings.get(email) or persistence.NotifySettingsRecord(email)
         when = moment(at, mine)
-        if when is None:
-            continue
+        if when <= seen:
+            continue  # an earlier pass saw it come
         year, week, _ = when.date().isocalendar()
         key = f"{DIGEST}:{email}:{year}-W{week:02d}"
         if persistence.notification_queued(session=s, dedup_key=key):
-            continue  # this week's went already: passes run all through the day after
+            continue  # this week's went already (a pass run again as if earlier, a second process)
         if not persistence.digest_wanted(session=s, email=email):
             continue
         held = persistence.held_notifications(session=s, email=email, upto=at)
-        payload = content(s, reader, when, at, links)
+        # From the moment before the first one due: a week back, or more when some were missed.
+        since = moment(seen, mine)
+        payload = content(s, reader, when, since, at, links)
+        if since < when - timedelta(days=7):
+            payload["since"] = since.date().isoformat()
         payload["held"] = [
             {"subject": n.subject, "kind": n.kind, "at": n.created_at.isoformat()} for n in held
         ]

@@ -148,3 +148,18 @@ def test_one_kind_can_be_turned_off(factory: sessionmaker[Session]) -> None:
         persistence.unsubscribe(session=s, email="k@x.example", plan_id=None, kind="overdue")
     assert kind("k1", "overdue") is None
     assert kind("k2", "due_soon") is not None
+
+
+def test_a_clock_mark_only_moves_forward(factory: sessionmaker[Session]) -> None:
+    def advance(to: datetime) -> datetime | None:
+        with persistence.transaction(factory) as s:
+            persistence.advance_clock_mark(session=s, name="test", to=to)
+            return persistence.clock_mark(session=s, name="test")
+
+    with persistence.transaction(factory) as s:
+        assert persistence.clock_mark(session=s, name="test") is None
+    at = datetime(2030, 1, 7, 8, 0, tzinfo=UTC)
+    assert advance(at) == at
+    assert advance(at + timedelta(hours=1)) == at + timedelta(hours=1)
+    # A pass run as if earlier (``tandem notifications run --at``) leaves it where it was.
+    assert advance(at - timedelta(days=7)) == at + timedelta(hours=1)

@@ -32,6 +32,7 @@ from tests.server.test_notifications import (
     subject,
     wording,
 )
+from tests.server.test_notify_more_rules import run_twice
 from tests.support.access import sign_in
 from tests.support.servers import Database, Server
 
@@ -302,3 +303,55 @@ def test_the_digest_tells_what_the_other_side_owes_and_what_changed_this_week(
     assert f'Olive Owner reassigned the task "{wording(task)}"' in changed
     assert "moved the date of the task" in changed
     assert "What the other side owes you" in html
+
+
+def test_a_digest_missed_while_the_clock_stood_still_comes_once_when_it_runs_again(
+    server: Server,
+    inbox: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    """The clock (``tandem notifications run --at``) runs just after Olive's digest moment,
+    then not again until two days after the second moment after it: at that pass, one digest
+    (not one per missed week, not one per process, not again at the next pass), with what
+    changed since her last one; the one after comes on time, a week's worth again."""
+    box, _ = inbox
+    plan = Plan(server)
+    task = plan.tasks()[5]
+    plan.assign_to_jordan(task["id"])  # something the other side owes Olive
+    box.wait(JORDAN)
+    # Olive's digest moment: the hour two hours ago, so the reassignment above falls in the
+    # first week after it.
+    last = (datetime.now(UTC) - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    r = plan.owner.put(
+        "/api/me/notifications", json={"digest_weekday": last.weekday(), "digest_hour": last.hour}
+    )
+    assert r.status_code == 200, r.text
+
+    def olives(queued: list[str]) -> list[str]:
+        return [q for q in queued if q.startswith(f"queued digest to {OWNER}: ")]
+
+    def digests(count: int) -> list[str]:
+        poll(lambda: len([m for m in box.to(OWNER) if "Your week" in subject(m)]) >= count)
+        return [parts(m)[0] for m in box.to(OWNER) if "Your week" in subject(m)]
+
+    assert len(olives(run_at(server, (last + timedelta(minutes=1)).isoformat()))) == 1
+    (first,) = digests(1)
+    assert "WHAT CHANGED" not in first  # the reassignment came after it
+
+    # Stopped across last + 7 days and last + 14 days; back two days after the second.
+    back = last + timedelta(days=16)
+    assert len(olives(run_twice(server, back.isoformat()))) == 1
+    assert olives(run_at(server, (back + timedelta(minutes=5)).isoformat())) == []
+    (_, caught_up) = digests(2)
+    assert f"Digests were missed after {last.date().isoformat()}: this one covers" in caught_up
+    changed = caught_up.split(f"WHAT CHANGED SINCE {last.date().isoformat()}", 1)[1]
+    assert f'Olive Owner reassigned the task "{wording(task)}"' in changed.split("\n\n", 1)[0]
+
+    # The next moment: on time, this week's changes only (none).
+    assert len(olives(run_at(server, (last + timedelta(days=21)).isoformat()))) == 1
+    (_, _, on_time) = digests(3)
+    assert "Digests were missed" not in on_time and "WHAT CHANGED" not in on_time
+    assert "WHAT THE OTHER SIDE OWES YOU" in on_time
+
+    # A pass run as if a year later (--at) holds back none of the ones after it.
+    assert len(olives(run_at(server, (last + timedelta(days=365)).isoformat()))) == 1
+    assert len(olives(run_at(server, (last + timedelta(days=28)).isoformat()))) == 1
