@@ -432,6 +432,10 @@ class TablesLag:
         polled now until then (None: not Tandem, or not within ``timeout``)."""
         if since is None or not self.samples:
             return None
+        # Sampled while the clients drained and settled, or else polled from now on.
+        done = [t for t, _, updates in self.samples if t >= since and updates == 0]
+        if done:
+            return round(done[0] - since, 1)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             got = self._read()
