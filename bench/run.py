@@ -1354,7 +1354,7 @@ def _tables_lag(lags: list[dict]) -> str:
     if not any(lag.get("worst_s") is not None for lag in lags):
         return "–"
     worst = _rounds([lag.get("worst_s") for lag in lags])
-    return f"{worst} / {_rounds([lag.get('caught_up_s') for lag in lags])}"
+    return f"{worst}; caught up in {_rounds([lag.get('caught_up_s') for lag in lags])}"
 
 
 def _median(values: list[float | None]) -> float | None:
@@ -1406,7 +1406,7 @@ def summary_report(results: list[dict]) -> str:
          "loss % (worst)", "event-loop lag p99 ms per round", "log commit p99 ms per round",
          "peak RSS in load MB (median)", "peak PSS in load MB (median)",
          "start-up RSS / HWM / PSS MB", "server CPU %",
-         "tables behind, worst in window / caught up after, s", "converged"],
+         "tables behind: worst in window; caught up after the last edit in, s", "converged"],
         rows,
     )  # fmt: skip
 
