@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
+    ColumnElement,
     Connection,
     DateTime,
     ForeignKey,
@@ -203,6 +204,13 @@ def queue_notification(
     return row.id
 
 
+def _untried() -> ColumnElement[bool]:
+    """A notification never tried: queued and never attempted, or held for a digest that has
+    not taken it in (what may still be withdrawn)."""
+    never_attempted = (Notification.state == QUEUED) & (Notification.attempts == 0)
+    return or_(never_attempted, Notification.state == HELD)
+
+
 def unsent_notifications(*, session: Session, plan_id: str, kind: str) -> list[NotificationRecord]:
     """Notifications of ``kind`` about ``plan_id`` not yet tried: queued and never attempted,
     or held for a digest that has not taken them in."""
@@ -210,10 +218,7 @@ def unsent_notifications(*, session: Session, plan_id: str, kind: str) -> list[N
         select(Notification).where(
             Notification.plan_id == plan_id,
             Notification.kind == kind,
-            or_(
-                (Notification.state == QUEUED) & (Notification.attempts == 0),
-                Notification.state == HELD,
-            ),
+            _untried(),
         )
     )
     return [_record(r) for r in rows]
@@ -228,10 +233,7 @@ def withdraw_notifications(*, session: Session, notification_ids: list[int]) -> 
             delete(Notification)
             .where(
                 Notification.id.in_(notification_ids),
-                or_(
-                    (Notification.state == QUEUED) & (Notification.attempts == 0),
-                    Notification.state == HELD,
-                ),
+                _untried(),
             )
             .execution_options(synchronize_session=False)
         )
