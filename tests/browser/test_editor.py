@@ -36,6 +36,10 @@ def type_at_end(page: Page, text: str) -> None:
     # text into whatever the click landed on.
     # Asked again until it holds: another person's paragraph arriving just after the first ask
     # moves the end of the document away from the caret.
+    # A caller whose page is receiving someone else's typing waits until it shows their words
+    # first, as a person would: a caret stays to the left of text another person types at it
+    # (y-tiptap anchors it to the character before it), so an Enter pressed while their words
+    # are still arriving splits them, and Yjs then has their next words follow the first half.
     page.wait_for_function(
         "() => { const e = window.tandem.editor, s = e.state;"
         " const ready = s.selection.head === s.selection.constructor.atEnd(s.doc).head"
@@ -64,6 +68,7 @@ def test_two_people_see_each_others_text_and_named_caret(
     open_plan(robin, base, plan_id)
 
     type_at_end(casey, "Kick-off call on Monday")
+    expect(robin.locator("#editor .ProseMirror")).to_contain_text("Kick-off call on Monday")
     type_at_end(robin, "We will invite our IT lead")
 
     for page in (casey, robin):

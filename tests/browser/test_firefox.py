@@ -97,10 +97,10 @@ def test_firefox_and_chromium_edit_one_plan_live(
     open_plan(casey, base, plan_id)
 
     type_at_end(casey, "Kick-off call on Monday")
+    sam.wait_for(has_text(EDITOR, "Kick-off call on Monday"))  # see type_at_end
     type_at_end_ff(sam, "We will invite our IT lead")
 
     expect(casey.locator(EDITOR)).to_contain_text("We will invite our IT lead")
-    sam.wait_for(has_text(EDITOR, "Kick-off call on Monday"))
     sam.wait_for(has_text(EDITOR, "We will invite our IT lead"))
     # Each sees the other's caret, named by the server, and the other in the presence strip.
     expect(casey.locator(".collaboration-carets__label", has_text="Sam Customer")).to_be_visible()

@@ -62,6 +62,7 @@ def test_history_page_versions_changes_restore_and_banner(
     open_plan(casey, base, plan_id)
     open_plan(robin, base, plan_id)
     type_at_end(casey, "Casey was here")
+    expect(robin.locator("#editor .ProseMirror")).to_contain_text("Casey was here")
     type_at_end(robin, "Robin too")
     expect(casey.locator("#editor .ProseMirror")).to_contain_text("Robin too")
     expect(robin.locator("#since-banner")).to_have_count(0)
