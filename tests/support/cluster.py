@@ -265,6 +265,8 @@ class Cluster:
         # The first one alone (it migrates the database if it has to), then the others at once.
         self.servers[0].start()
         _parallel([srv.start for srv in self.servers[1:]])
+        # A server whose port was taken before it bound moved to another (Server.start).
+        self.proxy.servers = [(self.name(i), srv.port) for i, srv in enumerate(self.servers)]
         if httpx.get(f"{self.servers[0].http}/readyz", timeout=5).status_code == 404:
             self.proxy.check_path = "/healthz"  # until /readyz exists
         self.proxy.start()

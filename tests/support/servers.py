@@ -114,6 +114,7 @@ class Server:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    _started: bool = field(default=False, init=False, repr=False)
 
     @property
     def http(self) -> str:
@@ -150,8 +151,30 @@ class Server:
         )
 
     def start(self) -> Server:
+        """Start the server and return once it answers, on this port, as this process.
+
+        The port was free when ``free_port()`` asked, but any socket may take it before the
+        server binds it; another test's server did once, and answered this one's health check
+        while this one was failing to bind. So "up" is the health check *and* uvicorn's own
+        line saying this process listens on the port; a process that could not bind tries a
+        new port, on its first start only (a restarted server keeps the port its clients and
+        proxies know)."""
+        tries = 3 if not self._started else 1
+        for attempt in range(1, tries + 1):
+            if self._launch():
+                self._started = True
+                return self
+            if attempt == tries:
+                break
+            self.port = free_port()
+        raise RuntimeError(f"server could not bind a port:\n{self.log()}")
+
+    def _launch(self) -> bool:
+        """One start on ``self.port``: True once up, False if the port was taken."""
         self.log_path = self.data_dir / f"server-{self.port}.log"
+        listening = f"Uvicorn running on {self.http}".encode()
         with open(self.log_path, "ab") as log:
+            since = log.tell()  # a restart appends to the same file
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "server", "serve", "--port", str(self.port)],
                 env=self.env(),
@@ -159,16 +182,27 @@ class Server:
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
             )
+
+        def written() -> bytes:
+            with open(self.log_path or "", "rb") as f:
+                f.seek(since)
+                return f.read()
+
         # About 2 s on a quiet machine; a minute allows for a host busy with other work.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self.proc = None
+                if b"address already in use" in written():
+                    return False
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
-                if httpx.get(f"{self.http}/healthz", timeout=1).status_code == 200:
-                    return self
+                up = httpx.get(f"{self.http}/healthz", timeout=1).status_code == 200
+                if up and listening in written():
+                    return True
             except httpx.HTTPError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         # Not left running (with its worker) for the rest of the run: the fixture that called
         # start() never gets to stop() it.
         self.stop()
