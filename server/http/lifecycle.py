@@ -1,6 +1,6 @@
 """A plan's life cycle over HTTP: the JSON API (PATCH and DELETE a plan) and the settings page,
 thin adapters over ``server/plan/lifecycle.py`` (rename, archive and restore, save as a
-template, delete)."""
+template, delete, the Slack channel)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from server import plan as domain
 from server.identity import Rule, plan_nav
 from server.plan import ApiError
 
-from .guard import acting, identity_of, plan_of, rule
+from . import slack
+from .guard import ARCHIVED_MESSAGE, acting, identity_of, plan_of, rule
 from .presenters import plan_json
 from .responses import read_json, render, services
 
@@ -43,16 +44,30 @@ async def delete_plan_api(request: Request) -> Response:
 # The page: /plans/{id}/settings, a form per action, working without JavaScript.
 
 
+# Errors of these fields are shown beside the field, with what was typed kept in it; the
+# others' above the page, as before.
+BESIDE = ("webhook_url",)
+
+
 async def _settings(
-    request: Request, *, error: str | None = None, field: str | None = None, status: int = 200
+    request: Request,
+    *,
+    error: str | None = None,
+    field: str | None = None,
+    typed: dict[str, str] | None = None,
+    status: int = 200,
 ) -> Response:
     identity = identity_of(request)
     plan = plan_of(request)
+    beside = error is not None and field in BESIDE
     context = {
         "user": identity,
         "plan": plan,
-        "error": error,
+        "error": None if beside else error,
         "field": field,
+        "errors": {field: error} if beside else {},
+        "form": typed or {},
+        "slack": await slack.state(services(request), plan.id),
         "active": "settings",
         **plan_nav(identity),
     }
@@ -96,8 +111,21 @@ async def settings_action(request: Request) -> Response:
                 svc.store, svc.rooms, svc.materialiser, by, plan, form.get("confirm")
             )
             return RedirectResponse("/", status_code=303)
+        elif action == "slack":
+            # Connecting is a change like any other: not on an archived plan. Disconnecting
+            # (below) takes something away, so it is allowed there, as in the API.
+            if plan.archived:
+                raise ApiError(409, ARCHIVED_MESSAGE)
+            await slack.connect(svc, plan.id, identity_of(request).user_id, form.get("webhook_url"))
+            back += "#slack"
+        elif action == "slack_disconnect":
+            await slack.disconnect(svc, plan.id)
+            back += "#slack"
         else:
             raise ApiError(400, "Unknown action.")
     except ApiError as exc:
-        return await _settings(request, error=exc.detail, field=exc.field, status=exc.status_code)
+        typed = {k: str(form.get(k, "")) for k in BESIDE}
+        return await _settings(
+            request, error=exc.detail, field=exc.field, typed=typed, status=exc.status_code
+        )
     return RedirectResponse(back, status_code=303)

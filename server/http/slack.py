@@ -30,6 +30,7 @@ import persistence
 from server.identity import Rule
 from server.notify import outgoing, slack, task_of
 from server.plan import ApiError
+from server.services import Services
 
 from .guard import identity_of, plan_of, rule
 from .responses import read_json, services
@@ -54,22 +55,18 @@ def _state(found: persistence.SlackRecord | None) -> dict[str, Any]:
     }
 
 
-@rule(Rule.PLAN_OWNER)
-async def get_slack_api(request: Request) -> Response:
-    plan = plan_of(request)
-    found = await services(request).store.read(
-        lambda s: persistence.get_slack_webhook(session=s, plan_id=plan.id)
+async def state(svc: Services, plan_id: str) -> dict[str, Any]:
+    """The plan's channel as owners see it: whether it is set, the URL masked, since when."""
+    found = await svc.store.read(
+        lambda s: persistence.get_slack_webhook(session=s, plan_id=plan_id)
     )
-    return JSONResponse(_state(found))
+    return _state(found)
 
 
-@rule(Rule.PLAN_OWNER)
-async def put_slack_api(request: Request) -> Response:
-    svc = services(request)
-    plan = plan_of(request)
-    identity = identity_of(request)
-    data = await read_json(request)
-    url = data.get("webhook_url")
+async def connect(svc: Services, plan_id: str, user_id: int | None, url: object) -> None:
+    """Keep ``url`` as the plan's webhook (replacing any), once the outgoing guard has passed
+    it; an ``ApiError`` on ``webhook_url`` says why not. The API and the settings page both
+    come through here, so they refuse the same URLs with the same words."""
     try:
         # Resolving the host blocks: in a thread.
         await anyio.to_thread.run_sync(
@@ -80,22 +77,32 @@ async def put_slack_api(request: Request) -> Response:
     assert isinstance(url, str)
     await svc.store.run(
         lambda s: persistence.set_slack_webhook(
-            session=s, plan_id=plan.id, webhook_url=url.strip(), set_by=identity.user_id
+            session=s, plan_id=plan_id, webhook_url=url.strip(), set_by=user_id
         )
     )
-    found = await svc.store.read(
-        lambda s: persistence.get_slack_webhook(session=s, plan_id=plan.id)
-    )
-    return JSONResponse(_state(found))
+
+
+async def disconnect(svc: Services, plan_id: str) -> None:
+    await svc.store.run(lambda s: persistence.delete_slack_webhook(session=s, plan_id=plan_id))
+
+
+@rule(Rule.PLAN_OWNER)
+async def get_slack_api(request: Request) -> Response:
+    return JSONResponse(await state(services(request), plan_of(request).id))
+
+
+@rule(Rule.PLAN_OWNER)
+async def put_slack_api(request: Request) -> Response:
+    svc, plan = services(request), plan_of(request)
+    data = await read_json(request)
+    await connect(svc, plan.id, identity_of(request).user_id, data.get("webhook_url"))
+    return JSONResponse(await state(svc, plan.id))
 
 
 # Taking the channel away is allowed on an archived plan too.
 @rule(Rule.PLAN_OWNER, on_archived=True)
 async def delete_slack_api(request: Request) -> Response:
-    plan = plan_of(request)
-    await services(request).store.run(
-        lambda s: persistence.delete_slack_webhook(session=s, plan_id=plan.id)
-    )
+    await disconnect(services(request), plan_of(request).id)
     return JSONResponse(_state(None))
 
 

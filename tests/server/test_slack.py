@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -25,8 +26,16 @@ import anyio
 import httpx
 import pytest
 
-from tests.server.test_notifications import JORDAN, Plan, _tasks, path_of, poll, wording
-from tests.support.access import invite_and_join
+from tests.server.test_notifications import (
+    JORDAN,
+    OWNER,
+    Plan,
+    _tasks,
+    path_of,
+    poll,
+    wording,
+)
+from tests.support.access import Caller, invite_and_join, sign_in
 from tests.support.servers import Database, Server, free_port
 from tests.support.yclient import connect
 
@@ -235,6 +244,72 @@ def test_owners_set_a_webhook_and_unsafe_urls_are_refused(
     r = plan.owner.delete(path)
     assert r.status_code == 200 and r.json()["configured"] is False
     assert plan.owner.get(path).json()["configured"] is False
+
+
+def test_the_settings_page_connects_replaces_and_disconnects_without_javascript(
+    server: Server, receiver: Receiver
+) -> None:
+    plan = Plan(server)
+    api = f"/api/plans/{plan.id}/slack"
+    url = f"/plans/{plan.id}/settings"
+    c = sign_in(server, OWNER)
+    Plan.clients.append(c.client)
+
+    def post(who: Caller, **data: str) -> httpx.Response:
+        return who.client.post(url, data={"csrf": who.csrf or "", **data})
+
+    page = c.client.get(url)
+    assert page.status_code == 200 and 'id="slack-state"' in page.text
+    assert "Not connected" in page.text and 'id="slack-disconnect"' not in page.text
+
+    # Refused: the guard's own words beside the field, what was typed still in it, nothing kept.
+    for bad, words in (
+        ("https://10.1.2.3/services/T/B/typed-by-hand", "a private address"),
+        ("http://hooks.slack.com/services/T/B/x", "must use https"),
+        ("https://hooks.slack.com/services/" + "x" * 500, "longer than 500 characters"),
+    ):
+        r = post(c, action="slack", webhook_url=bad)
+        assert r.status_code == 400, (bad, r.status_code)
+        error = re.search(r'<p class="field-error" id="webhook_url-error"[^>]*>([^<]*)</p>', r.text)
+        assert error and words in error.group(1), (bad, r.text)
+        assert f'value="{bad}"' in r.text and 'aria-invalid="true"' in r.text
+        assert 'id="settings-error"' not in r.text
+    assert plan.owner.get(api).json()["configured"] is False
+
+    # Connected: shown by host and a masked tail, never in full.
+    r = post(c, action="slack", webhook_url=receiver.url)
+    assert r.status_code == 303 and r.headers["location"] == f"{url}#slack"
+    page = c.client.get(url)
+    assert "Connected" in page.text and "http://127.0.0.1/…part" in page.text
+    assert "XXXXsecretpart" not in page.text and 'id="slack-disconnect"' in page.text
+    assert plan.owner.get(api).json()["webhook_url"] == "http://127.0.0.1/…part"
+
+    # Replaced.
+    other = f"http://127.0.0.1:{receiver.port}/services/T1/B1/anothertail"
+    assert post(c, action="slack", webhook_url=other).status_code == 303
+    assert plan.owner.get(api).json()["webhook_url"] == "http://127.0.0.1/…tail"
+
+    # Without the form's CSRF field, or from an editor of the plan: refused, nothing changed.
+    r = c.client.post(url, data={"action": "slack_disconnect"})
+    assert r.status_code == 403
+    invite_and_join(
+        server, plan.owner, plan.id, "robin@customer.example", "Robin", "editor", "customer"
+    )
+    robin = sign_in(server, "robin@customer.example")
+    Plan.clients.append(robin.client)
+    assert robin.client.get(url).status_code == 403
+    assert post(robin, action="slack", webhook_url=receiver.url).status_code == 403
+    assert post(robin, action="slack_disconnect").status_code == 403
+    assert plan.owner.get(api).json()["webhook_url"] == "http://127.0.0.1/…tail"
+
+    # Archived: no new channel, but the old one can be taken away (as in the API).
+    assert plan.owner.patch(f"/api/plans/{plan.id}", json={"archived": True}).status_code == 200
+    r = post(c, action="slack", webhook_url=receiver.url)
+    assert r.status_code == 409 and "archived" in r.text
+    assert plan.owner.get(api).json()["webhook_url"] == "http://127.0.0.1/…tail"
+    r = post(c, action="slack_disconnect")
+    assert r.status_code == 303 and r.headers["location"] == f"{url}#slack"
+    assert plan.owner.get(api).json()["configured"] is False
 
 
 def test_block_kit_messages_and_a_signed_press_completes_in_place(
