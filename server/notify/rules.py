@@ -203,12 +203,18 @@ def _row_changed(
     is_kr = isinstance(event, KeyResultValueChanged)
     kind = KR_MOVED if is_kr else RISK_HIGH
     _withdraw_undone(s, event, kind)
+    # The newest entry of the event's own kind: the same update may also have changed other
+    # fields of the row (its target, its metric), an entry of their own made after it.
     entry = persistence.latest_change(
-        session=s, plan_id=event.plan_id, entity=event.entity, entity_id=event.entity_id
+        session=s,
+        plan_id=event.plan_id,
+        entity=event.entity,
+        entity_id=event.entity_id,
+        kind=event.kind,
     )
     # Folded into a "created" (a new row being filled in), typed back (no entry), or a later
     # update folded in (its own event queues, with the value as it ended).
-    if entry is None or entry.kind != event.kind or entry.update_id != event.update_id:
+    if entry is None or entry.update_id != event.update_id:
         return 0
     table = "key_results" if is_kr else "risks"
     row = next(

@@ -350,6 +350,42 @@ def test_a_value_typed_back_before_it_is_sent_sends_nothing(
         srv.stop()
 
 
+def test_a_value_moved_with_another_field_in_one_update_is_still_sent(
+    database: Database,
+    tmp_path: Path,
+    inbox: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    """Robin sets a key result's target and its current value in one update (a paste, an
+    undo): the value's history entry is then not the row's newest (its target's is, made
+    after it), and the move is still sent, with the row as it now is."""
+    box, port = inbox
+    srv = mail_server(tmp_path, database, port, TANDEM_NOTIFY_SETTLE_SECONDS="1").start()
+    try:
+        plan = Plan(srv)
+        with_robin(plan)
+
+        async def robin_edits() -> None:
+            async with connect(srv.ws, plan.id, srv.create_token(ROBIN)) as (doc, _):
+                with doc.transaction():
+                    for column, value in ((2, "500 <b>"), (3, "120")):
+                        paragraph = cell(doc, 1, 0, column)
+                        while len(paragraph.children):
+                            del paragraph.children[0]
+                        paragraph.children.append(XmlText(value))
+                await arrived(box, OWNER)
+
+        anyio.run(robin_edits)
+        (mail,) = box.to(OWNER)
+        assert subject(mail) == "[Rollout <b>] Key result moved: e.g. Weekly active users: 120"
+        text, html = parts(mail)
+        assert "e.g. Weekly active users: (empty) -> 120 users" in text
+        assert "Target: 500 <b> users, from a baseline of Today's figure." in text
+        assert "Target: 500 &lt;b&gt; users" in html
+        assert kinds(plan) == [("kr_moved", OWNER)]
+    finally:
+        srv.stop()
+
+
 def run_twice(srv: Server, at: str) -> list[str]:
     """Two `tandem notifications run --at` processes at one moment: the lines they queued."""
     procs = [
