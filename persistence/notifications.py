@@ -156,8 +156,8 @@ def queue_notification(
     recipient unsubscribed from the plan or turned its kind off. A kind its recipient wants in
     the weekly digest is written HELD, for the digest to take in (unless the digest is off).
     ``not_before``: not sent before then. With ``refresh``, a row of the same key not yet tried
-    takes the new subject and payload (a value still being typed: the message says where it
-    ended)."""
+    (waiting to be sent, or held for a digest) takes the new subject and payload (a value
+    still being typed: the message, or the digest, says where it ended)."""
     email = recipient_email.strip().lower()
     if unsubscribed(session=session, email=email, plan_id=plan_id, kind=kind):
         return None
@@ -171,11 +171,7 @@ def queue_notification(
         if refresh:
             session.execute(
                 update(Notification)
-                .where(
-                    Notification.dedup_key == dedup_key,
-                    Notification.state == QUEUED,
-                    Notification.attempts == 0,
-                )
+                .where(Notification.dedup_key == dedup_key, _untried())
                 .values(subject=subject[:200], payload=payload)
                 .execution_options(synchronize_session=False)
             )

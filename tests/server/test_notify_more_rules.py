@@ -386,6 +386,53 @@ def test_a_value_moved_with_another_field_in_one_update_is_still_sent(
         srv.stop()
 
 
+def test_the_digest_holds_a_value_as_it_ended(
+    database: Database,
+    tmp_path: Path,
+    inbox: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    """Olive takes key results in her digest. Robin types one value in two goes while its
+    message is held, and types another and back: the digest says where the first ended, and
+    nothing of the second."""
+    box, port = inbox
+    srv = mail_server(tmp_path, database, port, TANDEM_NOTIFY_SETTLE_SECONDS="1").start()
+    try:
+        plan = Plan(srv)
+        with_robin(plan)
+        url = f"/api/plans/{plan.id}/notification-preferences"
+        r = plan.owner.put(url, json={"kinds": {"kr_moved": "digest"}})
+        assert r.status_code == 200, r.text
+        moved = "[Rollout <b>] Key result moved: e.g. "
+
+        def held() -> list[str]:
+            return [n["subject"] for n in plan.notifications() if n["state"] == "held"]
+
+        async def robin_edits() -> None:
+            async with connect(srv.ws, plan.id, srv.create_token(ROBIN)) as (doc, _):
+                type_into(doc, cell(doc, 1, 0, 3), "1")
+                type_into(doc, cell(doc, 1, 1, 3), "7")
+                await anyio.to_thread.run_sync(lambda: poll(lambda: len(held()) == 2))
+                text = cell(doc, 1, 0, 3).children[0]
+                text.insert(1, "2")
+                text.insert(2, "0")
+                del cell(doc, 1, 1, 3).children[0][0:1]
+                await anyio.to_thread.run_sync(
+                    lambda: poll(lambda: held() == [moved + "Weekly active users: 120"])
+                )
+
+        anyio.run(robin_edits)
+        done = srv.cli("notifications", "run", "--at", "2030-01-07T08:00:00Z")
+        assert done.returncode == 0, done.stderr
+        digest = next(m for m in box.wait(OWNER) if "Your week in Tandem" in subject(m))
+        text, html = parts(digest)
+        assert f"- {moved}Weekly active users: 120" in text.splitlines()
+        assert "Time to first value" not in text
+        assert "Rollout &lt;b&gt;] Key result moved: e.g. Weekly active users: 120" in html
+        assert [m for m in box.to(OWNER) if "] Key result moved" in subject(m)] == []
+    finally:
+        srv.stop()
+
+
 def run_twice(srv: Server, at: str) -> list[str]:
     """Two `tandem notifications run --at` processes at one moment: the lines they queued."""
     procs = [
