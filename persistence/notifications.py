@@ -117,6 +117,12 @@ class NotificationRecord:
     created_at: datetime
     sent_at: datetime | None
 
+    @property
+    def untried(self) -> bool:
+        """Never tried (``_untried``): it may still be refreshed or withdrawn, and has reached
+        nobody."""
+        return self.state == HELD or (self.state == QUEUED and self.attempts == 0)
+
 
 def _record(r: Notification) -> NotificationRecord:
     return NotificationRecord(
@@ -216,6 +222,23 @@ def unsent_notifications(*, session: Session, plan_id: str, kind: str) -> list[N
             Notification.kind == kind,
             _untried(),
         )
+    )
+    return [_record(r) for r in rows]
+
+
+def notifications_keyed(
+    *, session: Session, plan_id: str, kind: str, prefix: str
+) -> list[NotificationRecord]:
+    """The notifications of ``kind`` about ``plan_id`` whose key starts with ``prefix``, in
+    any state, oldest first (the messages about one thing, sent or not)."""
+    rows = session.scalars(
+        select(Notification)
+        .where(
+            Notification.plan_id == plan_id,
+            Notification.kind == kind,
+            Notification.dedup_key.startswith(prefix, autoescape=True),
+        )
+        .order_by(Notification.id)
     )
     return [_record(r) for r in rows]
 

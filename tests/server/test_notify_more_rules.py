@@ -433,6 +433,66 @@ def test_the_digest_holds_a_value_as_it_ended(
         srv.stop()
 
 
+def test_a_value_typed_on_or_back_after_it_was_sent_is_corrected_once(
+    database: Database,
+    tmp_path: Path,
+    inbox: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    """Robin moves a key result from 40 to 45; once that is sent, she types on to 48, then
+    back to 40, each folded into the same history entry (the same person within a minute):
+    each time the owners get one correction, from what they were last sent."""
+    box, port = inbox
+    srv = mail_server(tmp_path, database, port, TANDEM_NOTIFY_SETTLE_SECONDS="2").start()
+    try:
+        plan = Plan(srv)
+        with_robin(plan)
+
+        def current() -> str:
+            rows = plan.owner.get(f"/api/plans/{plan.id}/key-results").json()["key_results"]
+            return str(rows[0]["current"])
+
+        async def olive_sets() -> None:
+            async with connect(srv.ws, plan.id, plan.token) as (doc, _):
+                type_into(doc, cell(doc, 1, 0, 3), "40")
+
+        anyio.run(olive_sets)
+        poll(lambda: current() == "40")
+        fence = "[Rollout <b>] Key result moved: e.g. Time to first value: 7"
+
+        async def robin_edits() -> None:
+            async with connect(srv.ws, plan.id, srv.create_token(ROBIN)) as (doc, _):
+                value = cell(doc, 1, 0, 3).children[0]
+                for count, key in enumerate("580", start=1):
+                    del value[1:2]  # a key at a time: 40 -> 45 -> 48 -> 40
+                    value.insert(1, key)
+                    await arrived(box, OWNER, count)
+                # Then the second key result moves: its message is due after any other.
+                type_into(doc, cell(doc, 1, 1, 3), "7")
+                await anyio.to_thread.run_sync(
+                    lambda: poll(lambda: fence in [subject(m) for m in box.to(OWNER)])
+                )
+
+        anyio.run(robin_edits)
+        mails = box.to(OWNER)
+        corrected = "[Rollout <b>] Key result corrected: e.g. Weekly active users: "
+        assert [subject(m) for m in mails] == [
+            "[Rollout <b>] Key result moved: e.g. Weekly active users: 45",
+            corrected + "now 48 (was 45)",
+            corrected + "back to 40 (was 48)",
+            fence,
+        ]
+        text, html = parts(mails[1])
+        assert "e.g. Weekly active users: now 48 users (was 45)" in text
+        assert "changed again after we wrote to you" in text and "Changed by Robin <i>." in text
+        assert "Changed by Robin &lt;i&gt;." in html and "Robin <i>" not in html
+        text, html = parts(mails[2])
+        assert "e.g. Weekly active users: back to 40 users (was 48)" in text
+        assert "back to <strong>40</strong> users (was 48)" in html
+        poll(lambda: [n["state"] for n in plan.notifications()] == ["sent"] * 4)
+    finally:
+        srv.stop()
+
+
 def run_twice(srv: Server, at: str) -> list[str]:
     """Two `tandem notifications run --at` processes at one moment: the lines they queued."""
     procs = [
