@@ -438,11 +438,12 @@ def test_a_value_typed_on_or_back_after_it_was_sent_is_corrected_once(
     tmp_path: Path,
     inbox: tuple[Inbox, int],  # noqa: F811
 ) -> None:
-    """Robin moves a key result from 40 to 45; once that is sent, she types on to 48, then
-    back to 40, each folded into the same history entry (the same person within a minute):
-    each time the owners get one correction, from what they were last sent."""
+    """Robin moves a key result from 40 to 45; once that is sent, she types it to 4 and back
+    to 45 (nothing to correct), then on to 48, then back to 40, each folded into the same
+    history entry (the same person within a minute): each time the value ends elsewhere than
+    what they were sent, the owners get one correction, from what they were last sent."""
     box, port = inbox
-    srv = mail_server(tmp_path, database, port, TANDEM_NOTIFY_SETTLE_SECONDS="2").start()
+    srv = mail_server(tmp_path, database, port, TANDEM_NOTIFY_SETTLE_SECONDS="6").start()
     try:
         plan = Plan(srv)
         with_robin(plan)
@@ -455,6 +456,9 @@ def test_a_value_typed_on_or_back_after_it_was_sent_is_corrected_once(
             async with connect(srv.ws, plan.id, plan.token) as (doc, _):
                 type_into(doc, cell(doc, 1, 0, 3), "40")
 
+        async def wait(check: Any) -> None:
+            await anyio.to_thread.run_sync(lambda: poll(check))
+
         anyio.run(olive_sets)
         poll(lambda: current() == "40")
         fence = "[Rollout <b>] Key result moved: e.g. Time to first value: 7"
@@ -462,8 +466,16 @@ def test_a_value_typed_on_or_back_after_it_was_sent_is_corrected_once(
         async def robin_edits() -> None:
             async with connect(srv.ws, plan.id, srv.create_token(ROBIN)) as (doc, _):
                 value = cell(doc, 1, 0, 3).children[0]
-                for count, key in enumerate("580", start=1):
-                    del value[1:2]  # a key at a time: 40 -> 45 -> 48 -> 40
+                del value[1:2]  # a key at a time: 40 -> 4 -> 45
+                value.insert(1, "5")
+                await arrived(box, OWNER)
+                # 45 -> 4: a correction waits; typed back to what was sent, it is withdrawn.
+                del value[1:2]
+                await wait(lambda: [n["state"] for n in plan.notifications()] == ["queued", "sent"])
+                value.insert(1, "5")
+                await wait(lambda: len(plan.notifications()) == 1)
+                for count, key in enumerate("80", start=2):
+                    del value[1:2]  # 45 -> 4 -> 48, then 48 -> 4 -> 40
                     value.insert(1, key)
                     await arrived(box, OWNER, count)
                 # Then the second key result moves: its message is due after any other.
