@@ -92,6 +92,7 @@ from .notifications import mark_in_digest as mark_in_digest
 from .notifications import mark_sent as mark_sent
 from .notifications import next_attempt as next_attempt
 from .notifications import notification_queued as notification_queued
+from .notifications import notifications_keyed as notifications_keyed
 from .notifications import open_tasks_due as open_tasks_due
 from .notifications import outbox_depth as outbox_depth
 from .notifications import queue_notification as queue_notification

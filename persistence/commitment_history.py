@@ -88,21 +88,21 @@ def record_changes(
 
 
 def latest_change(
-    *, session: Session, plan_id: str, entity: str, entity_id: str
+    *, session: Session, plan_id: str, entity: str, entity_id: str, kind: str | None = None
 ) -> HistoryRecord | None:
-    """The newest commitment-history entry of one entity: what its last changes were folded
-    into (its ``update_id`` is the last update folded in, its ``id`` stays)."""
-    row = session.execute(
-        select(HistoryEvent, User.name)
-        .outerjoin(User, User.id == HistoryEvent.author_id)
-        .where(
-            HistoryEvent.plan_id == plan_id,
-            HistoryEvent.entity == entity,
-            HistoryEvent.entity_id == entity_id,
-        )
-        .order_by(HistoryEvent.id.desc())
-        .limit(1)
-    ).first()
+    """The newest commitment-history entry of one entity (of ``kind``, None: any): what its
+    last changes were folded into (its ``update_id`` is the last update folded in, its ``id``
+    stays). One update may make entries of several kinds (a key result's value and its
+    target): the newest of any kind is then not the value's."""
+    q = select(HistoryEvent, User.name).outerjoin(User, User.id == HistoryEvent.author_id)
+    q = q.where(
+        HistoryEvent.plan_id == plan_id,
+        HistoryEvent.entity == entity,
+        HistoryEvent.entity_id == entity_id,
+    )
+    if kind is not None:
+        q = q.where(HistoryEvent.kind == kind)
+    row = session.execute(q.order_by(HistoryEvent.id.desc()).limit(1)).first()
     if row is None:
         return None
     return _record(*row)

@@ -117,6 +117,12 @@ class NotificationRecord:
     created_at: datetime
     sent_at: datetime | None
 
+    @property
+    def untried(self) -> bool:
+        """Never tried (``_untried``): it may still be refreshed or withdrawn, and has reached
+        nobody."""
+        return self.state == HELD or (self.state == QUEUED and self.attempts == 0)
+
 
 def _record(r: Notification) -> NotificationRecord:
     return NotificationRecord(
@@ -156,8 +162,8 @@ def queue_notification(
     recipient unsubscribed from the plan or turned its kind off. A kind its recipient wants in
     the weekly digest is written HELD, for the digest to take in (unless the digest is off).
     ``not_before``: not sent before then. With ``refresh``, a row of the same key not yet tried
-    takes the new subject and payload (a value still being typed: the message says where it
-    ended)."""
+    (waiting to be sent, or held for a digest) takes the new subject and payload (a value
+    still being typed: the message, or the digest, says where it ended)."""
     email = recipient_email.strip().lower()
     if unsubscribed(session=session, email=email, plan_id=plan_id, kind=kind):
         return None
@@ -171,11 +177,7 @@ def queue_notification(
         if refresh:
             session.execute(
                 update(Notification)
-                .where(
-                    Notification.dedup_key == dedup_key,
-                    Notification.state == QUEUED,
-                    Notification.attempts == 0,
-                )
+                .where(Notification.dedup_key == dedup_key, _untried())
                 .values(subject=subject[:200], payload=payload)
                 .execution_options(synchronize_session=False)
             )
@@ -220,6 +222,23 @@ def unsent_notifications(*, session: Session, plan_id: str, kind: str) -> list[N
             Notification.kind == kind,
             _untried(),
         )
+    )
+    return [_record(r) for r in rows]
+
+
+def notifications_keyed(
+    *, session: Session, plan_id: str, kind: str, prefix: str
+) -> list[NotificationRecord]:
+    """The notifications of ``kind`` about ``plan_id`` whose key starts with ``prefix``, in
+    any state, oldest first (the messages about one thing, sent or not)."""
+    rows = session.scalars(
+        select(Notification)
+        .where(
+            Notification.plan_id == plan_id,
+            Notification.kind == kind,
+            Notification.dedup_key.startswith(prefix, autoescape=True),
+        )
+        .order_by(Notification.id)
     )
     return [_record(r) for r in rows]
 

@@ -17,7 +17,9 @@ nothing. A key result's value and a risk's severity are typed key by key: their 
 commitment-history entry the keystrokes are folded into, and only the event of its last
 update queues (the earlier ones of a burst find a later update folded in, and step aside).
 Typed back before it is sent (the entry gone, or no longer a move or a raise), its message
-goes unsent; once sent, it stays sent, and nothing takes it back.
+goes unsent. A key result's value typed on or back by the same person after its message was
+sent (folded into the same entry) is corrected by a message of its own: "now X (was what we
+sent)", or "back to" where it started.
 """
 
 from __future__ import annotations
@@ -199,17 +201,10 @@ def _row_changed(
     """A key result moved, or a risk raised to high -> the plan's owners, once per history
     entry: the keystrokes of one burst are folded into one (``persistence.write_projection``).
     Sent ``settle`` after it is first queued; later keys of the burst update it meanwhile,
-    and those that type it back withdraw it."""
+    and those that type it back withdraw it. A value typed on after its message was sent is
+    a correction (``_correction``)."""
     is_kr = isinstance(event, KeyResultValueChanged)
     kind = KR_MOVED if is_kr else RISK_HIGH
-    _withdraw_undone(s, event, kind)
-    entry = persistence.latest_change(
-        session=s, plan_id=event.plan_id, entity=event.entity, entity_id=event.entity_id
-    )
-    # Folded into a "created" (a new row being filled in), typed back (no entry), or a later
-    # update folded in (its own event queues, with the value as it ended).
-    if entry is None or entry.kind != event.kind or entry.update_id != event.update_id:
-        return 0
     table = "key_results" if is_kr else "risks"
     row = next(
         (
@@ -219,6 +214,22 @@ def _row_changed(
         ),
         None,
     )
+    _withdraw_undone(s, event, kind, row)
+    # The newest entry of the event's own kind: the same update may also have changed other
+    # fields of the row (its target, its metric), an entry of their own made after it.
+    entry = persistence.latest_change(
+        session=s,
+        plan_id=event.plan_id,
+        entity=event.entity,
+        entity_id=event.entity_id,
+        kind=event.kind,
+    )
+    # Folded into a "created" (a new row being filled in), typed back (no entry), or a later
+    # update folded in (its own event queues, with the value as it ended).
+    if entry is None or entry.update_id != event.update_id:
+        if is_kr and row is not None:
+            return _typed_back_after_sent(s, event, links, settle, entry, row)
+        return 0
     if row is None or not _notable(kind, entry):
         return 0
     by = name_of(s, event.author_id)
@@ -226,6 +237,11 @@ def _row_changed(
     for person in owners(s, event.plan_id):
         if _is_author(s, event, person):
             continue
+        if is_kr:
+            corrected = _correction(s, event, links, settle, person, entry.id, row, by)
+            if corrected is not None:
+                queued += corrected
+                continue
         payload = plan_payload(s, event.plan_id, links, person, kind=kind, by=by)
         payload.update(
             old=entry.old or "", new=entry.new or "", section=" › ".join(row.get("section") or [])
@@ -248,22 +264,120 @@ def _notable(kind: str, entry: persistence.HistoryRecord) -> bool:
     return high(entry.new) and not high(entry.old)
 
 
+def _chain_id(dedup_key: str, prefix: str) -> tuple[int, int] | None:
+    """(history entry id, correction number: 0 for the first message) from a message's key,
+    None when the key is not one of the row's."""
+    if not dedup_key.startswith(prefix):
+        return None
+    entry, _, number = dedup_key[len(prefix) :].split(":", 1)[0].partition(".")
+    return int(entry), int(number or 0)
+
+
 def _withdraw_undone(
-    s: Session, event: KeyResultValueChanged | RiskSeverityChanged, kind: str
+    s: Session,
+    event: KeyResultValueChanged | RiskSeverityChanged,
+    kind: str,
+    row: dict[str, Any] | None,
 ) -> None:
     """Withdraw the row's messages still waiting whose history entry (named in their key) was
-    typed back since: gone, or no longer news. Another entry's message stands (another
-    person's change, or an earlier burst)."""
+    typed back since: gone, or no longer news; and the corrections still waiting whose value
+    was typed back to what was sent (``row``: the row as it now is). Another entry's message
+    stands (another person's change, or an earlier burst)."""
     prefix = f"{kind}:{event.plan_id}:{event.entity_id}:h"
+    current = str((row or {}).get("current") or "")
     undone = []
     for n in persistence.unsent_notifications(session=s, plan_id=event.plan_id, kind=kind):
-        if not n.dedup_key.startswith(prefix):
+        found = _chain_id(n.dedup_key, prefix)
+        if found is None:
             continue
-        change_id = int(n.dedup_key[len(prefix) :].split(":", 1)[0])
+        change_id, number = found
+        if number:
+            if row is None or current == n.payload.get("was"):
+                undone.append(n.id)
+            continue
         entry = persistence.get_change(session=s, plan_id=event.plan_id, change_id=change_id)
         if entry is None or not _notable(kind, entry):
             undone.append(n.id)
     persistence.withdraw_notifications(session=s, notification_ids=undone)
+
+
+def _typed_back_after_sent(
+    s: Session,
+    event: KeyResultValueChanged | RiskSeverityChanged,
+    links: Links,
+    settle: timedelta,
+    entry: persistence.HistoryRecord | None,
+    row: dict[str, Any],
+) -> int:
+    """A value typed back to where it was before its burst (its history entry gone) after
+    the burst's message was sent: the newest entry told of, if nothing was entered after it,
+    gets its correction."""
+    prefix = f"{KR_MOVED}:{event.plan_id}:{event.entity_id}:h"
+    told = [
+        found[0]
+        for n in persistence.notifications_keyed(
+            session=s, plan_id=event.plan_id, kind=KR_MOVED, prefix=prefix
+        )
+        if not n.untried and (found := _chain_id(n.dedup_key, prefix)) is not None
+    ]
+    if not told:
+        return 0
+    chain = max(told)
+    if entry is not None and entry.id > chain:
+        return 0  # entered again since (its own message tells of it)
+    if persistence.get_change(session=s, plan_id=event.plan_id, change_id=chain) is not None:
+        return 0  # still there: not typed back, a later update's event will see to it
+    by = name_of(s, event.author_id)
+    queued = 0
+    for person in owners(s, event.plan_id):
+        if not _is_author(s, event, person):
+            queued += _correction(s, event, links, settle, person, chain, row, by) or 0
+    return queued
+
+
+def _correction(
+    s: Session,
+    event: KeyResultValueChanged | RiskSeverityChanged,
+    links: Links,
+    settle: timedelta,
+    person: Person,
+    chain: int,
+    row: dict[str, Any],
+    by: str | None,
+) -> int | None:
+    """A key result's value typed on by the same person (folded into the history entry
+    ``chain``) after ``person`` was sent its message: a correction, from what they were last
+    sent to the value as it now is, "back to" when that is where the burst started. Keyed by
+    the entry and how many of its messages were sent: waiting, it is refreshed like the
+    first, and typed back to what was sent it is withdrawn (``_withdraw_undone``); once
+    sent, the next change makes the next. None when nothing was sent to ``person`` yet."""
+    prefix = f"{KR_MOVED}:{event.plan_id}:{event.entity_id}:h"
+    sent = [
+        n
+        for n in persistence.notifications_keyed(
+            session=s, plan_id=event.plan_id, kind=KR_MOVED, prefix=f"{prefix}{chain}"
+        )
+        if n.recipient_email == person.email
+        and not n.untried
+        and (_chain_id(n.dedup_key, prefix) or (None,))[0] == chain
+    ]
+    if not sent:
+        return None
+    was, start = str(sent[-1].payload.get("new") or ""), str(sent[0].payload.get("old") or "")
+    current = str(row.get("current") or "")
+    if current == was:
+        return 0
+    back = current == start
+    payload = plan_payload(s, event.plan_id, links, person, kind=KR_MOVED, by=by)
+    payload.update(
+        old=start, new=current, was=was, back=back, section=" › ".join(row.get("section") or [])
+    )
+    payload.update({k: row.get(k) or "" for k in ("metric", "baseline", "target", "unit")})
+    now = f"back to {current or '(empty)'}" if back else f"now {current or '(empty)'}"
+    what = f"Key result corrected: {short(payload['metric'], 60)}: {now} (was {was or '(empty)'})"
+    subject = f"[{payload['plan_title']}] {what}"
+    identity = f"h{chain}.{len(sent)}"
+    return _queue(s, KR_MOVED, event, person, subject, payload, identity, settle)
 
 
 def _queue(

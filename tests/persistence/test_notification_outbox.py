@@ -98,6 +98,55 @@ def test_only_a_row_never_tried_is_withdrawn(factory: sessionmaker[Session]) -> 
     assert queue(factory, "waiting") is not None
 
 
+def test_a_refresh_reaches_a_row_held_for_the_digest_and_no_row_tried(
+    factory: sessionmaker[Session],
+) -> None:
+    """A value still being typed refreshes its message, whether it waits to be sent or is
+    held for the person's digest; a message tried once keeps what it said."""
+
+    def typed(key: str, email: str, value: str) -> None:
+        with persistence.transaction(factory) as s:
+            persistence.queue_notification(
+                session=s,
+                dedup_key=key,
+                plan_id=None,
+                recipient_email=email,
+                recipient_name="A",
+                kind="kr_moved",
+                subject=f"moved: {value}",
+                payload={"new": value},
+                refresh=True,
+            )
+
+    with persistence.transaction(factory) as s:
+        persistence.set_notification_mode(
+            session=s, email="d@x.example", plan_id=None, kind="kr_moved", mode="digest"
+        )
+    for key, email in (("r-held", "d@x.example"), ("r-waiting", "a@x.example")):
+        typed(key, email, "1")
+        typed(key, email, "120")
+    typed("r-tried", "a@x.example", "1")
+    with persistence.transaction(factory) as s:
+        tried = next(
+            n for n in persistence.list_notifications(session=s) if n.dedup_key == "r-tried"
+        )
+        persistence.mark_sent(session=s, notification_id=tried.id)
+    typed("r-tried", "a@x.example", "120")
+    with persistence.transaction(factory) as s:
+        rows = {
+            n.dedup_key: n
+            for n in persistence.list_notifications(session=s)
+            if n.dedup_key.startswith("r-")
+        }
+    assert rows["r-held"].state == "held"
+    said = {k: (n.subject, n.payload) for k, n in rows.items()}
+    assert said == {
+        "r-held": ("moved: 120", {"new": "120"}),
+        "r-waiting": ("moved: 120", {"new": "120"}),
+        "r-tried": ("moved: 1", {"new": "1"}),
+    }
+
+
 def test_given_up_after_the_last_attempt(factory: sessionmaker[Session]) -> None:
     row = queue(factory, "give-up")
     assert row in claim(factory)

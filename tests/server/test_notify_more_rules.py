@@ -350,6 +350,161 @@ def test_a_value_typed_back_before_it_is_sent_sends_nothing(
         srv.stop()
 
 
+def test_a_value_moved_with_another_field_in_one_update_is_still_sent(
+    database: Database,
+    tmp_path: Path,
+    inbox: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    """Robin sets a key result's target and its current value in one update (a paste, an
+    undo): the value's history entry is then not the row's newest (its target's is, made
+    after it), and the move is still sent, with the row as it now is."""
+    box, port = inbox
+    srv = mail_server(tmp_path, database, port, TANDEM_NOTIFY_SETTLE_SECONDS="1").start()
+    try:
+        plan = Plan(srv)
+        with_robin(plan)
+
+        async def robin_edits() -> None:
+            async with connect(srv.ws, plan.id, srv.create_token(ROBIN)) as (doc, _):
+                with doc.transaction():
+                    for column, value in ((2, "500 <b>"), (3, "120")):
+                        paragraph = cell(doc, 1, 0, column)
+                        while len(paragraph.children):
+                            del paragraph.children[0]
+                        paragraph.children.append(XmlText(value))
+                await arrived(box, OWNER)
+
+        anyio.run(robin_edits)
+        (mail,) = box.to(OWNER)
+        assert subject(mail) == "[Rollout <b>] Key result moved: e.g. Weekly active users: 120"
+        text, html = parts(mail)
+        assert "e.g. Weekly active users: (empty) -> 120 users" in text
+        assert "Target: 500 <b> users, from a baseline of Today's figure." in text
+        assert "Target: 500 &lt;b&gt; users" in html
+        assert kinds(plan) == [("kr_moved", OWNER)]
+    finally:
+        srv.stop()
+
+
+def test_the_digest_holds_a_value_as_it_ended(
+    database: Database,
+    tmp_path: Path,
+    inbox: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    """Olive takes key results in her digest. Robin types one value in two goes while its
+    message is held, and types another and back: the digest says where the first ended, and
+    nothing of the second."""
+    box, port = inbox
+    srv = mail_server(tmp_path, database, port, TANDEM_NOTIFY_SETTLE_SECONDS="1").start()
+    try:
+        plan = Plan(srv)
+        with_robin(plan)
+        url = f"/api/plans/{plan.id}/notification-preferences"
+        r = plan.owner.put(url, json={"kinds": {"kr_moved": "digest"}})
+        assert r.status_code == 200, r.text
+        moved = "[Rollout <b>] Key result moved: e.g. "
+
+        def held() -> list[str]:
+            return [n["subject"] for n in plan.notifications() if n["state"] == "held"]
+
+        async def robin_edits() -> None:
+            async with connect(srv.ws, plan.id, srv.create_token(ROBIN)) as (doc, _):
+                type_into(doc, cell(doc, 1, 0, 3), "1")
+                type_into(doc, cell(doc, 1, 1, 3), "7")
+                await anyio.to_thread.run_sync(lambda: poll(lambda: len(held()) == 2))
+                text = cell(doc, 1, 0, 3).children[0]
+                text.insert(1, "2")
+                text.insert(2, "0")
+                del cell(doc, 1, 1, 3).children[0][0:1]
+                await anyio.to_thread.run_sync(
+                    lambda: poll(lambda: held() == [moved + "Weekly active users: 120"])
+                )
+
+        anyio.run(robin_edits)
+        done = srv.cli("notifications", "run", "--at", "2030-01-07T08:00:00Z")
+        assert done.returncode == 0, done.stderr
+        digest = next(m for m in box.wait(OWNER) if "Your week in Tandem" in subject(m))
+        text, html = parts(digest)
+        assert f"- {moved}Weekly active users: 120" in text.splitlines()
+        assert "Time to first value" not in text
+        assert "Rollout &lt;b&gt;] Key result moved: e.g. Weekly active users: 120" in html
+        assert [m for m in box.to(OWNER) if "] Key result moved" in subject(m)] == []
+    finally:
+        srv.stop()
+
+
+def test_a_value_typed_on_or_back_after_it_was_sent_is_corrected_once(
+    database: Database,
+    tmp_path: Path,
+    inbox: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    """Robin moves a key result from 40 to 45; once that is sent, she types it to 4 and back
+    to 45 (nothing to correct), then on to 48, then back to 40, each folded into the same
+    history entry (the same person within a minute): each time the value ends elsewhere than
+    what they were sent, the owners get one correction, from what they were last sent."""
+    box, port = inbox
+    srv = mail_server(tmp_path, database, port, TANDEM_NOTIFY_SETTLE_SECONDS="6").start()
+    try:
+        plan = Plan(srv)
+        with_robin(plan)
+
+        def current() -> str:
+            rows = plan.owner.get(f"/api/plans/{plan.id}/key-results").json()["key_results"]
+            return str(rows[0]["current"])
+
+        async def olive_sets() -> None:
+            async with connect(srv.ws, plan.id, plan.token) as (doc, _):
+                type_into(doc, cell(doc, 1, 0, 3), "40")
+
+        async def wait(check: Any) -> None:
+            await anyio.to_thread.run_sync(lambda: poll(check))
+
+        anyio.run(olive_sets)
+        poll(lambda: current() == "40")
+        fence = "[Rollout <b>] Key result moved: e.g. Time to first value: 7"
+
+        async def robin_edits() -> None:
+            async with connect(srv.ws, plan.id, srv.create_token(ROBIN)) as (doc, _):
+                value = cell(doc, 1, 0, 3).children[0]
+                del value[1:2]  # a key at a time: 40 -> 4 -> 45
+                value.insert(1, "5")
+                await arrived(box, OWNER)
+                # 45 -> 4: a correction waits; typed back to what was sent, it is withdrawn.
+                del value[1:2]
+                await wait(lambda: [n["state"] for n in plan.notifications()] == ["queued", "sent"])
+                value.insert(1, "5")
+                await wait(lambda: len(plan.notifications()) == 1)
+                for count, key in enumerate("80", start=2):
+                    del value[1:2]  # 45 -> 4 -> 48, then 48 -> 4 -> 40
+                    value.insert(1, key)
+                    await arrived(box, OWNER, count)
+                # Then the second key result moves: its message is due after any other.
+                type_into(doc, cell(doc, 1, 1, 3), "7")
+                await anyio.to_thread.run_sync(
+                    lambda: poll(lambda: fence in [subject(m) for m in box.to(OWNER)])
+                )
+
+        anyio.run(robin_edits)
+        mails = box.to(OWNER)
+        corrected = "[Rollout <b>] Key result corrected: e.g. Weekly active users: "
+        assert [subject(m) for m in mails] == [
+            "[Rollout <b>] Key result moved: e.g. Weekly active users: 45",
+            corrected + "now 48 (was 45)",
+            corrected + "back to 40 (was 48)",
+            fence,
+        ]
+        text, html = parts(mails[1])
+        assert "e.g. Weekly active users: now 48 users (was 45)" in text
+        assert "changed again after we wrote to you" in text and "Changed by Robin <i>." in text
+        assert "Changed by Robin &lt;i&gt;." in html and "Robin <i>" not in html
+        text, html = parts(mails[2])
+        assert "e.g. Weekly active users: back to 40 users (was 48)" in text
+        assert "back to <strong>40</strong> users (was 48)" in html
+        poll(lambda: [n["state"] for n in plan.notifications()] == ["sent"] * 4)
+    finally:
+        srv.stop()
+
+
 def run_twice(srv: Server, at: str) -> list[str]:
     """Two `tandem notifications run --at` processes at one moment: the lines they queued."""
     procs = [
