@@ -33,13 +33,14 @@ DOUBLED = """() => [...document.querySelectorAll('.card + .card')].filter((card)
   return /grid|flex/.test(parent.display) && gap > 0 && margin > 0
 }).map((card) => card.id || card.className)"""
 
-# Visible buttons, links styled as buttons, fields and selects less than 32 px high.
+# Visible buttons, links styled as buttons, fields and selects less than 32 px high (not the
+# document's own task chips and check boxes, which are the editor's).
 SMALL = """() => [...document.querySelectorAll(
   'main button, main .btn, main select,'
   + 'main input:not([type=hidden]):not([type=checkbox]):not([type=radio])'
 )].filter((e) => {
   const r = e.getBoundingClientRect()
-  return r.width > 0 && r.height > 0 && r.height < 32
+  return r.width > 0 && r.height > 0 && r.height < 32 && !e.closest('#editor')
 }).map((e) => e.id || e.name || e.textContent.trim().slice(0, 30))"""
 
 # Text and email fields in a row of fields that take less than their card's content width (the
@@ -52,6 +53,12 @@ NARROW = """() => [...document.querySelectorAll(
   const inner = card.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight)
   return input.getBoundingClientRect().width < 0.99 * inner
 }).map((input) => input.id || input.name)"""
+
+# Cards something sticks out of (a table or a word wider than the card, even where the page is
+# wide enough to hold it).
+SPILLED = """() => [...document.querySelectorAll('.card')]
+  .filter((card) => card.scrollWidth > card.clientWidth + 1)
+  .map((card) => card.id || card.className)"""
 
 
 @dataclass
@@ -104,6 +111,7 @@ def world(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     plan = f"/plans/{plan_id}"
     w.pages = {
         "plans": ("/", True),
+        "editor": (plan, True),
         "people": ("/workspace/people", True),
         "share": (f"{plan}/share", True),
         "settings": (f"{plan}/settings", True),
@@ -127,6 +135,7 @@ def world(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 PAGES = [
     "plans",
+    "editor",
     "people",
     "share",
     "settings",
@@ -157,9 +166,11 @@ def test_no_page_is_wider_than_a_phone_or_spaces_its_cards_twice(world: World, n
         doubled = page.evaluate(DOUBLED)
         small = page.evaluate(SMALL)
         narrow = page.evaluate(NARROW)
+        spilled = page.evaluate(SPILLED)
         page.set_viewport_size(WIDE)
         page.screenshot(path=str(ARTIFACTS / f"page-{name}-1440.png"), full_page=True)
         wide = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+        spilled_wide = page.evaluate(SPILLED)
     finally:
         page.close()
     assert width[0] <= width[1], f"{name}: {width[0]} px wide in {width[1]}"
@@ -167,3 +178,5 @@ def test_no_page_is_wider_than_a_phone_or_spaces_its_cards_twice(world: World, n
     assert not doubled, f"{name}: cards spaced twice: {doubled}"
     assert not small, f"{name}: controls under 32 px high: {small}"
     assert not narrow, f"{name}: fields narrower than their card: {narrow}"
+    assert not spilled, f"{name}: content wider than its card: {spilled}"
+    assert not spilled_wide, f"{name}, wide: content wider than its card: {spilled_wide}"
