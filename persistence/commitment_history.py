@@ -45,10 +45,12 @@ def record_changes(
     window: timedelta,
     *,
     fresh: bool,
-) -> None:
+) -> list[HistoryEvent]:
     """Add ``events`` to the commitment history of a plan, folding each into the entity's
-    latest entry where ``merge`` says so (``fresh``: the plan's history was just emptied)."""
+    latest entry where ``merge`` says so (``fresh``: the plan's history was just emptied).
+    Returns the entries added, in the order they were made (not yet flushed: no ids)."""
     latest: dict[tuple[str, str], HistoryEvent | None] = {}
+    added: list[HistoryEvent] = []
     for e in events:
         key = (e["entity"], e["entity_id"])
         if merge is not None:
@@ -75,6 +77,7 @@ def record_changes(
                         # Typed and typed back: nothing changed, so no entry at all.
                         if prev in session.new:
                             session.expunge(prev)
+                            added.remove(prev)
                         else:
                             session.delete(prev)
                         latest[key] = None
@@ -84,7 +87,9 @@ def record_changes(
                     continue
         row = HistoryEvent(plan_id=plan_id, **e)
         session.add(row)
+        added.append(row)
         latest[key] = row
+    return added
 
 
 def latest_change(

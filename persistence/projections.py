@@ -116,7 +116,9 @@ def write_projection(
     ).scalar_one_or_none()
     if not replace and (mark.upto_id if mark else 0) != expect_upto:
         return False
+    before: list[Any] = []
     if replace:
+        before = list(session.execute(_entries(plan_id)).all())
         for model in (*TABLES.values(), HistoryEvent):
             session.execute(delete(model).where(model.plan_id == plan_id))
     for name, model in TABLES.items():
@@ -126,7 +128,8 @@ def write_projection(
         rows = upserts.get(name, ())
         if rows:
             session.add_all(model(plan_id=plan_id, **row) for row in rows)
-    record_changes(session, plan_id, events, merge, merge_window, fresh=replace)
+    added = record_changes(session, plan_id, events, merge, merge_window, fresh=replace)
+    _keep_ids(before, added)
     if mark is None:
         session.add(PlanProjection(plan_id=plan_id, upto_id=upto_id, updated_at=now()))
     else:
@@ -134,6 +137,27 @@ def write_projection(
         mark.updated_at = now()
     session.flush()
     return True
+
+
+_SAME = ("entity", "entity_id", "kind", "old", "new", "author_id", "update_id")
+
+
+def _entries(plan_id: str) -> Any:
+    """A plan's history entries as plain rows (not objects the session would keep), in order."""
+    columns = (HistoryEvent.id, *(getattr(HistoryEvent, name) for name in _SAME))
+    return select(*columns).where(HistoryEvent.plan_id == plan_id).order_by(HistoryEvent.id)
+
+
+def _keep_ids(before: Sequence[Any], added: Sequence[HistoryEvent]) -> None:
+    """A rebuild gives the entries it writes again the ids they had, as far as the history
+    written anew is the history that was there: messages are keyed by an entry's id (a key
+    result moved, a risk raised), and an entry with a new id would be news again to whoever
+    folds a key into it. From the first entry that differs on, new ids, so that ids still
+    follow the order entries were made in."""
+    for old, row in zip(before, added, strict=False):
+        if any(getattr(old, name) != getattr(row, name) for name in _SAME):
+            return
+        row.id = old.id
 
 
 def _plain(row: Any) -> dict[str, Any]:

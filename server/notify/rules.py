@@ -17,9 +17,9 @@ nothing. A key result's value and a risk's severity are typed key by key: their 
 commitment-history entry the keystrokes are folded into, and only the event of its last
 update queues (the earlier ones of a burst find a later update folded in, and step aside).
 Typed back before it is sent (the entry gone, or no longer a move or a raise), its message
-goes unsent. A key result's value typed on or back by the same person after its message was
-sent (folded into the same entry) is corrected by a message of its own: "now X (was what we
-sent)", or "back to" where it started.
+goes unsent. Typed on or back by the same person after its message was sent (folded into the
+same entry), it is corrected by a message of its own: a value "now X (was what we sent)", or
+"back to" where it started; a risk "no longer high (now medium)", or high again.
 """
 
 from __future__ import annotations
@@ -51,6 +51,12 @@ STALE = timedelta(hours=24)
 # A key result's value or a risk's severity is sent this long after it is typed: keys typed
 # meanwhile (folded into the same history entry) update the message still waiting.
 SETTLE = timedelta(seconds=60)
+# The field of the row a key result moved or risk raised is about, and those its message shows.
+_FIELD = {KR_MOVED: "current", RISK_HIGH: "severity"}
+_DETAILS = {
+    KR_MOVED: ("metric", "baseline", "target", "unit"),
+    RISK_HIGH: ("risk", "owner", "mitigation"),
+}
 
 
 def wanted(event: object) -> bool:
@@ -61,11 +67,10 @@ def wanted(event: object) -> bool:
         return isinstance(event.new, dict) and bool(event.new.get("owner"))
     if isinstance(event, Mentioned):
         return event.entity_id.startswith(("user:", "contact:"))
-    if isinstance(event, RiskSeverityChanged):
-        # Raised to high, or lowered from it (which may undo a message still waiting): whether
-        # it was raised is the folded history entry's to say (``_row_changed``).
-        return high(event.new) or high(event.old)
-    return isinstance(event, (TaskCompleted, KeyResultValueChanged))
+    # A risk's every severity key: raised to high, lowered from it (undoing a message still
+    # waiting, or correcting one sent), or typed on to where it ends (the correction says
+    # where): whether it is news is the folded history entry's to say (``_row_changed``).
+    return isinstance(event, (TaskCompleted, KeyResultValueChanged, RiskSeverityChanged))
 
 
 def high(severity: object) -> bool:
@@ -201,8 +206,8 @@ def _row_changed(
     """A key result moved, or a risk raised to high -> the plan's owners, once per history
     entry: the keystrokes of one burst are folded into one (``persistence.write_projection``).
     Sent ``settle`` after it is first queued; later keys of the burst update it meanwhile,
-    and those that type it back withdraw it. A value typed on after its message was sent is
-    a correction (``_correction``)."""
+    and those that type it back withdraw it. Typed on after its message was sent, it is a
+    correction (``_correction``)."""
     is_kr = isinstance(event, KeyResultValueChanged)
     kind = KR_MOVED if is_kr else RISK_HIGH
     table = "key_results" if is_kr else "risks"
@@ -227,30 +232,32 @@ def _row_changed(
     # Folded into a "created" (a new row being filled in), typed back (no entry), or a later
     # update folded in (its own event queues, with the value as it ended).
     if entry is None or entry.update_id != event.update_id:
-        if is_kr and row is not None:
-            return _typed_back_after_sent(s, event, links, settle, entry, row)
+        if row is not None:
+            return _typed_back_after_sent(s, event, kind, links, settle, entry, row)
         return 0
-    if row is None or not _notable(kind, entry):
+    if row is None:
         return 0
+    # No longer news (a risk raised and lowered again): only a correction, if it was sent.
+    notable = _notable(kind, entry)
     by = name_of(s, event.author_id)
     queued = 0
     for person in owners(s, event.plan_id):
         if _is_author(s, event, person):
             continue
-        if is_kr:
-            corrected = _correction(s, event, links, settle, person, entry.id, row, by)
-            if corrected is not None:
-                queued += corrected
-                continue
+        corrected = _correction(s, event, kind, links, settle, person, entry.id, row, by)
+        if corrected is not None:
+            queued += corrected
+            continue
+        if not notable:
+            continue
         payload = plan_payload(s, event.plan_id, links, person, kind=kind, by=by)
         payload.update(
             old=entry.old or "", new=entry.new or "", section=" › ".join(row.get("section") or [])
         )
+        payload.update({k: row.get(k) or "" for k in _DETAILS[kind]})
         if is_kr:
-            payload.update({k: row.get(k) or "" for k in ("metric", "baseline", "target", "unit")})
             what = f"Key result moved: {short(payload['metric'], 60)}: {payload['new']}"
         else:
-            payload.update({k: row.get(k) or "" for k in ("risk", "owner", "mitigation")})
             what = f"Risk raised to high: {short(payload['risk'], 60)}"
         subject = f"[{payload['plan_title']}] {what}"
         queued += _queue(s, kind, event, person, subject, payload, f"h{entry.id}", settle)
@@ -262,6 +269,14 @@ def _notable(kind: str, entry: persistence.HistoryRecord) -> bool:
     if kind == KR_MOVED:
         return bool(entry.old != entry.new)
     return high(entry.new) and not high(entry.old)
+
+
+def _same_news(kind: str, a: object, b: object) -> bool:
+    """Whether a row's field at ``a`` tells its owners what ``b`` told them: the same value;
+    for a risk, high or not alike ("High" and "high" are one severity to its owners)."""
+    if kind == KR_MOVED:
+        return a == b
+    return high(a) == high(b)
 
 
 def _chain_id(dedup_key: str, prefix: str) -> tuple[int, int] | None:
@@ -284,7 +299,7 @@ def _withdraw_undone(
     was typed back to what was sent (``row``: the row as it now is). Another entry's message
     stands (another person's change, or an earlier burst)."""
     prefix = f"{kind}:{event.plan_id}:{event.entity_id}:h"
-    current = str((row or {}).get("current") or "")
+    current = str((row or {}).get(_FIELD[kind]) or "")
     undone = []
     for n in persistence.unsent_notifications(session=s, plan_id=event.plan_id, kind=kind):
         found = _chain_id(n.dedup_key, prefix)
@@ -292,7 +307,7 @@ def _withdraw_undone(
             continue
         change_id, number = found
         if number:
-            if row is None or current == n.payload.get("was"):
+            if row is None or _same_news(kind, current, n.payload.get("was")):
                 undone.append(n.id)
             continue
         entry = persistence.get_change(session=s, plan_id=event.plan_id, change_id=change_id)
@@ -304,19 +319,20 @@ def _withdraw_undone(
 def _typed_back_after_sent(
     s: Session,
     event: KeyResultValueChanged | RiskSeverityChanged,
+    kind: str,
     links: Links,
     settle: timedelta,
     entry: persistence.HistoryRecord | None,
     row: dict[str, Any],
 ) -> int:
-    """A value typed back to where it was before its burst (its history entry gone) after
-    the burst's message was sent: the newest entry told of, if nothing was entered after it,
-    gets its correction."""
-    prefix = f"{KR_MOVED}:{event.plan_id}:{event.entity_id}:h"
+    """A value or severity typed back to where it was before its burst (its history entry
+    gone) after the burst's message was sent: the newest entry told of, if nothing was
+    entered after it, gets its correction."""
+    prefix = f"{kind}:{event.plan_id}:{event.entity_id}:h"
     told = [
         found[0]
         for n in persistence.notifications_keyed(
-            session=s, plan_id=event.plan_id, kind=KR_MOVED, prefix=prefix
+            session=s, plan_id=event.plan_id, kind=kind, prefix=prefix
         )
         if not n.untried and (found := _chain_id(n.dedup_key, prefix)) is not None
     ]
@@ -331,13 +347,14 @@ def _typed_back_after_sent(
     queued = 0
     for person in owners(s, event.plan_id):
         if not _is_author(s, event, person):
-            queued += _correction(s, event, links, settle, person, chain, row, by) or 0
+            queued += _correction(s, event, kind, links, settle, person, chain, row, by) or 0
     return queued
 
 
 def _correction(
     s: Session,
     event: KeyResultValueChanged | RiskSeverityChanged,
+    kind: str,
     links: Links,
     settle: timedelta,
     person: Person,
@@ -345,17 +362,18 @@ def _correction(
     row: dict[str, Any],
     by: str | None,
 ) -> int | None:
-    """A key result's value typed on by the same person (folded into the history entry
-    ``chain``) after ``person`` was sent its message: a correction, from what they were last
-    sent to the value as it now is, "back to" when that is where the burst started. Keyed by
-    the entry and how many of its messages were sent: waiting, it is refreshed like the
-    first, and typed back to what was sent it is withdrawn (``_withdraw_undone``); once
-    sent, the next change makes the next. None when nothing was sent to ``person`` yet."""
-    prefix = f"{KR_MOVED}:{event.plan_id}:{event.entity_id}:h"
+    """A key result's value or a risk's severity typed on by the same person (folded into
+    the history entry ``chain``) after ``person`` was sent its message: a correction, from
+    what they were last sent to the field as it now is ("back to" when that is where the
+    burst started; a risk no longer high, or high again). Keyed by the entry and how many of
+    its messages were sent: waiting, it is refreshed like the first, and typed back to what
+    was sent it is withdrawn (``_withdraw_undone``); once sent, the next change makes the
+    next. None when nothing was sent to ``person`` yet."""
+    prefix = f"{kind}:{event.plan_id}:{event.entity_id}:h"
     sent = [
         n
         for n in persistence.notifications_keyed(
-            session=s, plan_id=event.plan_id, kind=KR_MOVED, prefix=f"{prefix}{chain}"
+            session=s, plan_id=event.plan_id, kind=kind, prefix=f"{prefix}{chain}"
         )
         if n.recipient_email == person.email
         and not n.untried
@@ -364,20 +382,30 @@ def _correction(
     if not sent:
         return None
     was, start = str(sent[-1].payload.get("new") or ""), str(sent[0].payload.get("old") or "")
-    current = str(row.get("current") or "")
-    if current == was:
+    current = str(row.get(_FIELD[kind]) or "")
+    if _same_news(kind, current, was):
         return 0
     back = current == start
-    payload = plan_payload(s, event.plan_id, links, person, kind=KR_MOVED, by=by)
+    payload = plan_payload(s, event.plan_id, links, person, kind=kind, by=by)
     payload.update(
         old=start, new=current, was=was, back=back, section=" › ".join(row.get("section") or [])
     )
-    payload.update({k: row.get(k) or "" for k in ("metric", "baseline", "target", "unit")})
-    now = f"back to {current or '(empty)'}" if back else f"now {current or '(empty)'}"
-    what = f"Key result corrected: {short(payload['metric'], 60)}: {now} (was {was or '(empty)'})"
+    payload.update({k: row.get(k) or "" for k in _DETAILS[kind]})
+    if kind == KR_MOVED:
+        now = f"back to {current or '(empty)'}" if back else f"now {current or '(empty)'}"
+        what = (
+            f"Key result corrected: {short(payload['metric'], 60)}: {now} (was {was or '(empty)'})"
+        )
+    else:
+        payload["high"] = high(current)
+        risk = short(payload["risk"], 60)
+        now = f"(now {current or '(empty)'})"
+        what = (
+            f"Risk high again: {risk}" if payload["high"] else f"Risk no longer high: {risk} {now}"
+        )
     subject = f"[{payload['plan_title']}] {what}"
     identity = f"h{chain}.{len(sent)}"
-    return _queue(s, KR_MOVED, event, person, subject, payload, identity, settle)
+    return _queue(s, kind, event, person, subject, payload, identity, settle)
 
 
 def _queue(

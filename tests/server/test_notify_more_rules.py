@@ -505,6 +505,142 @@ def test_a_value_typed_on_or_back_after_it_was_sent_is_corrected_once(
         srv.stop()
 
 
+def test_a_rebuild_sends_nothing_again(
+    database: Database,
+    tmp_path: Path,
+    inbox: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    """Robin moves a key result from 40 to 45 and raises a risk to high; both are sent. The
+    plan is rebuilt from its log (its commitment history written anew), then Robin, within the
+    minute that folds her keys into the same entries, types the value to 4 and back to 45 and
+    the severity again: the owners were told all that, and get nothing more."""
+    box, port = inbox
+    srv = mail_server(tmp_path, database, port, TANDEM_NOTIFY_SETTLE_SECONDS="2").start()
+    try:
+        plan = Plan(srv)
+        with_robin(plan)
+
+        def row0() -> tuple[str, str]:
+            kr = plan.owner.get(f"/api/plans/{plan.id}/key-results").json()["key_results"]
+            risks = plan.owner.get(f"/api/plans/{plan.id}/risks").json()["risks"]
+            return str(kr[0]["current"]), str(risks[0]["severity"])
+
+        async def olive_sets() -> None:
+            async with connect(srv.ws, plan.id, plan.token) as (doc, _):
+                type_into(doc, cell(doc, 1, 0, 3), "40")
+                type_into(doc, cell(doc, 2, 0, 1), "medium")
+
+        anyio.run(olive_sets)
+        poll(lambda: row0() == ("40", "medium"))
+        fence = "[Rollout <b>] Key result moved: e.g. Time to first value: 7"
+
+        def other_plan() -> None:
+            r = plan.owner.post(
+                "/api/plans",
+                json={"title": "Other", "customer": "Beta", "template": "onboarding-roadmap"},
+            )
+            assert r.status_code == 201, r.text
+            url = f"/api/plans/{r.json()['id']}/history"
+            poll(lambda: plan.owner.get(url).json()["events"])
+
+        async def robin_edits() -> None:
+            async with connect(srv.ws, plan.id, srv.create_token(ROBIN)) as (doc, _):
+                value = cell(doc, 1, 0, 3).children[0]
+                del value[1:2]  # 40 -> 4 -> 45
+                value.insert(1, "5")
+                type_into(doc, cell(doc, 2, 0, 1), "High")
+                await arrived(box, OWNER, 2)
+                # History written since in another plan: new entries cannot take the old ids.
+                await anyio.to_thread.run_sync(other_plan)
+                done = await anyio.to_thread.run_sync(lambda: srv.cli("plans", "rebuild", plan.id))
+                assert done.returncode == 0, done.stderr
+                del value[1:2]  # 45 -> 4 -> 45: what the owners were sent
+                value.insert(1, "5")
+                type_into(doc, cell(doc, 2, 0, 1), "High")
+                await anyio.to_thread.run_sync(lambda: poll(lambda: row0() == ("45", "High")))
+                # Then the second key result moves: its message is due after any other.
+                type_into(doc, cell(doc, 1, 1, 3), "7")
+                await anyio.to_thread.run_sync(
+                    lambda: poll(lambda: fence in [subject(m) for m in box.to(OWNER)])
+                )
+
+        anyio.run(robin_edits)
+        assert sorted(subject(m) for m in box.to(OWNER)) == [
+            fence,
+            "[Rollout <b>] Key result moved: e.g. Weekly active users: 45",
+            "[Rollout <b>] Risk raised to high: e.g. Key people not available for training",
+        ]
+        done = srv.cli("notifications", "run")
+        assert done.returncode == 0, done.stderr
+        assert len(box.to(OWNER)) == 3
+        assert [n["state"] for n in plan.notifications()] == ["sent"] * 3
+    finally:
+        srv.stop()
+
+
+def test_a_risk_lowered_after_it_was_sent_is_corrected(
+    database: Database,
+    tmp_path: Path,
+    inbox: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    """Robin raises a risk from medium to high; once that is sent, she types it back to
+    medium within the minute that folds her keys into the same history entry: the owners
+    are told it is no longer high. Typed to high again and to low before that is sent, the
+    owners hear nothing more (it is still not high)."""
+    box, port = inbox
+    srv = mail_server(tmp_path, database, port, TANDEM_NOTIFY_SETTLE_SECONDS="6").start()
+    try:
+        plan = Plan(srv)
+        with_robin(plan)
+
+        def severity() -> str:
+            return str(plan.owner.get(f"/api/plans/{plan.id}/risks").json()["risks"][0]["severity"])
+
+        async def olive_sets() -> None:
+            async with connect(srv.ws, plan.id, plan.token) as (doc, _):
+                type_into(doc, cell(doc, 2, 0, 1), "medium")
+
+        anyio.run(olive_sets)
+        poll(lambda: severity() == "medium")
+        fence = "[Rollout <b>] Key result moved: e.g. Time to first value: 7"
+
+        async def wait(check: Any) -> None:
+            await anyio.to_thread.run_sync(lambda: poll(check))
+
+        async def robin_edits() -> None:
+            async with connect(srv.ws, plan.id, srv.create_token(ROBIN)) as (doc, _):
+                type_into(doc, cell(doc, 2, 0, 1), "High")
+                await arrived(box, OWNER)
+                type_into(doc, cell(doc, 2, 0, 1), "medium")
+                await arrived(box, OWNER, 2)
+                # High again, and low before that is sent: nothing to tell.
+                type_into(doc, cell(doc, 2, 0, 1), "high")
+                await wait(lambda: [n["state"] for n in plan.notifications()][0] == "queued")
+                type_into(doc, cell(doc, 2, 0, 1), "low")
+                await wait(lambda: len(plan.notifications()) == 2 and severity() == "low")
+                # Then a key result moves: its message is due after any other.
+                type_into(doc, cell(doc, 1, 1, 3), "7")
+                await wait(lambda: fence in [subject(m) for m in box.to(OWNER)])
+
+        anyio.run(robin_edits)
+        mails = box.to(OWNER)
+        risk = "e.g. Key people not available for training"
+        assert [subject(m) for m in mails] == [
+            f"[Rollout <b>] Risk raised to high: {risk}",
+            f"[Rollout <b>] Risk no longer high: {risk} (now medium)",
+            fence,
+        ]
+        text, html = parts(mails[1])
+        assert "changed again after we wrote to you: it is no longer high" in text
+        assert "(now medium, was High):" in text and f"  {risk}" in text
+        assert "Changed by Robin <i>." in text and "Raised by" not in text
+        assert "<h1>Risk no longer high</h1>" in html and "Changed by Robin &lt;i&gt;." in html
+        assert "(now <strong>medium</strong>, was High)" in html
+        poll(lambda: [n["state"] for n in plan.notifications()] == ["sent"] * 3)
+    finally:
+        srv.stop()
+
+
 def run_twice(srv: Server, at: str) -> list[str]:
     """Two `tandem notifications run --at` processes at one moment: the lines they queued."""
     procs = [

@@ -48,9 +48,10 @@ def test_which_row_and_mention_events_may_notify() -> None:
     assert wanted(event(KeyResultValueChanged, new="120"))
     # Raised to high, however it is written; whether it was raised is the history's to say.
     assert wanted(event(RiskSeverityChanged, new=" High "))
-    assert not wanted(event(RiskSeverityChanged, new="medium"))
     # Lowered from high: a message about it raised may still be waiting, to be withdrawn.
     assert wanted(replace(event(RiskSeverityChanged, new="medium"), old="High"))
+    # Typed on below high, key by key: a correction waiting says where it ended.
+    assert wanted(replace(event(RiskSeverityChanged, new="me"), old="m"))
     mention = {"ref": "contact:r1", "anchor": "", "count": 1}
     assert wanted(replace(event(Mentioned, new=mention), entity_id="contact:r1"))
     assert wanted(replace(event(Mentioned, new=mention), entity_id="user:3"))
