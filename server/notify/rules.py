@@ -12,8 +12,9 @@
 
 Nothing goes to the person whose change it was. Each notification's key is the event's identity
 (kind, plan, entity, the logged update that made the change or the mention's identity,
-recipient): the same event published again (a rebuild, a restart, a second process) queues
-nothing. A key result's value and a risk's severity are typed key by key: their key is the
+recipient): the same event published again (a restart, a second process) queues nothing,
+and a rebuild gives history entries back their ids (``persistence.write_projection``).
+A key result's value and a risk's severity are typed key by key: their key is the
 commitment-history entry the keystrokes are folded into, and only the event of its last
 update queues (the earlier ones of a burst find a later update folded in, and step aside).
 Typed back before it is sent (the entry gone, or no longer a move or a raise), its message
