@@ -182,6 +182,30 @@ def type_into(doc: Doc, paragraph: XmlElement, value: str) -> None:
         text.insert(i, ch)
 
 
+def first_row(plan: Plan) -> tuple[str, str]:
+    """The first key result's current value and the first risk's severity."""
+    krs = plan.owner.get(f"/api/plans/{plan.id}/key-results").json()["key_results"]
+    risks = plan.owner.get(f"/api/plans/{plan.id}/risks").json()["risks"]
+    return str(krs[0]["current"]), str(risks[0]["severity"])
+
+
+def olive_sets(srv: Server, plan: Plan, value: str = "40", severity: str = "medium") -> None:
+    """Olive's own values to start from (nothing goes to her for her own changes)."""
+
+    async def typing() -> None:
+        async with connect(srv.ws, plan.id, plan.token) as (doc, _):
+            type_into(doc, cell(doc, 1, 0, 3), value)
+            type_into(doc, cell(doc, 2, 0, 1), severity)
+
+    anyio.run(typing)
+    poll(lambda: first_row(plan) == (value, severity))
+
+
+async def wait(check: Any) -> None:
+    """``poll`` from inside a test's event loop."""
+    await anyio.to_thread.run_sync(lambda: poll(check))
+
+
 def test_key_result_moved_and_risk_raised_to_high_reach_the_owners_once(
     database: Database,
     tmp_path: Path,
@@ -276,27 +300,13 @@ def test_a_value_typed_back_before_it_is_sent_sends_nothing(
         sam = "sam@customer.example"
         invite_and_join(srv, plan.owner, plan.id, sam, "Sam Lee", "editor", "customer")
 
-        def rows(table: str) -> list[dict[str, Any]]:
-            return plan.owner.get(f"/api/plans/{plan.id}/{table}").json()[table.replace("-", "_")]
-
         def row0() -> tuple[str, str]:
-            """The first key result's current value and the first risk's severity."""
-            return str(rows("key-results")[0]["current"]), str(rows("risks")[0]["severity"])
+            return first_row(plan)
 
         def subjects() -> list[str]:
             return sorted(subject(m) for m in box.to(OWNER))
 
-        async def wait(check: Any) -> None:
-            await anyio.to_thread.run_sync(lambda: poll(check))
-
-        # Olive's own values to start from (nothing to her for her own changes).
-        async def olive_sets() -> None:
-            async with connect(srv.ws, plan.id, plan.token) as (doc, _):
-                type_into(doc, cell(doc, 1, 0, 3), "40")
-                type_into(doc, cell(doc, 2, 0, 1), "medium")
-
-        anyio.run(olive_sets)
-        poll(lambda: row0() == ("40", "medium"))
+        olive_sets(srv, plan)
         moved = "[Rollout <b>] Key result moved: e.g. Weekly active users: "
 
         async def robin_types_back() -> None:
@@ -452,15 +462,7 @@ def test_a_value_typed_on_or_back_after_it_was_sent_is_corrected_once(
             rows = plan.owner.get(f"/api/plans/{plan.id}/key-results").json()["key_results"]
             return str(rows[0]["current"])
 
-        async def olive_sets() -> None:
-            async with connect(srv.ws, plan.id, plan.token) as (doc, _):
-                type_into(doc, cell(doc, 1, 0, 3), "40")
-
-        async def wait(check: Any) -> None:
-            await anyio.to_thread.run_sync(lambda: poll(check))
-
-        anyio.run(olive_sets)
-        poll(lambda: current() == "40")
+        olive_sets(srv, plan)
         fence = "[Rollout <b>] Key result moved: e.g. Time to first value: 7"
 
         async def robin_edits() -> None:
@@ -521,17 +523,9 @@ def test_a_rebuild_sends_nothing_again(
         with_robin(plan)
 
         def row0() -> tuple[str, str]:
-            kr = plan.owner.get(f"/api/plans/{plan.id}/key-results").json()["key_results"]
-            risks = plan.owner.get(f"/api/plans/{plan.id}/risks").json()["risks"]
-            return str(kr[0]["current"]), str(risks[0]["severity"])
+            return first_row(plan)
 
-        async def olive_sets() -> None:
-            async with connect(srv.ws, plan.id, plan.token) as (doc, _):
-                type_into(doc, cell(doc, 1, 0, 3), "40")
-                type_into(doc, cell(doc, 2, 0, 1), "medium")
-
-        anyio.run(olive_sets)
-        poll(lambda: row0() == ("40", "medium"))
+        olive_sets(srv, plan)
         fence = "[Rollout <b>] Key result moved: e.g. Time to first value: 7"
 
         def other_plan() -> None:
@@ -597,16 +591,8 @@ def test_a_risk_lowered_after_it_was_sent_is_corrected(
         def severity() -> str:
             return str(plan.owner.get(f"/api/plans/{plan.id}/risks").json()["risks"][0]["severity"])
 
-        async def olive_sets() -> None:
-            async with connect(srv.ws, plan.id, plan.token) as (doc, _):
-                type_into(doc, cell(doc, 2, 0, 1), "medium")
-
-        anyio.run(olive_sets)
-        poll(lambda: severity() == "medium")
+        olive_sets(srv, plan)
         fence = "[Rollout <b>] Key result moved: e.g. Time to first value: 7"
-
-        async def wait(check: Any) -> None:
-            await anyio.to_thread.run_sync(lambda: poll(check))
 
         async def robin_edits() -> None:
             async with connect(srv.ws, plan.id, srv.create_token(ROBIN)) as (doc, _):
