@@ -102,30 +102,30 @@ class Target:
 def check(url: object, allowed: Iterable[str] = (), resolve: Resolve = system_resolve) -> Target:
     """The target ``url`` names, if the server may call it; raises ``Refused`` otherwise."""
     if not isinstance(url, str) or not url.strip():
-        raise Refused("webhook_url must be a URL (https://...)")
+        raise Refused("Paste the webhook URL: it must be a URL (https://...)")
     url = url.strip()
     if len(url) > MAX_URL:
-        raise Refused(f"webhook_url is longer than {MAX_URL} characters")
+        raise Refused(f"The webhook URL is longer than {MAX_URL} characters")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise Refused("webhook_url is not a valid URL") from None
+        raise Refused("The webhook URL is not a valid URL") from None
     host = (parts.hostname or "").lower()
     if parts.scheme not in ("http", "https") or not host:
-        raise Refused("webhook_url must be an https:// URL")
+        raise Refused("The webhook URL must be an https:// URL")
     if parts.username is not None or parts.password is not None:
-        raise Refused("webhook_url must not carry a user name or password")
+        raise Refused("The webhook URL must not carry a user name or password")
     if any(c.isspace() or ord(c) < 32 for c in url):
-        raise Refused("webhook_url must not contain spaces or control characters")
+        raise Refused("The webhook URL must not contain spaces or control characters")
     listed = host in set(allowed)
     if parts.scheme != "https" and not listed:
-        raise Refused("webhook_url must use https")
+        raise Refused("The webhook URL must use https")
     port = port or (443 if parts.scheme == "https" else 80)
     try:
         addresses = resolve(host, port)
     except (OSError, UnicodeError):
-        raise Refused(f"the webhook's host {host} could not be resolved") from None
+        raise Refused(f"The webhook's host {host} could not be resolved") from None
     checked: list[IP] = []
     for a in addresses:
         try:
@@ -133,13 +133,13 @@ def check(url: object, allowed: Iterable[str] = (), resolve: Resolve = system_re
         except ValueError:
             continue
     if not checked:
-        raise Refused(f"the webhook's host {host} could not be resolved")
+        raise Refused(f"The webhook's host {host} could not be resolved")
     if not listed:
         for ip in checked:
             why = refusal(ip)
             if why is not None:
                 raise Refused(
-                    f"the webhook's host {host} resolves to {ip}, {why}; the server does not "
+                    f"The webhook's host {host} resolves to {ip}, {why}; the server does not "
                     "call into private networks"
                 )
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

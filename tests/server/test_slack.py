@@ -217,7 +217,8 @@ def test_owners_set_a_webhook_and_unsafe_urls_are_refused(
     refused("https://169.254.169.254/latest/meta-data", "link-local")
     refused("not a url", "https")
     r = plan.owner.put(path, json={})
-    assert r.status_code == 400 and "webhook_url" in r.json()["error"]
+    assert r.status_code == 400 and "webhook URL" in r.json()["error"]
+    assert r.json()["field"] == "webhook_url"
     assert plan.owner.get(path).json()["configured"] is False
 
     # The listed host, over http: kept, and never shown in full again.
