@@ -40,7 +40,7 @@ from server.live import Close
 from server.plan import ApiError
 
 from .cookies import read_visit
-from .responses import credentials, login_redirect, render, services
+from .responses import credentials, error_page, login_redirect, services
 
 log = logging.getLogger(__name__)
 
@@ -190,10 +190,10 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
-def _refuse(request: Request, status: int, message: str) -> Response:
+async def _refuse(request: Request, status: int, message: str) -> Response:
     if _is_api(request):
         raise ApiError(status, message)
-    return render(request, "error.html", {"message": message}, status)
+    return await error_page(request, message, status)
 
 
 async def _csrf_ok(request: Request, identity: Identity) -> bool:
@@ -256,7 +256,7 @@ def same_site_post(request: Request) -> bool:
 async def _guard_http(rule_: Rule, fn: Endpoint, request: Request, on_archived: bool) -> Any:
     if not same_site_post(request):
         log.warning("refused a cross-site %s to %s", request.method, request.url.path)
-        return _refuse(request, 403, "refused: this form was sent from another site")
+        return await _refuse(request, 403, "refused: this form was sent from another site")
     if rule_ is Rule.PUBLIC:
         return await fn(request)
     plan_id = request.path_params.get("plan_id")
@@ -270,8 +270,10 @@ async def _guard_http(rule_: Rule, fn: Endpoint, request: Request, on_archived: 
             return login_redirect(request)
         if not allowed(rule_, identity):
             if rule_ is Rule.STAFF:
-                return _refuse(request, 403, "only workspace staff can do this; guests cannot")
-            return _refuse(request, 403, "only the workspace owner can do this")
+                return await _refuse(
+                    request, 403, "only workspace staff can do this; guests cannot"
+                )
+            return await _refuse(request, 403, "only the workspace owner can do this")
     else:
         identity, known = await plan_caller(request, plan_id)
         if identity is None:
@@ -283,37 +285,39 @@ async def _guard_http(rule_: Rule, fn: Endpoint, request: Request, on_archived: 
                     )
                 if _visited(request, plan_id):
                     # A link visitor has no account: a sign-in page would be a dead end.
-                    return _refuse(request, 403, LINK_GONE)
+                    return await _refuse(request, 403, LINK_GONE)
                 return login_redirect(request)
             # Not a member: the same answer as for a plan that does not exist.
-            return _refuse(request, 404, f"no plan with id {plan_id!r}")
+            return await _refuse(request, 404, f"no plan with id {plan_id!r}")
         plan = await services(request).store.run(
             lambda s: persistence.get_plan(session=s, plan_id=plan_id)
         )
         if plan is None:
-            return _refuse(request, 404, f"no plan with id {plan_id!r}")
+            return await _refuse(request, 404, f"no plan with id {plan_id!r}")
         request.state.plan = plan
         if not allowed(rule_, identity):
             if rule_ is Rule.PLAN_VENDOR:
                 # A member on the customer side, or a link visitor: they know the plan, so say
                 # why rather than that it does not exist (the status stays 404, as before).
-                return _refuse(
+                return await _refuse(
                     request, 404, "The internal account plan is for the vendor team only."
                 )
             if rule_ is Rule.PLAN_HISTORY:
-                return _refuse(request, 403, HISTORY_REFUSED)
+                return await _refuse(request, 403, HISTORY_REFUSED)
             if rule_ is Rule.PLAN_MEMBER:
-                return _refuse(request, 403, "only the plan's members with an account can do this")
+                return await _refuse(
+                    request, 403, "only the plan's members with an account can do this"
+                )
             if rule_ is Rule.PLAN_EDIT:
-                return _refuse(request, 403, EDIT_REFUSED)
-            return _refuse(request, 403, "only the plan's owners can do this")
+                return await _refuse(request, 403, EDIT_REFUSED)
+            return await _refuse(request, 403, "only the plan's owners can do this")
     if not await _csrf_ok(request, identity):
-        return _refuse(request, 403, "missing or wrong CSRF token (X-CSRF-Token header)")
+        return await _refuse(request, 403, "missing or wrong CSRF token (X-CSRF-Token header)")
     plan = getattr(request.state, "plan", None)
     if plan is not None and plan.archived:
         identity = archived_view(identity)
         if request.method not in ("GET", "HEAD", "OPTIONS") and not on_archived:
-            return _refuse(request, 409, ARCHIVED_MESSAGE)
+            return await _refuse(request, 409, ARCHIVED_MESSAGE)
     request.state.identity = identity
     return await fn(request)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -25,6 +26,8 @@ TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 STATIC = Path(__file__).resolve().parents[2] / "web" / "dist"
 
 # Colours for people's carets and avatars: distinct, readable on white.
+log = logging.getLogger(__name__)
+
 PALETTE = ["#d9480f", "#1971c2", "#2f9e44", "#9c36b5", "#e8590c", "#0c8599", "#c2255c", "#5f3dc4"]
 
 
@@ -119,6 +122,21 @@ def make_templates(manifest: Manifest) -> Jinja2Templates:
     return templates
 
 
+async def error_page(request: Request, message: str, status: int) -> Response:
+    """The product's page for a refusal or an unknown address, saying ``message``.
+
+    A signed-in person keeps their top bar (their plans, Notifications, Sign out) on it: where
+    no guard has said who is asking (no route matched, or the guard refused before it got
+    that far), the page asks."""
+    context: dict[str, Any] = {"message": message}
+    if getattr(request.state, "identity", None) is None:
+        try:
+            context["user"] = await services(request).auth.identify(credentials(request))
+        except Exception:  # the page still says what was wrong, whatever else is
+            log.warning("identifying the caller of a %d page failed", status, exc_info=True)
+    return render(request, "error.html", context, status)
+
+
 async def http_error_response(request: Request, exc: Exception) -> Response:
     """Starlette's own errors (no such route, wrong method) as a page, or JSON under /api/."""
     assert isinstance(exc, HTTPException)
@@ -130,7 +148,7 @@ async def http_error_response(request: Request, exc: Exception) -> Response:
         message = str(exc.detail)
     if request.url.path.startswith("/api/"):
         return JSONResponse({"error": message}, exc.status_code, headers=exc.headers)
-    response = render(request, "error.html", {"message": message}, exc.status_code)
+    response = await error_page(request, message, exc.status_code)
     for key, value in (exc.headers or {}).items():
         response.headers[key] = value
     return response

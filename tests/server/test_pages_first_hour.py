@@ -19,6 +19,10 @@ def test_unknown_addresses_get_a_styled_page_and_api_json(world: World) -> None:
         assert "text/html" in r.headers["content-type"], path
         assert "There is no page at this address." in r.text
         assert re.search(r'href="/static/app-\w+\.css"', r.text), path  # the product's page, styled
+    # Signed in, the page keeps the person's top bar; signed out, it has none.
+    assert "Sign out" in r.text and "Olive Owner" in r.text and "/settings/notifications" in r.text
+    anon = world.callers["anonymous"].client.get("/nowhere")
+    assert anon.status_code == 404 and "Sign out" not in anon.text
     r = c.get("/api/nowhere")
     assert r.status_code == 404 and r.json() == {"error": "There is no page at this address."}
     r = c.delete("/login")
@@ -43,9 +47,11 @@ def test_a_customer_member_is_told_the_internal_plan_is_the_vendors(world: World
     r = world.callers["customer_member"].client.get(f"/plans/{world.plan}/internal")
     assert r.status_code == 404
     assert "for the vendor team only" in r.text and "no plan with id" not in r.text
+    assert "Sign out" in r.text  # refused, still signed in: the top bar stays
     # Someone with no part in the plan still learns nothing about it.
     r = world.callers["wrong_plan"].client.get(f"/plans/{world.plan}/internal")
     assert r.status_code == 404 and "no plan with id" in r.text
+    assert "Sign out" in r.text and "Shared plan" not in r.text
 
 
 def test_a_revoked_links_visitor_is_told_so_not_sent_to_sign_in(world: World) -> None:
