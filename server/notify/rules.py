@@ -240,22 +240,21 @@ def _row_changed(
         return 0
     # No longer news (a risk raised and lowered again): only a correction, if it was sent.
     notable = _notable(kind, entry)
+    sent = _sent(s, event, kind, entry.id)
     by = name_of(s, event.author_id)
     queued = 0
     for person in owners(s, event.plan_id):
         if _is_author(s, event, person):
             continue
-        corrected = _correction(s, event, kind, links, settle, person, entry.id, row, by)
-        if corrected is not None:
-            queued += corrected
+        if person.email in sent:
+            mine = sent[person.email]
+            queued += _correction(s, event, kind, links, settle, person, entry.id, mine, row, by)
             continue
         if not notable:
             continue
-        payload = plan_payload(s, event.plan_id, links, person, kind=kind, by=by)
-        payload.update(
-            old=entry.old or "", new=entry.new or "", section=" › ".join(row.get("section") or [])
+        payload = _row_payload(
+            s, event, kind, links, person, by, row, old=entry.old or "", new=entry.new or ""
         )
-        payload.update({k: row.get(k) or "" for k in _DETAILS[kind]})
         if is_kr:
             what = f"Key result moved: {short(payload['metric'], 60)}: {payload['new']}"
         else:
@@ -280,6 +279,44 @@ def _same_news(kind: str, a: object, b: object) -> bool:
     return high(a) == high(b)
 
 
+def _prefix(kind: str, event: KeyResultValueChanged | RiskSeverityChanged) -> str:
+    """How the keys of a row's messages of ``kind`` begin; ``h<entry id>`` follows."""
+    return f"{kind}:{event.plan_id}:{event.entity_id}:h"
+
+
+def _row_payload(
+    s: Session,
+    event: KeyResultValueChanged | RiskSeverityChanged,
+    kind: str,
+    links: Links,
+    person: Person,
+    by: str | None,
+    row: dict[str, Any],
+    **values: object,
+) -> dict[str, Any]:
+    """What a message about the row to ``person`` is rendered from: the plan, the row's
+    section and details, and ``values`` (old, new and, for a correction, what was sent)."""
+    payload = plan_payload(s, event.plan_id, links, person, kind=kind, by=by)
+    payload.update(values, section=" › ".join(row.get("section") or []))
+    payload.update({k: row.get(k) or "" for k in _DETAILS[kind]})
+    return payload
+
+
+def _sent(
+    s: Session, event: KeyResultValueChanged | RiskSeverityChanged, kind: str, chain: int
+) -> dict[str, list[persistence.NotificationRecord]]:
+    """The messages about history entry ``chain`` that were tried, by recipient, oldest
+    first: the first, then each correction."""
+    prefix = _prefix(kind, event)
+    out: dict[str, list[persistence.NotificationRecord]] = {}
+    for n in persistence.notifications_keyed(
+        session=s, plan_id=event.plan_id, kind=kind, prefix=f"{prefix}{chain}"
+    ):
+        if not n.untried and (_chain_id(n.dedup_key, prefix) or (None,))[0] == chain:
+            out.setdefault(n.recipient_email, []).append(n)
+    return out
+
+
 def _chain_id(dedup_key: str, prefix: str) -> tuple[int, int] | None:
     """(history entry id, correction number: 0 for the first message) from a message's key,
     None when the key is not one of the row's."""
@@ -299,7 +336,7 @@ def _withdraw_undone(
     typed back since: gone, or no longer news; and the corrections still waiting whose value
     was typed back to what was sent (``row``: the row as it now is). Another entry's message
     stands (another person's change, or an earlier burst)."""
-    prefix = f"{kind}:{event.plan_id}:{event.entity_id}:h"
+    prefix = _prefix(kind, event)
     current = str((row or {}).get(_FIELD[kind]) or "")
     undone = []
     for n in persistence.unsent_notifications(session=s, plan_id=event.plan_id, kind=kind):
@@ -329,7 +366,7 @@ def _typed_back_after_sent(
     """A value or severity typed back to where it was before its burst (its history entry
     gone) after the burst's message was sent: the newest entry told of, if nothing was
     entered after it, gets its correction."""
-    prefix = f"{kind}:{event.plan_id}:{event.entity_id}:h"
+    prefix = _prefix(kind, event)
     told = [
         found[0]
         for n in persistence.notifications_keyed(
@@ -344,11 +381,13 @@ def _typed_back_after_sent(
         return 0  # entered again since (its own message tells of it)
     if persistence.get_change(session=s, plan_id=event.plan_id, change_id=chain) is not None:
         return 0  # still there: not typed back, a later update's event will see to it
+    sent = _sent(s, event, kind, chain)
     by = name_of(s, event.author_id)
     queued = 0
     for person in owners(s, event.plan_id):
-        if not _is_author(s, event, person):
-            queued += _correction(s, event, kind, links, settle, person, chain, row, by) or 0
+        if person.email in sent and not _is_author(s, event, person):
+            mine = sent[person.email]
+            queued += _correction(s, event, kind, links, settle, person, chain, mine, row, by)
     return queued
 
 
@@ -360,38 +399,25 @@ def _correction(
     settle: timedelta,
     person: Person,
     chain: int,
+    told: list[persistence.NotificationRecord],
     row: dict[str, Any],
     by: str | None,
-) -> int | None:
+) -> int:
     """A key result's value or a risk's severity typed on by the same person (folded into
     the history entry ``chain``) after ``person`` was sent its message: a correction, from
     what they were last sent to the field as it now is ("back to" when that is where the
     burst started; a risk no longer high, or high again). Keyed by the entry and how many of
-    its messages were sent: waiting, it is refreshed like the first, and typed back to what
-    was sent it is withdrawn (``_withdraw_undone``); once sent, the next change makes the
-    next. None when nothing was sent to ``person`` yet."""
-    prefix = f"{kind}:{event.plan_id}:{event.entity_id}:h"
-    sent = [
-        n
-        for n in persistence.notifications_keyed(
-            session=s, plan_id=event.plan_id, kind=kind, prefix=f"{prefix}{chain}"
-        )
-        if n.recipient_email == person.email
-        and not n.untried
-        and (_chain_id(n.dedup_key, prefix) or (None,))[0] == chain
-    ]
-    if not sent:
-        return None
-    was, start = str(sent[-1].payload.get("new") or ""), str(sent[0].payload.get("old") or "")
+    its messages were sent to ``person`` (``told``, oldest first: ``_sent``): waiting, it is
+    refreshed like the first, and typed back to what was sent it is withdrawn
+    (``_withdraw_undone``); once sent, the next change makes the next."""
+    was, start = str(told[-1].payload.get("new") or ""), str(told[0].payload.get("old") or "")
     current = str(row.get(_FIELD[kind]) or "")
     if _same_news(kind, current, was):
         return 0
     back = current == start
-    payload = plan_payload(s, event.plan_id, links, person, kind=kind, by=by)
-    payload.update(
-        old=start, new=current, was=was, back=back, section=" › ".join(row.get("section") or [])
+    payload = _row_payload(
+        s, event, kind, links, person, by, row, old=start, new=current, was=was, back=back
     )
-    payload.update({k: row.get(k) or "" for k in _DETAILS[kind]})
     if kind == KR_MOVED:
         now = f"back to {current or '(empty)'}" if back else f"now {current or '(empty)'}"
         what = (
@@ -405,7 +431,7 @@ def _correction(
             f"Risk high again: {risk}" if payload["high"] else f"Risk no longer high: {risk} {now}"
         )
     subject = f"[{payload['plan_title']}] {what}"
-    identity = f"h{chain}.{len(sent)}"
+    identity = f"h{chain}.{len(told)}"
     return _queue(s, kind, event, person, subject, payload, identity, settle)
 
 
