@@ -93,21 +93,24 @@ def record_changes(
 
 
 def latest_change(
-    *, session: Session, plan_id: str, entity: str, entity_id: str, kind: str | None = None
+    *, session: Session, plan_id: str, entity: str, entity_id: str, kind: str
 ) -> HistoryRecord | None:
-    """The newest commitment-history entry of one entity (of ``kind``, None: any): what its
-    last changes were folded into (its ``update_id`` is the last update folded in, its ``id``
+    """The newest commitment-history entry of one entity of ``kind``: what its last changes
+    of that kind were folded into (its ``update_id`` is the last update folded in, its ``id``
     stays). One update may make entries of several kinds (a key result's value and its
-    target): the newest of any kind is then not the value's."""
-    q = select(HistoryEvent, User.name).outerjoin(User, User.id == HistoryEvent.author_id)
-    q = q.where(
-        HistoryEvent.plan_id == plan_id,
-        HistoryEvent.entity == entity,
-        HistoryEvent.entity_id == entity_id,
-    )
-    if kind is not None:
-        q = q.where(HistoryEvent.kind == kind)
-    row = session.execute(q.order_by(HistoryEvent.id.desc()).limit(1)).first()
+    target), so the newest of any kind would not be the value's."""
+    row = session.execute(
+        select(HistoryEvent, User.name)
+        .outerjoin(User, User.id == HistoryEvent.author_id)
+        .where(
+            HistoryEvent.plan_id == plan_id,
+            HistoryEvent.entity == entity,
+            HistoryEvent.entity_id == entity_id,
+            HistoryEvent.kind == kind,
+        )
+        .order_by(HistoryEvent.id.desc())
+        .limit(1)
+    ).first()
     if row is None:
         return None
     return _record(*row)
